@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian 12 machine (run as root or with sudo available):
+#   - build tools and C libraries from Debian's packages,
+#   - a real Apache Kafka 3.9 broker from Maven Central jars (cached in $KANON_CACHE),
+#   - a Python venv with fastavro/confluent-kafka/pytest for the interoperability tests.
+# Re-running it does nothing that is already done.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+CACHE=${KANON_CACHE:-$HOME/.cache/kanon}
+KAFKA_VERSION=3.9.1
+mkdir -p "$CACHE"
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+PKGS=(build-essential cmake pkg-config git ca-certificates
+	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev
+	kcat clang-format python3 python3-venv
+	default-jre-headless maven)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	$SUDO apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Kafka broker jars. The marker file is written last, so an interrupted download is redone.
+libs=$CACHE/kafka-$KAFKA_VERSION/libs
+if [ ! -f "$libs/.complete" ]; then
+	echo "setup: fetching Apache Kafka $KAFKA_VERSION jars into $libs"
+	rm -rf "$libs"
+	mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+		-Dkafka.version="$KAFKA_VERSION" -DoutputDirectory="$libs" -DincludeScope=runtime
+	ls "$libs"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null
+	touch "$libs/.complete"
+fi
+
+# Python tools used only by tests (an Avro reader that is not avro-c).
+venv=$CACHE/venv
+if [ ! -f "$venv/.complete" ]; then
+	echo "setup: creating $venv"
+	python3 -m venv "$venv"
+	"$venv/bin/pip" install -q --disable-pip-version-check fastavro pytest
+	touch "$venv/.complete"
+fi
+echo "setup: ok (cache $CACHE)"

@@ -1,0 +1,830 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yaml.h>
+
+#include "kn_alloc.h"
+#include "log.h"
+
+enum opt_type { O_STR, O_PATH, O_INT, O_DURATION, O_EPOCH, O_BOOL, O_PRF, O_DATE, O_DIGITS, O_LEVEL };
+
+struct opt {
+	const char *path;
+	enum opt_type type;
+	size_t off;
+	int64_t min, max; /* O_INT; O_DURATION/O_EPOCH in ms */
+	const char *def;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct kn_config, f)
+#define MIN_MS (60 * 1000LL)
+#define DAY_MS (24 * 3600 * 1000LL)
+
+/* The configuration, one row per scalar option. */
+static const struct opt table[] = {
+	{"kafka.brokers", O_STR, OFF(brokers), 0, 0, "127.0.0.1:39092",
+	 "bootstrap.servers for the consumer and the producer"},
+	{"kafka.group_id", O_STR, OFF(group_id), 0, 0, "kanon", "consumer group id"},
+	{"topics.output", O_STR, OFF(topic_output), 0, 0, "kanon.deid.v1",
+	 "de-identified events (DeidEvent, Confluent-framed Avro)"},
+	{"topics.dead_letter", O_STR, OFF(topic_dead_letter), 0, 0, "kanon.deadletter.v1",
+	 "rejected input: headers kanon.reason, kanon.detail, kanon.source.*"},
+	{"topics.deid_schema_id", O_INT, OFF(deid_schema_id), 0, INT32_MAX, "100",
+	 "schema id written in the framing of output records"},
+	{"keys.file", O_PATH, OFF(key_file), 0, 0, "/var/lib/kanon/master.key",
+	 "master key file from 'kanon keygen' (mode 0600 or stricter)"},
+	{"keys.prf", O_PRF, OFF(prf), 0, 0, "siphash",
+	 "siphash | hmac-sha256 | xxh3 (xxh3 is fast but not a cryptographic PRF)"},
+	{"keys.epoch", O_EPOCH, OFF(epoch_ms), MIN_MS, 366 * DAY_MS, "1d",
+	 "key epoch length; 'never' = one epoch, pseudonyms link across all time"},
+	{"keys.link_kinds", O_BOOL, OFF(link_kinds), 0, 0, "false",
+	 "true: one key for all identifier kinds (same value, same pseudonym)"},
+	{"pseudonymize.phone_region", O_DIGITS, OFF(phone_region), 1, 3, "86",
+	 "default country calling code for phone numbers without one"},
+	{"generalize.geohash_precision", O_INT, OFF(geohash_precision), 1, 7, "5",
+	 "geohash cell length (5 = ~4.9 x 4.9 km; 7 = ~153 m, the finest allowed)"},
+	{"generalize.ipv4_prefix", O_INT, OFF(ipv4_prefix), 0, 24, "24",
+	 "IPv4 prefix bits kept (at most 24)"},
+	{"generalize.ipv6_prefix", O_INT, OFF(ipv6_prefix), 0, 64, "48",
+	 "IPv6 prefix bits kept (at most 64)"},
+	{"generalize.time_bucket", O_DURATION, OFF(time_bucket_ms), MIN_MS, DAY_MS, "1h",
+	 "event time is emitted as the start of its bucket"},
+	{"validate.ts_min", O_DATE, OFF(ts_min_ms), 0, 0, "2000-01-01",
+	 "events before this date (UTC) are dead-lettered"},
+	{"validate.ts_max_future", O_DURATION, OFF(ts_max_future_ms), 0, 30 * DAY_MS, "1d",
+	 "events later than the Kafka message time (or now) plus this are dead-lettered"},
+	{"validate.max_field_bytes", O_INT, OFF(max_field_bytes), 64, 1 << 20, "4096",
+	 "a longer string in any mapped field dead-letters the record"},
+	{"dead_letter.include_payload", O_BOOL, OFF(dlq_include_payload), 0, 0, "false",
+	 "copy the raw (personal!) input into dead-letter records"},
+	{"run.batch_size", O_INT, OFF(batch_size), 1, 100000, "2000",
+	 "messages consumed per batch"},
+	{"run.commit_interval", O_DURATION, OFF(commit_interval_ms), 100, 3600 * 1000LL, "1s",
+	 "how often acknowledged input offsets are committed"},
+	{"run.max_in_flight", O_INT, OFF(max_in_flight), 1000, 10000000, "200000",
+	 "produced but unacknowledged records before consumption pauses"},
+	{"log.level", O_LEVEL, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
+};
+
+#define N_OPTS (sizeof(table) / sizeof(table[0]))
+
+struct ctx {
+	struct kn_config *c;
+	const char *file;
+	char *dir;
+	yaml_document_t *doc;
+	char *errstr;
+	size_t errsz;
+	bool seen[N_OPTS];
+};
+
+static int err_at(struct ctx *x, int line, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int err_at(struct ctx *x, int line, const char *key, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(x->errstr, x->errsz, "%s:%d: %s: %s", x->file, line, key, msg);
+	else
+		snprintf(x->errstr, x->errsz, "%s: %s: %s", line < 0 ? "--set" : x->file, key, msg);
+	return -EINVAL;
+}
+
+int kn_parse_duration(const char *s, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1}};
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || errno || v < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (!strcmp(end, units[i].unit)) {
+			if (v > INT64_MAX / units[i].ms)
+				return -EINVAL;
+			*ms = v * units[i].ms;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_date(const char *s, int64_t *ms)
+{
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+
+	if (!end || *end)
+		return -EINVAL;
+	*ms = (int64_t)timegm(&tm) * 1000;
+	return 0;
+}
+
+/* ${VAR} and ${VAR:-default}; anything else is copied. */
+static int expand_env(struct ctx *x, int line, const char *key, const char *in, char **out)
+{
+	size_t cap = strlen(in) + 1, n = 0;
+	char *buf = kn_malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (const char *p = in; *p;) {
+		const char *val = NULL, *close;
+		size_t vlen;
+		if (p[0] != '$' || p[1] != '{') {
+			buf[n++] = *p++;
+			continue;
+		}
+		close = strchr(p, '}');
+		if (!close) {
+			kn_free(buf);
+			return err_at(x, line, key, "unterminated ${ in '%s'", in);
+		}
+		char name[128] = "";
+		const char *def = NULL, *colon = strstr(p, ":-");
+		size_t nlen = (size_t)((colon && colon < close ? colon : close) - (p + 2));
+		if (nlen >= sizeof(name))
+			nlen = sizeof(name) - 1;
+		memcpy(name, p + 2, nlen);
+		if (colon && colon < close)
+			def = colon + 2;
+		val = getenv(name);
+		if (val && *val) {
+			vlen = strlen(val);
+		} else if (def) {
+			val = def;
+			vlen = (size_t)(close - def);
+		} else {
+			kn_free(buf);
+			return err_at(x, line, key, "environment variable %s is not set", name);
+		}
+		char *nb = kn_realloc(buf, cap += vlen);
+		if (!nb) {
+			kn_free(buf);
+			return -ENOMEM;
+		}
+		buf = nb;
+		memcpy(buf + n, val, vlen);
+		n += vlen;
+		p = close + 1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+static char *resolve_path(struct ctx *x, const char *v)
+{
+	if (v[0] == '/' || !x->dir)
+		return kn_strdup(v);
+	size_t n = strlen(x->dir) + strlen(v) + 2;
+	char *p = kn_malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", x->dir, v);
+	return p;
+}
+
+static int set_str(char **dst, char *v)
+{
+	kn_free(*dst);
+	*dst = v;
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Sets table row o from text raw (already env-expanded). Takes ownership of raw. */
+static int set_opt(struct ctx *x, const struct opt *o, char *raw, int line)
+{
+	void *dst = (char *)x->c + o->off;
+	int64_t v;
+	char *end;
+	enum kn_log_level lvl;
+
+	switch (o->type) {
+	case O_STR:
+		if (!*raw)
+			goto bad;
+		return set_str(dst, raw);
+	case O_PATH: {
+		char *p = resolve_path(x, raw);
+		kn_free(raw);
+		return p ? set_str(dst, p) : -ENOMEM;
+	}
+	case O_LEVEL:
+		if (kn_log_parse_level(raw, &lvl))
+			goto bad;
+		return set_str(dst, raw);
+	case O_DIGITS:
+		if (strlen(raw) < (size_t)o->min || strlen(raw) > (size_t)o->max ||
+		    strspn(raw, "0123456789") != strlen(raw) || raw[0] == '0')
+			goto bad;
+		return set_str(dst, raw);
+	case O_INT:
+		errno = 0;
+		v = strtoll(raw, &end, 10);
+		if (end == raw || *end || errno || v < o->min || v > o->max)
+			goto bad;
+		*(int64_t *)dst = v;
+		break;
+	case O_EPOCH:
+		if (!strcmp(raw, "never")) {
+			*(int64_t *)dst = 0;
+			break;
+		}
+		/* fall through */
+	case O_DURATION:
+		if (kn_parse_duration(raw, &v) || v < o->min || v > o->max)
+			goto bad;
+		*(int64_t *)dst = v;
+		break;
+	case O_BOOL:
+		if (parse_bool(raw, dst))
+			goto bad;
+		break;
+	case O_PRF:
+		if (kn_prf_parse(raw, dst))
+			goto bad;
+		break;
+	case O_DATE:
+		if (parse_date(raw, &v))
+			goto bad;
+		*(int64_t *)dst = v;
+		break;
+	}
+	kn_free(raw);
+	return 0;
+bad:;
+	static const char *what[] = {
+		[O_STR] = "must be a non-empty string",
+		[O_PATH] = "must be a path",
+		[O_INT] = "must be an integer in range",
+		[O_DURATION] = "must be a duration in range (250ms, 30s, 5m, 1h, 1d)",
+		[O_EPOCH] = "must be a duration in range or 'never'",
+		[O_BOOL] = "must be true or false",
+		[O_PRF] = "must be siphash, hmac-sha256 or xxh3",
+		[O_DATE] = "must be a date YYYY-MM-DD",
+		[O_DIGITS] = "must be a country calling code (1-3 digits, e.g. 86)",
+		[O_LEVEL] = "must be error, warn, info or debug",
+	};
+	if (o->type == O_INT)
+		err_at(x, line, o->path, "must be an integer %lld..%lld (got '%s')",
+		       (long long)o->min, (long long)o->max, raw);
+	else
+		err_at(x, line, o->path, "%s (got '%s')", what[o->type], raw);
+	kn_free(raw);
+	return -EINVAL;
+}
+
+static const struct opt *find_opt(const char *path)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (!strcmp(table[i].path, path))
+			return &table[i];
+	return NULL;
+}
+
+static int kv_put(struct kn_kv **arr, int *n, const char *key, char *value)
+{
+	for (int i = 0; i < *n; i++) {
+		if (!strcmp((*arr)[i].key, key)) {
+			kn_free((*arr)[i].value);
+			(*arr)[i].value = value;
+			return 0;
+		}
+	}
+	struct kn_kv *na = kn_realloc(*arr, sizeof(**arr) * (size_t)(*n + 1));
+	if (!na)
+		return -ENOMEM;
+	*arr = na;
+	na[*n].key = kn_strdup(key);
+	na[*n].value = value;
+	if (!na[*n].key)
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* Sets one dotted path from text. Used for the file and for --set. */
+static int set_path(struct ctx *x, const char *path, const char *text, int line)
+{
+	const struct opt *o = find_opt(path);
+	char *v;
+	int err = expand_env(x, line, path, text, &v);
+
+	if (err)
+		return err;
+	if (!strncmp(path, "kafka.consumer.", 15) || !strncmp(path, "kafka.producer.", 15)) {
+		bool cons = path[6] == 'c';
+		err = kv_put(cons ? &x->c->consumer : &x->c->producer,
+			     cons ? &x->c->n_consumer : &x->c->n_producer, path + 15, v);
+		if (err)
+			kn_free(v);
+		return err;
+	}
+	if (!o) {
+		kn_free(v);
+		return err_at(x, line, path, "unknown option (see 'kanon check --describe')");
+	}
+	x->seen[o - table] = true;
+	return set_opt(x, o, v, line);
+}
+
+static const char *scalar(yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int line_of(yaml_node_t *n)
+{
+	return (int)n->start_mark.line + 1;
+}
+
+static yaml_node_t *node(struct ctx *x, int i)
+{
+	return yaml_document_get_node(x->doc, i);
+}
+
+static int walk_map(struct ctx *x, yaml_node_t *m, const char *prefix);
+
+static int walk_value(struct ctx *x, const char *path, yaml_node_t *v)
+{
+	if (v->type == YAML_MAPPING_NODE)
+		return walk_map(x, v, path);
+	if (v->type != YAML_SCALAR_NODE)
+		return err_at(x, line_of(v), path, "expected a value or a mapping");
+	return set_path(x, path, scalar(v), line_of(v));
+}
+
+static int parse_inputs(struct ctx *x, yaml_node_t *seq);
+static int parse_schemas(struct ctx *x, yaml_node_t *seq);
+
+static int walk_map(struct ctx *x, yaml_node_t *m, const char *prefix)
+{
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *k = node(x, p->key), *v = node(x, p->value);
+		char path[256];
+		int err;
+		if (!scalar(k))
+			return err_at(x, line_of(k), prefix, "keys must be plain strings");
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", scalar(k));
+		if (!strcmp(path, "inputs"))
+			err = parse_inputs(x, v);
+		else if (!strcmp(path, "schemas"))
+			err = parse_schemas(x, v);
+		else
+			err = walk_value(x, path, v);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int parse_type(struct ctx *x, yaml_node_t *v, const char *key, enum kn_event_type *out)
+{
+	int t = scalar(v) ? kn_event_type_by_name(scalar(v)) : -1;
+
+	if (t < 0)
+		return err_at(x, line_of(v), key, "must be device, access or search");
+	*out = (enum kn_event_type)t;
+	return 0;
+}
+
+static int parse_inputs(struct ctx *x, yaml_node_t *seq)
+{
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return err_at(x, line_of(seq), "inputs", "expected a list of {topic, type}");
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *m = node(x, *it);
+		struct kn_input_cfg in = {0};
+		bool has_type = false;
+		if (m->type != YAML_MAPPING_NODE)
+			return err_at(x, line_of(m), "inputs[]", "expected {topic, type}");
+		for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
+		     p < m->data.mapping.pairs.top; p++) {
+			const char *k = scalar(node(x, p->key));
+			yaml_node_t *v = node(x, p->value);
+			if (k && !strcmp(k, "topic") && scalar(v)) {
+				char *t;
+				if (expand_env(x, line_of(v), "inputs[].topic", scalar(v), &t))
+					return -EINVAL;
+				kn_free(in.topic);
+				in.topic = t;
+			} else if (k && !strcmp(k, "type")) {
+				if (parse_type(x, v, "inputs[].type", &in.type))
+					goto fail;
+				has_type = true;
+			} else {
+				kn_free(in.topic);
+				return err_at(x, line_of(v), "inputs[]", "unknown key '%s'",
+					      k ? k : "?");
+			}
+		}
+		if (!in.topic || !has_type) {
+			err_at(x, line_of(m), "inputs[]", "needs both 'topic' and 'type'");
+			goto fail;
+		}
+		struct kn_input_cfg *na =
+			kn_realloc(x->c->inputs, sizeof(*na) * (size_t)(x->c->n_inputs + 1));
+		if (!na)
+			goto fail;
+		x->c->inputs = na;
+		na[x->c->n_inputs++] = in;
+		continue;
+fail:
+		kn_free(in.topic);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_roles(struct ctx *x, yaml_node_t *m, struct kn_schema_cfg *s)
+{
+	if (m->type != YAML_MAPPING_NODE)
+		return err_at(x, line_of(m), "schemas[].roles", "expected role: field.path pairs");
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+	     p++) {
+		const char *k = scalar(node(x, p->key));
+		yaml_node_t *v = node(x, p->value);
+		int r = k ? kn_role_by_name(k) : -1;
+		if (r < 0)
+			return err_at(x, line_of(v), "schemas[].roles",
+				      "unknown role '%s' (see 'kanon check --describe')",
+				      k ? k : "?");
+		if (!scalar(v) || !*scalar(v))
+			return err_at(x, line_of(v), k, "expected a field path");
+		kn_free(s->roles[r]);
+		s->roles[r] = kn_strdup(scalar(v));
+		if (!s->roles[r])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void schema_cfg_free(struct kn_schema_cfg *s)
+{
+	kn_free(s->file);
+	for (int r = 0; r < KN_ROLE_COUNT; r++)
+		kn_free(s->roles[r]);
+}
+
+static int parse_schema(struct ctx *x, yaml_node_t *m, struct kn_schema_cfg *s)
+{
+	bool has_id = false, has_type = false;
+
+	s->line = line_of(m);
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+	     p++) {
+		const char *k = scalar(node(x, p->key));
+		yaml_node_t *v = node(x, p->value);
+		char *end;
+		if (k && !strcmp(k, "id") && scalar(v)) {
+			long long id = strtoll(scalar(v), &end, 10);
+			if (*end || end == scalar(v) || id < 0 || id > INT32_MAX)
+				return err_at(x, line_of(v), "schemas[].id",
+					      "must be an integer 0..2147483647");
+			s->id = (int32_t)id;
+			has_id = true;
+		} else if (k && !strcmp(k, "file") && scalar(v)) {
+			kn_free(s->file);
+			s->file = resolve_path(x, scalar(v));
+			if (!s->file)
+				return -ENOMEM;
+		} else if (k && !strcmp(k, "type")) {
+			if (parse_type(x, v, "schemas[].type", &s->type))
+				return -EINVAL;
+			has_type = true;
+		} else if (k && !strcmp(k, "roles")) {
+			if (parse_roles(x, v, s))
+				return -EINVAL;
+		} else {
+			return err_at(x, line_of(v), "schemas[]", "unknown key '%s'", k ? k : "?");
+		}
+	}
+	if (!has_id || !has_type || !s->file)
+		return err_at(x, s->line, "schemas[]", "needs 'id', 'file', 'type' and 'roles'");
+	for (int r = KN_ROLE_EVENT_ID; r <= KN_ROLE_TIMESTAMP; r++)
+		if (!s->roles[r])
+			return err_at(x, s->line, "schemas[].roles", "role '%s' is required",
+				      kn_roles[r].name);
+	for (int i = 0; i < x->c->n_schemas; i++)
+		if (x->c->schemas[i].id == s->id)
+			return err_at(x, s->line, "schemas[].id", "schema id %d is listed twice",
+				      (int)s->id);
+	return 0;
+}
+
+static int parse_schemas(struct ctx *x, yaml_node_t *seq)
+{
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return err_at(x, line_of(seq), "schemas", "expected a list");
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *m = node(x, *it);
+		struct kn_schema_cfg s = {0};
+		if (m->type != YAML_MAPPING_NODE)
+			return err_at(x, line_of(m), "schemas[]", "expected a mapping");
+		if (parse_schema(x, m, &s)) {
+			schema_cfg_free(&s);
+			return -EINVAL;
+		}
+		struct kn_schema_cfg *na =
+			kn_realloc(x->c->schemas, sizeof(*na) * (size_t)(x->c->n_schemas + 1));
+		if (!na) {
+			schema_cfg_free(&s);
+			return -ENOMEM;
+		}
+		x->c->schemas = na;
+		na[x->c->n_schemas++] = s;
+	}
+	return 0;
+}
+
+static int load_yaml(struct ctx *x, FILE *f)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	int err = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(x->errstr, x->errsz, "%s:%zu: YAML syntax error: %s", x->file,
+			 parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+		yaml_parser_delete(&parser);
+		return -EINVAL;
+	}
+	x->doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (!root)
+		err = err_at(x, 1, "(document)", "empty configuration");
+	else if (root->type != YAML_MAPPING_NODE)
+		err = err_at(x, line_of(root), "(document)", "top level must be a mapping");
+	else
+		err = walk_map(x, root, "");
+	x->doc = NULL;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return err;
+}
+
+static int apply_defaults(struct ctx *x)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (x->seen[i])
+			continue;
+		char *v = kn_strdup(table[i].def);
+		if (!v || set_opt(x, &table[i], v, 0))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_whole(struct ctx *x)
+{
+	if (!x->c->n_inputs)
+		return err_at(x, 0, "inputs", "at least one input topic is required");
+	if (!x->c->n_schemas)
+		return err_at(x, 0, "schemas", "at least one schema is required");
+	for (int i = 0; i < x->c->n_inputs; i++)
+		if (!strcmp(x->c->inputs[i].topic, x->c->topic_output) ||
+		    !strcmp(x->c->inputs[i].topic, x->c->topic_dead_letter))
+			return err_at(x, 0, "inputs[].topic",
+				      "'%s' is also an output topic: that would loop",
+				      x->c->inputs[i].topic);
+	return 0;
+}
+
+int kn_config_load(const char *path, const char *const *overrides, int n_overrides,
+		   struct kn_config **out, char *errstr, size_t errstr_size)
+{
+	struct ctx x = {.file = path, .errstr = errstr, .errsz = errstr_size};
+	FILE *f;
+	int err;
+
+	*out = NULL;
+	f = fopen(path, "r");
+	if (!f) {
+		err = -errno;
+		snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+		return err;
+	}
+	x.c = kn_calloc(1, sizeof(*x.c));
+	const char *slash = strrchr(path, '/');
+	x.dir = slash ? kn_strndup(path, (size_t)(slash - path)) : kn_strdup(".");
+	if (!x.c || !x.dir || !(x.c->path = kn_strdup(path))) {
+		err = -ENOMEM;
+		snprintf(errstr, errstr_size, "out of memory");
+		goto out;
+	}
+	err = load_yaml(&x, f);
+	for (int i = 0; !err && i < n_overrides; i++) {
+		const char *eq = strchr(overrides[i], '=');
+		char key[256];
+		if (!eq || eq == overrides[i] || (size_t)(eq - overrides[i]) >= sizeof(key)) {
+			err = err_at(&x, -1, overrides[i], "expected key=value");
+			break;
+		}
+		memcpy(key, overrides[i], (size_t)(eq - overrides[i]));
+		key[eq - overrides[i]] = '\0';
+		err = set_path(&x, key, eq + 1, -1);
+	}
+	if (!err)
+		err = apply_defaults(&x);
+	if (!err)
+		err = check_whole(&x);
+out:
+	fclose(f);
+	kn_free(x.dir);
+	if (err) {
+		kn_config_destroy(x.c);
+		return err;
+	}
+	*out = x.c;
+	return 0;
+}
+
+void kn_config_destroy(struct kn_config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < N_OPTS; i++) {
+		enum opt_type t = table[i].type;
+		if (t == O_STR || t == O_PATH || t == O_DIGITS || t == O_LEVEL)
+			kn_free(*(char **)((char *)c + table[i].off));
+	}
+	for (int i = 0; i < c->n_consumer; i++) {
+		kn_free(c->consumer[i].key);
+		kn_free(c->consumer[i].value);
+	}
+	for (int i = 0; i < c->n_producer; i++) {
+		kn_free(c->producer[i].key);
+		kn_free(c->producer[i].value);
+	}
+	for (int i = 0; i < c->n_inputs; i++)
+		kn_free(c->inputs[i].topic);
+	for (int i = 0; i < c->n_schemas; i++)
+		schema_cfg_free(&c->schemas[i]);
+	kn_free(c->consumer);
+	kn_free(c->producer);
+	kn_free(c->inputs);
+	kn_free(c->schemas);
+	kn_free(c->path);
+	kn_free(c);
+}
+
+bool kn_config_is_secret(const char *p)
+{
+	static const char *words[] = {"password", "secret", "jaas", "key.pem", "token",
+				      "credentials", "sasl.oauthbearer.config"};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(p, words[i]))
+			return true;
+	return false;
+}
+
+static void fmt_value(const struct kn_config *c, const struct opt *o, char *buf, size_t n)
+{
+	const void *src = (const char *)c + o->off;
+	int64_t v;
+
+	switch (o->type) {
+	case O_STR:
+	case O_PATH:
+	case O_DIGITS:
+	case O_LEVEL:
+		snprintf(buf, n, "\"%s\"", *(char *const *)src);
+		break;
+	case O_INT:
+		snprintf(buf, n, "%lld", (long long)*(const int64_t *)src);
+		break;
+	case O_EPOCH:
+	case O_DURATION:
+		v = *(const int64_t *)src;
+		if (o->type == O_EPOCH && v == 0)
+			snprintf(buf, n, "never");
+		else if (v % 86400000 == 0)
+			snprintf(buf, n, "%lldd", (long long)(v / 86400000));
+		else if (v % 3600000 == 0)
+			snprintf(buf, n, "%lldh", (long long)(v / 3600000));
+		else if (v % 60000 == 0)
+			snprintf(buf, n, "%lldm", (long long)(v / 60000));
+		else if (v % 1000 == 0)
+			snprintf(buf, n, "%llds", (long long)(v / 1000));
+		else
+			snprintf(buf, n, "%lldms", (long long)v);
+		break;
+	case O_BOOL:
+		snprintf(buf, n, "%s", *(const bool *)src ? "true" : "false");
+		break;
+	case O_PRF:
+		snprintf(buf, n, "%s", kn_prf_name(*(const enum kn_prf *)src));
+		break;
+	case O_DATE: {
+		time_t t = (time_t)(*(const int64_t *)src / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(buf, n, "%Y-%m-%d", &tm);
+		break;
+	}
+	}
+}
+
+static void print_props(FILE *f, const char *name, const struct kn_kv *kv, int n)
+{
+	fprintf(f, "  %s:%s\n", name, n ? "" : " {}");
+	for (int i = 0; i < n; i++)
+		fprintf(f, "    %s: \"%s\"\n", kv[i].key,
+			kn_config_is_secret(kv[i].key) ? "********" : kv[i].value);
+}
+
+void kn_config_print(const struct kn_config *c, FILE *f)
+{
+	char section[64] = "", val[512];
+
+	fprintf(f, "# effective configuration of %s (secrets masked)\n", c->path);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &table[i];
+		const char *dot = strchr(o->path, '.');
+		size_t slen = (size_t)(dot - o->path);
+		if (strlen(section) != slen || strncmp(section, o->path, slen)) {
+			if (!strcmp(section, "kafka")) {
+				print_props(f, "consumer", c->consumer, c->n_consumer);
+				print_props(f, "producer", c->producer, c->n_producer);
+			}
+			snprintf(section, sizeof(section), "%.*s", (int)slen, o->path);
+			fprintf(f, "%s:\n", section);
+		}
+		fmt_value(c, o, val, sizeof(val));
+		fprintf(f, "  %s: %s\n", dot + 1, val);
+	}
+	fprintf(f, "inputs:\n");
+	for (int i = 0; i < c->n_inputs; i++)
+		fprintf(f, "  - {topic: \"%s\", type: %s}\n", c->inputs[i].topic,
+			kn_event_type_name(c->inputs[i].type));
+	fprintf(f, "schemas:\n");
+	for (int i = 0; i < c->n_schemas; i++) {
+		const struct kn_schema_cfg *s = &c->schemas[i];
+		fprintf(f, "  - id: %d\n    type: %s\n    file: \"%s\"\n    roles:\n", (int)s->id,
+			kn_event_type_name(s->type), s->file);
+		for (int r = 0; r < KN_ROLE_COUNT; r++)
+			if (s->roles[r])
+				fprintf(f, "      %s: %s\n", kn_roles[r].name, s->roles[r]);
+	}
+}
+
+void kn_config_describe(FILE *f)
+{
+	static const char *tname[] = {"string", "path", "integer", "duration", "duration|never",
+				      "bool",	"prf",	"date",	   "digits",   "level"};
+
+	fprintf(f, "Options (YAML path, type, default):\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		fprintf(f, "  %-30s %-15s %-28s %s", table[i].path, tname[table[i].type],
+			table[i].def, table[i].help);
+		if (table[i].type == O_INT)
+			fprintf(f, " [%lld..%lld]", (long long)table[i].min,
+				(long long)table[i].max);
+		fputc('\n', f);
+	}
+	fprintf(f, "  kafka.consumer.<prop>         string                                       "
+		   "librdkafka consumer property, passed through\n"
+		   "  kafka.producer.<prop>         string                                       "
+		   "librdkafka producer property, passed through\n");
+	fprintf(f, "\ninputs: list of {topic, type: device|access|search}\n");
+	fprintf(f, "schemas: list of {id, file (.avsc), type, roles: {ROLE: field.path}}\n");
+	fprintf(f, "\nRoles (what a schema field means to kanon):\n");
+	for (int r = 0; r < KN_ROLE_COUNT; r++)
+		fprintf(f, "  %-18s %s\n", kn_roles[r].name, kn_roles[r].help);
+}

@@ -1,0 +1,101 @@
+/* config: the one YAML file, parsed against one declarative table.
+ *
+ * Every scalar option is a row of kn_config_table (config.c): dotted path,
+ * type, range, default and help. The same table validates the file, applies
+ * --set overrides, prints the effective config (`kanon check`) and documents
+ * itself (`kanon check --describe`). librdkafka properties are not
+ * re-invented: kafka.consumer.* and kafka.producer.* pass through verbatim.
+ *
+ * Values may reference the environment: ${VAR} or ${VAR:-default}.
+ * Relative file paths are resolved against the config file's directory.
+ * Errors name the file, line, key and what is wrong. */
+#ifndef KN_CONFIG_H
+#define KN_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "event.h"
+#include "keys.h"
+
+struct kn_kv {
+	char *key;
+	char *value;
+};
+
+struct kn_input_cfg {
+	char *topic;
+	enum kn_event_type type;
+};
+
+struct kn_schema_cfg {
+	int32_t id;
+	char *file; /* resolved path */
+	enum kn_event_type type;
+	char *roles[KN_ROLE_COUNT]; /* dotted field path, or NULL */
+	int line;
+};
+
+struct kn_config {
+	char *path;
+	/* kafka */
+	char *brokers;
+	char *group_id;
+	struct kn_kv *consumer;
+	int n_consumer;
+	struct kn_kv *producer;
+	int n_producer;
+	/* topics */
+	char *topic_output;
+	char *topic_dead_letter;
+	int64_t deid_schema_id; /* framing id of output records */
+	/* keys and pseudonymization */
+	char *key_file;
+	enum kn_prf prf;
+	int64_t epoch_ms; /* 0: a single epoch 0 (pseudonyms link across time) */
+	bool link_kinds;
+	char *phone_region;
+	/* generalization */
+	int64_t geohash_precision;
+	int64_t ipv4_prefix;
+	int64_t ipv6_prefix;
+	int64_t time_bucket_ms;
+	/* validation */
+	int64_t ts_min_ms;
+	int64_t ts_max_future_ms;
+	int64_t max_field_bytes;
+	bool dlq_include_payload;
+	/* run loop */
+	int64_t batch_size;
+	int64_t commit_interval_ms;
+	int64_t max_in_flight;
+	char *log_level;
+
+	struct kn_input_cfg *inputs;
+	int n_inputs;
+	struct kn_schema_cfg *schemas;
+	int n_schemas;
+};
+
+/* Loads path, then applies overrides ("a.b=value", n_overrides of them).
+ * Returns 0, or -EINVAL/-ENOENT/-ENOMEM with errstr like
+ * "kanon.yaml:12: generalize.geohash_precision: must be 1..12 (got 40)". */
+int kn_config_load(const char *path, const char *const *overrides, int n_overrides,
+		   struct kn_config **out, char *errstr, size_t errstr_size);
+void kn_config_destroy(struct kn_config *c);
+
+/* Prints the effective configuration as YAML; secrets in kafka properties
+ * are masked. */
+void kn_config_print(const struct kn_config *c, FILE *f);
+/* Prints every option with its type, range, default and help. */
+void kn_config_describe(FILE *f);
+
+/* True for librdkafka property names that hold secrets (passwords, keys). */
+bool kn_config_is_secret(const char *kafka_prop);
+
+/* Parses "250ms", "30s", "5m", "1h", "1d" (or plain milliseconds).
+ * Returns 0 or -EINVAL. */
+int kn_parse_duration(const char *s, int64_t *ms);
+
+#endif

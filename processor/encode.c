@@ -1,0 +1,85 @@
+#include "encode.h"
+
+#include <string.h>
+
+#include "avrobin.h"
+#include "embedded.h" /* generated from schemas/DeidEvent.avsc */
+
+const char kn_deid_schema_json[] = KN_DEID_SCHEMA_JSON;
+
+struct wr {
+	uint8_t *p;
+};
+
+static void put_long(struct wr *w, int64_t v)
+{
+	w->p += kn_avro_put_long(w->p, v);
+}
+
+static void put_str(struct wr *w, const char *s, size_t n)
+{
+	put_long(w, (int64_t)n);
+	memcpy(w->p, s, n);
+	w->p += n;
+}
+
+/* ["null","string"]: the empty string stands for null in struct kn_deid. */
+static void put_opt_str(struct wr *w, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n) {
+		*w->p++ = 0; /* branch 0: null */
+		return;
+	}
+	*w->p++ = 2; /* zig-zag of branch 1 */
+	put_str(w, s, n);
+}
+
+/* ["null","int"]: negative stands for null (versions/status are >= 0). */
+static void put_opt_int(struct wr *w, int32_t v)
+{
+	if (v < 0) {
+		*w->p++ = 0;
+		return;
+	}
+	*w->p++ = 2;
+	put_long(w, v);
+}
+
+static void put_opt_bool(struct wr *w, int8_t v)
+{
+	if (v < 0) {
+		*w->p++ = 0;
+		return;
+	}
+	*w->p++ = 2;
+	*w->p++ = (uint8_t)(v != 0);
+}
+
+size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf)
+{
+	struct wr w = {buf};
+	const char *type = kn_event_type_name(d->type);
+
+	put_str(&w, type, strlen(type));
+	put_opt_str(&w, d->has_event_key ? d->event_key : "");
+	put_long(&w, d->time_bucket_ms);
+	put_long(&w, d->bucket_size_ms);
+	put_long(&w, d->key_epoch);
+	for (int k = 0; k < KN_ID_KINDS; k++) /* user, device, phone, email, cookie */
+		put_opt_str(&w, d->has_pid[k] ? d->pid[k] : "");
+	put_opt_str(&w, d->geo_cell);
+	put_opt_str(&w, d->ip_prefix);
+	put_opt_str(&w, d->ua_browser);
+	put_opt_int(&w, d->ua_browser_major);
+	put_opt_str(&w, d->os_family);
+	put_opt_int(&w, d->os_major);
+	put_opt_str(&w, d->app_version);
+	put_opt_str(&w, d->url_domain);
+	put_opt_str(&w, d->referrer_domain);
+	put_opt_int(&w, d->http_status);
+	put_opt_bool(&w, d->consent_ads);
+	put_opt_bool(&w, d->consent_analytics);
+	return (size_t)(w.p - buf);
+}

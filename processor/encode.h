@@ -1,0 +1,24 @@
+/* encode: struct kn_deid -> Avro binary of schemas/DeidEvent.avsc.
+ *
+ * The field order below is the schema's; the schema text itself is compiled
+ * into the binary from that file (kn_deid_schema_json), and a unit test
+ * decodes this encoder's output with avro-c against it, so the two cannot
+ * drift apart silently. */
+#ifndef KN_ENCODE_H
+#define KN_ENCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+/* Upper bound of one encoded DeidEvent (all strings at their maximum). */
+#define KN_DEID_MAX_BYTES 2048
+
+extern const char kn_deid_schema_json[];
+
+/* Writes the Avro binary encoding of d to buf (at least KN_DEID_MAX_BYTES).
+ * Returns the number of bytes written; cannot fail. */
+size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf);
+
+#endif

@@ -1,0 +1,23 @@
+/* filemode: `kanon process`, the same pipeline over Avro object container
+ * files instead of Kafka. The input file's writer schema picks the config
+ * schema (an identical schema, else the same record name, whose roles are
+ * then compiled against the file's own schema). Output is a container file
+ * of DeidEvent. Rejected records go to an optional JSON-lines file with their
+ * index and reason; the raw record is never written there. */
+#ifndef KN_FILEMODE_H
+#define KN_FILEMODE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "pipeline.h"
+
+struct kn_file_result {
+	int64_t read, written, dead;
+};
+
+int kn_filemode_process(const struct kn_config *c, const char *in_path, const char *out_path,
+			const char *dead_path, struct kn_file_result *res, char *errstr,
+			size_t errstr_size);
+
+#endif

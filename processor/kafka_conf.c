@@ -1,0 +1,45 @@
+#include "kafka_conf.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "log.h"
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	/* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+	enum kn_log_level l = level <= 3 ? KN_LOG_ERROR
+			      : level == 4 ? KN_LOG_WARN
+			      : level <= 6 ? KN_LOG_INFO
+					   : KN_LOG_DEBUG;
+	kn_log(l, "rdkafka", "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+int kn_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+		      size_t errstr_size)
+{
+	char why[256];
+
+	if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+		snprintf(errstr, errstr_size, "kafka property '%s': %s", name, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv *props, int n,
+				   char *errstr, size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (kn_kafka_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errstr_size))
+		goto fail;
+	for (int i = 0; i < n; i++)
+		if (kn_kafka_conf_set(conf, props[i].key, props[i].value, errstr, errstr_size))
+			goto fail;
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}

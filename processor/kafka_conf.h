@@ -1,0 +1,20 @@
+/* kafka_conf: builds librdkafka configurations from kanon's config: the
+ * brokers, the pass-through properties (kafka.consumer.* / kafka.producer.*),
+ * and a log callback that routes librdkafka's logs into log.c. */
+#ifndef KN_KAFKA_CONF_H
+#define KN_KAFKA_CONF_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+/* Returns a new conf (caller owns it), or NULL with errstr naming the
+ * property librdkafka refused. props/n are applied last, so they win. */
+rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv *props, int n,
+				   char *errstr, size_t errstr_size);
+
+/* Sets one property; NULL-safe message on failure. Returns 0 or -EINVAL. */
+int kn_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+		      size_t errstr_size);
+
+#endif

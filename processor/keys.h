@@ -1,0 +1,59 @@
+/* keys: the master key, per-epoch per-kind derived keys, and the keyed PRF.
+ *
+ * A pseudonym is PRF(K[epoch][domain], canonical identifier), 128 bits.
+ * K[epoch][domain] = BLAKE2b-KDF(master, subkey_id = epoch, context = domain)
+ * (libsodium crypto_kdf), so keys of different epochs and identifier kinds
+ * are independent and a pseudonym links neither across epochs nor kinds.
+ * There is no unkeyed mode.
+ *
+ * PRFs: siphash   SipHash-2-4, 128-bit output (crypto_shorthash_siphashx24)
+ *       hmac-sha256 HMAC-SHA-256 truncated to 128 bits; the inner/outer
+ *                 states are computed once per derived key
+ *       xxh3      XXH3-128 with a 192-byte derived secret: fast, but NOT a
+ *                 cryptographic PRF (use only where speed beats the threat)
+ *
+ * Key material lives in sodium_malloc() memory: guard pages, mlock()ed and
+ * excluded from core dumps (MADV_DONTDUMP). Nothing here logs or prints a
+ * key; errors name the file, never its content. */
+#ifndef KN_KEYS_H
+#define KN_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KN_MASTER_KEY_BYTES 32
+#define KN_PRF_BYTES	    16
+
+enum kn_prf { KN_PRF_SIPHASH, KN_PRF_HMAC_SHA256, KN_PRF_XXH3 };
+
+/* Key domains: the identifier kinds (enum kn_id_kind), then these. */
+#define KN_DOMAIN_EVENT	 5 /* event ids -> event_key */
+#define KN_DOMAIN_LINKED 6 /* all identifier kinds, when link_kinds is on */
+#define KN_DOMAINS	 7
+
+int kn_prf_parse(const char *name, enum kn_prf *out); /* 0 or -EINVAL */
+const char *kn_prf_name(enum kn_prf prf);
+
+struct kn_keys;
+
+/* Loads a key file written by kn_keys_generate. Refuses a file that is not a
+ * regular file or that group or others may read (-EPERM, errstr says how to
+ * fix it). Returns 0 or a negative errno. */
+int kn_keys_load(const char *path, enum kn_prf prf, struct kn_keys **out, char *errstr,
+		 size_t errstr_size);
+/* For tests and the demo: keys from a master key held by the caller. */
+int kn_keys_from_master(const uint8_t master[KN_MASTER_KEY_BYTES], enum kn_prf prf,
+			struct kn_keys **out);
+void kn_keys_destroy(struct kn_keys *k);
+
+/* Writes a new random master key to path with mode 0600. Never overwrites an
+ * existing file (-EEXIST). Returns 0 or a negative errno. */
+int kn_keys_generate(const char *path, char *errstr, size_t errstr_size);
+
+/* out = PRF(K[epoch][domain], in). epoch >= 0, domain < KN_DOMAINS. Derived
+ * keys are cached (8 epochs per domain), so the common case costs one PRF
+ * call and a cache miss one KDF call. Cannot fail; never allocates. */
+void kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, size_t len,
+		uint8_t out[KN_PRF_BYTES]);
+
+#endif

@@ -1,0 +1,355 @@
+/* kanon: command-line front end. Parses arguments and wires modules together;
+ * everything else lives in the stage modules. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "demo.h"
+#include "filemode.h"
+#include "gen.h"
+#include "keys.h"
+#include "log.h"
+#include "run.h"
+#include "schema.h"
+
+#define MAX_SETS 64
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static const char usage[] =
+	"kanon - privacy stream processor: pseudonymize, generalize and dead-letter logs\n"
+	"\n"
+	"usage: kanon COMMAND [options]\n"
+	"\n"
+	"commands:\n"
+	"  run      -c FILE [--until-eof] [--max-messages N]\n"
+	"           consume the input topics, write de-identified events and dead letters\n"
+	"           (at-least-once; SIGINT/SIGTERM stop cleanly within 10 s)\n"
+	"  process  -c FILE --input IN.avro --output OUT.avro [--dead-letter FILE.jsonl]\n"
+	"           the same pipeline over Avro container files, no Kafka\n"
+	"  gen      -c FILE [--seed N] [--count N] [--users N] [--types device,access,search]\n"
+	"           [--malformed N] [--start YYYY-MM-DD] [--span DURATION] [--out-dir DIR]\n"
+	"           deterministic synthetic logs to the input topics (or DIR/<type>.avro)\n"
+	"  demo     [--count N] [--seed N]\n"
+	"           everything end to end on an in-process mock Kafka cluster; no broker needed\n"
+	"  check    -c FILE [--describe]\n"
+	"           validate the config, the schemas and the key file; print the effective\n"
+	"           config with secrets masked (--describe: every option and role)\n"
+	"  keygen   PATH\n"
+	"           write a new random master key (mode 0600); never overwrites\n"
+	"\n"
+	"common options:\n"
+	"  -c, --config FILE     YAML config (see deploy/kanon.example.yaml)\n"
+	"  -s, --set KEY=VALUE   override a config option, e.g. --set kafka.brokers=host:9092\n"
+	"  -l, --log-level LVL   error | warn | info | debug (default: log.level)\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"exit status: 0 success, 1 runtime failure, 2 usage or configuration error\n";
+
+struct args {
+	const char *config, *input, *output, *dead, *out_dir, *types, *start, *span;
+	const char *sets[MAX_SETS];
+	int n_sets;
+	bool until_eof, describe;
+	int64_t max_messages, count, users, malformed;
+	uint64_t seed;
+	const char *log_level;
+};
+
+static int parse_int(const char *s, int64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (end == s || *end || errno || v < 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, 0, 'c'},	{"set", required_argument, 0, 's'},
+		{"log-level", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
+		{"until-eof", no_argument, 0, 'E'},	{"max-messages", required_argument, 0, 'M'},
+		{"input", required_argument, 0, 'i'},	{"output", required_argument, 0, 'o'},
+		{"dead-letter", required_argument, 0, 'D'}, {"seed", required_argument, 0, 'S'},
+		{"count", required_argument, 0, 'n'},	{"users", required_argument, 0, 'u'},
+		{"types", required_argument, 0, 't'},	{"malformed", required_argument, 0, 'm'},
+		{"start", required_argument, 0, 'B'},	{"span", required_argument, 0, 'P'},
+		{"out-dir", required_argument, 0, 'O'}, {"describe", no_argument, 0, 'd'},
+		{0, 0, 0, 0}};
+	int ch;
+	int64_t v;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:s:l:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': a->config = optarg; break;
+		case 's':
+			if (a->n_sets == MAX_SETS)
+				return -1;
+			a->sets[a->n_sets++] = optarg;
+			break;
+		case 'l': a->log_level = optarg; break;
+		case 'h': fputs(usage, stdout); exit(0);
+		case 'E': a->until_eof = true; break;
+		case 'M': if (parse_int(optarg, &a->max_messages)) return -1; break;
+		case 'i': a->input = optarg; break;
+		case 'o': a->output = optarg; break;
+		case 'D': a->dead = optarg; break;
+		case 'S': if (parse_int(optarg, &v)) return -1; a->seed = (uint64_t)v; break;
+		case 'n': if (parse_int(optarg, &a->count)) return -1; break;
+		case 'u': if (parse_int(optarg, &a->users) || a->users < 1) return -1; break;
+		case 't': a->types = optarg; break;
+		case 'm': if (parse_int(optarg, &a->malformed)) return -1; break;
+		case 'B': a->start = optarg; break;
+		case 'P': a->span = optarg; break;
+		case 'O': a->out_dir = optarg; break;
+		case 'd': a->describe = true; break;
+		default: return -1;
+		}
+	}
+	return 0;
+}
+
+static int fail_usage(const char *msg)
+{
+	fprintf(stderr, "kanon: %s\n(see 'kanon --help')\n", msg);
+	return 2;
+}
+
+static int load_config(const struct args *a, struct kn_config **c)
+{
+	char errstr[1024];
+	enum kn_log_level lvl;
+
+	if (!a->config)
+		return fail_usage("-c/--config FILE is required");
+	if (kn_config_load(a->config, a->sets, a->n_sets, c, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		return 2;
+	}
+	if (!kn_log_parse_level(a->log_level ? a->log_level : (*c)->log_level, &lvl))
+		kn_log_set_level(lvl);
+	return 0;
+}
+
+static int cmd_check(const struct args *a)
+{
+	struct kn_config *c;
+	struct kn_schemas *s;
+	struct kn_keys *k;
+	char errstr[1024];
+	int rc;
+
+	if (a->describe) {
+		kn_config_describe(stdout);
+		return 0;
+	}
+	if ((rc = load_config(a, &c)))
+		return rc;
+	rc = 0;
+	if (kn_schemas_load(c, &s, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		rc = 2;
+	} else {
+		kn_schemas_destroy(s);
+	}
+	if (kn_keys_load(c->key_file, c->prf, &k, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: key error: %s\n", errstr);
+		rc = 2;
+	} else {
+		kn_keys_destroy(k);
+	}
+	kn_config_print(c, stdout);
+	if (!rc)
+		fprintf(stderr, "kanon: %s is valid\n", a->config);
+	kn_config_destroy(c);
+	return rc;
+}
+
+static int cmd_run(const struct args *a)
+{
+	struct kn_config *c;
+	char errstr[1024];
+	int rc = load_config(a, &c);
+
+	if (rc)
+		return rc;
+	struct kn_run_opts o = {.until_eof = a->until_eof, .max_messages = a->max_messages,
+				.stop = &stop_flag};
+	install_signals();
+	if (kn_run(c, &o, errstr, sizeof(errstr))) {
+		kn_err("main", "%s", errstr);
+		rc = 1;
+	}
+	kn_config_destroy(c);
+	return rc;
+}
+
+static int cmd_process(const struct args *a)
+{
+	struct kn_config *c;
+	struct kn_file_result r;
+	char errstr[1024];
+	int rc;
+
+	if (!a->input || !a->output)
+		return fail_usage("process needs --input IN.avro and --output OUT.avro");
+	if ((rc = load_config(a, &c)))
+		return rc;
+	if (kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: %s\n", errstr);
+		rc = 1;
+	}
+	fprintf(stderr, "kanon: read %" PRId64 ", wrote %" PRId64 ", dead-lettered %" PRId64 "\n",
+		r.read, r.written, r.dead);
+	kn_config_destroy(c);
+	return rc;
+}
+
+static int parse_types(const char *s, unsigned *out)
+{
+	char buf[128], *save = NULL;
+
+	*out = 0;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int ty = kn_event_type_by_name(t);
+		if (ty < 0)
+			return -1;
+		*out |= 1u << ty;
+	}
+	return *out ? 0 : -1;
+}
+
+static int cmd_gen(const struct args *a)
+{
+	struct kn_config *c;
+	struct kn_gen_result r;
+	char errstr[1024];
+	struct tm tm = {0};
+	int rc;
+	struct kn_gen_opts o = {.seed = a->seed, .count = a->count ? a->count : 1000,
+				.users = a->users ? a->users : 5000, .malformed = a->malformed,
+				.start_ms = 1793491200000LL, .span_ms = 24 * 3600 * 1000LL,
+				.types = 7, .out_dir = a->out_dir};
+
+	if (a->types && parse_types(a->types, &o.types))
+		return fail_usage("--types takes a comma list of device, access, search");
+	if (a->start) {
+		const char *end = strptime(a->start, "%Y-%m-%d", &tm);
+		if (!end || *end)
+			return fail_usage("--start takes a date YYYY-MM-DD");
+		o.start_ms = (int64_t)timegm(&tm) * 1000;
+	}
+	if (a->span && (kn_parse_duration(a->span, &o.span_ms) || o.span_ms <= 0))
+		return fail_usage("--span takes a duration such as 6h or 2d");
+	if ((rc = load_config(a, &c)))
+		return rc;
+	if (kn_gen_run(c, &o, &r, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: gen: %s\n", errstr);
+		rc = 1;
+	}
+	for (int t = 0; t < KN_EV_TYPES; t++)
+		if (o.types & (1u << t))
+			printf("%s: %" PRId64 " records, %" PRId64 " malformed\n",
+			       kn_event_type_name(t), r.written[t], r.malformed[t]);
+	kn_config_destroy(c);
+	return rc;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	char errstr[512];
+
+	if (argc != 3 || argv[2][0] == '-')
+		return fail_usage("usage: kanon keygen PATH");
+	if (kn_keys_generate(argv[2], errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: keygen: %s\n", errstr);
+		return 1;
+	}
+	fprintf(stderr, "kanon: wrote a new master key to %s (mode 0600)\n", argv[2]);
+	return 0;
+}
+
+static int cmd_demo(const struct args *a)
+{
+	char errstr[1024];
+
+	if (a->log_level) {
+		enum kn_log_level l;
+		if (!kn_log_parse_level(a->log_level, &l))
+			kn_log_set_level(l);
+	} else {
+		kn_log_set_level(KN_LOG_WARN);
+	}
+	install_signals();
+	if (kn_demo(a->count ? a->count : 3000, a->seed ? a->seed : 42, &stop_flag, errstr,
+		    sizeof(errstr))) {
+		fprintf(stderr, "kanon: demo: %s\n", errstr);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+		printf("kanon 0.1.0 (librdkafka %s)\n", rd_kafka_version_str());
+		return 0;
+	}
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
+	if (!*cmd)
+		return fail_usage("missing COMMAND");
+	if (parse_args(argc - 1, argv + 1, &a))
+		return fail_usage("bad option or value");
+	if (optind < argc - 1)
+		return fail_usage("unexpected argument");
+	if (!strcmp(cmd, "run"))
+		return cmd_run(&a);
+	if (!strcmp(cmd, "process"))
+		return cmd_process(&a);
+	if (!strcmp(cmd, "gen"))
+		return cmd_gen(&a);
+	if (!strcmp(cmd, "demo"))
+		return cmd_demo(&a);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(&a);
+	fprintf(stderr, "kanon: unknown command '%s'\n", cmd);
+	return fail_usage("commands: run, process, gen, demo, check, keygen");
+}

@@ -1,0 +1,262 @@
+#include "run.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "avrobin.h"
+#include "kn_alloc.h"
+#include "log.h"
+#include "offsets.h"
+#include "sink.h"
+#include "source.h"
+
+#define MAX_COMMITS 4096
+
+struct run {
+	const struct kn_config *cfg;
+	struct kn_keys *keys;
+	struct kn_schemas *schemas;
+	struct kn_pipeline *pipe;
+	struct kn_offsets *offs;
+	struct kn_source *src;
+	struct kn_sink *sink;
+	struct kn_commit commits[MAX_COMMITS];
+	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
+	rd_kafka_message_t **batch;
+	char failed[512]; /* first delivery failure */
+	uint64_t produced, dead_lettered;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_delivery(void *opaque, uint64_t token, int err, const char *reason)
+{
+	struct run *r = opaque;
+
+	if (err) {
+		/* Leave it unacked: its offset, and every later one of its
+		 * partition, stays uncommitted and is redone after restart. */
+		if (!r->failed[0])
+			snprintf(r->failed, sizeof(r->failed), "delivery failed: %s", reason);
+		return;
+	}
+	kn_offsets_ack(r->offs, token);
+}
+
+static void commit(struct run *r, bool sync, bool all)
+{
+	int n = kn_offsets_collect(r->offs, r->commits, MAX_COMMITS, all);
+
+	if (n)
+		kn_source_commit(r->src, r->commits, n, sync);
+}
+
+/* Before partitions go: deliver what is in flight, commit it, forget them. */
+static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts)
+{
+	struct run *r = opaque;
+
+	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
+		kn_warn("run", "revoke: %d record(s) still unacknowledged", kn_sink_queued(r->sink));
+	commit(r, true, false);
+	for (int i = 0; i < parts->cnt; i++)
+		kn_offsets_forget(r->offs, parts->elems[i].topic, parts->elems[i].partition);
+}
+
+/* Key of an output record: the most stable pseudonym present, so one
+ * person's events share a partition downstream. */
+static void out_key(const struct kn_deid *d, const void **key, size_t *len)
+{
+	static const int order[] = {KN_ID_USER, KN_ID_DEVICE, KN_ID_COOKIE, KN_ID_PHONE,
+				    KN_ID_EMAIL};
+
+	*key = NULL;
+	*len = 0;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (d->has_pid[order[i]]) {
+			*key = d->pid[order[i]];
+			*len = KN_PID_HEX_LEN;
+			return;
+		}
+	}
+}
+
+/* Produces one message's result, waiting for queue space if needed.
+ * Returns 0 or -EIO (fatal). */
+static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
+{
+	int64_t ts = rd_kafka_message_timestamp(m, NULL);
+	int type = kn_source_topic_type(r->src, m->rkt);
+	struct kn_verdict v;
+	size_t n = kn_pipeline_process(r->pipe, m->payload, m->len, type, ts > 0 ? ts : now_ms(),
+				       r->out, &v);
+	struct kn_dead_letter dl;
+	const void *key = NULL;
+	size_t klen = 0;
+	int err;
+
+	if (!n) {
+		dl = (struct kn_dead_letter){
+			.reason = kn_dead_reason_name(v.reason),
+			.detail = v.detail,
+			.src_topic = rd_kafka_topic_name(m->rkt),
+			.src_partition = m->partition,
+			.src_offset = m->offset,
+			.schema_id = v.schema_id,
+			.payload = r->cfg->dlq_include_payload ? m->payload : NULL,
+			.payload_len = r->cfg->dlq_include_payload ? m->len : 0,
+		};
+	} else {
+		out_key(kn_pipeline_last(r->pipe), &key, &klen);
+	}
+	for (;;) {
+		err = n ? kn_sink_produce(r->sink, key, klen, r->out, n, token)
+			: kn_sink_dead_letter(r->sink, &dl, token);
+		if (err != -EAGAIN)
+			break;
+		kn_sink_poll(r->sink, 50); /* local queue full: let deliveries drain */
+	}
+	if (!err)
+		n ? r->produced++ : r->dead_lettered++;
+	return err;
+}
+
+static int process_batch(struct run *r, int n)
+{
+	int err = 0;
+
+	for (int i = 0; i < n; i++) {
+		rd_kafka_message_t *m = r->batch[i];
+		uint64_t token;
+		if (!err) {
+			while ((err = kn_offsets_track(r->offs, rd_kafka_topic_name(m->rkt),
+						       m->partition, m->offset, &token)) == -EAGAIN)
+				kn_sink_poll(r->sink, 50);
+			if (!err)
+				err = emit(r, m, token);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return err;
+}
+
+static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t errsz)
+{
+	int err;
+
+	r->cfg = c;
+	err = kn_keys_load(c->key_file, c->prf, &r->keys, errstr, errsz);
+	if (!err)
+		err = kn_schemas_load(c, &r->schemas, errstr, errsz);
+	if (err)
+		return err;
+	r->pipe = kn_pipeline_new(c, r->schemas, r->keys);
+	r->offs = kn_offsets_new((size_t)c->max_in_flight);
+	r->batch = kn_calloc((size_t)c->batch_size, sizeof(*r->batch));
+	if (!r->pipe || !r->offs || !r->batch) {
+		snprintf(errstr, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	err = kn_sink_new(c, on_delivery, r, &r->sink, errstr, errsz);
+	if (!err)
+		err = kn_source_new(c, on_revoke, r, &r->src, errstr, errsz);
+	return err;
+}
+
+static void teardown(struct run *r)
+{
+	kn_source_destroy(r->src); /* leaves the group; may call on_revoke */
+	kn_sink_destroy(r->sink, 0);
+	kn_offsets_destroy(r->offs);
+	kn_free(r->batch);
+	kn_pipeline_destroy(r->pipe);
+	kn_schemas_destroy(r->schemas);
+	kn_keys_destroy(r->keys);
+}
+
+static void log_stats(const struct run *r)
+{
+	const struct kn_pipeline_stats *st = kn_pipeline_stats(r->pipe);
+	char dead[512] = "";
+	size_t off = 0;
+
+	for (int i = 0; i < KN_DEAD_REASONS; i++)
+		if (st->dead[i] && off < sizeof(dead))
+			off += (size_t)snprintf(dead + off, sizeof(dead) - off, " %s=%" PRIu64,
+						kn_dead_reason_name(i), st->dead[i]);
+	kn_info("run", "consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 "%s",
+		st->in, r->produced, r->dead_lettered, dead);
+}
+
+static int loop(struct run *r, const struct kn_run_opts *o)
+{
+	int64_t last_commit = now_ms(), seen = 0;
+	int err = 0;
+
+	while (!*o->stop && !r->failed[0] && !kn_sink_error(r->sink)) {
+		int n = kn_source_poll_batch(r->src, r->batch, (int)r->cfg->batch_size, 100);
+		err = process_batch(r, n);
+		if (err)
+			break;
+		seen += n;
+		kn_sink_poll(r->sink, 0);
+		if (now_ms() - last_commit >= r->cfg->commit_interval_ms) {
+			commit(r, false, false);
+			last_commit = now_ms();
+		}
+		if (o->max_messages && seen >= o->max_messages)
+			break;
+		if (o->until_eof && n == 0 && kn_source_at_eof(r->src)) {
+			kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS);
+			if (kn_offsets_in_flight(r->offs) == 0)
+				break;
+		}
+	}
+	return err;
+}
+
+int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
+	   size_t errstr_size)
+{
+	struct run *r = kn_calloc(1, sizeof(*r));
+	int err;
+
+	if (!r) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -ENOMEM;
+	}
+	err = setup(r, c, errstr, errstr_size);
+	if (err)
+		goto out;
+	kn_info("run", "consuming %d topic(s) as group '%s', writing '%s' (dead letters '%s')",
+		c->n_inputs, c->group_id, c->topic_output, c->topic_dead_letter);
+	err = loop(r, o);
+	/* Shut down: deliver, commit what was acknowledged, leave the group. */
+	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
+		kn_warn("run", "%d record(s) unacknowledged at exit; they will be redone",
+			kn_sink_queued(r->sink));
+	commit(r, true, false);
+	log_stats(r);
+	if (!err && (r->failed[0] || kn_sink_error(r->sink))) {
+		snprintf(errstr, errstr_size, "%s", r->failed[0] ? r->failed : kn_sink_error(r->sink));
+		err = -EIO;
+	} else if (err) {
+		snprintf(errstr, errstr_size, "%s",
+			 kn_sink_error(r->sink) ? kn_sink_error(r->sink) : "produce failed");
+	}
+	if (o->stats)
+		*o->stats = *kn_pipeline_stats(r->pipe);
+out:
+	teardown(r);
+	kn_free(r);
+	return err;
+}

@@ -1,0 +1,33 @@
+/* run: the Kafka consume -> pipeline -> produce loop (`kanon run`).
+ *
+ * Delivery is at-least-once: an input offset is committed only after the
+ * record it produced (de-identified or dead-letter) is acknowledged by the
+ * broker (offsets.c). On SIGINT/SIGTERM the loop stops consuming, flushes the
+ * producer, commits what was acknowledged and returns within
+ * KN_RUN_SHUTDOWN_MS. A delivery failure stops the loop without committing
+ * past the failed record, so a restart redoes it. */
+#ifndef KN_RUN_H
+#define KN_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "pipeline.h"
+
+#define KN_RUN_SHUTDOWN_MS 8000
+
+struct kn_run_opts {
+	bool until_eof;			 /* return once every assigned partition is drained */
+	int64_t max_messages;		 /* stop after this many (0: no limit) */
+	volatile sig_atomic_t *stop;	 /* set by a signal handler */
+	struct kn_pipeline_stats *stats; /* out: pipeline counters at exit (may be NULL) */
+};
+
+/* Runs until stopped. Returns 0 on a clean stop, or a negative errno with
+ * errstr set (start-up failure or fatal delivery error). */
+int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
+	   size_t errstr_size);
+
+#endif

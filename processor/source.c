@@ -1,0 +1,255 @@
+#include "source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kafka_conf.h"
+#include "kn_alloc.h"
+#include "log.h"
+
+#define MAX_ASSIGNED 4096
+
+struct assigned {
+	char topic[256];
+	int32_t partition;
+	bool eof;
+};
+
+struct kn_source {
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *q;
+	const struct kn_config *cfg;
+	kn_source_revoke_cb *on_revoke;
+	void *opaque;
+	struct assigned *a;
+	int n_assigned;
+	bool lost;
+	rd_kafka_topic_t *last_rkt; /* cache for kn_source_topic_type */
+	enum kn_event_type last_type;
+};
+
+static void track_assign(struct kn_source *s, const rd_kafka_topic_partition_list_t *parts,
+			 bool add)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *p = &parts->elems[i];
+		int j;
+		for (j = 0; j < s->n_assigned; j++)
+			if (s->a[j].partition == p->partition && !strcmp(s->a[j].topic, p->topic))
+				break;
+		if (add && j == s->n_assigned && s->n_assigned < MAX_ASSIGNED) {
+			snprintf(s->a[j].topic, sizeof(s->a[j].topic), "%s", p->topic);
+			s->a[j].partition = p->partition;
+			s->a[j].eof = false;
+			s->n_assigned++;
+		} else if (!add && j < s->n_assigned) {
+			s->a[j] = s->a[--s->n_assigned];
+		}
+	}
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct kn_source *s = opaque;
+	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	rd_kafka_error_t *e = NULL;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		kn_info("source", "assigned %d partition(s)", parts->cnt);
+		track_assign(s, parts, true);
+		s->lost = false;
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, parts);
+		else
+			rd_kafka_assign(rk, parts);
+	} else {
+		bool lost = rd_kafka_assignment_lost(rk);
+		kn_info("source", "%s %d partition(s)", lost ? "lost" : "revoking", parts->cnt);
+		/* Lost partitions belong to someone else already: committing for
+		 * them would fail; the hook still drains what is in flight. */
+		if (s->on_revoke)
+			s->on_revoke(s->opaque, parts);
+		track_assign(s, parts, false);
+		if (lost)
+			s->lost = true;
+		if (coop)
+			e = rd_kafka_incremental_unassign(rk, parts);
+		else
+			rd_kafka_assign(rk, NULL);
+	}
+	if (e) {
+		kn_err("source", "rebalance: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
+int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, void *opaque,
+		  struct kn_source **out, char *errstr, size_t errstr_size)
+{
+	struct kn_source *s = kn_calloc(1, sizeof(*s));
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *topics = NULL;
+	char why[512];
+
+	*out = NULL;
+	if (!s || !(s->a = kn_calloc(MAX_ASSIGNED, sizeof(*s->a)))) {
+		snprintf(errstr, errstr_size, "out of memory");
+		goto fail;
+	}
+	s->cfg = c;
+	s->on_revoke = on_revoke;
+	s->opaque = opaque;
+	/* Defaults kanon needs; the operator's kafka.consumer.* come after and
+	 * win, except the three that at-least-once depends on (set last). */
+	conf = kn_kafka_conf_new(c, NULL, 0, errstr, errstr_size);
+	if (!conf || kn_kafka_conf_set(conf, "group.id", c->group_id, errstr, errstr_size) ||
+	    kn_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+	    kn_kafka_conf_set(conf, "client.id", "kanon-consumer", errstr, errstr_size))
+		goto fail;
+	for (int i = 0; i < c->n_consumer; i++)
+		if (kn_kafka_conf_set(conf, c->consumer[i].key, c->consumer[i].value, errstr,
+				      errstr_size))
+			goto fail;
+	if (kn_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
+	    kn_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+	    kn_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size))
+		goto fail;
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, s);
+	s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+	if (!s->rk) {
+		snprintf(errstr, errstr_size, "kafka consumer: %s", why);
+		goto fail;
+	}
+	conf = NULL; /* owned by s->rk now */
+	rd_kafka_poll_set_consumer(s->rk);
+	s->q = rd_kafka_queue_get_consumer(s->rk);
+	topics = rd_kafka_topic_partition_list_new(c->n_inputs);
+	for (int i = 0; i < c->n_inputs; i++)
+		rd_kafka_topic_partition_list_add(topics, c->inputs[i].topic, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err) {
+		snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	kn_source_destroy(s);
+	return -EINVAL;
+}
+
+void kn_source_destroy(struct kn_source *s)
+{
+	if (!s)
+		return;
+	if (s->q)
+		rd_kafka_queue_destroy(s->q);
+	if (s->rk) {
+		rd_kafka_consumer_close(s->rk);
+		rd_kafka_destroy(s->rk);
+	}
+	kn_free(s->a);
+	kn_free(s);
+}
+
+static void mark_eof(struct kn_source *s, const rd_kafka_message_t *m, bool eof)
+{
+	const char *t = rd_kafka_topic_name(m->rkt);
+
+	for (int j = 0; j < s->n_assigned; j++) {
+		if (s->a[j].partition == m->partition && !strcmp(s->a[j].topic, t)) {
+			s->a[j].eof = eof;
+			return;
+		}
+	}
+}
+
+int kn_source_poll_batch(struct kn_source *s, rd_kafka_message_t **msgs, int max, int timeout_ms)
+{
+	ssize_t n = rd_kafka_consume_batch_queue(s->q, timeout_ms, msgs, (size_t)max);
+	int kept = 0;
+
+	if (n < 0) {
+		kn_err("source", "consume: %s", rd_kafka_err2str(rd_kafka_last_error()));
+		return 0;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = msgs[i];
+		if (!m->err) {
+			if (s->n_assigned && m->rkt)
+				mark_eof(s, m, false);
+			msgs[kept++] = m;
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			mark_eof(s, m, true);
+		} else {
+			kn_warn("source", "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+				m->partition, rd_kafka_message_errstr(m));
+			if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+				s->lost = true;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return kept;
+}
+
+enum kn_event_type kn_source_topic_type(struct kn_source *s, rd_kafka_topic_t *rkt)
+{
+	if (rkt == s->last_rkt)
+		return s->last_type;
+	const char *name = rd_kafka_topic_name(rkt);
+	for (int i = 0; i < s->cfg->n_inputs; i++) {
+		if (!strcmp(s->cfg->inputs[i].topic, name)) {
+			s->last_rkt = rkt;
+			return s->last_type = s->cfg->inputs[i].type;
+		}
+	}
+	return (enum kn_event_type)-1;
+}
+
+int kn_source_commit(struct kn_source *s, const struct kn_commit *c, int n, bool sync)
+{
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t err;
+
+	if (!n)
+		return 0;
+	l = rd_kafka_topic_partition_list_new(n);
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, c[i].topic, c[i].partition)->offset =
+			c[i].offset;
+	err = rd_kafka_commit(s->rk, l, sync ? 0 : 1);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+		kn_warn("source", "commit: %s", rd_kafka_err2str(err));
+		return -EIO;
+	}
+	return 0;
+}
+
+bool kn_source_at_eof(const struct kn_source *s)
+{
+	if (!s->n_assigned)
+		return false;
+	for (int j = 0; j < s->n_assigned; j++)
+		if (!s->a[j].eof)
+			return false;
+	return true;
+}
+
+bool kn_source_healthy(const struct kn_source *s)
+{
+	return !s->lost;
+}
+
+int kn_source_assigned(const struct kn_source *s)
+{
+	return s->n_assigned;
+}
