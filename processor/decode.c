@@ -278,6 +278,14 @@ int kn_decoder_new(avro_schema_t schema, const char *const role_paths[KN_ROLE_CO
 		return -ENOMEM;
 	}
 	d->schema = avro_schema_incref(schema);
+	for (int r = 0; r < KN_ROLE_COUNT; r++)
+		for (int q = r + 1; q < KN_ROLE_COUNT; q++)
+			if (role_paths[r] && role_paths[q] && !strcmp(role_paths[r], role_paths[q])) {
+				snprintf(errstr, errstr_size,
+					 "field '%s' is mapped to two roles ('%s' and '%s')",
+					 role_paths[r], kn_roles[r].name, kn_roles[q].name);
+				goto fail;
+			}
 	if (avro_typeof(schema) != AVRO_RECORD) {
 		snprintf(errstr, errstr_size, "top-level schema must be a record");
 		goto fail;

@@ -1,0 +1,173 @@
+#include <errno.h>
+#include <math.h>
+
+#include "generalize.h"
+#include "kt.h"
+
+static void test_geohash(void)
+{
+	char g[KN_GEOHASH_MAX + 1];
+
+	/* Published vectors (geohash.org / Wikipedia). */
+	KT_CHECK(kn_geohash(57.64911, 10.40744, 11, g) == 0);
+	KT_STREQ(g, "u4pruydqqvj");
+	KT_CHECK(kn_geohash(42.605, -5.603, 5, g) == 0);
+	KT_STREQ(g, "ezs42");
+	KT_CHECK(kn_geohash(39.9087, 116.3975, 5, g) == 0); /* Tiananmen */
+	KT_STREQ(g, "wx4g0");
+	KT_CHECK(kn_geohash(-33.8688, 151.2093, 6, g) == 0); /* Sydney */
+	KT_STREQ(g, "r3gx2f");
+	KT_CHECK(kn_geohash(90, 180, 3, g) == 0);
+	KT_STREQ(g, "zzz");
+	KT_CHECK(kn_geohash(-90, -180, 3, g) == 0);
+	KT_STREQ(g, "000");
+	KT_CHECK(kn_geohash(999, 10, 5, g) == -EINVAL);
+	KT_CHECK(kn_geohash(10, -180.5, 5, g) == -EINVAL);
+	KT_CHECK(kn_geohash(NAN, 10, 5, g) == -EINVAL);
+	KT_CHECK(kn_geohash(10, 10, 0, g) == -EINVAL);
+	KT_CHECK(kn_geohash(10, 10, 13, g) == -EINVAL);
+}
+
+static const char *pfx(const char *ip, int v4, int v6)
+{
+	static char out[KN_PREFIX_MAX];
+
+	return kn_ip_prefix(ip, strlen(ip), v4, v6, out) ? "<invalid>" : out;
+}
+
+static void test_ip(void)
+{
+	KT_STREQ(pfx("203.0.113.77", 24, 48), "203.0.113.0/24");
+	KT_STREQ(pfx("203.0.113.77", 16, 48), "203.0.0.0/16");
+	KT_STREQ(pfx("203.0.113.77", 20, 48), "203.0.112.0/20");
+	KT_STREQ(pfx("203.0.113.77", 0, 48), "0.0.0.0/0");
+	KT_STREQ(pfx("2001:db8:abcd:12:1:2:3:4", 24, 48), "2001:db8:abcd::/48");
+	KT_STREQ(pfx("2001:db8:abcd:12ff::1", 24, 56), "2001:db8:abcd:1200::/56");
+	KT_STREQ(pfx("240e:49f:cc80:c7e3:fb9a:617e:61bb:f31c", 24, 48), "240e:49f:cc80::/48");
+	KT_STREQ(pfx("::ffff:10.1.2.3", 24, 48), "10.1.2.0/24"); /* v4-mapped is IPv4 */
+	KT_STREQ(pfx("::1", 24, 48), "::/48");
+	KT_STREQ(pfx("999.1.1.1", 24, 48), "<invalid>");
+	KT_STREQ(pfx("1.2.3", 24, 48), "<invalid>");
+	KT_STREQ(pfx("abc", 24, 48), "<invalid>");
+	KT_STREQ(pfx("", 24, 48), "<invalid>");
+	KT_STREQ(pfx("1.2.3.4:80", 24, 48), "<invalid>");
+	KT_STREQ(pfx("fe80::1%eth0", 24, 48), "<invalid>");
+	KT_STREQ(pfx("2001:db8::1::2", 24, 48), "<invalid>");
+}
+
+static const char *host(const char *url)
+{
+	static char out[KN_HOST_MAX + 1];
+
+	return kn_url_host(url, strlen(url), out) ? "<invalid>" : out;
+}
+
+static void test_url_host(void)
+{
+	KT_STREQ(host("https://User:Pw@WWW.Example.COM:8080/p/a?q=1#f"), "www.example.com");
+	KT_STREQ(host("http://example.com"), "example.com");
+	KT_STREQ(host("https://example.com?x=1"), "example.com");
+	KT_STREQ(host("https://example.com#top"), "example.com");
+	KT_STREQ(host("//cdn.example.net/lib.js"), "cdn.example.net");
+	KT_STREQ(host("example.org/path/x"), "example.org");
+	KT_STREQ(host("HTTPS://news.sina.com.cn./a"), "news.sina.com.cn");
+	KT_STREQ(host("android-app://com.tencent.mm/x"), "com.tencent.mm");
+	KT_STREQ(host("http://[2001:db8::1]:8080/"), "ip-literal");
+	KT_STREQ(host("http://10.0.0.1/admin"), "ip-literal");
+	KT_STREQ(host("http://a@b@evil.com/"), "evil.com");
+	KT_STREQ(host("http://exa mple.com/"), "<invalid>");
+	KT_STREQ(host("http://a..b/"), "<invalid>");
+	KT_STREQ(host("https://host:abc/"), "<invalid>");
+	KT_STREQ(host("https:///path"), "<invalid>");
+	KT_STREQ(host(""), "<invalid>");
+	KT_STREQ(host("/relative/path"), "<invalid>");
+	char longhost[400] = "http://";
+	memset(longhost + 7, 'a', 300);
+	KT_STREQ(host(longhost), "<invalid>");
+}
+
+static void test_time_bucket(void)
+{
+	KT_CHECK(kn_time_bucket(0, 3600000) == 0);
+	KT_CHECK(kn_time_bucket(3599999, 3600000) == 0);
+	KT_CHECK(kn_time_bucket(3600000, 3600000) == 3600000);
+	KT_CHECK(kn_time_bucket(1793491373775, 3600000) == 1793491200000);
+	KT_CHECK(kn_time_bucket(-1, 3600000) == -3600000);
+}
+
+static void test_user_agent(void)
+{
+	struct kn_agent a;
+#define UA(s) kn_ua_parse(s, strlen(s), &a)
+	UA("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+	   "Chrome/120.0.0.0 Safari/537.36");
+	KT_STREQ(a.browser, "Chrome");
+	KT_CHECK(a.browser_major == 120);
+	KT_STREQ(a.os, "Windows");
+	KT_CHECK(a.os_major == 10);
+	UA("Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/120.0 Safari/537.36 "
+	   "Edg/120.0.2210.91");
+	KT_STREQ(a.browser, "Edge"); /* not Chrome, though it says so */
+	UA("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+	   "like Gecko) Version/17.1 Mobile/15E148 Safari/604.1");
+	KT_STREQ(a.browser, "Safari");
+	KT_CHECK(a.browser_major == 17);
+	KT_STREQ(a.os, "iOS");
+	KT_CHECK(a.os_major == 17);
+	UA("Mozilla/5.0 (Linux; Android 13; V2055A) AppleWebKit/537.36 Chrome/110.0 Mobile "
+	   "Safari/537.36 MicroMessenger/8.0.42.2460");
+	KT_STREQ(a.browser, "WeChat");
+	KT_CHECK(a.browser_major == 8);
+	KT_STREQ(a.os, "Android");
+	KT_CHECK(a.os_major == 13);
+	UA("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0");
+	KT_STREQ(a.browser, "Firefox");
+	KT_STREQ(a.os, "Linux");
+	UA("Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)");
+	KT_STREQ(a.browser, "bot");
+	UA("");
+	KT_STREQ(a.browser, "other");
+	KT_STREQ(a.os, "other");
+	KT_CHECK(a.browser_major == -1);
+	UA("Chrome/99999999999999999999");
+	KT_CHECK(a.browser_major == -1); /* absurd version: unknown, not overflow */
+#undef UA
+}
+
+static void test_os_and_version(void)
+{
+	char fam[KN_FAMILY_MAX], ver[KN_VERSION_MAX];
+	int32_t major;
+
+	kn_os_parse("Android 13", 10, fam, &major);
+	KT_STREQ(fam, "Android");
+	KT_CHECK(major == 13);
+	kn_os_parse("iOS 17.1", 8, fam, &major);
+	KT_STREQ(fam, "iOS");
+	KT_CHECK(major == 17);
+	kn_os_parse("HarmonyOS 4.0", 13, fam, &major);
+	KT_STREQ(fam, "HarmonyOS");
+	KT_CHECK(major == 4);
+	kn_os_parse("TempleOS", 8, fam, &major);
+	KT_STREQ(fam, "other");
+	KT_CHECK(major == -1);
+	kn_app_version("5.2.13-beta", 11, ver);
+	KT_STREQ(ver, "5.2");
+	kn_app_version("v6", 2, ver);
+	KT_STREQ(ver, "6");
+	kn_app_version("build-abc", 9, ver);
+	KT_STREQ(ver, "");
+	kn_app_version("123456789012.1", 14, ver);
+	KT_STREQ(ver, "");
+}
+
+int main(void)
+{
+	KT_RUN(test_geohash);
+	KT_RUN(test_ip);
+	KT_RUN(test_url_host);
+	KT_RUN(test_time_bucket);
+	KT_RUN(test_user_agent);
+	KT_RUN(test_os_and_version);
+	return kt_done();
+}

@@ -1,0 +1,92 @@
+#include <errno.h>
+
+#include "kt.h"
+#include "normalize.h"
+
+static const struct kn_norm_opts cn = {.phone_cc = "86"};
+static const struct kn_norm_opts us = {.phone_cc = "1"};
+
+static const char *norm(enum kn_id_kind k, const char *in, const struct kn_norm_opts *o)
+{
+	static char buf[KN_ID_MAX + 1];
+	int n = kn_normalize(k, in, strlen(in), buf, o);
+
+	if (n < 0)
+		return "<invalid>";
+	buf[n] = '\0';
+	return buf;
+}
+
+static void test_email(void)
+{
+	KT_STREQ(norm(KN_ID_EMAIL, "  Alice.Smith@Example.COM \t", &cn), "alice.smith@example.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "bob@qq.com", &cn), "bob@qq.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "no-at-sign", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_EMAIL, "a@b@c", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_EMAIL, "@example.com", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_EMAIL, "user@", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_EMAIL, "us er@example.com", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_EMAIL, "   ", &cn), "<invalid>");
+}
+
+static void test_phone_cn(void)
+{
+	/* One person, typed six ways. */
+	const char *forms[] = {"13800138000",	    "+86 138 0013 8000", "+86-138-0013-8000",
+			       "0086 13800138000", "8613800138000",	  "(138) 0013.8000"};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		KT_STREQ(norm(KN_ID_PHONE, forms[i], &cn), "+8613800138000");
+	/* Landline with trunk prefix. */
+	KT_STREQ(norm(KN_ID_PHONE, "010-6552-9988", &cn), "+861065529988");
+	/* Foreign numbers keep their own country code. */
+	KT_STREQ(norm(KN_ID_PHONE, "+1 (415) 555-2671", &cn), "+14155552671");
+	KT_STREQ(norm(KN_ID_PHONE, "+44 20 7946 0958", &cn), "+442079460958");
+	/* Not phone numbers. */
+	KT_STREQ(norm(KN_ID_PHONE, "N/A", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "138 0013 8000 ext 12", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "+86 12345", &cn), "<invalid>");	    /* too short */
+	KT_STREQ(norm(KN_ID_PHONE, "+8613800138000123", &cn), "<invalid>"); /* > 15 digits */
+	KT_STREQ(norm(KN_ID_PHONE, "", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "1+3800138000", &cn), "<invalid>");
+}
+
+static void test_phone_region(void)
+{
+	KT_STREQ(norm(KN_ID_PHONE, "(415) 555-2671", &us), "+14155552671");
+	KT_STREQ(norm(KN_ID_PHONE, "1 415 555 2671", &us), "+14155552671");
+	/* Only "+" and "00" are understood as international prefixes. */
+	KT_STREQ(norm(KN_ID_PHONE, "00 86 138 0013 8000", &us), "+8613800138000");
+	KT_STREQ(norm(KN_ID_PHONE, "011 86 138 0013 8000", &us), "<invalid>");
+}
+
+static void test_device(void)
+{
+	KT_STREQ(norm(KN_ID_DEVICE, "341452C5-4D7C-33F2-1A83-D752F35EBA75", &cn),
+		 "341452c54d7c33f21a83d752f35eba75");
+	KT_STREQ(norm(KN_ID_DEVICE, "341452c54d7c33f21a83d752f35eba75", &cn),
+		 "341452c54d7c33f21a83d752f35eba75");
+	KT_STREQ(norm(KN_ID_DEVICE, "AA:BB:CC:DD:EE:FF", &cn), "aabbccddeeff");
+	KT_STREQ(norm(KN_ID_DEVICE, " - : ", &cn), "<invalid>");
+}
+
+static void test_opaque(void)
+{
+	KT_STREQ(norm(KN_ID_USER, "  u0001 ", &cn), "u0001");
+	KT_STREQ(norm(KN_ID_USER, "U0001", &cn), "U0001"); /* case-sensitive tokens */
+	KT_STREQ(norm(KN_ID_COOKIE, "ck_abc", &cn), "ck_abc");
+	KT_STREQ(norm(KN_ID_USER, "", &cn), "<invalid>");
+	char big[KN_ID_MAX + 2];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	KT_STREQ(norm(KN_ID_USER, big, &cn), "<invalid>");
+}
+
+int main(void)
+{
+	KT_RUN(test_email);
+	KT_RUN(test_phone_cn);
+	KT_RUN(test_phone_region);
+	KT_RUN(test_device);
+	KT_RUN(test_opaque);
+	return kt_done();
+}
