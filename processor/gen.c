@@ -529,17 +529,20 @@ static int send_malformed(struct gen *g, struct out *o, int kind, enum kn_event_
 	}
 }
 
+/* Writes count good records of type t and, in Kafka mode, malformed extra
+ * ones spread evenly among them (Bresenham: position i is malformed when
+ * floor((i + 1) * m / total) steps up). */
 static int emit_type(struct gen *g, enum kn_event_type t, struct kn_gen_result *res)
 {
 	struct out *o = &g->out[t];
 	const struct kn_gen_opts *op = g->o;
-	int64_t every = op->malformed ? op->count / op->malformed + 1 : 0, bad = 0;
+	int64_t m = op->out_dir ? 0 : op->malformed, total = op->count + m, bad = 0;
 	struct rec r = {&o->val, o->sc};
 
-	for (int64_t i = 0; i < op->count; i++) {
+	for (int64_t i = 0; i < total; i++) {
 		const struct user *u = &g->users[zipf_draw(&g->z, &g->rng)];
-		int64_t ts = op->start_ms + op->span_ms * i / op->count + (int64_t)below(&g->rng, 1000);
-		if (!op->out_dir && every && i % every == every - 1 && bad < op->malformed) {
+		int64_t ts = op->start_ms + op->span_ms * i / total + (int64_t)below(&g->rng, 1000);
+		if (m && (i + 1) * m / total > i * m / total) {
 			if (send_malformed(g, o, (int)(bad % 6), t, u, ts, i))
 				return -EIO;
 			bad++;
@@ -557,12 +560,6 @@ static int emit_type(struct gen *g, enum kn_event_type t, struct kn_gen_result *
 		res->written[t]++;
 		if ((i & 1023) == 0 && g->rk)
 			rd_kafka_poll(g->rk, 0);
-	}
-	while (!op->out_dir && bad < op->malformed) { /* count < malformed: the rest at the end */
-		const struct user *u = &g->users[0];
-		if (send_malformed(g, o, (int)(bad % 6), t, u, op->start_ms, op->count + bad))
-			return -EIO;
-		bad++;
 	}
 	res->malformed[t] = bad;
 	return 0;

@@ -1,0 +1,68 @@
+"""The command line as a user meets it: help, check, keygen, errors."""
+import os
+import stat
+import subprocess
+
+from conftest import KANON, SRC, Env
+
+EXAMPLE = os.path.join(SRC, "deploy", "kanon.example.yaml")
+
+
+def run(*args, env=None):
+    return subprocess.run([KANON, *args], capture_output=True, env=env, timeout=60)
+
+
+def test_help_and_usage_errors():
+    r = run("--help")
+    assert r.returncode == 0
+    for cmd in (b"run", b"process", b"gen", b"demo", b"check", b"keygen"):
+        assert b"  " + cmd + b" " in r.stdout
+    assert run().returncode == 2
+    r = run("frobnicate")
+    assert r.returncode == 2 and b"unknown command" in r.stderr
+    assert run("run").returncode == 2  # no -c
+    assert run("run", "-c", EXAMPLE, "--bogus").returncode == 2
+
+
+def test_check_masks_secrets_and_validates(tmp_path):
+    key = str(tmp_path / "k")
+    assert run("keygen", key).returncode == 0
+    env = dict(os.environ, KANON_KEY_FILE=key)
+    r = run("check", "-c", EXAMPLE, "--set", "kafka.producer.sasl.password=hunter2", env=env)
+    assert r.returncode == 0, r.stderr
+    assert b"hunter2" not in r.stdout + r.stderr
+    assert b'sasl.password: "********"' in r.stdout
+    assert b"geohash_precision: 5" in r.stdout
+    # The key itself never appears.
+    secret = open(key).read().split("kanon-key-v1 ")[1].strip().encode()
+    assert secret not in r.stdout + r.stderr
+    r = run("check", "-c", EXAMPLE, "--set", "generalize.geohash_precision=99", env=env)
+    assert r.returncode == 2 and b"generalize.geohash_precision" in r.stderr
+    assert run("check", "--describe").returncode == 0
+
+
+def test_bad_config_names_line_and_key(tmp_path):
+    text = open(EXAMPLE).read().replace("geohash_precision: 5", "geohash_precision: five")
+    line = text[: text.index("geohash_precision: five")].count("\n") + 1
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    r = run("check", "-c", str(p))
+    assert r.returncode == 2
+    assert ("bad.yaml:%d: generalize.geohash_precision" % line).encode() in r.stderr, r.stderr
+
+
+def test_keygen_mode_and_refusals(tmp_path):
+    key = str(tmp_path / "mine.key")
+    assert run("keygen", key).returncode == 0
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    r = run("keygen", key)
+    assert r.returncode == 1 and b"never overwrites" in r.stderr
+    os.chmod(key, 0o644)
+    env = dict(os.environ, KANON_KEY_FILE=key)
+    r = run("check", "-c", EXAMPLE, env=env)
+    assert r.returncode == 2 and b"chmod 600" in r.stderr
+    # process refuses it too, before reading any input.
+    e = Env(tmp_path, "cli")
+    e.env["KANON_KEY_FILE"] = key
+    r = e.kanon("process", "-c", e.config, "--input", "/nonexistent", "--output", str(tmp_path / "o"), check=False)
+    assert r.returncode == 1 and b"group or others" in r.stderr
