@@ -4,7 +4,13 @@
 #   - a real Apache Kafka 3.9 broker from Maven Central jars (cached in $KANON_CACHE),
 #   - a Python venv with fastavro/confluent-kafka/pytest for the interoperability tests.
 # Re-running it does nothing that is already done.
+#
+#   deploy/setup.sh              everything (build, broker, test tools)
+#   deploy/setup.sh --build-only only what building and `kanon demo` need
 set -euo pipefail
+
+build_only=0
+[ "${1:-}" = "--build-only" ] && build_only=1
 
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${KANON_CACHE:-$HOME/.cache/kanon}
@@ -15,9 +21,8 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 PKGS=(build-essential cmake pkg-config git ca-certificates
-	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev
-	kcat clang-format python3 python3-venv
-	default-jre-headless maven)
+	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev)
+[ $build_only -eq 1 ] || PKGS+=(kcat clang-format python3 python3-venv default-jre-headless maven)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -27,6 +32,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	$SUDO apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ $build_only -eq 1 ]; then
+	echo "setup: ok (build dependencies)"
+	exit 0
 fi
 
 # Kafka broker jars. The marker file is written last, so an interrupted download is redone.

@@ -56,8 +56,8 @@ static inline double kn_avro_get_double(const uint8_t *p)
 
 static inline float kn_avro_get_float(const uint8_t *p)
 {
-	uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-		     (uint32_t)p[3] << 24;
+	uint32_t u =
+		(uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 	float f;
 
 	memcpy(&f, &u, sizeof(f));

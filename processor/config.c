@@ -11,7 +11,18 @@
 #include "kn_alloc.h"
 #include "log.h"
 
-enum opt_type { O_STR, O_PATH, O_INT, O_DURATION, O_EPOCH, O_BOOL, O_PRF, O_DATE, O_DIGITS, O_LEVEL };
+enum opt_type {
+	O_STR,
+	O_PATH,
+	O_INT,
+	O_DURATION,
+	O_EPOCH,
+	O_BOOL,
+	O_PRF,
+	O_DATE,
+	O_DIGITS,
+	O_LEVEL
+};
 
 struct opt {
 	const char *path;
@@ -107,7 +118,8 @@ int kn_parse_duration(const char *s, int64_t *ms)
 	static const struct {
 		const char *unit;
 		int64_t ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1}};
+	} units[] = {{"ms", 1},	     {"s", 1000},     {"m", 60000},
+		     {"h", 3600000}, {"d", 86400000}, {"", 1}};
 	char *end;
 	long long v;
 
@@ -459,7 +471,7 @@ static int parse_inputs(struct ctx *x, yaml_node_t *seq)
 		x->c->inputs = na;
 		na[x->c->n_inputs++] = in;
 		continue;
-fail:
+	fail:
 		kn_free(in.topic);
 		return -EINVAL;
 	}
@@ -705,8 +717,13 @@ void kn_config_destroy(struct kn_config *c)
 
 bool kn_config_is_secret(const char *p)
 {
-	static const char *words[] = {"password", "secret", "jaas", "key.pem", "token",
-				      "credentials", "sasl.oauthbearer.config"};
+	static const char *words[] = {"password",
+				      "secret",
+				      "jaas",
+				      "key.pem",
+				      "token",
+				      "credentials",
+				      "sasl.oauthbearer.config"};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strstr(p, words[i]))

@@ -38,8 +38,8 @@ enum dtype {
 
 struct dnode {
 	enum dtype type;
-	int role;	     /* -1: no role */
-	uint32_t n;	     /* fields, branches, enum symbols, or fixed size */
+	int role;	    /* -1: no role */
+	uint32_t n;	    /* fields, branches, enum symbols, or fixed size */
 	struct dnode **kid; /* record fields, union branches, array item, map value */
 	struct dnode *next_owned;
 };
@@ -123,7 +123,8 @@ static struct dnode *compile_link(struct compile_ctx *c, avro_schema_t target)
 	}
 	/* Recursive references carry no roles: compile with an empty path table. */
 	static const char *const no_paths[KN_ROLE_COUNT];
-	struct compile_ctx sub = {.d = d, .paths = no_paths, .errstr = c->errstr, .errsz = c->errsz};
+	struct compile_ctx sub = {
+		.d = d, .paths = no_paths, .errstr = c->errstr, .errsz = c->errsz};
 	return compile(&sub, target, "\x01", -1);
 }
 
@@ -185,9 +186,9 @@ static struct dnode *compile_leaf(struct compile_ctx *c, avro_schema_t s, const 
 	static const struct {
 		avro_type_t at;
 		enum dtype dt;
-	} map[] = {{AVRO_NULL, D_NULL},	    {AVRO_BOOLEAN, D_BOOL}, {AVRO_INT32, D_INT},
-		   {AVRO_INT64, D_LONG},    {AVRO_FLOAT, D_FLOAT},  {AVRO_DOUBLE, D_DOUBLE},
-		   {AVRO_BYTES, D_BYTES},   {AVRO_STRING, D_STRING}, {AVRO_FIXED, D_FIXED},
+	} map[] = {{AVRO_NULL, D_NULL},	  {AVRO_BOOLEAN, D_BOOL},  {AVRO_INT32, D_INT},
+		   {AVRO_INT64, D_LONG},  {AVRO_FLOAT, D_FLOAT},   {AVRO_DOUBLE, D_DOUBLE},
+		   {AVRO_BYTES, D_BYTES}, {AVRO_STRING, D_STRING}, {AVRO_FIXED, D_FIXED},
 		   {AVRO_ENUM, D_ENUM}};
 	avro_type_t at = avro_typeof(s);
 
@@ -270,7 +271,8 @@ int kn_decoder_new(avro_schema_t schema, const char *const role_paths[KN_ROLE_CO
 		   struct kn_decoder **out, char *errstr, size_t errstr_size)
 {
 	struct kn_decoder *d = kn_calloc(1, sizeof(*d));
-	struct compile_ctx c = {.d = d, .paths = role_paths, .errstr = errstr, .errsz = errstr_size};
+	struct compile_ctx c = {
+		.d = d, .paths = role_paths, .errstr = errstr, .errsz = errstr_size};
 
 	*out = NULL;
 	if (!d) {
@@ -280,7 +282,8 @@ int kn_decoder_new(avro_schema_t schema, const char *const role_paths[KN_ROLE_CO
 	d->schema = avro_schema_incref(schema);
 	for (int r = 0; r < KN_ROLE_COUNT; r++)
 		for (int q = r + 1; q < KN_ROLE_COUNT; q++)
-			if (role_paths[r] && role_paths[q] && !strcmp(role_paths[r], role_paths[q])) {
+			if (role_paths[r] && role_paths[q] &&
+			    !strcmp(role_paths[r], role_paths[q])) {
 				snprintf(errstr, errstr_size,
 					 "field '%s' is mapped to two roles ('%s' and '%s')",
 					 role_paths[r], kn_roles[r].name, kn_roles[q].name);

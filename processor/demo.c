@@ -57,10 +57,14 @@ static int materialize(char *dir, char *errstr, size_t errsz)
 
 static void clean_dir(const char *dir)
 {
-	static const char *files[] = {"deploy/kanon.example.yaml", "schemas/DeviceLog.avsc",
-				      "schemas/AccessLog.avsc",	   "schemas/SearchLog.avsc",
-				      "master.key",		   "deploy",
-				      "schemas",		   ""};
+	static const char *files[] = {"deploy/kanon.example.yaml",
+				      "schemas/DeviceLog.avsc",
+				      "schemas/AccessLog.avsc",
+				      "schemas/SearchLog.avsc",
+				      "master.key",
+				      "deploy",
+				      "schemas",
+				      ""};
 	char p[4200];
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -74,7 +78,8 @@ static void show_side_by_side(const struct kn_config *c)
 {
 	char errstr[512];
 	rd_kafka_conf_t *conf = kn_kafka_conf_new(c, NULL, 0, errstr, sizeof(errstr));
-	rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)) : NULL;
+	rd_kafka_t *rk =
+		conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)) : NULL;
 	struct kn_keys *keys;
 	struct kn_schemas *schemas;
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
@@ -95,16 +100,18 @@ static void show_side_by_side(const struct kn_config *c)
 		int32_t part = 0;
 		int64_t lo, hi;
 		/* The generator's sticky partitioner may leave a partition empty. */
-		while (part < 2 && !rd_kafka_query_watermark_offsets(rk, c->inputs[i].topic, part,
-								    &lo, &hi, 2000) &&
+		while (part < 2 &&
+		       !rd_kafka_query_watermark_offsets(rk, c->inputs[i].topic, part, &lo, &hi,
+							 2000) &&
 		       hi == lo)
 			part++;
 		rd_kafka_consume_start(rkt, part, RD_KAFKA_OFFSET_BEGINNING);
 		rd_kafka_message_t *m = rd_kafka_consume(rkt, part, 5000);
 		if (m && !m->err) {
 			struct kn_verdict v;
-			size_t n = kn_pipeline_process(p, m->payload, m->len, c->inputs[i].type,
-						       rd_kafka_message_timestamp(m, NULL), out, &v);
+			size_t n =
+				kn_pipeline_process(p, m->payload, m->len, c->inputs[i].type,
+						    rd_kafka_message_timestamp(m, NULL), out, &v);
 			const struct kn_event *ev = kn_pipeline_last_event(p);
 			const struct kn_deid *d = kn_pipeline_last(p);
 			printf("\n== %s log: %s -> %s ==\n", kn_event_type_name(c->inputs[i].type),
@@ -114,11 +121,14 @@ static void show_side_by_side(const struct kn_config *c)
 					const struct kn_val *x = &ev->role[r];
 					if (x->type == KN_VAL_STR)
 						printf("  in  %-18s %.*s\n", kn_roles[r].name,
-						       (int)(x->s.len > 70 ? 70 : x->s.len), x->s.p);
+						       (int)(x->s.len > 70 ? 70 : x->s.len),
+						       x->s.p);
 					else if (x->type == KN_VAL_DOUBLE)
-						printf("  in  %-18s %.6f\n", kn_roles[r].name, x->d);
+						printf("  in  %-18s %.6f\n", kn_roles[r].name,
+						       x->d);
 					else if (x->type == KN_VAL_LONG)
-						printf("  in  %-18s %" PRId64 "\n", kn_roles[r].name, x->l);
+						printf("  in  %-18s %" PRId64 "\n",
+						       kn_roles[r].name, x->l);
 					else if (x->type == KN_VAL_BOOL)
 						printf("  in  %-18s %s\n", kn_roles[r].name,
 						       x->b ? "true" : "false");
@@ -127,12 +137,13 @@ static void show_side_by_side(const struct kn_config *c)
 				       d->time_bucket_ms, d->key_epoch);
 				for (int k = 0; k < KN_ID_KINDS; k++)
 					if (d->has_pid[k])
-						printf("  out %s_pid=%s\n", kn_id_kind_name(k), d->pid[k]);
+						printf("  out %s_pid=%s\n", kn_id_kind_name(k),
+						       d->pid[k]);
 				printf("  out geo_cell=%s ip_prefix=%s\n  out ua=%s/%d os=%s/%d "
 				       "app=%s\n  out url_domain=%s referrer_domain=%s status=%d\n",
 				       d->geo_cell[0] ? d->geo_cell : "null", d->ip_prefix,
-				       d->ua_browser, d->ua_browser_major, d->os_family, d->os_major,
-				       d->app_version[0] ? d->app_version : "null",
+				       d->ua_browser, d->ua_browser_major, d->os_family,
+				       d->os_major, d->app_version[0] ? d->app_version : "null",
 				       d->url_domain[0] ? d->url_domain : "null",
 				       d->referrer_domain[0] ? d->referrer_domain : "null",
 				       d->http_status);
@@ -209,9 +220,13 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 	rd_kafka_mock_topic_create(mc, c->topic_dead_letter, 1, 1);
 
 	printf("kanon demo: mock Kafka cluster at %s, config and key in %s\n", brokers, dir);
-	struct kn_gen_opts go = {.seed = seed, .count = per_type, .users = 500, .malformed = 6,
+	struct kn_gen_opts go = {.seed = seed,
+				 .count = per_type,
+				 .users = 500,
+				 .malformed = 6,
 				 .start_ms = 1793491200000LL /* 2026-11-01 */,
-				 .span_ms = 24 * 3600 * 1000LL, .types = 7};
+				 .span_ms = 24 * 3600 * 1000LL,
+				 .types = 7};
 	err = kn_gen_run(c, &go, &gr, errstr, errstr_size);
 	if (err)
 		goto out;
@@ -238,8 +253,7 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 		if (st.dead[r])
 			printf("    %-24s %" PRIu64 "\n", kn_dead_reason_name(r), st.dead[r]);
 	printf("  geo withheld (no location consent) %" PRIu64 "\n", st.geo_withheld);
-	printf("  every input accounted for: %s\n",
-	       in == (int64_t)st.out + dead ? "yes" : "NO");
+	printf("  every input accounted for: %s\n", in == (int64_t)st.out + dead ? "yes" : "NO");
 	if (in != (int64_t)st.out + dead)
 		err = -EIO;
 out:

@@ -70,8 +70,8 @@ enum kn_val_type {
 };
 
 struct kn_role_info {
-	const char *name;	/* config key under schemas[].roles */
-	enum kn_val_type type;	/* required family */
+	const char *name;      /* config key under schemas[].roles */
+	enum kn_val_type type; /* required family */
 	const char *help;
 };
 
@@ -93,7 +93,12 @@ struct kn_val {
 	};
 };
 
-enum kn_event_type { KN_EV_DEVICE, KN_EV_ACCESS, KN_EV_SEARCH, KN_EV_TYPES };
+enum kn_event_type {
+	KN_EV_DEVICE,
+	KN_EV_ACCESS,
+	KN_EV_SEARCH,
+	KN_EV_TYPES
+};
 const char *kn_event_type_name(enum kn_event_type t);
 int kn_event_type_by_name(const char *name); /* -1 if unknown */
 
@@ -104,12 +109,12 @@ struct kn_event {
 };
 
 /* Sizes of the inline output buffers; the generalizers never write more. */
-#define KN_PID_HEX_LEN	32 /* 128-bit pseudonym as lower-case hex */
-#define KN_GEOHASH_MAX	12
-#define KN_PREFIX_MAX	64  /* "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128" fits */
-#define KN_HOST_MAX	253 /* DNS name limit */
-#define KN_FAMILY_MAX	24
-#define KN_VERSION_MAX	24
+#define KN_PID_HEX_LEN 32 /* 128-bit pseudonym as lower-case hex */
+#define KN_GEOHASH_MAX 12
+#define KN_PREFIX_MAX  64  /* "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128" fits */
+#define KN_HOST_MAX    253 /* DNS name limit */
+#define KN_FAMILY_MAX  24
+#define KN_VERSION_MAX 24
 
 struct kn_deid {
 	enum kn_event_type type;
@@ -120,18 +125,18 @@ struct kn_deid {
 	char event_key[KN_PID_HEX_LEN + 1];
 	bool has_pid[KN_ID_KINDS];
 	char pid[KN_ID_KINDS][KN_PID_HEX_LEN + 1];
-	char geo_cell[KN_GEOHASH_MAX + 1];	 /* "" when absent */
-	char ip_prefix[KN_PREFIX_MAX];		 /* "" when absent */
-	char ua_browser[KN_FAMILY_MAX];		 /* "" when no UA */
-	int32_t ua_browser_major;		 /* -1 when unknown */
-	char os_family[KN_FAMILY_MAX];		 /* "" when unknown */
-	int32_t os_major;			 /* -1 when unknown */
-	char app_version[KN_VERSION_MAX];	 /* major.minor, "" when absent */
-	char url_domain[KN_HOST_MAX + 1];	 /* "" when absent */
-	char referrer_domain[KN_HOST_MAX + 1];	 /* "" when absent */
-	int32_t http_status;			 /* -1 when absent */
-	int8_t consent_ads;			 /* -1 unknown, 0/1 */
-	int8_t consent_analytics;		 /* -1 unknown, 0/1 */
+	char geo_cell[KN_GEOHASH_MAX + 1];     /* "" when absent */
+	char ip_prefix[KN_PREFIX_MAX];	       /* "" when absent */
+	char ua_browser[KN_FAMILY_MAX];	       /* "" when no UA */
+	int32_t ua_browser_major;	       /* -1 when unknown */
+	char os_family[KN_FAMILY_MAX];	       /* "" when unknown */
+	int32_t os_major;		       /* -1 when unknown */
+	char app_version[KN_VERSION_MAX];      /* major.minor, "" when absent */
+	char url_domain[KN_HOST_MAX + 1];      /* "" when absent */
+	char referrer_domain[KN_HOST_MAX + 1]; /* "" when absent */
+	int32_t http_status;		       /* -1 when absent */
+	int8_t consent_ads;		       /* -1 unknown, 0/1 */
+	int8_t consent_analytics;	       /* -1 unknown, 0/1 */
 };
 
 #endif

@@ -39,8 +39,8 @@ static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_c
 		if (!name || strcmp(avro_schema_name(ce->schema), name))
 			continue;
 		f->own = *ce;
-		if (kn_decoder_new(ws, (const char *const *)c->schemas[i].roles, &f->own.dec, errstr,
-				   errsz))
+		if (kn_decoder_new(ws, (const char *const *)c->schemas[i].roles, &f->own.dec,
+				   errstr, errsz))
 			return NULL;
 		return &f->own;
 	}
@@ -166,13 +166,14 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 		}
 		res->dead++;
 		if (f.dead)
-			fprintf(f.dead, "{\"index\": %lld, \"reason\": \"%s\", \"detail\": \"%s\"}\n",
+			fprintf(f.dead,
+				"{\"index\": %lld, \"reason\": \"%s\", \"detail\": \"%s\"}\n",
 				(long long)(res->read - 1), kn_dead_reason_name(v.reason),
 				v.detail ? v.detail : "");
 	}
 	if (!err && rc != EOF) {
-		snprintf(errstr, errstr_size, "%s: record %lld: %s (output so far is valid)", in_path,
-			 (long long)res->read, avro_strerror());
+		snprintf(errstr, errstr_size, "%s: record %lld: %s (output so far is valid)",
+			 in_path, (long long)res->read, avro_strerror());
 		err = -EBADMSG;
 	}
 	fm_close(&f);

@@ -50,17 +50,17 @@ static const struct city {
 	const char *name;
 	double lat, lon;
 } cities[] = {
-	{"Beijing", 39.9042, 116.4074},	 {"Shanghai", 31.2304, 121.4737},
+	{"Beijing", 39.9042, 116.4074},	  {"Shanghai", 31.2304, 121.4737},
 	{"Guangzhou", 23.1291, 113.2644}, {"Shenzhen", 22.5431, 114.0579},
-	{"Chengdu", 30.5728, 104.0668},	 {"Hangzhou", 30.2741, 120.1551},
-	{"Wuhan", 30.5928, 114.3055},	 {"Xi'an", 34.3416, 108.9398},
-	{"Nanjing", 32.0603, 118.7969},	 {"Chongqing", 29.5630, 106.5516},
-	{"Tianjin", 39.3434, 117.3616},	 {"Harbin", 45.8038, 126.5350},
-	{"Kunming", 25.0389, 102.7183},	 {"Xiamen", 24.4798, 118.0894},
+	{"Chengdu", 30.5728, 104.0668},	  {"Hangzhou", 30.2741, 120.1551},
+	{"Wuhan", 30.5928, 114.3055},	  {"Xi'an", 34.3416, 108.9398},
+	{"Nanjing", 32.0603, 118.7969},	  {"Chongqing", 29.5630, 106.5516},
+	{"Tianjin", 39.3434, 117.3616},	  {"Harbin", 45.8038, 126.5350},
+	{"Kunming", 25.0389, 102.7183},	  {"Xiamen", 24.4798, 118.0894},
 };
 
-static const char *mail_domains[] = {"qq.com",	    "163.com",	   "126.com", "gmail.com",
-				     "outlook.com", "sina.com",	   "foxmail.com", "yahoo.com"};
+static const char *mail_domains[] = {"qq.com",	    "163.com",	"126.com",     "gmail.com",
+				     "outlook.com", "sina.com", "foxmail.com", "yahoo.com"};
 static const char *android_uas[] = {
 	"Mozilla/5.0 (Linux; Android %d; SM-G9910) AppleWebKit/537.36 (KHTML, like Gecko) "
 	"Chrome/%d.0.6099.144 Mobile Safari/537.36",
@@ -85,15 +85,17 @@ static const char *desktop_uas[] = {
 	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
 	"Chrome/%d.0.0.0 Safari/537.36 Edg/%d.0.2210.91",
 };
-static const char *sites[] = {"www.taobao.com",	  "m.jd.com",	      "www.baidu.com",
-			      "news.sina.com.cn", "www.bilibili.com", "weibo.com",
-			      "www.zhihu.com",	  "www.douyin.com",   "m.ctrip.com",
-			      "www.xiaohongshu.com", "www.163.com",   "music.qq.com"};
-static const char *paths[] = {"/",	       "/item/12345.html", "/search",   "/video/BV1xx411c7mD",
-			      "/news/2026/11/29/a.html", "/s", "/login", "/cart"};
-static const char *queries[] = {"天气预报",	   "iphone 16 价格", "北京到上海高铁", "火锅 推荐",
-				"python tutorial", "新能源汽车",	    "cheap flights",  "感冒 吃什么药",
-				"考研 时间",	   "租房 朝阳区",   "running shoes", "红烧肉 做法"};
+static const char *sites[] = {"www.taobao.com",	     "m.jd.com",	 "www.baidu.com",
+			      "news.sina.com.cn",    "www.bilibili.com", "weibo.com",
+			      "www.zhihu.com",	     "www.douyin.com",	 "m.ctrip.com",
+			      "www.xiaohongshu.com", "www.163.com",	 "music.qq.com"};
+static const char *paths[] = {
+	"/",  "/item/12345.html", "/search", "/video/BV1xx411c7mD", "/news/2026/11/29/a.html",
+	"/s", "/login",		  "/cart"};
+static const char *queries[] = {"天气预报",	 "iphone 16 价格",  "北京到上海高铁",
+				"火锅 推荐",	 "python tutorial", "新能源汽车",
+				"cheap flights", "感冒 吃什么药",   "考研 时间",
+				"租房 朝阳区",	 "running shoes",   "红烧肉 做法"};
 
 struct device {
 	char id[48];
@@ -118,9 +120,9 @@ struct user {
 
 static void gen_ip(struct rng *r, char *out, size_t n)
 {
-	static const int first[] = {36, 58, 59, 60, 101, 106, 111, 112, 113, 114, 115, 116,
-				    117, 119, 120, 121, 122, 123, 124, 125, 175, 180, 182, 183,
-				    202, 210, 211, 218, 219, 220, 221, 222, 223};
+	static const int first[] = {36,	 58,  59,  60,	101, 106, 111, 112, 113, 114, 115,
+				    116, 117, 119, 120, 121, 122, 123, 124, 125, 175, 180,
+				    182, 183, 202, 210, 211, 218, 219, 220, 221, 222, 223};
 	if (chance(r, 0.2)) /* China Telecom-like IPv6 */
 		snprintf(out, n, "240e:%x:%x:%x:%x:%x:%x:%x", (unsigned)below(r, 0xfff) + 1,
 			 (unsigned)below(r, 0xffff), (unsigned)below(r, 0xffff),
@@ -133,9 +135,9 @@ static void gen_ip(struct rng *r, char *out, size_t n)
 
 static void gen_user(struct rng *r, int64_t idx, struct user *u)
 {
-	static const char *prefixes[] = {"130", "133", "135", "136", "138", "139", "150", "151",
-					 "152", "158", "159", "176", "177", "180", "186", "188",
-					 "189", "199"};
+	static const char *prefixes[] = {"130", "133", "135", "136", "138", "139",
+					 "150", "151", "152", "158", "159", "176",
+					 "177", "180", "186", "188", "189", "199"};
 	const char *pre = PICK(r, prefixes);
 	unsigned a = (unsigned)below(r, 10000), b = (unsigned)below(r, 10000);
 
@@ -174,7 +176,8 @@ static void gen_user(struct rng *r, int64_t idx, struct user *u)
 				 dv->os_major);
 		} else {
 			dv->os_major = 15 + (int)below(r, 3);
-			snprintf(dv->os, sizeof(dv->os), "iOS %d.%d", dv->os_major, (int)below(r, 6));
+			snprintf(dv->os, sizeof(dv->os), "iOS %d.%d", dv->os_major,
+				 (int)below(r, 6));
 		}
 		/* Same device id, written differently by different SDKs. */
 		snprintf(dv->id, sizeof(dv->id),
@@ -353,7 +356,8 @@ static void fill_ua(struct rng *rg, const struct device *d, char *ua, size_t n)
 	int chrome = 110 + (int)below(rg, 11);
 
 	if (!d->android && d->ua < 2)
-		snprintf(ua, n, ios_uas[d->ua], d->os_major, d->ua ? 40 + d->os_major : d->os_major);
+		snprintf(ua, n, ios_uas[d->ua], d->os_major,
+			 d->ua ? 40 + d->os_major : d->os_major);
 	else if (d->ua == 3 && chance(rg, 0.5))
 		snprintf(ua, n, PICK(rg, desktop_uas), chrome, chrome);
 	else
@@ -443,7 +447,8 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 		if (c->schemas[i].type == t)
 			o->sc = &c->schemas[i];
 	if (!o->sc) {
-		snprintf(errstr, errsz, "no schema of type %s in the config", kn_event_type_name(t));
+		snprintf(errstr, errsz, "no schema of type %s in the config",
+			 kn_event_type_name(t));
 		return -EINVAL;
 	}
 	if (kn_schema_read_file(o->sc->file, &o->schema, errstr, errsz))
@@ -578,7 +583,8 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 		gen_user(&g->rng, i, &g->users[i]);
 	g->w = avro_writer_memory((const char *)g->buf, sizeof(g->buf));
 	if (!g->o->out_dir) {
-		rd_kafka_conf_t *conf = kn_kafka_conf_new(c, c->producer, c->n_producer, errstr, errsz);
+		rd_kafka_conf_t *conf =
+			kn_kafka_conf_new(c, c->producer, c->n_producer, errstr, errsz);
 		if (!conf || kn_kafka_conf_set(conf, "linger.ms", "20", errstr, errsz) ||
 		    kn_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errsz)) {
 			if (conf)
@@ -593,7 +599,8 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 		}
 	}
 	for (int t = 0; t < KN_EV_TYPES; t++)
-		if ((g->o->types & (1u << t)) && open_out(g, c, (enum kn_event_type)t, errstr, errsz))
+		if ((g->o->types & (1u << t)) &&
+		    open_out(g, c, (enum kn_event_type)t, errstr, errsz))
 			return -EINVAL;
 	return 0;
 }
@@ -640,7 +647,8 @@ int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn
 			continue;
 		err = emit_type(g, (enum kn_event_type)t, res);
 		if (err)
-			snprintf(errstr, errstr_size, "writing %s records: %s", kn_event_type_name(t),
+			snprintf(errstr, errstr_size, "writing %s records: %s",
+				 kn_event_type_name(t),
 				 g->rk ? rd_kafka_err2str(rd_kafka_last_error()) : avro_strerror());
 	}
 	if (!err && g->rk && rd_kafka_flush(g->rk, 60000)) {

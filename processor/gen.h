@@ -20,13 +20,13 @@
 
 struct kn_gen_opts {
 	uint64_t seed;
-	int64_t count;	      /* good records per log type */
-	int64_t users;	      /* population size */
-	int64_t malformed;    /* extra malformed records per log type (Kafka only) */
-	int64_t start_ms;     /* first event time */
-	int64_t span_ms;      /* events spread over [start, start + span) */
-	unsigned types;	      /* bit per enum kn_event_type */
-	const char *out_dir;  /* container files here, or NULL for Kafka */
+	int64_t count;	     /* good records per log type */
+	int64_t users;	     /* population size */
+	int64_t malformed;   /* extra malformed records per log type (Kafka only) */
+	int64_t start_ms;    /* first event time */
+	int64_t span_ms;     /* events spread over [start, start + span) */
+	unsigned types;	     /* bit per enum kn_event_type */
+	const char *out_dir; /* container files here, or NULL for Kafka */
 };
 
 struct kn_gen_result {

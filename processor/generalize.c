@@ -171,7 +171,8 @@ static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 			return;
 		}
 	}
-	if ((p = find(ua, len, "MSIE ")) || (find(ua, len, "Trident/") && (p = find(ua, len, "rv:")))) {
+	if ((p = find(ua, len, "MSIE ")) ||
+	    (find(ua, len, "Trident/") && (p = find(ua, len, "rv:")))) {
 		set_family(a->browser, "IE");
 		a->browser_major = major_at(p, end);
 		return;
@@ -228,10 +229,11 @@ void kn_os_parse(const char *os, size_t len, char family[KN_FAMILY_MAX], int32_t
 {
 	static const struct {
 		const char *prefix, *family;
-	} fam[] = {{"android", "Android"},   {"ios", "iOS"},	   {"iphone os", "iOS"},
-		   {"ipados", "iOS"},	     {"harmonyos", "HarmonyOS"}, {"windows", "Windows"},
-		   {"macos", "macOS"},	     {"mac os x", "macOS"}, {"linux", "Linux"},
-		   {"chromeos", "ChromeOS"}};
+	} fam[] = {{"android", "Android"},     {"ios", "iOS"},
+		   {"iphone os", "iOS"},       {"ipados", "iOS"},
+		   {"harmonyos", "HarmonyOS"}, {"windows", "Windows"},
+		   {"macos", "macOS"},	       {"mac os x", "macOS"},
+		   {"linux", "Linux"},	       {"chromeos", "ChromeOS"}};
 	const char *end = os + len, *p;
 
 	*major = -1;
@@ -292,8 +294,9 @@ static size_t skip_scheme(const char *u, size_t len)
 		return 2;
 	if (!len || !((u[0] | 0x20) >= 'a' && (u[0] | 0x20) <= 'z'))
 		return 0;
-	while (i < len && (((u[i] | 0x20) >= 'a' && (u[i] | 0x20) <= 'z') ||
-			   (u[i] >= '0' && u[i] <= '9') || u[i] == '+' || u[i] == '-' || u[i] == '.'))
+	while (i < len &&
+	       (((u[i] | 0x20) >= 'a' && (u[i] | 0x20) <= 'z') || (u[i] >= '0' && u[i] <= '9') ||
+		u[i] == '+' || u[i] == '-' || u[i] == '.'))
 		i++;
 	if (i + 3 <= len && u[i] == ':' && u[i + 1] == '/' && u[i + 2] == '/')
 		return i + 3;
@@ -412,7 +415,8 @@ int kn_generalize_event(const struct kn_gen_opts *o, const struct kn_event *ev, 
 
 	d->http_status = v[KN_ROLE_STATUS].type == KN_VAL_LONG ? (int32_t)v[KN_ROLE_STATUS].l : -1;
 	d->consent_ads = v[KN_ROLE_CONSENT_ADS].type == KN_VAL_BOOL ? v[KN_ROLE_CONSENT_ADS].b : -1;
-	d->consent_analytics =
-		v[KN_ROLE_CONSENT_ANALYTICS].type == KN_VAL_BOOL ? v[KN_ROLE_CONSENT_ANALYTICS].b : -1;
+	d->consent_analytics = v[KN_ROLE_CONSENT_ANALYTICS].type == KN_VAL_BOOL
+				       ? v[KN_ROLE_CONSENT_ANALYTICS].b
+				       : -1;
 	return 0;
 }

@@ -8,7 +8,7 @@
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	/* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-	enum kn_log_level l = level <= 3 ? KN_LOG_ERROR
+	enum kn_log_level l = level <= 3   ? KN_LOG_ERROR
 			      : level == 4 ? KN_LOG_WARN
 			      : level <= 6 ? KN_LOG_INFO
 					   : KN_LOG_DEBUG;

@@ -210,10 +210,11 @@ int kn_keys_generate(const char *path, char *errstr, size_t errstr_size)
 	randombytes_buf(master, KN_MASTER_KEY_BYTES);
 	sodium_bin2hex(hex, KN_MASTER_KEY_BYTES * 2 + 1, master, KN_MASTER_KEY_BYTES);
 	/* fchmod as well: a umask cannot widen it, but an odd ACL default might. */
-	if (fchmod(fd, 0600) || dprintf(fd,
-					"# kanon master key: secret, keep mode 0600; losing it "
-					"changes every pseudonym\n%s %s\n",
-					KEYFILE_MAGIC, hex) < 0 ||
+	if (fchmod(fd, 0600) ||
+	    dprintf(fd,
+		    "# kanon master key: secret, keep mode 0600; losing it "
+		    "changes every pseudonym\n%s %s\n",
+		    KEYFILE_MAGIC, hex) < 0 ||
 	    fsync(fd)) {
 		err = -errno;
 		snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
@@ -250,7 +251,7 @@ static void derive(struct kn_keys *k, struct slot *sl, int64_t epoch, int domain
 }
 
 void kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, size_t len,
-		uint8_t out[KN_PRF_BYTES])
+		 uint8_t out[KN_PRF_BYTES])
 {
 	struct slot *sl = &k->s->cache[domain][(uint64_t)epoch % CACHE_WAYS];
 

@@ -24,7 +24,11 @@
 #define KN_MASTER_KEY_BYTES 32
 #define KN_PRF_BYTES	    16
 
-enum kn_prf { KN_PRF_SIPHASH, KN_PRF_HMAC_SHA256, KN_PRF_XXH3 };
+enum kn_prf {
+	KN_PRF_SIPHASH,
+	KN_PRF_HMAC_SHA256,
+	KN_PRF_XXH3
+};
 
 /* Key domains: the identifier kinds (enum kn_id_kind), then these. */
 #define KN_DOMAIN_EVENT	 5 /* event ids -> event_key */
@@ -54,6 +58,6 @@ int kn_keys_generate(const char *path, char *errstr, size_t errstr_size);
  * keys are cached (8 epochs per domain), so the common case costs one PRF
  * call and a cache miss one KDF call. Cannot fail; never allocates. */
 void kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, size_t len,
-		uint8_t out[KN_PRF_BYTES]);
+		 uint8_t out[KN_PRF_BYTES]);
 
 #endif

@@ -6,7 +6,12 @@
 #ifndef KN_LOG_H
 #define KN_LOG_H
 
-enum kn_log_level { KN_LOG_ERROR = 3, KN_LOG_WARN = 4, KN_LOG_INFO = 6, KN_LOG_DEBUG = 7 };
+enum kn_log_level {
+	KN_LOG_ERROR = 3,
+	KN_LOG_WARN = 4,
+	KN_LOG_INFO = 6,
+	KN_LOG_DEBUG = 7
+};
 
 void kn_log_set_level(enum kn_log_level level);
 enum kn_log_level kn_log_get_level(void);

@@ -93,46 +93,95 @@ static int parse_int(const char *s, int64_t *out)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, 0, 'c'},	{"set", required_argument, 0, 's'},
-		{"log-level", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'},
-		{"until-eof", no_argument, 0, 'E'},	{"max-messages", required_argument, 0, 'M'},
-		{"input", required_argument, 0, 'i'},	{"output", required_argument, 0, 'o'},
-		{"dead-letter", required_argument, 0, 'D'}, {"seed", required_argument, 0, 'S'},
-		{"count", required_argument, 0, 'n'},	{"users", required_argument, 0, 'u'},
-		{"types", required_argument, 0, 't'},	{"malformed", required_argument, 0, 'm'},
-		{"start", required_argument, 0, 'B'},	{"span", required_argument, 0, 'P'},
-		{"out-dir", required_argument, 0, 'O'}, {"describe", no_argument, 0, 'd'},
-		{0, 0, 0, 0}};
+	static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+					     {"set", required_argument, 0, 's'},
+					     {"log-level", required_argument, 0, 'l'},
+					     {"help", no_argument, 0, 'h'},
+					     {"until-eof", no_argument, 0, 'E'},
+					     {"max-messages", required_argument, 0, 'M'},
+					     {"input", required_argument, 0, 'i'},
+					     {"output", required_argument, 0, 'o'},
+					     {"dead-letter", required_argument, 0, 'D'},
+					     {"seed", required_argument, 0, 'S'},
+					     {"count", required_argument, 0, 'n'},
+					     {"users", required_argument, 0, 'u'},
+					     {"types", required_argument, 0, 't'},
+					     {"malformed", required_argument, 0, 'm'},
+					     {"start", required_argument, 0, 'B'},
+					     {"span", required_argument, 0, 'P'},
+					     {"out-dir", required_argument, 0, 'O'},
+					     {"describe", no_argument, 0, 'd'},
+					     {0, 0, 0, 0}};
 	int ch;
 	int64_t v;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:s:l:h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': a->config = optarg; break;
+		case 'c':
+			a->config = optarg;
+			break;
 		case 's':
 			if (a->n_sets == MAX_SETS)
 				return -1;
 			a->sets[a->n_sets++] = optarg;
 			break;
-		case 'l': a->log_level = optarg; break;
-		case 'h': fputs(usage, stdout); exit(0);
-		case 'E': a->until_eof = true; break;
-		case 'M': if (parse_int(optarg, &a->max_messages)) return -1; break;
-		case 'i': a->input = optarg; break;
-		case 'o': a->output = optarg; break;
-		case 'D': a->dead = optarg; break;
-		case 'S': if (parse_int(optarg, &v)) return -1; a->seed = (uint64_t)v; break;
-		case 'n': if (parse_int(optarg, &a->count)) return -1; break;
-		case 'u': if (parse_int(optarg, &a->users) || a->users < 1) return -1; break;
-		case 't': a->types = optarg; break;
-		case 'm': if (parse_int(optarg, &a->malformed)) return -1; break;
-		case 'B': a->start = optarg; break;
-		case 'P': a->span = optarg; break;
-		case 'O': a->out_dir = optarg; break;
-		case 'd': a->describe = true; break;
-		default: return -1;
+		case 'l':
+			a->log_level = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		case 'E':
+			a->until_eof = true;
+			break;
+		case 'M':
+			if (parse_int(optarg, &a->max_messages))
+				return -1;
+			break;
+		case 'i':
+			a->input = optarg;
+			break;
+		case 'o':
+			a->output = optarg;
+			break;
+		case 'D':
+			a->dead = optarg;
+			break;
+		case 'S':
+			if (parse_int(optarg, &v))
+				return -1;
+			a->seed = (uint64_t)v;
+			break;
+		case 'n':
+			if (parse_int(optarg, &a->count))
+				return -1;
+			break;
+		case 'u':
+			if (parse_int(optarg, &a->users) || a->users < 1)
+				return -1;
+			break;
+		case 't':
+			a->types = optarg;
+			break;
+		case 'm':
+			if (parse_int(optarg, &a->malformed))
+				return -1;
+			break;
+		case 'B':
+			a->start = optarg;
+			break;
+		case 'P':
+			a->span = optarg;
+			break;
+		case 'O':
+			a->out_dir = optarg;
+			break;
+		case 'd':
+			a->describe = true;
+			break;
+		default:
+			return -1;
 		}
 	}
 	return 0;
@@ -202,8 +251,8 @@ static int cmd_run(const struct args *a)
 
 	if (rc)
 		return rc;
-	struct kn_run_opts o = {.until_eof = a->until_eof, .max_messages = a->max_messages,
-				.stop = &stop_flag};
+	struct kn_run_opts o = {
+		.until_eof = a->until_eof, .max_messages = a->max_messages, .stop = &stop_flag};
 	install_signals();
 	if (kn_run(c, &o, errstr, sizeof(errstr))) {
 		kn_err("main", "%s", errstr);
@@ -256,10 +305,14 @@ static int cmd_gen(const struct args *a)
 	char errstr[1024];
 	struct tm tm = {0};
 	int rc;
-	struct kn_gen_opts o = {.seed = a->seed, .count = a->count ? a->count : 1000,
-				.users = a->users ? a->users : 5000, .malformed = a->malformed,
-				.start_ms = 1793491200000LL, .span_ms = 24 * 3600 * 1000LL,
-				.types = 7, .out_dir = a->out_dir};
+	struct kn_gen_opts o = {.seed = a->seed,
+				.count = a->count ? a->count : 1000,
+				.users = a->users ? a->users : 5000,
+				.malformed = a->malformed,
+				.start_ms = 1793491200000LL,
+				.span_ms = 24 * 3600 * 1000LL,
+				.types = 7,
+				.out_dir = a->out_dir};
 
 	if (a->types && parse_types(a->types, &o.types))
 		return fail_usage("--types takes a comma list of device, access, search");

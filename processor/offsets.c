@@ -22,7 +22,7 @@ struct part {
 	uint8_t gen;
 	uint64_t head, tail; /* sequence numbers */
 	struct entry *ring;
-	size_t cap; /* power of two */
+	size_t cap;	    /* power of two */
 	int64_t commit_pos; /* -1: nothing acked yet */
 	int64_t collected;  /* commit_pos at the last collect */
 };
@@ -61,7 +61,8 @@ static int find_part(struct kn_offsets *o, const char *topic, int32_t partition)
 	    !strcmp(o->p[o->last].topic, topic))
 		return o->last;
 	for (int i = 0; i < o->n_parts; i++)
-		if (o->p[i].topic && o->p[i].partition == partition && !strcmp(o->p[i].topic, topic))
+		if (o->p[i].topic && o->p[i].partition == partition &&
+		    !strcmp(o->p[i].topic, topic))
 			return o->last = i;
 	return -1;
 }

@@ -83,8 +83,8 @@ size_t kn_pipeline_process_datum(struct kn_pipeline *p, const struct kn_schema_e
 	return run_stages(p, e, datum, len, ref_ms, out, v);
 }
 
-size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len,
-			   int expected_type, int64_t ref_ms, uint8_t *out, struct kn_verdict *v)
+size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len, int expected_type,
+			   int64_t ref_ms, uint8_t *out, struct kn_verdict *v)
 {
 	const struct kn_schema_entry *e;
 	int64_t id;

@@ -44,8 +44,8 @@ void kn_pipeline_destroy(struct kn_pipeline *p);
  * message's Kafka timestamp). Returns the encoded length (> 0) written to
  * out (KN_FRAME_LEN + KN_DEID_MAX_BYTES bytes, framed), or 0 when the message
  * is dead-lettered (v says why). */
-size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len,
-			   int expected_type, int64_t ref_ms, uint8_t *out, struct kn_verdict *v);
+size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len, int expected_type,
+			   int64_t ref_ms, uint8_t *out, struct kn_verdict *v);
 
 /* The same for an unframed datum of a known schema (container files);
  * writes the unframed DeidEvent. */

@@ -66,7 +66,8 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
 	struct run *r = opaque;
 
 	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
-		kn_warn("run", "revoke: %d record(s) still unacknowledged", kn_sink_queued(r->sink));
+		kn_warn("run", "revoke: %d record(s) still unacknowledged",
+			kn_sink_queued(r->sink));
 	commit(r, true, false);
 	for (int i = 0; i < parts->cnt; i++)
 		kn_offsets_forget(r->offs, parts->elems[i].topic, parts->elems[i].partition);
@@ -193,8 +194,8 @@ static void log_stats(const struct run *r)
 		if (st->dead[i] && off < sizeof(dead))
 			off += (size_t)snprintf(dead + off, sizeof(dead) - off, " %s=%" PRIu64,
 						kn_dead_reason_name(i), st->dead[i]);
-	kn_info("run", "consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 "%s",
-		st->in, r->produced, r->dead_lettered, dead);
+	kn_info("run", "consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 "%s", st->in,
+		r->produced, r->dead_lettered, dead);
 }
 
 static int loop(struct run *r, const struct kn_run_opts *o)
@@ -224,8 +225,7 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 	return err;
 }
 
-int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
-	   size_t errstr_size)
+int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr, size_t errstr_size)
 {
 	struct run *r = kn_calloc(1, sizeof(*r));
 	int err;
@@ -247,7 +247,8 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	commit(r, true, false);
 	log_stats(r);
 	if (!err && (r->failed[0] || kn_sink_error(r->sink))) {
-		snprintf(errstr, errstr_size, "%s", r->failed[0] ? r->failed : kn_sink_error(r->sink));
+		snprintf(errstr, errstr_size, "%s",
+			 r->failed[0] ? r->failed : kn_sink_error(r->sink));
 		err = -EIO;
 	} else if (err) {
 		snprintf(errstr, errstr_size, "%s",

@@ -45,8 +45,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	}
 }
 
-int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque,
-		struct kn_sink **out, char *errstr, size_t errstr_size)
+int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque, struct kn_sink **out,
+		char *errstr, size_t errstr_size)
 {
 	struct kn_sink *s = kn_calloc(1, sizeof(*s));
 	rd_kafka_conf_t *conf = NULL;
@@ -147,10 +147,10 @@ int kn_sink_dead_letter(struct kn_sink *s, const struct kn_dead_letter *dl, uint
 	rd_kafka_header_add(h, "kanon.source.offset", -1, off, -1);
 	if (dl->schema_id >= 0)
 		rd_kafka_header_add(h, "kanon.schema_id", -1, sid, -1);
-	err = rd_kafka_producev(s->rk, RD_KAFKA_V_RKT(s->dlq), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				RD_KAFKA_V_VALUE((void *)dl->payload, dl->payload_len),
-				RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token),
-				RD_KAFKA_V_END);
+	err = rd_kafka_producev(
+		s->rk, RD_KAFKA_V_RKT(s->dlq), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_VALUE((void *)dl->payload, dl->payload_len), RD_KAFKA_V_HEADERS(h),
+		RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
 	if (err) {
 		rd_kafka_headers_destroy(h); /* ownership passes only on success */
 		return produce_err(s, err);

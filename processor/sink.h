@@ -18,8 +18,8 @@ struct kn_sink;
  * librdkafka's text (no payload, no key material). */
 typedef void(kn_sink_dr_cb)(void *opaque, uint64_t token, int err, const char *reason);
 
-int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque,
-		struct kn_sink **out, char *errstr, size_t errstr_size);
+int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque, struct kn_sink **out,
+		char *errstr, size_t errstr_size);
 /* Flushes for at most flush_ms and frees. Accepts NULL. */
 void kn_sink_destroy(struct kn_sink *s, int flush_ms);
 
@@ -33,7 +33,7 @@ struct kn_dead_letter {
 	const char *src_topic;
 	int32_t src_partition;
 	int64_t src_offset;
-	int32_t schema_id; /* -1: unknown */
+	int32_t schema_id;   /* -1: unknown */
 	const void *payload; /* NULL unless dead_letter.include_payload */
 	size_t payload_len;
 };

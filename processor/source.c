@@ -128,7 +128,8 @@ int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, voi
 	s->q = rd_kafka_queue_get_consumer(s->rk);
 	topics = rd_kafka_topic_partition_list_new(c->n_inputs);
 	for (int i = 0; i < c->n_inputs; i++)
-		rd_kafka_topic_partition_list_add(topics, c->inputs[i].topic, RD_KAFKA_PARTITION_UA);
+		rd_kafka_topic_partition_list_add(topics, c->inputs[i].topic,
+						  RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, topics);
 	rd_kafka_topic_partition_list_destroy(topics);
 	if (err) {
@@ -211,7 +212,7 @@ enum kn_event_type kn_source_topic_type(struct kn_source *s, rd_kafka_topic_t *r
 			return s->last_type = s->cfg->inputs[i].type;
 		}
 	}
-	return (enum kn_event_type)-1;
+	return (enum kn_event_type) - 1;
 }
 
 int kn_source_commit(struct kn_source *s, const struct kn_commit *c, int n, bool sync)

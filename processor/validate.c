@@ -32,8 +32,7 @@ static int64_t year_of(int64_t ms)
 	return yoe + era * 400 + (mp >= 10);
 }
 
-static int reject(enum kn_dead_reason r, int role, enum kn_dead_reason *reason,
-		  const char **detail)
+static int reject(enum kn_dead_reason r, int role, enum kn_dead_reason *reason, const char **detail)
 {
 	*reason = r;
 	*detail = kn_roles[role].name;

@@ -117,8 +117,8 @@ static void test_errors_name_key_and_line(void)
 	expect_error("schemas:\n  - id: 1\n    type: device\n    file: a\n    roles: {bogus: x}\n",
 		     "bad.yaml:5:", "unknown role 'bogus'");
 	expect_error("inputs:\n  - {topic: t, type: video}\n", "bad.yaml:2:", "inputs[].type");
-	expect_error("kafka:\n  brokers: ${KT_SURELY_UNSET_VAR}\n", "bad.yaml:2:",
-		     "KT_SURELY_UNSET_VAR is not set");
+	expect_error("kafka:\n  brokers: ${KT_SURELY_UNSET_VAR}\n",
+		     "bad.yaml:2:", "KT_SURELY_UNSET_VAR is not set");
 	snprintf(buf, sizeof(buf), "%stopics:\n  output: in.device\n", minimal);
 	expect_error(buf, "inputs[].topic", "loop");
 }

@@ -15,7 +15,8 @@ static const char schema_json[] =
 	"{\"name\":\"skip_arr\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
 	"{\"name\":\"skip_map\",\"type\":{\"type\":\"map\",\"values\":\"double\"}},"
 	"{\"name\":\"skip_fixed\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":3}},"
-	"{\"name\":\"skip_enum\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"]}},"
+	"{\"name\":\"skip_enum\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\","
+	"\"B\"]}},"
 	"{\"name\":\"skip_float\",\"type\":\"float\"},"
 	"{\"name\":\"skip_bytes\",\"type\":\"bytes\"},"
 	"{\"name\":\"user\",\"type\":[\"null\",\"string\"]},"
@@ -26,8 +27,9 @@ static const char schema_json[] =
 	"{\"name\":\"tail\",\"type\":\"string\"}]}";
 
 static const char *paths[KN_ROLE_COUNT] = {
-	[KN_ROLE_EVENT_ID] = "id", [KN_ROLE_TIMESTAMP] = "ts", [KN_ROLE_ID_USER] = "user",
-	[KN_ROLE_LAT] = "lat", [KN_ROLE_LON] = "lon", [KN_ROLE_CONSENT_LOCATION] = "consent.location",
+	[KN_ROLE_EVENT_ID] = "id",     [KN_ROLE_TIMESTAMP] = "ts",
+	[KN_ROLE_ID_USER] = "user",    [KN_ROLE_LAT] = "lat",
+	[KN_ROLE_LON] = "lon",	       [KN_ROLE_CONSENT_LOCATION] = "consent.location",
 	[KN_ROLE_APP_VERSION] = "tail"};
 
 static size_t write_sample(avro_schema_t s, char *buf, size_t cap, int user_null)
@@ -137,10 +139,11 @@ static void test_roundtrip(void)
 
 static void test_malformed(void)
 {
-	const char *js = "{\"type\":\"record\",\"name\":\"M\",\"fields\":["
-			 "{\"name\":\"id\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
-			 "{\"name\":\"u\",\"type\":[\"null\",\"string\"]},"
-			 "{\"name\":\"b\",\"type\":\"boolean\"}]}";
+	const char *js =
+		"{\"type\":\"record\",\"name\":\"M\",\"fields\":["
+		"{\"name\":\"id\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
+		"{\"name\":\"u\",\"type\":[\"null\",\"string\"]},"
+		"{\"name\":\"b\",\"type\":\"boolean\"}]}";
 	const char *p[KN_ROLE_COUNT] = {[KN_ROLE_EVENT_ID] = "id", [KN_ROLE_TIMESTAMP] = "ts"};
 	avro_schema_t s;
 	struct kn_decoder *d;
@@ -160,7 +163,7 @@ static void test_malformed(void)
 	const uint8_t huge_len[] = {0xfe, 0xff, 0xff, 0xff, 0x0f, 'a'};
 	KT_CHECK(kn_decoder_decode(d, huge_len, sizeof(huge_len), &ev, &why) == -EBADMSG);
 	KT_STREQ(why, "truncated");
-	const uint8_t long_varint[] = {2, 'a', 0xff, 0xff, 0xff, 0xff, 0xff,
+	const uint8_t long_varint[] = {2,    'a',  0xff, 0xff, 0xff, 0xff, 0xff,
 				       0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
 	KT_CHECK(kn_decoder_decode(d, long_varint, sizeof(long_varint), &ev, &why) == -EBADMSG);
 	KT_STREQ(why, "bad varint");
@@ -175,10 +178,11 @@ static void test_malformed(void)
 
 static void test_hostile_arrays_and_recursion(void)
 {
-	const char *js = "{\"type\":\"record\",\"name\":\"N\",\"fields\":["
-			 "{\"name\":\"id\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
-			 "{\"name\":\"nulls\",\"type\":{\"type\":\"array\",\"items\":\"null\"}},"
-			 "{\"name\":\"next\",\"type\":[\"null\",\"N\"]}]}";
+	const char *js =
+		"{\"type\":\"record\",\"name\":\"N\",\"fields\":["
+		"{\"name\":\"id\",\"type\":\"string\"},{\"name\":\"ts\",\"type\":\"long\"},"
+		"{\"name\":\"nulls\",\"type\":{\"type\":\"array\",\"items\":\"null\"}},"
+		"{\"name\":\"next\",\"type\":[\"null\",\"N\"]}]}";
 	const char *p[KN_ROLE_COUNT] = {[KN_ROLE_EVENT_ID] = "id", [KN_ROLE_TIMESTAMP] = "ts"};
 	avro_schema_t s;
 	struct kn_decoder *d;

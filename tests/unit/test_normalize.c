@@ -32,8 +32,8 @@ static void test_email(void)
 static void test_phone_cn(void)
 {
 	/* One person, typed six ways. */
-	const char *forms[] = {"13800138000",	    "+86 138 0013 8000", "+86-138-0013-8000",
-			       "0086 13800138000", "8613800138000",	  "(138) 0013.8000"};
+	const char *forms[] = {"13800138000",	   "+86 138 0013 8000", "+86-138-0013-8000",
+			       "0086 13800138000", "8613800138000",	"(138) 0013.8000"};
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
 		KT_STREQ(norm(KN_ID_PHONE, forms[i], &cn), "+8613800138000");
 	/* Landline with trunk prefix. */

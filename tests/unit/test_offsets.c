@@ -30,7 +30,7 @@ static void test_prefix_rule(void)
 	KT_CHECK(pos(o, "in", 0) == -1); /* 10 still out: commit nothing */
 	kn_offsets_ack(o, t[0]);
 	KT_CHECK(pos(o, "in", 0) == 12); /* 10, 11 done; 12 is next */
-	kn_offsets_ack(o, t[0]);	   /* duplicate ack: ignored */
+	kn_offsets_ack(o, t[0]);	 /* duplicate ack: ignored */
 	KT_CHECK(kn_offsets_in_flight(o) == 2);
 	kn_offsets_ack(o, t[2]);
 	KT_CHECK(pos(o, "in", 0) == 15); /* through 14 */
@@ -81,7 +81,7 @@ static void test_forget_makes_tokens_stale(void)
 	kn_offsets_forget(o, "in", 0);
 	KT_CHECK(kn_offsets_in_flight(o) == 0);
 	kn_offsets_track(o, "in", 0, 50, &fresh); /* reassigned: new generation */
-	kn_offsets_ack(o, old);			   /* late ack from before: ignored */
+	kn_offsets_ack(o, old);			  /* late ack from before: ignored */
 	KT_CHECK(pos(o, "in", 0) == -1);
 	kn_offsets_ack(o, fresh);
 	KT_CHECK(pos(o, "in", 0) == 51);

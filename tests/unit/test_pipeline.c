@@ -208,8 +208,8 @@ static void test_good_record(void)
 	KT_CHECK(num(n, "consent_analytics") == 0);
 	KT_CHECK(num(n, "http_status") == -999);
 	/* Nothing raw survives. */
-	const char *raw[] = {"u00000042", "138", "8000", "Zhang", "qq.com", "341452",
-			     "115.53.17.47", "39.90", "116.39", "e-1", "Android 13)"};
+	const char *raw[] = {"u00000042",    "138",   "8000",	"Zhang", "qq.com",     "341452",
+			     "115.53.17.47", "39.90", "116.39", "e-1",	 "Android 13)"};
 	for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++)
 		KT_CHECK(!contains(out, n, raw[i]));
 }
