@@ -835,10 +835,10 @@ void kn_config_describe(FILE *f)
 				(long long)table[i].max);
 		fputc('\n', f);
 	}
-	fprintf(f, "  kafka.consumer.<prop>         string                                       "
-		   "librdkafka consumer property, passed through\n"
-		   "  kafka.producer.<prop>         string                                       "
-		   "librdkafka producer property, passed through\n");
+	fprintf(f, "  %-30s %-15s %-28s %s\n", "kafka.consumer.<property>", "string", "",
+		"librdkafka consumer property, passed through");
+	fprintf(f, "  %-30s %-15s %-28s %s\n", "kafka.producer.<property>", "string", "",
+		"librdkafka producer property, passed through");
 	fprintf(f, "\ninputs: list of {topic, type: device|access|search}\n");
 	fprintf(f, "schemas: list of {id, file (.avsc), type, roles: {ROLE: field.path}}\n");
 	fprintf(f, "\nRoles (what a schema field means to kanon):\n");

@@ -93,21 +93,37 @@ int64_t kn_time_bucket(int64_t ts_ms, int64_t bucket_ms)
 static const char *find(const char *hay, size_t len, const char *needle)
 {
 	size_t n = strlen(needle);
+	const char *p = memmem(hay, len, needle, n);
 
-	for (size_t i = 0; i + n <= len; i++)
-		if (hay[i] == needle[0] && !memcmp(hay + i, needle, n))
-			return hay + i + n;
-	return NULL;
+	return p ? p + n : NULL;
 }
 
-static const char *find_ci(const char *hay, size_t len, const char *needle)
+static char lower(char c)
 {
-	size_t n = strlen(needle);
+	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
 
-	for (size_t i = 0; i + n <= len; i++)
-		if (!strncasecmp(hay + i, needle, n))
-			return hay + i + n;
-	return NULL;
+/* Crawlers announce themselves with "bot", "spider" or "crawl" in any case.
+ * One pass, comparing only where the first letter matches. */
+static bool is_bot(const char *ua, size_t len)
+{
+	static const char *words[] = {"bot", "spider", "crawl"};
+
+	for (size_t i = 0; i < len; i++) {
+		char c = lower(ua[i]);
+		if (c != 'b' && c != 's' && c != 'c')
+			continue;
+		for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+			size_t n = strlen(words[w]), k = 0;
+			if (words[w][0] != c || i + n > len)
+				continue;
+			while (k < n && lower(ua[i + k]) == words[w][k])
+				k++;
+			if (k == n)
+				return true;
+		}
+	}
+	return false;
 }
 
 /* Leading decimal number at p (bounded by end), or -1. Capped to stay small. */
@@ -128,48 +144,85 @@ static void set_family(char *dst, const char *name)
 	snprintf(dst, KN_FAMILY_MAX, "%s", name);
 }
 
-/* Browser tokens, most specific first: many browsers also claim "Chrome/"
- * and "Safari/", so the first match wins. */
+/* Browser product tokens ("Name/version"), most specific first: many
+ * browsers also claim "Chrome/" and "Safari/", so the earliest entry found
+ * anywhere in the string wins. */
+#define B(tok, fam)                                                                                \
+	{                                                                                          \
+		tok, sizeof(tok) - 1, fam                                                          \
+	}
 static const struct {
-	const char *token, *family;
+	const char *token;
+	size_t len;
+	const char *family;
 } browsers[] = {
-	{"Edg/", "Edge"},
-	{"EdgA/", "Edge"},
-	{"EdgiOS/", "Edge"},
-	{"OPR/", "Opera"},
-	{"SamsungBrowser/", "Samsung Internet"},
-	{"MicroMessenger/", "WeChat"},
-	{"MQQBrowser/", "QQ Browser"},
-	{"QQBrowser/", "QQ Browser"},
-	{"UCBrowser/", "UC Browser"},
-	{"baiduboxapp/", "Baidu"},
-	{"HuaweiBrowser/", "Huawei Browser"},
-	{"MiuiBrowser/", "MIUI Browser"},
-	{"YaBrowser/", "Yandex"},
-	{"FxiOS/", "Firefox"},
-	{"Firefox/", "Firefox"},
-	{"CriOS/", "Chrome"},
-	{"Chrome/", "Chrome"},
-	{"okhttp/", "okhttp"},
-	{"curl/", "curl"},
-	{"Dalvik/", "Android WebView"},
+	B("Edg", "Edge"),
+	B("EdgA", "Edge"),
+	B("EdgiOS", "Edge"),
+	B("OPR", "Opera"),
+	B("SamsungBrowser", "Samsung Internet"),
+	B("MicroMessenger", "WeChat"),
+	B("MQQBrowser", "QQ Browser"),
+	B("QQBrowser", "QQ Browser"),
+	B("UCBrowser", "UC Browser"),
+	B("baiduboxapp", "Baidu"),
+	B("HuaweiBrowser", "Huawei Browser"),
+	B("MiuiBrowser", "MIUI Browser"),
+	B("YaBrowser", "Yandex"),
+	B("FxiOS", "Firefox"),
+	B("Firefox", "Firefox"),
+	B("CriOS", "Chrome"),
+	B("Chrome", "Chrome"),
+	B("okhttp", "okhttp"),
+	B("curl", "curl"),
+	B("Dalvik", "Android WebView"),
 };
+
+#undef B
+#define N_BROWSERS (int)(sizeof(browsers) / sizeof(browsers[0]))
+
+static int is_token_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* One pass over the '/'s: the product name before each is looked up. */
+static int best_browser(const char *ua, size_t len, const char **ver)
+{
+	int best = N_BROWSERS;
+	const char *p = ua, *end = ua + len;
+
+	while ((p = memchr(p, '/', (size_t)(end - p)))) {
+		const char *s = p;
+		while (s > ua && is_token_char(s[-1]))
+			s--;
+		size_t n = (size_t)(p - s);
+		for (int i = 0; i < best; i++) {
+			if (browsers[i].len == n && !memcmp(browsers[i].token, s, n)) {
+				best = i;
+				*ver = p + 1;
+				break;
+			}
+		}
+		p++;
+	}
+	return best;
+}
 
 static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 {
-	const char *end = ua + len, *p;
+	const char *end = ua + len, *p, *ver = NULL;
+	int b;
 
-	if (find_ci(ua, len, "bot") || find_ci(ua, len, "spider") || find_ci(ua, len, "crawl")) {
+	if (is_bot(ua, len)) {
 		set_family(a->browser, "bot");
 		return;
 	}
-	for (size_t i = 0; i < sizeof(browsers) / sizeof(browsers[0]); i++) {
-		p = find(ua, len, browsers[i].token);
-		if (p) {
-			set_family(a->browser, browsers[i].family);
-			a->browser_major = major_at(p, end);
-			return;
-		}
+	b = best_browser(ua, len, &ver);
+	if (b < N_BROWSERS) {
+		set_family(a->browser, browsers[b].family);
+		a->browser_major = major_at(ver, end);
+		return;
 	}
 	if ((p = find(ua, len, "MSIE ")) ||
 	    (find(ua, len, "Trident/") && (p = find(ua, len, "rv:")))) {
