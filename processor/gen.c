@@ -420,6 +420,7 @@ struct out {
 
 struct gen {
 	const struct kn_gen_opts *o;
+	int64_t undelivered; /* delivery reports with an error */
 	struct rng rng;
 	struct user *users;
 	struct zipf z;
@@ -570,6 +571,13 @@ static int emit_type(struct gen *g, enum kn_event_type t, struct kn_gen_result *
 	return 0;
 }
 
+static void gen_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	if (m->err)
+		((struct gen *)opaque)->undelivered++;
+}
+
 static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, size_t errsz)
 {
 	char why[512];
@@ -591,6 +599,8 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 				rd_kafka_conf_destroy(conf);
 			return -EINVAL;
 		}
+		rd_kafka_conf_set_dr_msg_cb(conf, gen_dr);
+		rd_kafka_conf_set_opaque(conf, g);
 		g->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
 		if (!g->rk) {
 			rd_kafka_conf_destroy(conf);
@@ -655,6 +665,11 @@ int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn
 		snprintf(errstr, errstr_size, "%d record(s) not delivered within 60 s",
 			 rd_kafka_outq_len(g->rk));
 		err = -ETIMEDOUT;
+	}
+	if (!err && g->undelivered) {
+		snprintf(errstr, errstr_size, "%lld record(s) could not be delivered",
+			 (long long)g->undelivered);
+		err = -EIO;
 	}
 	gen_teardown(g);
 	kn_free(g);

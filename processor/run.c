@@ -26,6 +26,7 @@ struct run {
 	struct kn_commit commits[MAX_COMMITS];
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 	rd_kafka_message_t **batch;
+	volatile sig_atomic_t *stop;
 	char failed[512]; /* first delivery failure */
 	uint64_t produced, dead_lettered;
 };
@@ -124,7 +125,11 @@ static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
 			: kn_sink_dead_letter(r->sink, &dl, token);
 		if (err != -EAGAIN)
 			break;
-		kn_sink_poll(r->sink, 50); /* local queue full: let deliveries drain */
+		/* Local queue full: let deliveries drain, unless asked to stop
+		 * (the record stays unacknowledged, so it is redone later). */
+		if (*r->stop)
+			return -EINTR;
+		kn_sink_poll(r->sink, 50);
 	}
 	if (!err)
 		n ? r->produced++ : r->dead_lettered++;
@@ -140,8 +145,12 @@ static int process_batch(struct run *r, int n)
 		uint64_t token;
 		if (!err) {
 			while ((err = kn_offsets_track(r->offs, rd_kafka_topic_name(m->rkt),
-						       m->partition, m->offset, &token)) == -EAGAIN)
+						       m->partition, m->offset, &token)) ==
+				       -EAGAIN &&
+			       !*r->stop)
 				kn_sink_poll(r->sink, 50);
+			if (err == -EAGAIN)
+				err = -EINTR;
 			if (!err)
 				err = emit(r, m, token);
 		}
@@ -239,7 +248,10 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 		goto out;
 	kn_info("run", "consuming %d topic(s) as group '%s', writing '%s' (dead letters '%s')",
 		c->n_inputs, c->group_id, c->topic_output, c->topic_dead_letter);
+	r->stop = o->stop;
 	err = loop(r, o);
+	if (err == -EINTR) /* stopped while waiting for queue space: a clean stop */
+		err = 0;
 	/* Shut down: deliver, commit what was acknowledged, leave the group. */
 	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
 		kn_warn("run", "%d record(s) unacknowledged at exit; they will be redone",
