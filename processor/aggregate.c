@@ -1,0 +1,628 @@
+#include "aggregate.h"
+
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "distinct.h"
+#include "kn_alloc.h"
+
+#define ARENA_CHUNK (64 * 1024)
+#define NULL_MARK   '\x1e' /* a null dimension value inside a group key */
+#define SEP	    '\x1f'
+#define MAX_WINDOWS 4096
+
+static const char *dim_names[KN_DIMS] = {"event_type", "geo_cell",     "ip_prefix",
+					 "os_family",  "app_version", "url_domain",
+					 "query_category"};
+
+const char *kn_dim_name(enum kn_dim d)
+{
+	return (unsigned)d < KN_DIMS ? dim_names[d] : "?";
+}
+
+int kn_dim_by_name(const char *name)
+{
+	for (int i = 0; i < KN_DIMS; i++)
+		if (!strcmp(dim_names[i], name))
+			return i;
+	return -1;
+}
+
+/* ---- per-window memory: a bump arena freed when the window closes ---- */
+
+struct chunk {
+	struct chunk *next;
+	size_t used, size;
+	char data[];
+};
+
+struct arena {
+	struct chunk *head;
+	size_t bytes;
+};
+
+static void *arena_alloc(struct arena *ar, size_t n)
+{
+	struct chunk *c = ar->head;
+
+	n = (n + 7) & ~(size_t)7;
+	if (!c || c->used + n > c->size) {
+		size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		c = kn_malloc(sizeof(*c) + size);
+		if (!c)
+			return NULL;
+		c->next = ar->head;
+		c->used = 0;
+		c->size = size;
+		ar->head = c;
+		ar->bytes += sizeof(*c) + size;
+	}
+	void *p = c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void arena_free(struct arena *ar)
+{
+	while (ar->head) {
+		struct chunk *c = ar->head;
+		ar->head = c->next;
+		kn_free(c);
+	}
+	ar->bytes = 0;
+}
+
+/* ---- groups and people ---- */
+
+struct group {
+	uint64_t hash;
+	const char *key; /* def index byte, then values separated by SEP; in the arena */
+	uint16_t key_len;
+	uint8_t def;
+};
+
+struct entry {
+	uint64_t rank; /* XXH3(person, group): the bottom-k order */
+	uint32_t group;
+	uint32_t events; /* saturates at max_events_per_person */
+};
+
+struct person {
+	uint64_t key; /* fingerprint mixed with the definition: 0 = empty slot */
+	uint64_t fp;
+	struct entry *e; /* in the arena */
+	uint16_t n, cap;
+	uint8_t def;
+};
+
+struct window {
+	int64_t start;
+	struct arena arena;
+	struct group *groups;
+	uint32_t n_groups, cap_groups;
+	uint32_t *gslots; /* open addressing: group index + 1, 0 = empty */
+	uint32_t cap_gslots;
+	struct person *people;
+	uint32_t n_people, cap_people;
+	int64_t *min_off; /* per partition: first offset that fed this window, -1 */
+	int64_t *max_before; /* per partition: max_ts[p] just before that offset */
+	uint64_t *bounded;   /* per definition: events dropped by the bounds */
+};
+
+struct kn_aggregator {
+	struct kn_agg_def *defs;
+	int n_defs;
+	struct kn_agg_opts o;
+	int64_t *max_ts;
+	bool *idle;
+	int64_t emitted_until;
+	struct window *w[MAX_WINDOWS]; /* open windows, ascending start */
+	int n_windows;
+	struct kn_agg_metrics m;
+};
+
+static size_t window_bytes(const struct window *w, int n_parts, int n_defs)
+{
+	return sizeof(*w) + w->arena.bytes + (size_t)w->cap_groups * sizeof(struct group) +
+	       (size_t)w->cap_gslots * sizeof(uint32_t) +
+	       (size_t)w->cap_people * sizeof(struct person) +
+	       (size_t)n_parts * 2 * sizeof(int64_t) + (size_t)n_defs * sizeof(uint64_t);
+}
+
+static void window_free(struct window *w)
+{
+	if (!w)
+		return;
+	arena_free(&w->arena);
+	kn_free(w->groups);
+	kn_free(w->gslots);
+	kn_free(w->people);
+	kn_free(w->min_off);
+	kn_free(w->max_before);
+	kn_free(w->bounded);
+	kn_free(w);
+}
+
+static struct window *window_new(struct kn_aggregator *a, int64_t start)
+{
+	struct window *w = kn_calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->start = start;
+	w->min_off = kn_malloc(sizeof(int64_t) * (size_t)a->o.n_partitions);
+	w->max_before = kn_malloc(sizeof(int64_t) * (size_t)a->o.n_partitions);
+	w->bounded = kn_calloc((size_t)a->n_defs, sizeof(uint64_t));
+	if (!w->min_off || !w->max_before || !w->bounded) {
+		window_free(w);
+		return NULL;
+	}
+	for (int p = 0; p < a->o.n_partitions; p++)
+		w->min_off[p] = -1;
+	return w;
+}
+
+struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_defs,
+					const struct kn_agg_opts *o)
+{
+	struct kn_aggregator *a = kn_calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->o = *o;
+	a->n_defs = n_defs;
+	a->defs = kn_calloc((size_t)n_defs, sizeof(*a->defs));
+	a->max_ts = kn_malloc(sizeof(int64_t) * (size_t)(o->n_partitions ? o->n_partitions : 1));
+	a->idle = kn_calloc((size_t)(o->n_partitions ? o->n_partitions : 1), sizeof(bool));
+	if (!a->defs || !a->max_ts || !a->idle) {
+		kn_aggregator_destroy(a);
+		return NULL;
+	}
+	memcpy(a->defs, defs, sizeof(*defs) * (size_t)n_defs);
+	for (int p = 0; p < o->n_partitions; p++)
+		a->max_ts[p] = INT64_MIN;
+	a->emitted_until = INT64_MIN;
+	return a;
+}
+
+void kn_aggregator_destroy(struct kn_aggregator *a)
+{
+	if (!a)
+		return;
+	for (int i = 0; i < a->n_windows; i++)
+		window_free(a->w[i]);
+	kn_free(a->defs);
+	kn_free(a->max_ts);
+	kn_free(a->idle);
+	kn_free(a);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+
+	return (a % b < 0) ? q - 1 : q;
+}
+
+/* The open window starting at start, created (in order) if needed. */
+static struct window *get_window(struct kn_aggregator *a, int64_t start)
+{
+	int i;
+
+	for (i = a->n_windows - 1; i >= 0 && a->w[i]->start > start; i--)
+		;
+	if (i >= 0 && a->w[i]->start == start)
+		return a->w[i];
+	if (a->n_windows == MAX_WINDOWS)
+		return NULL;
+	struct window *w = window_new(a, start);
+	if (!w)
+		return NULL;
+	memmove(&a->w[i + 2], &a->w[i + 1], sizeof(a->w[0]) * (size_t)(a->n_windows - i - 1));
+	a->w[i + 1] = w;
+	a->n_windows++;
+	return w;
+}
+
+/* Appends "value SEP" (or the null mark) to the key being built. */
+static size_t put_dim(char *key, size_t n, const char *v, size_t len)
+{
+	if (!len) {
+		key[n++] = NULL_MARK;
+	} else {
+		memcpy(key + n, v, len);
+		n += len;
+	}
+	key[n++] = SEP;
+	return n;
+}
+
+static size_t build_key(const struct kn_agg_def *def, int di, const struct kn_deid *d,
+			char *key)
+{
+	size_t n = 0;
+	const char *type = kn_event_type_name(d->type);
+
+	key[n++] = (char)di;
+	for (int dim = 0; dim < KN_DIMS; dim++) {
+		if (!(def->dims & (1u << dim)))
+			continue;
+		switch (dim) {
+		case KN_DIM_EVENT_TYPE:
+			n = put_dim(key, n, type, strlen(type));
+			break;
+		case KN_DIM_GEO: {
+			size_t g = strlen(d->geo_cell);
+			n = put_dim(key, n, d->geo_cell,
+				    g < (size_t)def->geo_precision ? g : (size_t)def->geo_precision);
+			break;
+		}
+		case KN_DIM_IP_PREFIX:
+			n = put_dim(key, n, d->ip_prefix, strlen(d->ip_prefix));
+			break;
+		case KN_DIM_OS:
+			n = put_dim(key, n, d->os_family, strlen(d->os_family));
+			break;
+		case KN_DIM_APP_VERSION:
+			n = put_dim(key, n, d->app_version, strlen(d->app_version));
+			break;
+		case KN_DIM_URL_DOMAIN:
+			n = put_dim(key, n, d->url_domain, strlen(d->url_domain));
+			break;
+		case KN_DIM_QUERY_CATEGORY:
+			n = put_dim(key, n, "", 0); /* filled once queries are categorized */
+			break;
+		}
+	}
+	return n;
+}
+
+static int grow_gslots(struct window *w)
+{
+	uint32_t ncap = w->cap_gslots ? w->cap_gslots * 2 : 64;
+	uint32_t *ns = kn_calloc(ncap, sizeof(*ns));
+
+	if (!ns)
+		return -ENOMEM;
+	for (uint32_t g = 0; g < w->n_groups; g++) {
+		uint32_t i = (uint32_t)w->groups[g].hash & (ncap - 1);
+		while (ns[i])
+			i = (i + 1) & (ncap - 1);
+		ns[i] = g + 1;
+	}
+	kn_free(w->gslots);
+	w->gslots = ns;
+	w->cap_gslots = ncap;
+	return 0;
+}
+
+/* Index of the group with this key in w, created if new; -1 on ENOMEM. */
+static int64_t intern_group(struct window *w, const char *key, size_t len, int di)
+{
+	uint64_t h = XXH3_64bits(key, len);
+	uint32_t i;
+
+	if ((w->n_groups + 1) * 2 > w->cap_gslots && grow_gslots(w))
+		return -1;
+	for (i = (uint32_t)h & (w->cap_gslots - 1); w->gslots[i]; i = (i + 1) & (w->cap_gslots - 1)) {
+		struct group *g = &w->groups[w->gslots[i] - 1];
+		if (g->hash == h && g->key_len == len && !memcmp(g->key, key, len))
+			return w->gslots[i] - 1;
+	}
+	if (w->n_groups == w->cap_groups) {
+		uint32_t ncap = w->cap_groups ? w->cap_groups * 2 : 32;
+		struct group *ng = kn_realloc(w->groups, sizeof(*ng) * ncap);
+		if (!ng)
+			return -1;
+		w->groups = ng;
+		w->cap_groups = ncap;
+	}
+	char *k = arena_alloc(&w->arena, len);
+	if (!k)
+		return -1;
+	memcpy(k, key, len);
+	w->groups[w->n_groups] = (struct group){h, k, (uint16_t)len, (uint8_t)di};
+	w->gslots[i] = w->n_groups + 1;
+	return w->n_groups++;
+}
+
+static int grow_people(struct window *w)
+{
+	uint32_t ncap = w->cap_people ? w->cap_people * 2 : 256;
+	struct person *np = kn_calloc(ncap, sizeof(*np));
+
+	if (!np)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < w->cap_people; i++) {
+		struct person *p = &w->people[i];
+		if (!p->key)
+			continue;
+		uint32_t j = (uint32_t)p->key & (ncap - 1);
+		while (np[j].key)
+			j = (j + 1) & (ncap - 1);
+		np[j] = *p;
+	}
+	kn_free(w->people);
+	w->people = np;
+	w->cap_people = ncap;
+	return 0;
+}
+
+static struct person *find_person(struct window *w, uint64_t fp, int di)
+{
+	uint64_t key = (fp ^ ((uint64_t)(di + 1) * 0x9e3779b97f4a7c15ULL)) | 1;
+	uint32_t i;
+
+	if ((w->n_people + 1) * 2 > w->cap_people && grow_people(w))
+		return NULL;
+	for (i = (uint32_t)key & (w->cap_people - 1); w->people[i].key;
+	     i = (i + 1) & (w->cap_people - 1))
+		if (w->people[i].key == key && w->people[i].fp == fp)
+			return &w->people[i];
+	w->people[i] = (struct person){.key = key, .fp = fp, .def = (uint8_t)di};
+	w->n_people++;
+	return &w->people[i];
+}
+
+/* Counts one event of person p in group g under both bounds. Returns the
+ * number of events dropped by the bounds (0 or 1, or more on eviction). */
+static int64_t contribute(struct kn_aggregator *a, struct window *w, struct person *p,
+			  uint32_t g)
+{
+	uint64_t rank = XXH3_64bits_withSeed(&w->groups[g].hash, 8, p->fp);
+	uint16_t max_groups = (uint16_t)a->o.max_groups_per_person;
+
+	for (uint16_t i = 0; i < p->n; i++) {
+		if (p->e[i].group != g)
+			continue;
+		if (p->e[i].events >= a->o.max_events_per_person)
+			return 1;
+		p->e[i].events++;
+		return 0;
+	}
+	if (p->n == max_groups) {
+		/* Keep the max_groups smallest ranks: the same set in any order. */
+		uint16_t worst = 0;
+		for (uint16_t i = 1; i < p->n; i++)
+			if (p->e[i].rank > p->e[worst].rank)
+				worst = i;
+		if (rank > p->e[worst].rank)
+			return 1;
+		int64_t evicted = p->e[worst].events;
+		p->e[worst] = (struct entry){rank, g, 1};
+		return evicted;
+	}
+	if (p->n == p->cap) {
+		uint16_t ncap = p->cap ? (uint16_t)(p->cap * 2) : 2;
+		if (ncap > max_groups)
+			ncap = max_groups;
+		struct entry *ne = arena_alloc(&w->arena, sizeof(*ne) * ncap);
+		if (!ne)
+			return -1;
+		if (p->n)
+			memcpy(ne, p->e, sizeof(*ne) * p->n);
+		p->e = ne;
+		p->cap = ncap;
+	}
+	p->e[p->n++] = (struct entry){rank, g, 1};
+	return 0;
+}
+
+enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
+				     int64_t ts_ms, int part, int64_t offset)
+{
+	int64_t start = floor_div(ts_ms, a->o.window_ms) * a->o.window_ms;
+	int64_t before = a->max_ts[part];
+	char key[1024];
+
+	if (before != INT64_MIN && ts_ms < before - a->o.lateness_ms) {
+		a->m.late++;
+		return KN_AGG_LATE;
+	}
+	if (ts_ms > before)
+		a->max_ts[part] = ts_ms;
+	if (start + a->o.window_ms <= a->emitted_until) { /* its window is already out */
+		a->m.late++;
+		return KN_AGG_LATE;
+	}
+	if (!d->has_pid[a->o.person]) {
+		a->m.no_person++;
+		return KN_AGG_NO_PERSON;
+	}
+	struct window *w = get_window(a, start);
+	if (!w)
+		return KN_AGG_ERROR;
+	if (w->min_off[part] < 0) {
+		w->min_off[part] = offset;
+		w->max_before[part] = before;
+	}
+	uint64_t fp = XXH3_64bits(d->pid[a->o.person], KN_PID_HEX_LEN);
+	for (int di = 0; di < a->n_defs; di++) {
+		size_t len = build_key(&a->defs[di], di, d, key);
+		int64_t g = intern_group(w, key, len, di);
+		struct person *p = g < 0 ? NULL : find_person(w, fp, di);
+		int64_t dropped = p ? contribute(a, w, p, (uint32_t)g) : -1;
+		if (dropped < 0)
+			return KN_AGG_ERROR;
+		w->bounded[di] += (uint64_t)dropped;
+		a->m.bounded += (uint64_t)dropped;
+	}
+	a->m.added++;
+	return KN_AGG_ADDED;
+}
+
+/* Splits a group key back into dimension values for the row. */
+static void key_to_row(const struct kn_agg_def *def, const struct group *g, char *buf,
+		       struct kn_agg_row *row)
+{
+	const char *p = g->key + 1;
+
+	memcpy(buf, g->key, g->key_len);
+	for (int dim = 0; dim < KN_DIMS; dim++) {
+		row->dim[dim] = NULL;
+		if (!(def->dims & (1u << dim)))
+			continue;
+		const char *sep = memchr(p, SEP, (size_t)(g->key + g->key_len - p));
+		char *v = buf + (p - g->key);
+		buf[sep - g->key] = '\0';
+		row->dim[dim] = v[0] == NULL_MARK ? NULL : v;
+		p = sep + 1;
+	}
+}
+
+struct tally {
+	uint64_t events;
+	struct kn_distinct users;
+};
+
+static int close_def(struct kn_aggregator *a, struct window *w, int di, bool early,
+		     const struct kn_agg_sink *sink)
+{
+	const struct kn_agg_def *def = &a->defs[di];
+	struct tally *t = kn_calloc(w->n_groups ? w->n_groups : 1, sizeof(*t));
+	struct kn_agg_summary s = {def, w->start, w->start + a->o.window_ms, 0, 0, 0, 0,
+				   w->bounded[di], early};
+	char buf[1024];
+	int err = 0;
+
+	if (!t)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < w->cap_people && !err; i++) {
+		const struct person *p = &w->people[i];
+		if (!p->key || p->def != di)
+			continue;
+		for (uint16_t j = 0; j < p->n && !err; j++) {
+			t[p->e[j].group].events += p->e[j].events;
+			if (kn_distinct_add(&t[p->e[j].group].users, p->fp, a->o.exact_limit) < 0)
+				err = -ENOMEM;
+		}
+	}
+	for (uint32_t g = 0; g < w->n_groups; g++) {
+		if (w->groups[g].def != di || !t[g].events)
+			continue;
+		struct kn_agg_row row = {def, w->start, w->start + a->o.window_ms, 0};
+		row.key_epoch = a->o.epoch_ms ? floor_div(w->start, a->o.epoch_ms) : 0;
+		row.events = t[g].events;
+		row.users = kn_distinct_count(&t[g].users, &row.users_exact);
+		/* Exact regime decides: HLL means more than exact_limit >= k people. */
+		if (!err && (!row.users_exact || row.users >= (uint64_t)def->k)) {
+			key_to_row(def, &w->groups[g], buf, &row);
+			sink->row(sink->opaque, &row);
+			s.groups_released++;
+			s.events_released += row.events;
+		} else {
+			s.groups_suppressed++;
+			s.events_suppressed += row.events;
+		}
+	}
+	for (uint32_t g = 0; g < w->n_groups; g++)
+		kn_distinct_free(&t[g].users);
+	kn_free(t);
+	if (!err)
+		sink->summary(sink->opaque, &s);
+	return err;
+}
+
+static int close_oldest(struct kn_aggregator *a, bool early, const struct kn_agg_sink *sink)
+{
+	struct window *w = a->w[0];
+
+	for (int di = 0; di < a->n_defs; di++) {
+		int err = close_def(a, w, di, early, sink);
+		if (err)
+			return err;
+	}
+	if (w->start + a->o.window_ms > a->emitted_until)
+		a->emitted_until = w->start + a->o.window_ms;
+	a->n_windows--;
+	memmove(&a->w[0], &a->w[1], sizeof(a->w[0]) * (size_t)a->n_windows);
+	window_free(w);
+	a->m.windows_closed++;
+	a->m.early_closed += early;
+	return 0;
+}
+
+static int64_t watermark(const struct kn_aggregator *a)
+{
+	int64_t wm = INT64_MAX;
+	bool any = false;
+
+	for (int p = 0; p < a->o.n_partitions; p++) {
+		if (a->idle[p])
+			continue;
+		any = true;
+		int64_t v = a->max_ts[p] == INT64_MIN ? INT64_MIN : a->max_ts[p] - a->o.lateness_ms;
+		if (v < wm)
+			wm = v;
+	}
+	return any ? wm : INT64_MIN;
+}
+
+static uint64_t state_bytes(const struct kn_aggregator *a)
+{
+	uint64_t b = 0;
+
+	for (int i = 0; i < a->n_windows; i++)
+		b += window_bytes(a->w[i], a->o.n_partitions, a->n_defs);
+	return b;
+}
+
+int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_agg_sink *sink)
+{
+	int64_t wm = watermark(a);
+	int closed = 0, err;
+
+	while (a->n_windows) {
+		bool due = flush || a->w[0]->start + a->o.window_ms <= wm;
+		bool over = (int64_t)state_bytes(a) > a->o.max_state_bytes;
+		if (!due && !over)
+			break;
+		if ((err = close_oldest(a, !due || flush, sink)))
+			return err;
+		closed++;
+	}
+	return closed;
+}
+
+void kn_aggregator_set_idle(struct kn_aggregator *a, int part, bool idle)
+{
+	a->idle[part] = idle;
+}
+
+void kn_aggregator_restore(struct kn_aggregator *a, int part, int64_t max_ts,
+			   int64_t emitted_until)
+{
+	a->max_ts[part] = max_ts;
+	if (emitted_until > a->emitted_until)
+		a->emitted_until = emitted_until;
+}
+
+void kn_aggregator_checkpoint(const struct kn_aggregator *a, int part, int64_t position,
+			      int64_t *offset, int64_t *max_ts)
+{
+	*offset = position;
+	*max_ts = a->max_ts[part];
+	for (int i = 0; i < a->n_windows; i++) {
+		const struct window *w = a->w[i];
+		if (w->min_off[part] >= 0 && w->min_off[part] < *offset) {
+			*offset = w->min_off[part];
+			*max_ts = w->max_before[part];
+		}
+	}
+}
+
+int64_t kn_aggregator_emitted_until(const struct kn_aggregator *a)
+{
+	return a->emitted_until;
+}
+
+void kn_aggregator_metrics(const struct kn_aggregator *a, struct kn_agg_metrics *m)
+{
+	*m = a->m;
+	m->open_windows = (uint64_t)a->n_windows;
+	m->open_groups = 0;
+	for (int i = 0; i < a->n_windows; i++)
+		m->open_groups += a->w[i]->n_groups;
+	m->state_bytes = state_bytes(a);
+}

@@ -1,0 +1,139 @@
+/* aggregate: tumbling event-time windows of non-personal group counts,
+ * released only where a group holds at least k distinct people.
+ *
+ * State per open window (and aggregate definition):
+ *   - a group dictionary: the tuple of dimension values -> group index;
+ *   - a person table: person fingerprint -> the groups that person counts
+ *     in, with their (capped) event counts.
+ * The person table is what makes the contribution bounds exact AND
+ * independent of arrival order (which matters for exactly-once: a replay
+ * after a crash interleaves partitions differently):
+ *   - events per person per group are capped at max_events_per_person
+ *     (a saturating counter: min(n, cap) whatever the order);
+ *   - groups per person per window are capped at max_groups_per_person by
+ *     keeping the groups with the smallest rank XXH3(person, group): the same
+ *     bottom-k set whatever the order. Evicted contributions are counted as
+ *     "bounded" events.
+ * At close, each group's distinct people are counted through kn_distinct
+ * (exact up to exact_limit, then HyperLogLog) and the group is released iff
+ * users >= k, a decision taken in the exact regime (exact_limit >= 4k).
+ *
+ * Time: an event joins window floor(ts / W). Per partition p, max_ts[p] is
+ * the largest event time seen; an event with ts < max_ts[p] - lateness is
+ * late (dropped, counted). The watermark is min over active partitions of
+ * max_ts[p] - lateness; windows ending at or before it close. An accepted
+ * event can never belong to a closed window (its own partition's bound
+ * forbids it), so the released rows do not depend on how partitions
+ * interleave. Partitions idle past a grace period leave the minimum.
+ *
+ * Exactly-once support: for each partition the aggregator knows the first
+ * offset still needed by an open window and max_ts[p] just before it
+ * (kn_aggregator_checkpoint); together with emitted_until (every window
+ * ending at or before it is already released) that is the whole restart
+ * state, small enough for Kafka offset-commit metadata. */
+#ifndef KN_AGGREGATE_H
+#define KN_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+enum kn_dim {
+	KN_DIM_EVENT_TYPE,
+	KN_DIM_GEO,
+	KN_DIM_IP_PREFIX,
+	KN_DIM_OS,
+	KN_DIM_APP_VERSION,
+	KN_DIM_URL_DOMAIN,
+	KN_DIM_QUERY_CATEGORY,
+	KN_DIMS
+};
+
+const char *kn_dim_name(enum kn_dim d);
+int kn_dim_by_name(const char *name); /* -1 if unknown */
+
+struct kn_agg_def {
+	const char *name;
+	uint32_t dims;	   /* bit (1 << enum kn_dim) per dimension */
+	int geo_precision; /* for KN_DIM_GEO: cell length, <= the de-identified one */
+	int64_t k;
+};
+
+struct kn_agg_opts {
+	int64_t window_ms;
+	int64_t lateness_ms;
+	int64_t max_events_per_person; /* per group per window */
+	int64_t max_groups_per_person; /* per definition per window */
+	uint32_t exact_limit;
+	enum kn_id_kind person;	 /* which pseudonym defines a person */
+	int64_t epoch_ms;	 /* key epoch length (0: single epoch) */
+	int64_t max_state_bytes; /* beyond it the oldest window closes early */
+	int n_partitions;
+};
+
+struct kn_agg_row {
+	const struct kn_agg_def *def;
+	int64_t window_start, window_end, key_epoch;
+	const char *dim[KN_DIMS]; /* NULL: null or not a dimension of def */
+	uint64_t events, users;
+	bool users_exact;
+};
+
+struct kn_agg_summary {
+	const struct kn_agg_def *def;
+	int64_t window_start, window_end;
+	uint64_t groups_released, groups_suppressed;
+	uint64_t events_released, events_suppressed, events_bounded;
+	bool early; /* closed before the watermark (state cap) or by a final flush */
+};
+
+/* Called for every released group, then once per definition and window. */
+struct kn_agg_sink {
+	void (*row)(void *opaque, const struct kn_agg_row *row);
+	void (*summary)(void *opaque, const struct kn_agg_summary *s);
+	void *opaque;
+};
+
+enum kn_agg_result {
+	KN_AGG_ADDED,
+	KN_AGG_LATE,	  /* behind its partition's lateness bound, or window closed */
+	KN_AGG_NO_PERSON, /* no pseudonym of the person kind */
+	KN_AGG_ERROR,	  /* out of memory */
+};
+
+struct kn_agg_metrics {
+	uint64_t added, late, no_person, bounded, early_closed, windows_closed;
+	uint64_t open_windows, open_groups, state_bytes;
+};
+
+struct kn_aggregator;
+
+/* defs and o are copied (defs' strings are borrowed: keep them alive). */
+struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_defs,
+					const struct kn_agg_opts *o);
+void kn_aggregator_destroy(struct kn_aggregator *a);
+
+/* Adds one de-identified event with its raw event time, from input
+ * partition index part at offset. */
+enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
+				     int64_t ts_ms, int part, int64_t offset);
+
+/* Closes every window the watermark has passed (all of them if flush), and
+ * the oldest ones while state exceeds max_state_bytes, releasing rows to
+ * sink in window order. Returns the number of windows closed, or -ENOMEM. */
+int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_agg_sink *sink);
+
+/* Marks a partition idle (excluded from the watermark) or active again. */
+void kn_aggregator_set_idle(struct kn_aggregator *a, int part, bool idle);
+
+/* Restart state: see the file comment. */
+void kn_aggregator_restore(struct kn_aggregator *a, int part, int64_t max_ts,
+			   int64_t emitted_until);
+void kn_aggregator_checkpoint(const struct kn_aggregator *a, int part, int64_t position,
+			      int64_t *offset, int64_t *max_ts);
+int64_t kn_aggregator_emitted_until(const struct kn_aggregator *a);
+void kn_aggregator_metrics(const struct kn_aggregator *a, struct kn_agg_metrics *m);
+
+#endif

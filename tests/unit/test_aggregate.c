@@ -1,0 +1,357 @@
+#include <math.h>
+#include <stdlib.h>
+
+#include "aggregate.h"
+#include "kt.h"
+
+#define H 3600000LL
+
+static const struct kn_agg_def def_geo = {"by_geo_os", (1u << KN_DIM_GEO) | (1u << KN_DIM_OS), 4,
+					  5};
+
+static struct kn_agg_opts opts(int parts)
+{
+	return (struct kn_agg_opts){.window_ms = H,
+				    .lateness_ms = 5 * 60000,
+				    .max_events_per_person = 100,
+				    .max_groups_per_person = 20,
+				    .exact_limit = 4096,
+				    .person = KN_ID_USER,
+				    .epoch_ms = 24 * H,
+				    .max_state_bytes = 1LL << 40,
+				    .n_partitions = parts};
+}
+
+static struct kn_deid ev(int person, const char *geo, const char *os)
+{
+	struct kn_deid d = {0};
+
+	d.type = KN_EV_DEVICE;
+	d.has_pid[KN_ID_USER] = person >= 0;
+	snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "%032x", person);
+	snprintf(d.geo_cell, sizeof(d.geo_cell), "%s", geo);
+	snprintf(d.os_family, sizeof(d.os_family), "%s", os);
+	return d;
+}
+
+/* Collected output. */
+#define MAX_ROWS 4096
+struct out {
+	int n;
+	struct {
+		int64_t start;
+		char geo[16], os[24];
+		uint64_t events, users;
+		bool exact;
+	} r[MAX_ROWS];
+	int n_summaries;
+	uint64_t suppressed_groups, bounded;
+};
+
+static void on_row(void *o, const struct kn_agg_row *row)
+{
+	struct out *out = o;
+
+	if (out->n == MAX_ROWS)
+		return;
+	out->r[out->n].start = row->window_start;
+	snprintf(out->r[out->n].geo, 16, "%s", row->dim[KN_DIM_GEO] ? row->dim[KN_DIM_GEO] : "-");
+	snprintf(out->r[out->n].os, 24, "%s", row->dim[KN_DIM_OS] ? row->dim[KN_DIM_OS] : "-");
+	out->r[out->n].events = row->events;
+	out->r[out->n].users = row->users;
+	out->r[out->n].exact = row->users_exact;
+	out->n++;
+}
+
+static void on_summary(void *o, const struct kn_agg_summary *s)
+{
+	struct out *out = o;
+
+	out->n_summaries++;
+	out->suppressed_groups += s->groups_suppressed;
+	out->bounded += s->events_bounded;
+}
+
+static struct out *flush(struct kn_aggregator *a)
+{
+	struct out *o = calloc(1, sizeof(*o));
+	struct kn_agg_sink sink = {on_row, on_summary, o};
+
+	kn_aggregator_advance(a, true, &sink);
+	return o;
+}
+
+static void test_window_boundaries(void)
+{
+	struct kn_agg_opts o = opts(1);
+	o.lateness_ms = 10 * H; /* nothing late here */
+	struct kn_aggregator *a = kn_aggregator_new(&def_geo, 1, &o);
+	struct kn_deid d = ev(1, "wx4g0", "iOS");
+
+	for (int p = 0; p < 5; p++) { /* 5 people so the group is released */
+		d = ev(p, "wx4g0", "iOS");
+		kn_aggregator_add(a, &d, 10 * H - 1, 0, p);
+		kn_aggregator_add(a, &d, 10 * H, 0, 10 + p);
+	}
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 2);
+	KT_CHECK(out->r[0].start == 9 * H && out->r[1].start == 10 * H);
+	KT_STREQ(out->r[0].geo, "wx4g"); /* the aggregation's own, coarser precision */
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+static void test_watermark_and_lateness(void)
+{
+	struct kn_agg_opts o = opts(2);
+	struct kn_aggregator *a = kn_aggregator_new(&def_geo, 1, &o);
+	struct out *out = calloc(1, sizeof(*out));
+	struct kn_agg_sink sink = {on_row, on_summary, out};
+	struct kn_deid d;
+	struct kn_agg_metrics m;
+
+	for (int p = 0; p < 5; p++) {
+		d = ev(p, "wx4g0", "iOS");
+		KT_CHECK(kn_aggregator_add(a, &d, H + 60000, 0, p) == KN_AGG_ADDED);
+	}
+	/* Partition 0 runs far ahead; partition 1 has not spoken: nothing closes. */
+	d = ev(9, "aaaaa", "iOS");
+	kn_aggregator_add(a, &d, 3 * H, 0, 100);
+	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 0);
+	/* Partition 1 reaches 2h + 5 min: the watermark passes the end of [1h, 2h). */
+	kn_aggregator_add(a, &d, 2 * H + 5 * 60000, 1, 0);
+	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 1);
+	KT_CHECK(out->n == 1 && out->r[0].start == H && out->r[0].users == 5);
+	/* Within partition 1's bound but its window is closed: late. */
+	d = ev(3, "wx4g0", "iOS");
+	KT_CHECK(kn_aggregator_add(a, &d, 2 * H - 1, 1, 1) == KN_AGG_LATE);
+	/* Behind partition 0's own bound (3h - 5min): late, whatever the window. */
+	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 5 * 60000 - 1, 0, 101) == KN_AGG_LATE);
+	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 5 * 60000, 0, 102) == KN_AGG_ADDED);
+	kn_aggregator_metrics(a, &m);
+	KT_CHECK(m.late == 2);
+	/* An idle partition leaves the minimum. */
+	kn_aggregator_add(a, &d, 3 * H + 5 * 60000, 0, 103);
+	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 0); /* partition 1 holds it back */
+	kn_aggregator_set_idle(a, 1, true);
+	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 1); /* [2h, 3h) closes */
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+static void test_threshold_exact_around_k(void)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 50;
+	struct kn_agg_opts o = opts(1);
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+	const char *cells[3] = {"aaaa0", "bbbb0", "cccc0"};
+	const int people[3] = {49, 50, 51};
+	int pid = 0;
+
+	for (int c = 0; c < 3; c++)
+		for (int p = 0; p < people[c]; p++, pid++)
+			for (int e = 0; e < 30; e++) { /* many events each: people, not events, count */
+				struct kn_deid d = ev(pid, cells[c], "Android");
+				kn_aggregator_add(a, &d, 5 * H + e, 0, pid * 100 + e);
+			}
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 2);
+	KT_CHECK(out->suppressed_groups == 1);
+	for (int i = 0; i < out->n; i++) {
+		KT_CHECK(out->r[i].exact);
+		KT_CHECK(strcmp(out->r[i].geo, "aaaa") != 0); /* 49 people: never released */
+		KT_CHECK(out->r[i].users == (strcmp(out->r[i].geo, "bbbb") ? 51u : 50u));
+		KT_CHECK(out->r[i].events == 30 * out->r[i].users);
+	}
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+static void test_hll_regime(void)
+{
+	struct kn_agg_opts o = opts(1);
+	struct kn_aggregator *a = kn_aggregator_new(&def_geo, 1, &o);
+
+	for (int p = 0; p < 30000; p++) {
+		struct kn_deid d = ev(p, "wx4g0", "iOS");
+		kn_aggregator_add(a, &d, H, 0, p);
+	}
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 1 && !out->r[0].exact);
+	KT_CHECK(out->r[0].events == 30000);
+	KT_CHECK(fabs((double)out->r[0].users - 30000) / 30000 < 3 * 0.0081);
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+static void test_contribution_bounds(void)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 1;
+	struct kn_agg_opts o = opts(1);
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+	char cell[8];
+
+	/* One chatty person: 1000 events in one group count as 100. */
+	for (int e = 0; e < 1000; e++) {
+		struct kn_deid d = ev(7, "zzzz0", "iOS");
+		kn_aggregator_add(a, &d, H + e, 0, e);
+	}
+	/* One person in 30 groups counts in 20. */
+	for (int g = 0; g < 30; g++) {
+		snprintf(cell, sizeof(cell), "g%03d", g);
+		struct kn_deid d = ev(8, cell, "iOS");
+		kn_aggregator_add(a, &d, H + g, 0, 2000 + g);
+	}
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 21);
+	uint64_t total = 0;
+	for (int i = 0; i < out->n; i++)
+		total += out->r[i].events;
+	KT_CHECK(total == 100 + 20);
+	KT_CHECK(out->bounded == 900 + 10);
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+/* The released rows must not depend on arrival order (exactly-once replays
+ * interleave partitions differently). */
+static void test_order_independence(void)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 2;
+	struct kn_agg_opts o = opts(1);
+	o.max_groups_per_person = 3;
+	o.max_events_per_person = 4;
+	enum { N = 2000 };
+	static struct {
+		int person, cell;
+	} evs[N];
+	srand(1);
+	for (int i = 0; i < N; i++) {
+		evs[i].person = rand() % 40;
+		evs[i].cell = rand() % 15;
+	}
+	struct out *outs[2];
+	for (int run = 0; run < 2; run++) {
+		struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+		for (int j = 0; j < N; j++) {
+			int i = run ? N - 1 - j : j;
+			char cell[8];
+			snprintf(cell, sizeof(cell), "c%02d", evs[i].cell);
+			struct kn_deid d = ev(evs[i].person, cell, "iOS");
+			kn_aggregator_add(a, &d, H + 10, 0, j);
+		}
+		outs[run] = flush(a);
+		kn_aggregator_destroy(a);
+	}
+	KT_CHECK(outs[0]->n == outs[1]->n && outs[0]->n > 5);
+	int same = 0;
+	for (int i = 0; i < outs[0]->n; i++)
+		for (int j = 0; j < outs[1]->n; j++)
+			same += !strcmp(outs[0]->r[i].geo, outs[1]->r[j].geo) &&
+				outs[0]->r[i].events == outs[1]->r[j].events &&
+				outs[0]->r[i].users == outs[1]->r[j].users;
+	KT_CHECK(same == outs[0]->n);
+	KT_CHECK(outs[0]->bounded == outs[1]->bounded && outs[0]->bounded > 0);
+	free(outs[0]);
+	free(outs[1]);
+}
+
+/* Restart from a checkpoint: replaying from the checkpoint offset with the
+ * restored state gives exactly the rows of an uninterrupted run. */
+static void test_checkpoint_replay(void)
+{
+	struct kn_agg_opts o = opts(1);
+	enum { N = 3000 };
+	struct kn_agg_def def = def_geo;
+	def.k = 3;
+	struct out *full, *part = calloc(1, sizeof(*part));
+	struct kn_agg_sink psink = {on_row, on_summary, part};
+
+	/* Uninterrupted. */
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+	for (int i = 0; i < N; i++) {
+		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
+		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_advance(a, false, &psink); /* rows land in part, ignored */
+	}
+	free(part);
+	a = (kn_aggregator_destroy(a), kn_aggregator_new(&def, 1, &o));
+	full = calloc(1, sizeof(*full));
+	struct kn_agg_sink fsink = {on_row, on_summary, full};
+	for (int i = 0; i < N; i++) {
+		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
+		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_advance(a, false, &fsink);
+	}
+	kn_aggregator_advance(a, true, &fsink);
+	kn_aggregator_destroy(a);
+
+	/* Crash at 1700: output so far kept, restart from the checkpoint. */
+	struct out *two = calloc(1, sizeof(*two));
+	struct kn_agg_sink tsink = {on_row, on_summary, two};
+	a = kn_aggregator_new(&def, 1, &o);
+	for (int i = 0; i < 1700; i++) {
+		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
+		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_advance(a, false, &tsink);
+	}
+	int64_t off, max_ts, until = kn_aggregator_emitted_until(a);
+	kn_aggregator_checkpoint(a, 0, 1700, &off, &max_ts);
+	KT_CHECK(off < 1700); /* an open window still needs earlier events */
+	kn_aggregator_destroy(a);
+	a = kn_aggregator_new(&def, 1, &o);
+	kn_aggregator_restore(a, 0, max_ts, until);
+	for (int i = (int)off; i < N; i++) {
+		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
+		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_advance(a, false, &tsink);
+	}
+	kn_aggregator_advance(a, true, &tsink);
+	kn_aggregator_destroy(a);
+	KT_CHECK(two->n == full->n && full->n > 10);
+	KT_CHECK(!memcmp(two->r, full->r, sizeof(full->r[0]) * (size_t)full->n));
+	free(full);
+	free(two);
+}
+
+static void test_state_cap(void)
+{
+	struct kn_agg_opts o = opts(1);
+	o.max_state_bytes = 150 * 1024;
+	struct kn_aggregator *a = kn_aggregator_new(&def_geo, 1, &o);
+	struct out *out = calloc(1, sizeof(*out));
+	struct kn_agg_sink sink = {on_row, on_summary, out};
+	struct kn_agg_metrics m;
+
+	o.lateness_ms = 100 * H;
+	for (int w = 0; w < 20; w++)
+		for (int p = 0; p < 500; p++) {
+			struct kn_deid d = ev(p, "wx4g0", "iOS");
+			kn_aggregator_add(a, &d, w * H, 0, w * 1000 + p);
+			kn_aggregator_advance(a, false, &sink);
+		}
+	kn_aggregator_metrics(a, &m);
+	KT_CHECK(m.early_closed > 0);
+	KT_CHECK(m.state_bytes <= (uint64_t)o.max_state_bytes);
+	printf("  %llu windows closed early; %llu bytes for %llu open groups\n",
+	       (unsigned long long)m.early_closed, (unsigned long long)m.state_bytes,
+	       (unsigned long long)m.open_groups);
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+int main(void)
+{
+	KT_RUN(test_window_boundaries);
+	KT_RUN(test_watermark_and_lateness);
+	KT_RUN(test_threshold_exact_around_k);
+	KT_RUN(test_hll_regime);
+	KT_RUN(test_contribution_bounds);
+	KT_RUN(test_order_independence);
+	KT_RUN(test_checkpoint_replay);
+	KT_RUN(test_state_cap);
+	return kt_done();
+}
