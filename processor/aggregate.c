@@ -12,9 +12,8 @@
 #define SEP	    '\x1f'
 #define MAX_WINDOWS 4096
 
-static const char *dim_names[KN_DIMS] = {"event_type", "geo_cell",     "ip_prefix",
-					 "os_family",  "app_version", "url_domain",
-					 "query_category"};
+static const char *dim_names[KN_DIMS] = {"event_type",	"geo_cell",   "ip_prefix",     "os_family",
+					 "app_version", "url_domain", "query_category"};
 
 const char *kn_dim_name(enum kn_dim d)
 {
@@ -105,7 +104,7 @@ struct window {
 	uint32_t cap_gslots;
 	struct person *people;
 	uint32_t n_people, cap_people;
-	int64_t *min_off; /* per partition: first offset that fed this window, -1 */
+	int64_t *min_off;    /* per partition: first offset that fed this window, -1 */
 	int64_t *max_before; /* per partition: max_ts[p] just before that offset */
 	uint64_t *bounded;   /* per definition: events dropped by the bounds */
 };
@@ -238,8 +237,7 @@ static size_t put_dim(char *key, size_t n, const char *v, size_t len)
 	return n;
 }
 
-static size_t build_key(const struct kn_agg_def *def, int di, const struct kn_deid *d,
-			char *key)
+static size_t build_key(const struct kn_agg_def *def, int di, const struct kn_deid *d, char *key)
 {
 	size_t n = 0;
 	const char *type = kn_event_type_name(d->type);
@@ -255,7 +253,8 @@ static size_t build_key(const struct kn_agg_def *def, int di, const struct kn_de
 		case KN_DIM_GEO: {
 			size_t g = strlen(d->geo_cell);
 			n = put_dim(key, n, d->geo_cell,
-				    g < (size_t)def->geo_precision ? g : (size_t)def->geo_precision);
+				    g < (size_t)def->geo_precision ? g
+								   : (size_t)def->geo_precision);
 			break;
 		}
 		case KN_DIM_IP_PREFIX:
@@ -305,7 +304,8 @@ static int64_t intern_group(struct window *w, const char *key, size_t len, int d
 
 	if ((w->n_groups + 1) * 2 > w->cap_gslots && grow_gslots(w))
 		return -1;
-	for (i = (uint32_t)h & (w->cap_gslots - 1); w->gslots[i]; i = (i + 1) & (w->cap_gslots - 1)) {
+	for (i = (uint32_t)h & (w->cap_gslots - 1); w->gslots[i];
+	     i = (i + 1) & (w->cap_gslots - 1)) {
 		struct group *g = &w->groups[w->gslots[i] - 1];
 		if (g->hash == h && g->key_len == len && !memcmp(g->key, key, len))
 			return w->gslots[i] - 1;
@@ -367,8 +367,7 @@ static struct person *find_person(struct window *w, uint64_t fp, int di)
 
 /* Counts one event of person p in group g under both bounds. Returns the
  * number of events dropped by the bounds (0 or 1, or more on eviction). */
-static int64_t contribute(struct kn_aggregator *a, struct window *w, struct person *p,
-			  uint32_t g)
+static int64_t contribute(struct kn_aggregator *a, struct window *w, struct person *p, uint32_t g)
 {
 	uint64_t rank = XXH3_64bits_withSeed(&w->groups[g].hash, 8, p->fp);
 	uint16_t max_groups = (uint16_t)a->o.max_groups_per_person;
@@ -481,8 +480,8 @@ static int close_def(struct kn_aggregator *a, struct window *w, int di, bool ear
 {
 	const struct kn_agg_def *def = &a->defs[di];
 	struct tally *t = kn_calloc(w->n_groups ? w->n_groups : 1, sizeof(*t));
-	struct kn_agg_summary s = {def, w->start, w->start + a->o.window_ms, 0, 0, 0, 0,
-				   w->bounded[di], early};
+	struct kn_agg_summary s = {
+		def, w->start, w->start + a->o.window_ms, 0, 0, 0, 0, w->bounded[di], early};
 	char buf[1024];
 	int err = 0;
 
@@ -590,8 +589,7 @@ void kn_aggregator_set_idle(struct kn_aggregator *a, int part, bool idle)
 	a->idle[part] = idle;
 }
 
-void kn_aggregator_restore(struct kn_aggregator *a, int part, int64_t max_ts,
-			   int64_t emitted_until)
+void kn_aggregator_restore(struct kn_aggregator *a, int part, int64_t max_ts, int64_t emitted_until)
 {
 	a->max_ts[part] = max_ts;
 	if (emitted_until > a->emitted_until)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <yaml.h>
 
+#include "aggregate.h"
 #include "kn_alloc.h"
 #include "log.h"
 
@@ -21,7 +22,8 @@ enum opt_type {
 	O_PRF,
 	O_DATE,
 	O_DIGITS,
-	O_LEVEL
+	O_LEVEL,
+	O_KIND
 };
 
 struct opt {
@@ -81,6 +83,32 @@ static const struct opt table[] = {
 	{"run.max_in_flight", O_INT, OFF(max_in_flight), 1000, 10000000, "200000",
 	 "produced but unacknowledged records before consumption pauses"},
 	{"log.level", O_LEVEL, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
+	{"aggregate.topic", O_STR, OFF(agg_topic), 0, 0, "kanon.adagg.v1",
+	 "released groups (AdAggregate)"},
+	{"aggregate.stats_topic", O_STR, OFF(agg_stats_topic), 0, 0, "kanon.adagg.stats.v1",
+	 "per-window release/suppression summaries (AggWindowStats)"},
+	{"aggregate.schema_id", O_INT, OFF(agg_schema_id), 0, INT32_MAX, "101",
+	 "framing id of AdAggregate records"},
+	{"aggregate.stats_schema_id", O_INT, OFF(agg_stats_schema_id), 0, INT32_MAX, "102",
+	 "framing id of AggWindowStats records"},
+	{"aggregate.transactional_id", O_STR, OFF(transactional_id), 0, 0, "kanon-aggregator",
+	 "Kafka transactional.id; a second instance with the same id fences the first"},
+	{"aggregate.window", O_DURATION, OFF(agg_window_ms), MIN_MS, DAY_MS, "1h",
+	 "tumbling event-time window; must divide keys.epoch"},
+	{"aggregate.lateness", O_DURATION, OFF(agg_lateness_ms), 0, DAY_MS, "5m",
+	 "allowed lateness: events further behind their partition are dropped as late"},
+	{"aggregate.person", O_KIND, OFF(agg_person), 0, 0, "user",
+	 "identifier kind whose pseudonym defines a person: user|device|phone|email|cookie"},
+	{"aggregate.max_events_per_person", O_INT, OFF(agg_max_events), 1, 1000000, "100",
+	 "events one person adds to one group per window"},
+	{"aggregate.max_groups_per_person", O_INT, OFF(agg_max_groups), 1, 1000, "20",
+	 "groups one person counts in per definition and window"},
+	{"aggregate.exact_limit", O_INT, OFF(agg_exact_limit), 16, 1 << 24, "4096",
+	 "people counted exactly per group before HyperLogLog (>= 4 x the largest k)"},
+	{"aggregate.max_state_bytes", O_INT, OFF(agg_max_state_bytes), 1 << 20, 1LL << 40,
+	 "536870912", "open-window state cap; beyond it the oldest window closes early"},
+	{"aggregate.idle_timeout", O_DURATION, OFF(agg_idle_ms), 0, DAY_MS, "30s",
+	 "a partition at its end this long stops holding the watermark back"},
 };
 
 #define N_OPTS (sizeof(table) / sizeof(table[0]))
@@ -253,6 +281,14 @@ static int set_opt(struct ctx *x, const struct opt *o, char *raw, int line)
 		if (kn_log_parse_level(raw, &lvl))
 			goto bad;
 		return set_str(dst, raw);
+	case O_KIND:
+		for (v = 0; v < KN_ID_KINDS; v++)
+			if (!strcmp(raw, kn_id_kind_name((enum kn_id_kind)v)))
+				break;
+		if (v == KN_ID_KINDS)
+			goto bad;
+		*(int64_t *)dst = v;
+		break;
 	case O_DIGITS:
 		if (strlen(raw) < (size_t)o->min || strlen(raw) > (size_t)o->max ||
 		    strspn(raw, "0123456789") != strlen(raw) || raw[0] == '0')
@@ -304,6 +340,7 @@ bad:;
 		[O_DATE] = "must be a date YYYY-MM-DD",
 		[O_DIGITS] = "must be a country calling code (1-3 digits, e.g. 86)",
 		[O_LEVEL] = "must be error, warn, info or debug",
+		[O_KIND] = "must be user, device, phone, email or cookie",
 	};
 	if (o->type == O_INT)
 		err_at(x, line, o->path, "must be an integer %lld..%lld (got '%s')",
@@ -396,6 +433,7 @@ static int walk_value(struct ctx *x, const char *path, yaml_node_t *v)
 
 static int parse_inputs(struct ctx *x, yaml_node_t *seq);
 static int parse_schemas(struct ctx *x, yaml_node_t *seq);
+static int parse_aggregates(struct ctx *x, yaml_node_t *seq);
 
 static int walk_map(struct ctx *x, yaml_node_t *m, const char *prefix)
 {
@@ -411,6 +449,8 @@ static int walk_map(struct ctx *x, yaml_node_t *m, const char *prefix)
 			err = parse_inputs(x, v);
 		else if (!strcmp(path, "schemas"))
 			err = parse_schemas(x, v);
+		else if (!strcmp(path, "aggregates"))
+			err = parse_aggregates(x, v);
 		else
 			err = walk_value(x, path, v);
 		if (err)
@@ -580,6 +620,98 @@ static int parse_schemas(struct ctx *x, yaml_node_t *seq)
 	return 0;
 }
 
+static int parse_dims(struct ctx *x, yaml_node_t *v, uint32_t *dims)
+{
+	if (v->type != YAML_SEQUENCE_NODE)
+		return err_at(x, line_of(v), "aggregates[].dimensions", "expected a list");
+	for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+	     it++) {
+		yaml_node_t *d = node(x, *it);
+		int dim = scalar(d) ? kn_dim_by_name(scalar(d)) : -1;
+		if (dim < 0)
+			return err_at(x, line_of(d), "aggregates[].dimensions",
+				      "unknown dimension '%s' (event_type, geo_cell, ip_prefix, "
+				      "os_family, app_version, url_domain, query_category)",
+				      scalar(d) ? scalar(d) : "?");
+		*dims |= 1u << dim;
+	}
+	return 0;
+}
+
+static int parse_agg_int(struct ctx *x, yaml_node_t *v, const char *key, int64_t lo, int64_t hi,
+			 int64_t *out)
+{
+	char *end;
+	long long n = scalar(v) ? strtoll(scalar(v), &end, 10) : 0;
+
+	if (!scalar(v) || *end || end == scalar(v) || n < lo || n > hi)
+		return err_at(x, line_of(v), key, "must be an integer %lld..%lld", (long long)lo,
+			      (long long)hi);
+	*out = n;
+	return 0;
+}
+
+static int parse_aggregate(struct ctx *x, yaml_node_t *m, struct kn_agg_cfg *a)
+{
+	a->line = line_of(m);
+	a->k = 50;
+	a->geo_precision = 4;
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+	     p++) {
+		const char *k = scalar(node(x, p->key));
+		yaml_node_t *v = node(x, p->value);
+		int err = 0;
+		if (k && !strcmp(k, "name") && scalar(v)) {
+			kn_free(a->name);
+			if (!(a->name = kn_strdup(scalar(v))))
+				return -ENOMEM;
+		} else if (k && !strcmp(k, "dimensions")) {
+			err = parse_dims(x, v, &a->dims);
+		} else if (k && !strcmp(k, "k")) {
+			err = parse_agg_int(x, v, "aggregates[].k", 2, 1000000, &a->k);
+		} else if (k && !strcmp(k, "geo_precision")) {
+			err = parse_agg_int(x, v, "aggregates[].geo_precision", 1, 7,
+					    &a->geo_precision);
+		} else {
+			err = err_at(x, line_of(v), "aggregates[]", "unknown key '%s'",
+				     k ? k : "?");
+		}
+		if (err)
+			return err;
+	}
+	if (!a->name || !a->dims)
+		return err_at(x, a->line, "aggregates[]", "needs 'name' and 'dimensions'");
+	return 0;
+}
+
+static int parse_aggregates(struct ctx *x, yaml_node_t *seq)
+{
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return err_at(x, line_of(seq), "aggregates", "expected a list");
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *m = node(x, *it);
+		struct kn_agg_cfg a = {0};
+		if (m->type != YAML_MAPPING_NODE)
+			return err_at(x, line_of(m), "aggregates[]", "expected a mapping");
+		int err = parse_aggregate(x, m, &a);
+		for (int i = 0; !err && i < x->c->n_aggs; i++)
+			if (!strcmp(x->c->aggs[i].name, a.name))
+				err = err_at(x, a.line, "aggregates[].name", "'%s' is listed twice",
+					     a.name);
+		struct kn_agg_cfg *na =
+			err ? NULL
+			    : kn_realloc(x->c->aggs, sizeof(*na) * (size_t)(x->c->n_aggs + 1));
+		if (!na) {
+			kn_free(a.name);
+			return err ? err : -ENOMEM;
+		}
+		x->c->aggs = na;
+		na[x->c->n_aggs++] = a;
+	}
+	return 0;
+}
+
 static int load_yaml(struct ctx *x, FILE *f)
 {
 	yaml_parser_t parser;
@@ -628,6 +760,23 @@ static int check_whole(struct ctx *x)
 		return err_at(x, 0, "inputs", "at least one input topic is required");
 	if (!x->c->n_schemas)
 		return err_at(x, 0, "schemas", "at least one schema is required");
+	for (int i = 0; i < x->c->n_aggs; i++) {
+		const struct kn_agg_cfg *a = &x->c->aggs[i];
+		if (a->k * 4 > x->c->agg_exact_limit)
+			return err_at(
+				x, a->line, "aggregates[].k",
+				"k = %lld needs aggregate.exact_limit >= %lld, so the release "
+				"decision is always exact",
+				(long long)a->k, (long long)a->k * 4);
+		if ((a->dims & (1u << KN_DIM_GEO)) && a->geo_precision > x->c->geohash_precision)
+			return err_at(x, a->line, "aggregates[].geo_precision",
+				      "%lld is finer than generalize.geohash_precision (%lld)",
+				      (long long)a->geo_precision,
+				      (long long)x->c->geohash_precision);
+	}
+	if (x->c->n_aggs && x->c->epoch_ms && x->c->epoch_ms % x->c->agg_window_ms)
+		return err_at(x, 0, "aggregate.window",
+			      "must divide keys.epoch, so no window straddles two key epochs");
 	for (int i = 0; i < x->c->n_inputs; i++)
 		if (!strcmp(x->c->inputs[i].topic, x->c->topic_output) ||
 		    !strcmp(x->c->inputs[i].topic, x->c->topic_dead_letter))
@@ -707,6 +856,9 @@ void kn_config_destroy(struct kn_config *c)
 		kn_free(c->inputs[i].topic);
 	for (int i = 0; i < c->n_schemas; i++)
 		schema_cfg_free(&c->schemas[i]);
+	for (int i = 0; i < c->n_aggs; i++)
+		kn_free(c->aggs[i].name);
+	kn_free(c->aggs);
 	kn_free(c->consumer);
 	kn_free(c->producer);
 	kn_free(c->inputs);
@@ -765,6 +917,9 @@ static void fmt_value(const struct kn_config *c, const struct opt *o, char *buf,
 	case O_BOOL:
 		snprintf(buf, n, "%s", *(const bool *)src ? "true" : "false");
 		break;
+	case O_KIND:
+		snprintf(buf, n, "%s", kn_id_kind_name((enum kn_id_kind) * (const int64_t *)src));
+		break;
 	case O_PRF:
 		snprintf(buf, n, "%s", kn_prf_name(*(const enum kn_prf *)src));
 		break;
@@ -784,6 +939,22 @@ static void print_props(FILE *f, const char *name, const struct kn_kv *kv, int n
 	for (int i = 0; i < n; i++)
 		fprintf(f, "    %s: \"%s\"\n", kv[i].key,
 			kn_config_is_secret(kv[i].key) ? "********" : kv[i].value);
+}
+
+static void print_aggs(const struct kn_config *c, FILE *f)
+{
+	fprintf(f, "aggregates:%s\n", c->n_aggs ? "" : " []");
+	for (int i = 0; i < c->n_aggs; i++) {
+		const struct kn_agg_cfg *a = &c->aggs[i];
+		fprintf(f, "  - name: %s\n    k: %lld\n    geo_precision: %lld\n    dimensions: [",
+			a->name, (long long)a->k, (long long)a->geo_precision);
+		for (int d = 0, first = 1; d < KN_DIMS; d++)
+			if (a->dims & (1u << d)) {
+				fprintf(f, "%s%s", first ? "" : ", ", kn_dim_name(d));
+				first = 0;
+			}
+		fprintf(f, "]\n");
+	}
 }
 
 void kn_config_print(const struct kn_config *c, FILE *f)
@@ -819,12 +990,14 @@ void kn_config_print(const struct kn_config *c, FILE *f)
 			if (s->roles[r])
 				fprintf(f, "      %s: %s\n", kn_roles[r].name, s->roles[r]);
 	}
+	print_aggs(c, f);
 }
 
 void kn_config_describe(FILE *f)
 {
-	static const char *tname[] = {"string", "path", "integer", "duration", "duration|never",
-				      "bool",	"prf",	"date",	   "digits",   "level"};
+	static const char *tname[] = {"string",		"path",	 "integer", "duration",
+				      "duration|never", "bool",	 "prf",	    "date",
+				      "digits",		"level", "id kind"};
 
 	fprintf(f, "Options (YAML path, type, default):\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
@@ -841,6 +1014,9 @@ void kn_config_describe(FILE *f)
 		"librdkafka producer property, passed through");
 	fprintf(f, "\ninputs: list of {topic, type: device|access|search}\n");
 	fprintf(f, "schemas: list of {id, file (.avsc), type, roles: {ROLE: field.path}}\n");
+	fprintf(f, "aggregates: list of {name, dimensions: [DIM...], k (default 50, >= 2), "
+		   "geo_precision (default 4)}\n  dimensions: event_type geo_cell ip_prefix "
+		   "os_family app_version url_domain query_category\n");
 	fprintf(f, "\nRoles (what a schema field means to kanon):\n");
 	for (int r = 0; r < KN_ROLE_COUNT; r++)
 		fprintf(f, "  %-18s %s\n", kn_roles[r].name, kn_roles[r].help);

@@ -37,6 +37,14 @@ struct kn_schema_cfg {
 	int line;
 };
 
+struct kn_agg_cfg {
+	char *name;
+	uint32_t dims; /* bit (1 << enum kn_dim) per dimension */
+	int64_t geo_precision;
+	int64_t k;
+	int line;
+};
+
 struct kn_config {
 	char *path;
 	/* kafka */
@@ -71,6 +79,22 @@ struct kn_config {
 	int64_t commit_interval_ms;
 	int64_t max_in_flight;
 	char *log_level;
+	/* aggregation (exactly-once mode, on when aggregates are defined) */
+	char *agg_topic;
+	char *agg_stats_topic;
+	int64_t agg_schema_id;
+	int64_t agg_stats_schema_id;
+	char *transactional_id;
+	int64_t agg_window_ms;
+	int64_t agg_lateness_ms;
+	int64_t agg_person; /* enum kn_id_kind */
+	int64_t agg_max_events;
+	int64_t agg_max_groups;
+	int64_t agg_exact_limit;
+	int64_t agg_max_state_bytes;
+	int64_t agg_idle_ms;
+	struct kn_agg_cfg *aggs;
+	int n_aggs;
 
 	struct kn_input_cfg *inputs;
 	int n_inputs;

@@ -1,5 +1,6 @@
 #include "demo.h"
 
+#include <avro.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -17,7 +18,10 @@
 #include "keys.h"
 #include "log.h"
 #include "pipeline.h"
+#include "aggregate.h"
+#include "encode.h"
 #include "run.h"
+#include "txrun.h"
 
 static int write_file(const char *dir, const char *name, const char *text)
 {
@@ -139,14 +143,21 @@ static void show_side_by_side(const struct kn_config *c)
 					if (d->has_pid[k])
 						printf("  out %s_pid=%s\n", kn_id_kind_name(k),
 						       d->pid[k]);
-				printf("  out geo_cell=%s ip_prefix=%s\n  out ua=%s/%d os=%s/%d "
-				       "app=%s\n  out url_domain=%s referrer_domain=%s status=%d\n",
-				       d->geo_cell[0] ? d->geo_cell : "null", d->ip_prefix,
-				       d->ua_browser, d->ua_browser_major, d->os_family,
-				       d->os_major, d->app_version[0] ? d->app_version : "null",
-				       d->url_domain[0] ? d->url_domain : "null",
-				       d->referrer_domain[0] ? d->referrer_domain : "null",
-				       d->http_status);
+				printf("  out geo_cell=%s ip_prefix=%s\n",
+				       d->geo_cell[0] ? d->geo_cell : "null", d->ip_prefix);
+				if (d->ua_browser[0])
+					printf("  out ua_browser=%s %d\n", d->ua_browser,
+					       d->ua_browser_major);
+				if (d->os_family[0])
+					printf("  out os=%s %d\n", d->os_family, d->os_major);
+				if (d->app_version[0])
+					printf("  out app_version=%s\n", d->app_version);
+				if (d->url_domain[0])
+					printf("  out url_domain=%s\n", d->url_domain);
+				if (d->referrer_domain[0])
+					printf("  out referrer_domain=%s\n", d->referrer_domain);
+				if (d->http_status >= 0)
+					printf("  out http_status=%d\n", d->http_status);
 			}
 		}
 		if (m)
@@ -157,6 +168,71 @@ static void show_side_by_side(const struct kn_config *c)
 	kn_pipeline_destroy(p);
 	kn_schemas_destroy(schemas);
 	kn_keys_destroy(keys);
+	rd_kafka_destroy(rk);
+}
+
+/* Prints the first released aggregate rows, read back as a consumer would. */
+static void show_aggregates(const struct kn_config *c, int max)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = kn_kafka_conf_new(c, NULL, 0, err, sizeof(err));
+	rd_kafka_t *rk;
+	avro_schema_t s;
+	int shown = 0;
+
+	if (!conf ||
+	    kn_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof(err)) ||
+	    !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))))
+		return;
+	avro_schema_from_json_length(kn_agg_schema_json, strlen(kn_agg_schema_json), &s);
+	avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+	avro_value_t v, f, b;
+	avro_generic_value_new(iface, &v);
+	printf("\n== advertiser aggregates (topic %s, first %d rows) ==\n", c->agg_topic, max);
+	for (int32_t part = 0; part < 3 && shown < max; part++) {
+		rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->agg_topic, NULL);
+		rd_kafka_consume_start(rkt, part, RD_KAFKA_OFFSET_BEGINNING);
+		rd_kafka_message_t *m;
+		while (shown < max && (m = rd_kafka_consume(rkt, part, 1000)) && !m->err) {
+			avro_reader_t r =
+				avro_reader_memory((char *)m->payload + 5, (int64_t)m->len - 5);
+			if (!avro_value_read(r, &v)) {
+				const char *name, *str;
+				size_t len;
+				int64_t ws, users, events;
+				int exact;
+				avro_value_get_by_name(&v, "aggregate", &f, NULL);
+				avro_value_get_string(&f, &name, &len);
+				avro_value_get_by_name(&v, "window_start", &f, NULL);
+				avro_value_get_long(&f, &ws);
+				printf("  %-14s window %" PRId64, name, ws);
+				for (int d = 0; d < KN_DIMS; d++) {
+					avro_value_get_by_name(&v, kn_dim_name(d), &f, NULL);
+					avro_value_get_current_branch(&f, &b);
+					if (avro_value_get_type(&b) == AVRO_STRING) {
+						avro_value_get_string(&b, &str, &len);
+						printf(" %s=%s", kn_dim_name(d), str);
+					}
+				}
+				avro_value_get_by_name(&v, "users", &f, NULL);
+				avro_value_get_long(&f, &users);
+				avro_value_get_by_name(&v, "events", &f, NULL);
+				avro_value_get_long(&f, &events);
+				avro_value_get_by_name(&v, "users_exact", &f, NULL);
+				avro_value_get_boolean(&f, &exact);
+				printf(" -> users=%" PRId64 "%s events=%" PRId64 "\n", users,
+				       exact ? "" : " (HLL)", events);
+				shown++;
+			}
+			avro_reader_free(r);
+			rd_kafka_message_destroy(m);
+		}
+		rd_kafka_consume_stop(rkt, part);
+		rd_kafka_topic_destroy(rkt);
+	}
+	avro_value_decref(&v);
+	avro_value_iface_decref(iface);
+	avro_schema_decref(s);
 	rd_kafka_destroy(rk);
 }
 
@@ -218,14 +294,16 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 		rd_kafka_mock_topic_create(mc, c->inputs[i].topic, 3, 1);
 	rd_kafka_mock_topic_create(mc, c->topic_output, 3, 1);
 	rd_kafka_mock_topic_create(mc, c->topic_dead_letter, 1, 1);
+	rd_kafka_mock_topic_create(mc, c->agg_topic, 3, 1);
+	rd_kafka_mock_topic_create(mc, c->agg_stats_topic, 1, 1);
 
 	printf("kanon demo: mock Kafka cluster at %s, config and key in %s\n", brokers, dir);
 	struct kn_gen_opts go = {.seed = seed,
 				 .count = per_type,
-				 .users = 500,
+				 .users = 2000,
 				 .malformed = 6,
 				 .start_ms = 1793491200000LL /* 2026-11-01 */,
-				 .span_ms = 24 * 3600 * 1000LL,
+				 .span_ms = 3 * 3600 * 1000LL,
 				 .types = 7};
 	err = kn_gen_run(c, &go, &gr, errstr, errstr_size);
 	if (err)
@@ -236,7 +314,7 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 	show_side_by_side(c);
 
 	struct kn_run_opts ro = {.until_eof = true, .stop = stop, .stats = &st};
-	err = kn_run(c, &ro, errstr, errstr_size);
+	err = (c->n_aggs ? kn_txrun : kn_run)(c, &ro, errstr, errstr_size);
 	if (err)
 		goto out;
 	int64_t in = 0, dead = 0;
@@ -254,6 +332,13 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 			printf("    %-24s %" PRIu64 "\n", kn_dead_reason_name(r), st.dead[r]);
 	printf("  geo withheld (no location consent) %" PRIu64 "\n", st.geo_withheld);
 	printf("  every input accounted for: %s\n", in == (int64_t)st.out + dead ? "yes" : "NO");
+	if (c->n_aggs) {
+		printf("  aggregate rows released: %" PRId64
+		       " (topic %s), window summaries: %" PRId64 " (topic %s)\n",
+		       topic_count(mock, c->agg_topic, 3), c->agg_topic,
+		       topic_count(mock, c->agg_stats_topic, 1), c->agg_stats_topic);
+		show_aggregates(c, 8);
+	}
 	if (in != (int64_t)st.out + dead)
 		err = -EIO;
 out:

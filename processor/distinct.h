@@ -22,10 +22,10 @@
 #define KN_HLL_M (1u << KN_HLL_P)
 
 struct kn_distinct {
-	uint32_t n;	/* members of the exact set */
-	uint32_t cap;	/* slots of set (power of two), 0 before first add */
-	uint64_t *set;	/* open addressing; 0 marks an empty slot */
-	uint8_t *hll;	/* non-NULL once converted */
+	uint32_t n;    /* members of the exact set */
+	uint32_t cap;  /* slots of set (power of two), 0 before first add */
+	uint64_t *set; /* open addressing; 0 marks an empty slot */
+	uint8_t *hll;  /* non-NULL once converted */
 };
 
 /* Adds fp. Returns 1 if the count may have changed (new member, or any HLL

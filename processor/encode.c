@@ -2,10 +2,13 @@
 
 #include <string.h>
 
+#include "aggregate.h"
 #include "avrobin.h"
 #include "embedded.h" /* generated from schemas/DeidEvent.avsc */
 
 const char kn_deid_schema_json[] = KN_DEID_SCHEMA_JSON;
+const char kn_agg_schema_json[] = KN_AGG_SCHEMA_JSON;
+const char kn_agg_stats_schema_json[] = KN_AGG_STATS_SCHEMA_JSON;
 
 struct wr {
 	uint8_t *p;
@@ -81,5 +84,47 @@ size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf)
 	put_opt_int(&w, d->http_status);
 	put_opt_bool(&w, d->consent_ads);
 	put_opt_bool(&w, d->consent_analytics);
+	return (size_t)(w.p - buf);
+}
+
+static void put_cstr(struct wr *w, const char *s)
+{
+	put_str(w, s, strlen(s));
+}
+
+size_t kn_encode_agg_row(const struct kn_agg_row *r, int64_t window_ms, const char *person_kind,
+			 uint8_t *buf)
+{
+	struct wr w = {buf};
+
+	put_cstr(&w, r->def->name);
+	put_long(&w, r->window_start);
+	put_long(&w, r->window_end);
+	put_long(&w, window_ms);
+	put_long(&w, r->def->k);
+	put_cstr(&w, person_kind);
+	put_long(&w, r->key_epoch);
+	for (int d = 0; d < KN_DIMS; d++) /* schema order = enum kn_dim order */
+		put_opt_str(&w, r->dim[d] ? r->dim[d] : "");
+	put_long(&w, (int64_t)r->events);
+	put_long(&w, (int64_t)r->users);
+	*w.p++ = r->users_exact;
+	return (size_t)(w.p - buf);
+}
+
+size_t kn_encode_agg_summary(const struct kn_agg_summary *s, uint8_t *buf)
+{
+	struct wr w = {buf};
+
+	put_cstr(&w, s->def->name);
+	put_long(&w, s->window_start);
+	put_long(&w, s->window_end);
+	put_long(&w, s->def->k);
+	put_long(&w, (int64_t)s->groups_released);
+	put_long(&w, (int64_t)s->groups_suppressed);
+	put_long(&w, (int64_t)s->events_released);
+	put_long(&w, (int64_t)s->events_suppressed);
+	put_long(&w, (int64_t)s->events_bounded);
+	*w.p++ = s->early;
 	return (size_t)(w.p - buf);
 }

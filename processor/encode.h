@@ -21,4 +21,18 @@ extern const char kn_deid_schema_json[];
  * Returns the number of bytes written; cannot fail. */
 size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf);
 
+/* AdAggregate and AggWindowStats (schemas/AdAggregate.avsc,
+ * schemas/AggWindowStats.avsc). buf needs KN_AGG_MAX_BYTES. */
+#define KN_AGG_MAX_BYTES 4096
+
+struct kn_agg_row;
+struct kn_agg_summary;
+
+extern const char kn_agg_schema_json[];
+extern const char kn_agg_stats_schema_json[];
+
+size_t kn_encode_agg_row(const struct kn_agg_row *r, int64_t window_ms, const char *person_kind,
+			 uint8_t *buf);
+size_t kn_encode_agg_summary(const struct kn_agg_summary *s, uint8_t *buf);
+
 #endif

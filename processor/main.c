@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "log.h"
 #include "run.h"
+#include "txrun.h"
 #include "schema.h"
 
 #define MAX_SETS 64
@@ -254,7 +255,8 @@ static int cmd_run(const struct args *a)
 	struct kn_run_opts o = {
 		.until_eof = a->until_eof, .max_messages = a->max_messages, .stop = &stop_flag};
 	install_signals();
-	if (kn_run(c, &o, errstr, sizeof(errstr))) {
+	/* With aggregates, exactly-once transactions; without, at-least-once. */
+	if ((c->n_aggs ? kn_txrun : kn_run)(c, &o, errstr, sizeof(errstr))) {
 		kn_err("main", "%s", errstr);
 		rc = 1;
 	}

@@ -47,13 +47,20 @@ def load_schema(name):
 class Env:
     """A private config (own topics, own group, own key) in a temp dir."""
 
-    def __init__(self, tmp, name, extra=""):
+    def __init__(self, tmp, name, extra="", aggregates=None, window="1h", agg_extra=""):
         self.tmp = str(tmp)
         self.prefix = "it-%s-%s" % (name, uuid.uuid4().hex[:8])
+        if aggregates:
+            extra += aggregates_yaml(self.prefix, aggregates, window, agg_extra)
+        self.agg = self.prefix + ".agg"
+        self.aggstats = self.prefix + ".aggstats"
         self.key = os.path.join(self.tmp, "master.key")
         subprocess.run([KANON, "keygen", self.key], check=True, capture_output=True)
         with open(os.path.join(SRC, "deploy", "kanon.example.yaml")) as f:
             text = f.read()
+        # The example's own aggregates are replaced by the test's (none: the
+        # at-least-once mode; some: the exactly-once mode).
+        text = text[: text.index("# --- advertiser aggregates")]
         self.topics = {t: "%s.logs.%s" % (self.prefix, t) for t in ("device", "access", "search")}
         for t, topic in self.topics.items():
             text = text.replace("kanon.logs.%s.v1" % t, topic)
@@ -77,10 +84,12 @@ class Env:
         return subprocess.Popen([KANON, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def consume(topic):
-    """All records of topic as dicts: partition, offset, key, value, headers."""
+def consume(topic, committed=True):
+    """All records of topic as dicts: partition, offset, key, value, headers.
+    Reads with isolation.level=read_committed unless committed=False."""
     fmt = "%p\t%o\t%K\t%S\t%h\n%k%s"
-    r = subprocess.run(["kcat", "-b", BROKER, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt],
+    iso = ["-X", "isolation.level=read_committed"] if committed else []
+    r = subprocess.run(["kcat", "-b", BROKER, "-C", *iso, "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt],
                        capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()
     data, pos, out = r.stdout, 0, []
@@ -145,4 +154,26 @@ def produce_files(topic, payloads, tmp, partition=0):
     shutil.rmtree(d)
 
 
+def decode_framed(value, schema):
+    assert value[0] == 0, "magic byte"
+    rec = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+    for k, v in rec.items():
+        if hasattr(v, "timestamp"):  # timestamp-millis -> milliseconds
+            rec[k] = round(v.timestamp() * 1000)
+    return int.from_bytes(value[1:5], "big"), rec
+
+
 DEID = load_schema("DeidEvent")
+AGG = load_schema("AdAggregate")
+AGG_STATS = load_schema("AggWindowStats")
+
+
+def aggregates_yaml(prefix, defs, window="1h", extra=""):
+    lines = ["aggregate:", "  topic: %s.agg" % prefix, "  stats_topic: %s.aggstats" % prefix,
+             "  transactional_id: %s-tx" % prefix, "  window: %s" % window]
+    lines += ["  " + l for l in extra.splitlines() if l]
+    lines.append("aggregates:")
+    for d in defs:
+        lines.append("  - {name: %s, dimensions: [%s], k: %d, geo_precision: %d}"
+                     % (d["name"], ", ".join(d["dimensions"]), d["k"], d.get("geo_precision", 4)))
+    return "\n" + "\n".join(lines) + "\n"

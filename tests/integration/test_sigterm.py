@@ -5,13 +5,17 @@ import collections
 import signal
 import time
 
+import pytest
+
 from conftest import Env, consume, decode_deid, end_offsets
 
 N = 150000
+AGGS = [{"name": "geo", "dimensions": ["geo_cell"], "k": 10, "geo_precision": 4}]
 
 
-def test_sigterm_mid_stream(broker, tmp_path):
-    env = Env(tmp_path, "sigterm")
+@pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])
+def test_sigterm_mid_stream(broker, tmp_path, mode):
+    env = Env(tmp_path, "sigterm", aggregates=AGGS if mode == "exactly-once" else None)
     env.kanon("gen", "-c", env.config, "--seed", "3", "--count", str(N), "--users", "2000",
               "--types", "device")
     # Small fetches keep the stream flowing long enough to stop it in the middle.

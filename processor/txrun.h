@@ -1,0 +1,35 @@
+/* txrun: exactly-once consume -> pipeline -> aggregate -> produce, used by
+ * `kanon run` when aggregates are configured.
+ *
+ * One transactional producer (aggregate.transactional_id: a second instance
+ * with the same id fences the first) writes, in each transaction, the
+ * de-identified events and dead letters of the messages consumed since the
+ * last one, the aggregate rows and summaries of the windows that closed, and
+ * the input positions (send_offsets_to_transaction). Read the outputs with
+ * isolation.level=read_committed.
+ *
+ * The consumer assigns itself every partition of the input topics: groups
+ * are counted across the whole stream, never per partition, so there is one
+ * aggregator per input; its group.id only stores offsets.
+ *
+ * Restart state lives in Kafka alone, in the offset-commit metadata of each
+ * input partition ("kn1 w=<emitted_until> m=<max_ts> d=<deid_done>"):
+ *   - the committed offset is the first one an open window still needs
+ *     (kn_aggregator_checkpoint), so open windows are rebuilt by replay;
+ *   - w: every window ending at or before it was already released; replayed
+ *     events of those windows are skipped;
+ *   - m: the partition's max event time just before the committed offset, so
+ *     lateness decisions replay identically;
+ *   - d: messages before it already have their de-identified output; the
+ *     replay does not write them again.
+ * After kill -9 at any point the committed output equals an uninterrupted
+ * run's. */
+#ifndef KN_TXRUN_H
+#define KN_TXRUN_H
+
+#include "run.h"
+
+int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
+	     size_t errstr_size);
+
+#endif

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Independent ground truth for kanon's advertiser aggregates.
+
+Shares no code with kanon: it reads the generated input (Avro container files,
+with fastavro), applies the documented semantics from scratch, and prints the
+expected released rows as JSON lines (or returns them to a test).
+
+Semantics (README "Aggregates"):
+  - an event counts only with consent.ads_personalization and
+    consent.analytics both true, and with a person identifier (user_id);
+  - tumbling windows of W ms on the event time;
+  - a person adds at most MAX_EVENTS events to one group per window;
+  - users = distinct people in the group; released iff users >= k.
+The helper refuses corpora where a person reaches the per-window group cap
+(which group kanon keeps then depends on its keyed pseudonyms, unknown here).
+"""
+import argparse
+import collections
+import json
+import os
+import sys
+import urllib.parse
+
+import fastavro
+
+B32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+def geohash(lat, lon, precision):
+    la, lo, out, ch, bits, even = [-90.0, 90.0], [-180.0, 180.0], "", 0, 0, True
+    while len(out) < precision:
+        rng, v = (lo, lon) if even else (la, lat)
+        mid = (rng[0] + rng[1]) / 2
+        ch <<= 1
+        if v >= mid:
+            ch |= 1
+            rng[0] = mid
+        else:
+            rng[1] = mid
+        even, bits = not even, bits + 1
+        if bits == 5:
+            out, ch, bits = out + B32[ch], 0, 0
+    return out
+
+
+def dimension(rec, etype, dim, geo_precision):
+    if dim == "event_type":
+        return etype
+    if dim == "geo_cell":
+        c = rec.get("consent") or {}
+        if rec.get("lat") is None or rec.get("lon") is None or not c.get("location"):
+            return None
+        return geohash(rec["lat"], rec["lon"], geo_precision)
+    if dim == "url_domain":
+        url = rec.get("url") or rec.get("clicked_url")
+        return urllib.parse.urlsplit(url).hostname if url else None
+    raise ValueError("ground truth does not model dimension %s" % dim)
+
+
+def expected(corpus_dir, defs, window_ms, max_events=100, max_groups=20):
+    """Rows keyed by (aggregate, window_start, dims tuple) -> (events, users)."""
+    # per (def, window, group) -> person -> events
+    contrib = collections.defaultdict(lambda: collections.defaultdict(int))
+    groups_of = collections.defaultdict(set)  # (def, window, person) -> groups
+    for etype in ("device", "access", "search"):
+        path = os.path.join(corpus_dir, etype + ".avro")
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            for rec in fastavro.reader(f):
+                c = rec["consent"]
+                person = (rec.get("user_id") or "").strip()
+                if not (c["ads_personalization"] and c["analytics"]) or not person:
+                    continue
+                ts = rec["ts"]
+                ts = round(ts.timestamp() * 1000) if hasattr(ts, "timestamp") else ts
+                window = ts // window_ms * window_ms
+                for d in defs:
+                    dims = tuple(dimension(rec, etype, x, d.get("geo_precision", 4)) for x in d["dimensions"])
+                    contrib[(d["name"], window, dims)][person] += 1
+                    groups_of[(d["name"], window, person)].add(dims)
+    worst = max((len(g) for g in groups_of.values()), default=0)
+    if worst > max_groups:
+        raise ValueError("a person reaches %d groups in a window: corpus too wide for ground truth" % worst)
+    k_of = {d["name"]: d["k"] for d in defs}
+    rows, suppressed = {}, collections.Counter()
+    for (name, window, dims), people in contrib.items():
+        users = len(people)
+        events = sum(min(n, max_events) for n in people.values())
+        if users >= k_of[name]:
+            rows[(name, window, dims)] = (events, users)
+        else:
+            suppressed[(name, window)] += 1
+    return rows, suppressed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("corpus_dir")
+    ap.add_argument("--defs", required=True, help="JSON list of {name, dimensions, k, geo_precision}")
+    ap.add_argument("--window-ms", type=int, default=3600000)
+    a = ap.parse_args()
+    rows, _ = expected(a.corpus_dir, json.loads(a.defs), a.window_ms)
+    for (name, window, dims), (events, users) in sorted(rows.items(), key=str):
+        print(json.dumps({"aggregate": name, "window_start": window, "dims": dims, "events": events, "users": users}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Advertiser aggregates against the real broker, compared row by row with an
+independent ground truth (tests/ground_truth.py), and exactly-once under
+repeated kill -9."""
+import collections
+import os
+import random
+import signal
+import sys
+import time
+
+from conftest import AGG, AGG_STATS, DEID, SRC, Env, consume, decode_framed, end_offsets
+
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import ground_truth  # noqa: E402
+
+DEFS = [
+    {"name": "type_geo", "dimensions": ["event_type", "geo_cell"], "k": 20, "geo_precision": 3},
+    {"name": "type", "dimensions": ["event_type"], "k": 50},
+    {"name": "domain", "dimensions": ["url_domain"], "k": 30},
+]
+DIMS = {"event_type": "event_type", "geo_cell": "geo_cell", "url_domain": "url_domain"}
+SEED, COUNT, USERS, SPAN, WINDOW = 21, 15000, 30000, "3h", "1h"
+HLL_ERR = 3 * 1.04 / 128  # three standard errors of precision 14
+# A low exact limit (>= 4 x the largest k) so this corpus exercises both the
+# exact and the HyperLogLog regime.
+EXACT_LIMIT = 400
+AGG_EXTRA = "exact_limit: %d" % EXACT_LIMIT
+
+
+def corpus(env, tmp):
+    d = os.path.join(str(tmp), "corpus")
+    os.makedirs(d, exist_ok=True)
+    args = ["gen", "-c", env.config, "--seed", str(SEED), "--count", str(COUNT), "--users", str(USERS),
+            "--span", SPAN]
+    env.kanon(*args)
+    env.kanon(*args, "--out-dir", d)
+    return d
+
+
+def committed_rows(env):
+    rows = {}
+    for m in consume(env.agg):
+        sid, r = decode_framed(m["value"], AGG)
+        assert sid == 101
+        d = next(x for x in DEFS if x["name"] == r["aggregate"])
+        key = (r["aggregate"], r["window_start"], tuple(r[DIMS[x]] for x in d["dimensions"]))
+        assert key not in rows, "row released twice: %s" % (key,)
+        rows[key] = r
+    return rows
+
+
+def check_against_truth(rows, truth):
+    assert set(rows) == set(truth), (sorted(set(rows) ^ set(truth), key=str)[:10])
+    exact = hll = 0
+    for key, r in rows.items():
+        events, users = truth[key]
+        assert r["events"] == events, (key, r["events"], events)
+        assert r["window_end"] - r["window_start"] == 3600000 and r["window_ms"] == 3600000
+        assert r["users"] >= r["k"]
+        if r["users_exact"]:
+            exact += 1
+            assert r["users"] == users, (key, r["users"], users)
+        else:
+            hll += 1
+            assert users > EXACT_LIMIT
+            assert abs(r["users"] - users) <= HLL_ERR * users, (key, r["users"], users)
+    return exact, hll
+
+
+def test_aggregates_match_ground_truth(broker, tmp_path):
+    env = Env(tmp_path, "agg", aggregates=DEFS, window=WINDOW, agg_extra=AGG_EXTRA)
+    d = corpus(env, tmp_path)
+    r = env.kanon("run", "-c", env.config, "--until-eof", timeout=600)
+    assert b"late=0" in r.stderr, r.stderr.decode()[-2000:]
+    truth, suppressed = ground_truth.expected(d, DEFS, 3600000)
+    rows = committed_rows(env)
+    exact, hll = check_against_truth(rows, truth)
+    assert exact > 20 and hll > 0 and sum(suppressed.values()) > 0, (exact, hll, suppressed)
+
+    # Summaries: one per definition and window, agreeing with the rows.
+    stats = [decode_framed(m["value"], AGG_STATS)[1] for m in consume(env.aggstats)]
+    per = collections.Counter((s["aggregate"], s["window_start"]) for s in stats)
+    windows = {k[1] for k in truth} | {k[1] for k in suppressed}
+    assert all(v == 1 for v in per.values()) and len(per) == len(DEFS) * len(windows)
+    for s in stats:
+        released = [k for k in rows if k[0] == s["aggregate"] and k[1] == s["window_start"]]
+        assert s["groups_released"] == len(released)
+        assert s["groups_suppressed"] == suppressed[(s["aggregate"], s["window_start"])]
+        assert s["events_released"] == sum(rows[k]["events"] for k in released)
+
+    # The de-identified stream kept working beside the aggregates, exactly once.
+    deid = consume(env.out)
+    assert len(deid) == 3 * COUNT
+    keys = {decode_framed(m["value"], DEID)[1]["event_key"] for m in deid}
+    assert len(keys) == 3 * COUNT
+
+
+def test_opted_out_people_never_contribute(broker, tmp_path):
+    """A k=2 aggregate over a person who opted out of analytics (or ads):
+    with them the group would reach k; without them it must not exist."""
+    from conftest import frame, load_schema, produce_files
+    dev = load_schema("DeviceLog")
+    env = Env(tmp_path, "optout", aggregates=[{"name": "geo", "dimensions": ["geo_cell"], "k": 2,
+                                                "geo_precision": 5}])
+    t = 1793613600000
+
+    def rec(i, user, analytics=True, ads=True, lat=31.2304):
+        return {"event_id": "e%d" % i, "ts": t + i, "user_id": user, "phone": None, "email": None,
+                "device_id": "d%d" % i, "ip": "203.0.113.9", "user_agent": "x", "os": "iOS 17",
+                "app_version": "1.0", "lat": lat, "lon": 121.4737, "birth_year": None,
+                "consent": {"location": True, "ads_personalization": ads, "analytics": analytics}}
+    msgs = [rec(0, "alice"), rec(1, "bob", analytics=False), rec(2, "carol", ads=False),
+            rec(3, "dave", lat=40.0), rec(4, "erin", lat=40.0)]
+    produce_files(env.topics["device"], [frame(1, dev, m) for m in msgs], tmp_path)
+    env.kanon("run", "-c", env.config, "--until-eof", timeout=300)
+    rows = [decode_framed(m["value"], AGG)[1] for m in consume(env.agg)]
+    # Only dave+erin's cell reaches k=2; alice's cell had two opted-out neighbours.
+    assert [(r["users"], r["events"]) for r in rows] == [(2, 2)], rows
+
+
+def test_exactly_once_under_kill9(broker, tmp_path):
+    env = Env(tmp_path, "crash", aggregates=DEFS, window=WINDOW, agg_extra=AGG_EXTRA)
+    d = corpus(env, tmp_path)
+    truth, _ = ground_truth.expected(d, DEFS, 3600000)
+    # Slow, small transactions so that kills land everywhere: mid-batch,
+    # mid-transaction, between commit and the next begin.
+    slow = ["--set", "kafka.consumer.max.partition.fetch.bytes=16384", "--set", "run.commit_interval=150ms",
+            "--set", "run.batch_size=500"]
+    rng = random.Random(1234)
+    kills = 0
+    while kills < 6:
+        p = env.popen("run", "-c", env.config, *slow)
+        time.sleep(rng.uniform(0.3, 3.0))
+        if p.poll() is not None:
+            raise AssertionError("kanon exited early: %s" % p.stderr.read().decode()[-2000:])
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        kills += 1
+    assert end_offsets(env.out) > 0, "kills landed before any progress"
+    r = env.kanon("run", "-c", env.config, "--until-eof", timeout=600)
+    assert b"restored from Kafka" in r.stderr
+
+    rows = committed_rows(env)
+    check_against_truth(rows, truth)
+    # De-identified events: every one exactly once in the committed output.
+    deid = consume(env.out)
+    keys = collections.Counter(decode_framed(m["value"], DEID)[1]["event_key"] for m in deid)
+    assert len(keys) == 3 * COUNT and max(keys.values()) == 1
+    # Aborted transactions exist in the log but not in what readers see.
+    assert end_offsets(env.out) > len(deid)
