@@ -17,6 +17,7 @@ struct fm {
 	avro_file_reader_t reader;
 	avro_file_writer_t writer;
 	avro_schema_t out_schema;
+	avro_schema_t in_schema; /* a reference from avro_file_reader_get_writer_schema */
 	avro_value_iface_t *iface;
 	avro_value_t val;
 	bool has_val;
@@ -67,7 +68,7 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 		snprintf(errstr, errsz, "%s: %s", in, avro_strerror());
 		return -EINVAL;
 	}
-	avro_schema_t ws = avro_file_reader_get_writer_schema(f->reader);
+	avro_schema_t ws = f->in_schema = avro_file_reader_get_writer_schema(f->reader);
 	*e = pick_schema(f, c, ws, errstr, errsz);
 	if (!*e)
 		return -EINVAL;
@@ -106,6 +107,8 @@ static void fm_close(struct fm *f)
 		avro_value_iface_decref(f->iface);
 	if (f->out_schema)
 		avro_schema_decref(f->out_schema);
+	if (f->in_schema)
+		avro_schema_decref(f->in_schema);
 	if (f->own.dec)
 		kn_decoder_destroy(f->own.dec);
 	if (f->dead)
