@@ -60,6 +60,11 @@ static struct kn_config *load(const char *tag)
 	return c;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Distinct event_keys in topic (read back with avro-c) and total records. */
 static int64_t distinct_events(const char *topic, int64_t *total)
 {
@@ -103,12 +108,12 @@ static int64_t distinct_events(const char *topic, int64_t *total)
 		rd_kafka_message_destroy(m);
 	}
 	*total = n;
-	qsort(keys, (size_t)n, sizeof(*keys), (int (*)(const void *, const void *))strcmp);
+	qsort(keys, (size_t)n, sizeof(*keys), cmp_str);
 	int64_t distinct = 0;
-	for (int64_t i = 0; i < n; i++) {
+	for (int64_t i = 0; i < n; i++)
 		distinct += i == 0 || strcmp(keys[i], keys[i - 1]);
+	for (int64_t i = 0; i < n; i++)
 		free(keys[i]);
-	}
 	free(keys);
 	avro_value_decref(&v);
 	avro_value_iface_decref(iface);
