@@ -110,6 +110,21 @@ size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len
 	return n + KN_FRAME_LEN;
 }
 
+const char *kn_deid_key(const struct kn_deid *d, size_t *len)
+{
+	static const int order[] = {KN_ID_USER, KN_ID_DEVICE, KN_ID_COOKIE, KN_ID_PHONE,
+				    KN_ID_EMAIL};
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (d->has_pid[order[i]]) {
+			*len = KN_PID_HEX_LEN;
+			return d->pid[order[i]];
+		}
+	}
+	*len = 0;
+	return NULL;
+}
+
 const struct kn_deid *kn_pipeline_last(const struct kn_pipeline *p)
 {
 	return &p->deid;

@@ -53,6 +53,11 @@ size_t kn_pipeline_process_datum(struct kn_pipeline *p, const struct kn_schema_e
 				 const uint8_t *datum, size_t len, int64_t ref_ms, uint8_t *out,
 				 struct kn_verdict *v);
 
+/* Kafka record key for a de-identified event: the most stable pseudonym it
+ * has (user, device, cookie, phone, email), so one person's events share a
+ * partition downstream. NULL with *len 0 when it has none. */
+const char *kn_deid_key(const struct kn_deid *d, size_t *len);
+
 /* The most recent successful result (valid until the next call). */
 const struct kn_deid *kn_pipeline_last(const struct kn_pipeline *p);
 /* The decoded input of the most recent message (string views into it). */

@@ -53,9 +53,9 @@ static void on_delivery(void *opaque, uint64_t token, int err, const char *reaso
 	kn_offsets_ack(r->offs, token);
 }
 
-static void commit(struct run *r, bool sync, bool all)
+static void commit(struct run *r, bool sync)
 {
-	int n = kn_offsets_collect(r->offs, r->commits, MAX_COMMITS, all);
+	int n = kn_offsets_collect(r->offs, r->commits, MAX_COMMITS, 0);
 
 	if (n)
 		kn_source_commit(r->src, r->commits, n, sync);
@@ -69,27 +69,9 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
 	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
 		kn_warn("run", "revoke: %d record(s) still unacknowledged",
 			kn_sink_queued(r->sink));
-	commit(r, true, false);
+	commit(r, true);
 	for (int i = 0; i < parts->cnt; i++)
 		kn_offsets_forget(r->offs, parts->elems[i].topic, parts->elems[i].partition);
-}
-
-/* Key of an output record: the most stable pseudonym present, so one
- * person's events share a partition downstream. */
-static void out_key(const struct kn_deid *d, const void **key, size_t *len)
-{
-	static const int order[] = {KN_ID_USER, KN_ID_DEVICE, KN_ID_COOKIE, KN_ID_PHONE,
-				    KN_ID_EMAIL};
-
-	*key = NULL;
-	*len = 0;
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		if (d->has_pid[order[i]]) {
-			*key = d->pid[order[i]];
-			*len = KN_PID_HEX_LEN;
-			return;
-		}
-	}
 }
 
 /* Produces one message's result, waiting for queue space if needed.
@@ -102,7 +84,7 @@ static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
 	size_t n = kn_pipeline_process(r->pipe, m->payload, m->len, type, ts > 0 ? ts : now_ms(),
 				       r->out, &v);
 	struct kn_dead_letter dl;
-	const void *key = NULL;
+	const char *key = NULL;
 	size_t klen = 0;
 	int err;
 
@@ -118,7 +100,7 @@ static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
 			.payload_len = r->cfg->dlq_include_payload ? m->len : 0,
 		};
 	} else {
-		out_key(kn_pipeline_last(r->pipe), &key, &klen);
+		key = kn_deid_key(kn_pipeline_last(r->pipe), &klen);
 	}
 	for (;;) {
 		err = n ? kn_sink_produce(r->sink, key, klen, r->out, n, token)
@@ -220,7 +202,7 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 		seen += n;
 		kn_sink_poll(r->sink, 0);
 		if (now_ms() - last_commit >= r->cfg->commit_interval_ms) {
-			commit(r, false, false);
+			commit(r, false);
 			last_commit = now_ms();
 		}
 		if (o->max_messages && seen >= o->max_messages)
@@ -256,7 +238,7 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
 		kn_warn("run", "%d record(s) unacknowledged at exit; they will be redone",
 			kn_sink_queued(r->sink));
-	commit(r, true, false);
+	commit(r, true);
 	log_stats(r);
 	if (!err && (r->failed[0] || kn_sink_error(r->sink))) {
 		snprintf(errstr, errstr_size, "%s",

@@ -131,11 +131,10 @@ int kn_sink_produce(struct kn_sink *s, const void *key, size_t key_len, const vo
 	return 0;
 }
 
-int kn_sink_dead_letter(struct kn_sink *s, const struct kn_dead_letter *dl, uint64_t token)
+rd_kafka_headers_t *kn_dead_letter_headers(const struct kn_dead_letter *dl)
 {
 	char part[16], off[24], sid[16];
 	rd_kafka_headers_t *h = rd_kafka_headers_new(6);
-	rd_kafka_resp_err_t err;
 
 	snprintf(part, sizeof(part), "%" PRId32, dl->src_partition);
 	snprintf(off, sizeof(off), "%" PRId64, dl->src_offset);
@@ -147,6 +146,14 @@ int kn_sink_dead_letter(struct kn_sink *s, const struct kn_dead_letter *dl, uint
 	rd_kafka_header_add(h, "kanon.source.offset", -1, off, -1);
 	if (dl->schema_id >= 0)
 		rd_kafka_header_add(h, "kanon.schema_id", -1, sid, -1);
+	return h;
+}
+
+int kn_sink_dead_letter(struct kn_sink *s, const struct kn_dead_letter *dl, uint64_t token)
+{
+	rd_kafka_headers_t *h = kn_dead_letter_headers(dl);
+	rd_kafka_resp_err_t err;
+
 	err = rd_kafka_producev(
 		s->rk, RD_KAFKA_V_RKT(s->dlq), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		RD_KAFKA_V_VALUE((void *)dl->payload, dl->payload_len), RD_KAFKA_V_HEADERS(h),

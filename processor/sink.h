@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config.h"
 
 struct kn_sink;
@@ -37,6 +39,10 @@ struct kn_dead_letter {
 	const void *payload; /* NULL unless dead_letter.include_payload */
 	size_t payload_len;
 };
+
+/* The dead-letter headers of dl (caller owns them, or passes them on to
+ * librdkafka with the record). */
+rd_kafka_headers_t *kn_dead_letter_headers(const struct kn_dead_letter *dl);
 
 /* Queues a dead-letter record (headers kanon.reason, kanon.detail,
  * kanon.source.topic, kanon.source.partition, kanon.source.offset,

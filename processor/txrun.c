@@ -11,6 +11,7 @@
 #include "kafka_conf.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "sink.h"
 
 #define TXN_TIMEOUT_MS 60000
 
@@ -408,22 +409,18 @@ static int part_of(struct tx *tx, const rd_kafka_message_t *m, int *input)
 
 static int dead_letter(struct tx *tx, const rd_kafka_message_t *m, const struct kn_verdict *v)
 {
-	char part[16], off[24], sid[16];
-	rd_kafka_headers_t *h = rd_kafka_headers_new(6);
 	bool payload = tx->cfg->dlq_include_payload;
+	struct kn_dead_letter dl = {
+		.reason = kn_dead_reason_name(v->reason),
+		.detail = v->detail,
+		.src_topic = rd_kafka_topic_name(m->rkt),
+		.src_partition = m->partition,
+		.src_offset = m->offset,
+		.schema_id = v->schema_id,
+	};
 
-	snprintf(part, sizeof(part), "%" PRId32, m->partition);
-	snprintf(off, sizeof(off), "%" PRId64, m->offset);
-	snprintf(sid, sizeof(sid), "%" PRId32, v->schema_id);
-	rd_kafka_header_add(h, "kanon.reason", -1, kn_dead_reason_name(v->reason), -1);
-	rd_kafka_header_add(h, "kanon.detail", -1, v->detail ? v->detail : "", -1);
-	rd_kafka_header_add(h, "kanon.source.topic", -1, rd_kafka_topic_name(m->rkt), -1);
-	rd_kafka_header_add(h, "kanon.source.partition", -1, part, -1);
-	rd_kafka_header_add(h, "kanon.source.offset", -1, off, -1);
-	if (v->schema_id >= 0)
-		rd_kafka_header_add(h, "kanon.schema_id", -1, sid, -1);
 	return produce(tx, tx->t_dlq, NULL, 0, payload ? m->payload : NULL, payload ? m->len : 0,
-		       h);
+		       kn_dead_letter_headers(&dl));
 }
 
 static int process(struct tx *tx, const rd_kafka_message_t *m)
@@ -439,11 +436,9 @@ static int process(struct tx *tx, const rd_kafka_message_t *m)
 	n = kn_pipeline_process(tx->pipe, m->payload, m->len, tx->cfg->inputs[input].type,
 				ts > 0 ? ts : (int64_t)time(NULL) * 1000, tx->out, &v);
 	if (m->offset >= tx->parts[p].deid_done) {
-		const struct kn_deid *d = kn_pipeline_last(tx->pipe);
-		const char *key = NULL;
-		for (int k = 0; n && k < KN_ID_KINDS && !key; k++)
-			key = d->has_pid[k] ? d->pid[k] : NULL;
-		err = n ? produce(tx, tx->t_out, key, key ? KN_PID_HEX_LEN : 0, tx->out, n, NULL)
+		size_t klen;
+		const char *key = kn_deid_key(kn_pipeline_last(tx->pipe), &klen);
+		err = n ? produce(tx, tx->t_out, key, klen, tx->out, n, NULL)
 			: dead_letter(tx, m, &v);
 		n ? tx->produced++ : tx->dead++;
 	} else {

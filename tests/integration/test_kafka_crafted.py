@@ -4,33 +4,18 @@ IP prefixes, and each kind of bad input dead-lettered with its reason."""
 import collections
 import datetime
 
-from conftest import Env, consume, decode_deid, frame, load_schema, produce_files
+import os
+import sys
+
+from conftest import SRC, Env, consume, decode_deid, frame, load_schema, produce_files
+
+sys.path.insert(0, os.path.join(SRC, "tests"))
+from ground_truth import geohash  # noqa: E402  (an independent geohash)
 
 DEVICE = load_schema("DeviceLog")
 ACCESS = load_schema("AccessLog")
 DAY1 = int(datetime.datetime(2026, 11, 2, 10, 0, tzinfo=datetime.timezone.utc).timestamp() * 1000)
 DAY2 = DAY1 + 86400000
-
-B32 = "0123456789bcdefghjkmnpqrstuvwxyz"
-
-
-def geohash(lat, lon, precision):
-    """Independent geohash (the textbook bisection), to check kanon's cells."""
-    la, lo, out, ch, bits, even = [-90.0, 90.0], [-180.0, 180.0], "", 0, 0, True
-    while len(out) < precision:
-        rng, v = (lo, lon) if even else (la, lat)
-        mid = (rng[0] + rng[1]) / 2
-        ch <<= 1
-        if v >= mid:
-            ch |= 1
-            rng[0] = mid
-        else:
-            rng[1] = mid
-        even, bits = not even, bits + 1
-        if bits == 5:
-            out, ch, bits = out + B32[ch], 0, 0
-    return out
-
 
 def device(tag, **kw):
     r = {"event_id": "evt-" + tag, "ts": DAY1, "user_id": "u-alice", "phone": "13800138000",
