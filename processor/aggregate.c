@@ -7,10 +7,11 @@
 #include "distinct.h"
 #include "kn_alloc.h"
 
-#define ARENA_CHUNK (64 * 1024)
-#define NULL_MARK   '\x1e' /* a null dimension value inside a group key */
-#define SEP	    '\x1f'
-#define MAX_WINDOWS 4096
+#define ARENA_CHUNK    (64 * 1024)
+#define NULL_MARK      '\x1e' /* a null dimension value inside a group key */
+#define SEP	       '\x1f'
+#define MAX_WINDOWS    4096
+#define SENSITIVE_DIMS ((1u << KN_DIM_QUERY_CATEGORY) | (1u << KN_DIM_URL_DOMAIN))
 
 static const char *dim_names[KN_DIMS] = {"event_type",	"geo_cell",   "ip_prefix",     "os_family",
 					 "app_version", "url_domain", "query_category"};
@@ -270,7 +271,7 @@ static size_t build_key(const struct kn_agg_def *def, int di, const struct kn_de
 			n = put_dim(key, n, d->url_domain, strlen(d->url_domain));
 			break;
 		case KN_DIM_QUERY_CATEGORY:
-			n = put_dim(key, n, "", 0); /* filled once queries are categorized */
+			n = put_dim(key, n, d->query_category, strlen(d->query_category));
 			break;
 		}
 	}
@@ -438,6 +439,10 @@ enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_de
 	}
 	uint64_t fp = XXH3_64bits(d->pid[a->o.person], KN_PID_HEX_LEN);
 	for (int di = 0; di < a->n_defs; di++) {
+		/* A sensitive event counts in totals, never behind a dimension that
+		 * could reveal what made it sensitive. */
+		if (d->sensitive && (a->defs[di].dims & SENSITIVE_DIMS))
+			continue;
 		size_t len = build_key(&a->defs[di], di, d, key);
 		int64_t g = intern_group(w, key, len, di);
 		struct person *p = g < 0 ? NULL : find_person(w, fp, di);

@@ -83,6 +83,20 @@ static const struct opt table[] = {
 	{"run.max_in_flight", O_INT, OFF(max_in_flight), 1000, 10000000, "200000",
 	 "produced but unacknowledged records before consumption pauses"},
 	{"log.level", O_LEVEL, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
+	{"policy.minor_age", O_INT, OFF(minor_age), 18, 25, "18",
+	 "people this old or younger (by birth year) are minors; only stricter values"},
+	{"policy.unknown_age_is_minor", O_BOOL, OFF(unknown_age_is_minor), 0, 0, "false",
+	 "treat events without a birth year as a minor's"},
+	{"policy.missing_consent_allows", O_BOOL, OFF(missing_consent_allows), 0, 0, "false",
+	 "true: an event with no consent field counts as consenting (loosens the policy)"},
+	{"policy.ads_optout_in_deid", O_BOOL, OFF(ads_optout_in_deid), 0, 0, "false",
+	 "true: keep ads_personalization opt-outs in the de-identified stream"},
+	{"policy.emit_scrubbed_query", O_BOOL, OFF(emit_scrubbed_query), 0, 0, "false",
+	 "true: emit the PII-scrubbed query text (otherwise only its category)"},
+	{"policy.sensitive_terms", O_PATH, OFF(sensitive_terms), 0, 0, "builtin",
+	 "sensitive-category lexicon (deploy/policy/sensitive_terms.txt is built in)"},
+	{"policy.query_taxonomy", O_PATH, OFF(query_taxonomy), 0, 0, "builtin",
+	 "query category taxonomy (deploy/policy/query_taxonomy.txt is built in)"},
 	{"aggregate.topic", O_STR, OFF(agg_topic), 0, 0, "kanon.adagg.v1",
 	 "released groups (AdAggregate)"},
 	{"aggregate.stats_topic", O_STR, OFF(agg_stats_topic), 0, 0, "kanon.adagg.stats.v1",
@@ -273,6 +287,8 @@ static int set_opt(struct ctx *x, const struct opt *o, char *raw, int line)
 			goto bad;
 		return set_str(dst, raw);
 	case O_PATH: {
+		if (!strcmp(raw, "builtin"))
+			return set_str(dst, raw);
 		char *p = resolve_path(x, raw);
 		kn_free(raw);
 		return p ? set_str(dst, p) : -ENOMEM;

@@ -79,6 +79,14 @@ struct kn_config {
 	int64_t commit_interval_ms;
 	int64_t max_in_flight;
 	char *log_level;
+	/* privacy policy */
+	int64_t minor_age;
+	bool unknown_age_is_minor;
+	bool missing_consent_allows;
+	bool ads_optout_in_deid;
+	bool emit_scrubbed_query;
+	char *sensitive_terms; /* path or "builtin" */
+	char *query_taxonomy;  /* path or "builtin" */
 	/* aggregation (exactly-once mode, on when aggregates are defined) */
 	char *agg_topic;
 	char *agg_stats_topic;

@@ -98,7 +98,7 @@ static void show_side_by_side(const struct kn_config *c)
 		rd_kafka_destroy(rk);
 		return;
 	}
-	struct kn_pipeline *p = kn_pipeline_new(c, schemas, keys);
+	struct kn_pipeline *p = kn_pipeline_new(c, schemas, keys, errstr, sizeof(errstr));
 	for (int i = 0; p && i < c->n_inputs; i++) {
 		rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->inputs[i].topic, NULL);
 		int32_t part = 0;
@@ -331,7 +331,11 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 		if (st.dead[r])
 			printf("    %-24s %" PRIu64 "\n", kn_dead_reason_name(r), st.dead[r]);
 	printf("  geo withheld (no location consent) %" PRIu64 "\n", st.geo_withheld);
-	printf("  every input accounted for: %s\n", in == (int64_t)st.out + dead ? "yes" : "NO");
+	int64_t dropped = (int64_t)(st.dropped[KN_DROP_NO_ANALYTICS] + st.dropped[KN_DROP_NO_ADS]);
+	printf("  withheld by the policy (no analytics / ads consent) %" PRId64 " / %" PRId64 "\n",
+	       (int64_t)st.dropped[KN_DROP_NO_ANALYTICS], (int64_t)st.dropped[KN_DROP_NO_ADS]);
+	printf("  every input accounted for: %s\n",
+	       in == (int64_t)st.out + dead + dropped ? "yes" : "NO");
 	if (c->n_aggs) {
 		printf("  aggregate rows released: %" PRId64
 		       " (topic %s), window summaries: %" PRId64 " (topic %s)\n",
@@ -339,7 +343,7 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 		       topic_count(mock, c->agg_stats_topic, 1), c->agg_stats_topic);
 		show_aggregates(c, 8);
 	}
-	if (in != (int64_t)st.out + dead)
+	if (in != (int64_t)st.out + dead + dropped)
 		err = -EIO;
 out:
 	kn_config_destroy(c);

@@ -84,6 +84,8 @@ size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf)
 	put_opt_int(&w, d->http_status);
 	put_opt_bool(&w, d->consent_ads);
 	put_opt_bool(&w, d->consent_analytics);
+	put_opt_str(&w, d->query_category);
+	put_opt_str(&w, d->emit_query ? d->query : "");
 	return (size_t)(w.p - buf);
 }
 

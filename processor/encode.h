@@ -13,7 +13,7 @@
 #include "event.h"
 
 /* Upper bound of one encoded DeidEvent (all strings at their maximum). */
-#define KN_DEID_MAX_BYTES 2048
+#define KN_DEID_MAX_BYTES 4096
 
 extern const char kn_deid_schema_json[];
 

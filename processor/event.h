@@ -114,6 +114,7 @@ struct kn_event {
 #define KN_PREFIX_MAX  64  /* "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128" fits */
 #define KN_HOST_MAX    253 /* DNS name limit */
 #define KN_FAMILY_MAX  24
+#define KN_QUERY_MAX   1024 /* = KN_SCRUB_MAX */
 #define KN_VERSION_MAX 24
 
 struct kn_deid {
@@ -137,6 +138,12 @@ struct kn_deid {
 	int32_t http_status;		       /* -1 when absent */
 	int8_t consent_ads;		       /* -1 unknown, 0/1 */
 	int8_t consent_analytics;	       /* -1 unknown, 0/1 */
+	char query_category[KN_FAMILY_MAX];    /* "" when no query; "withheld" */
+	char query[KN_QUERY_MAX];	       /* scrubbed; emitted only if configured */
+	bool emit_query;
+	/* Policy marks, never emitted. */
+	bool minor;	/* identifiers removed; never aggregated */
+	bool sensitive; /* query and URLs withheld; never an aggregation dimension */
 };
 
 #endif

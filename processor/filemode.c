@@ -59,10 +59,12 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 		err = kn_schemas_load(c, &f->schemas, errstr, errsz);
 	if (err)
 		return err;
-	f->pipe = kn_pipeline_new(c, f->schemas, f->keys);
+	f->pipe = kn_pipeline_new(c, f->schemas, f->keys, errstr, errsz);
+	if (!f->pipe)
+		return -EINVAL;
 	f->cap = 64 * 1024;
 	f->buf = kn_malloc(f->cap);
-	if (!f->pipe || !f->buf)
+	if (!f->buf)
 		return -ENOMEM;
 	if (avro_file_reader(in, &f->reader)) {
 		snprintf(errstr, errsz, "%s: %s", in, avro_strerror());
@@ -165,6 +167,10 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 				err = -EIO;
 			}
 			res->written++;
+			continue;
+		}
+		if (v.dropped) {
+			res->dropped++;
 			continue;
 		}
 		res->dead++;

@@ -13,7 +13,7 @@
 #include "pipeline.h"
 
 struct kn_file_result {
-	int64_t read, written, dead;
+	int64_t read, written, dead, dropped; /* dropped: withheld by the policy */
 };
 
 int kn_filemode_process(const struct kn_config *c, const char *in_path, const char *out_path,

@@ -279,8 +279,10 @@ static int cmd_process(const struct args *a)
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = 1;
 	}
-	fprintf(stderr, "kanon: read %" PRId64 ", wrote %" PRId64 ", dead-lettered %" PRId64 "\n",
-		r.read, r.written, r.dead);
+	fprintf(stderr,
+		"kanon: read %" PRId64 ", wrote %" PRId64 ", dead-lettered %" PRId64
+		", withheld by the policy %" PRId64 "\n",
+		r.read, r.written, r.dead, r.dropped);
 	kn_config_destroy(c);
 	return rc;
 }

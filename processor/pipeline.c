@@ -10,6 +10,7 @@
 struct kn_pipeline {
 	const struct kn_schemas *schemas;
 	struct kn_keys *keys;
+	struct kn_policy *policy;
 	int32_t deid_schema_id;
 	struct kn_validate_opts vopts;
 	struct kn_pseudo_opts popts;
@@ -20,12 +21,18 @@ struct kn_pipeline {
 };
 
 struct kn_pipeline *kn_pipeline_new(const struct kn_config *c, const struct kn_schemas *schemas,
-				    struct kn_keys *keys)
+				    struct kn_keys *keys, char *errstr, size_t errstr_size)
 {
 	struct kn_pipeline *p = kn_calloc(1, sizeof(*p));
 
-	if (!p)
+	if (!p) {
+		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
+	}
+	if (kn_policy_new(c, &p->policy, errstr, errstr_size)) {
+		kn_free(p);
+		return NULL;
+	}
 	p->schemas = schemas;
 	p->keys = keys;
 	p->deid_schema_id = (int32_t)c->deid_schema_id;
@@ -40,6 +47,9 @@ struct kn_pipeline *kn_pipeline_new(const struct kn_config *c, const struct kn_s
 
 void kn_pipeline_destroy(struct kn_pipeline *p)
 {
+	if (!p)
+		return;
+	kn_policy_destroy(p->policy);
 	kn_free(p);
 }
 
@@ -66,10 +76,17 @@ static size_t run_stages(struct kn_pipeline *p, const struct kn_schema_entry *e,
 		return dead(p, v, KN_DEAD_DECODE, why);
 	if (kn_validate(&p->vopts, &p->ev, ref_ms, &r, &why))
 		return dead(p, v, r, why);
-	kn_pseudonymize(&p->popts, p->keys, &p->ev, &p->deid, p->st.invalid_id);
+	if (kn_policy_admit(p->policy, &p->ev, &p->deid, &v->drop)) {
+		v->dropped = true;
+		p->st.dropped[v->drop]++;
+		return 0;
+	}
+	/* A minor's identifiers are removed, not pseudonymized. */
+	kn_pseudonymize(&p->popts, p->keys, &p->ev, &p->deid, !p->deid.minor, p->st.invalid_id);
 	if (kn_generalize_event(&p->gopts, &p->ev, &p->deid, &geo_withheld))
 		return dead(p, v, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
 	p->st.geo_withheld += geo_withheld;
+	kn_policy_finish(p->policy, &p->ev, &p->deid);
 	p->st.out++;
 	return kn_encode_deid(&p->deid, out);
 }
@@ -80,6 +97,7 @@ size_t kn_pipeline_process_datum(struct kn_pipeline *p, const struct kn_schema_e
 {
 	p->st.in++;
 	v->schema_id = e->id;
+	v->dropped = false;
 	return run_stages(p, e, datum, len, ref_ms, out, v);
 }
 
@@ -92,6 +110,7 @@ size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len
 
 	p->st.in++;
 	v->schema_id = -1;
+	v->dropped = false;
 	if (!msg || !len)
 		return dead(p, v, KN_DEAD_EMPTY, "value");
 	id = kn_frame_get(msg, len);
@@ -138,4 +157,9 @@ const struct kn_event *kn_pipeline_last_event(const struct kn_pipeline *p)
 const struct kn_pipeline_stats *kn_pipeline_stats(const struct kn_pipeline *p)
 {
 	return &p->st;
+}
+
+const struct kn_policy_stats *kn_pipeline_policy_stats(const struct kn_pipeline *p)
+{
+	return kn_policy_stats(p->policy);
 }

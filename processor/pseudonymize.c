@@ -19,7 +19,7 @@ void kn_pid_hex(const uint8_t in[KN_PRF_BYTES], char out[KN_PID_HEX_LEN + 1])
 }
 
 void kn_pseudonymize(const struct kn_pseudo_opts *o, struct kn_keys *k, const struct kn_event *ev,
-		     struct kn_deid *d, uint64_t invalid[KN_ID_KINDS])
+		     struct kn_deid *d, bool identifiers, uint64_t invalid[KN_ID_KINDS])
 {
 	const struct kn_val *id = &ev->role[KN_ROLE_EVENT_ID];
 	uint8_t mac[KN_PRF_BYTES];
@@ -33,7 +33,7 @@ void kn_pseudonymize(const struct kn_pseudo_opts *o, struct kn_keys *k, const st
 		const struct kn_val *v = &ev->role[KN_ROLE_ID_FIRST + kind];
 		int n;
 		d->has_pid[kind] = false;
-		if (v->type != KN_VAL_STR)
+		if (!identifiers || v->type != KN_VAL_STR)
 			continue;
 		n = kn_normalize((enum kn_id_kind)kind, v->s.p, v->s.len, canon, &o->norm);
 		if (n < 0) {

@@ -28,7 +28,7 @@ struct run {
 	rd_kafka_message_t **batch;
 	volatile sig_atomic_t *stop;
 	char failed[512]; /* first delivery failure */
-	uint64_t produced, dead_lettered;
+	uint64_t produced, dead_lettered, dropped;
 };
 
 static int64_t now_ms(void)
@@ -88,6 +88,12 @@ static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
 	size_t klen = 0;
 	int err;
 
+	if (!n && v.dropped) {
+		/* Withheld by the policy: nothing to write, so nothing to wait for. */
+		kn_offsets_ack(r->offs, token);
+		r->dropped++;
+		return 0;
+	}
 	if (!n) {
 		dl = (struct kn_dead_letter){
 			.reason = kn_dead_reason_name(v.reason),
@@ -151,7 +157,9 @@ static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t 
 		err = kn_schemas_load(c, &r->schemas, errstr, errsz);
 	if (err)
 		return err;
-	r->pipe = kn_pipeline_new(c, r->schemas, r->keys);
+	r->pipe = kn_pipeline_new(c, r->schemas, r->keys, errstr, errsz);
+	if (!r->pipe)
+		return -EINVAL;
 	r->offs = kn_offsets_new((size_t)c->max_in_flight);
 	r->batch = kn_calloc((size_t)c->batch_size, sizeof(*r->batch));
 	if (!r->pipe || !r->offs || !r->batch) {
@@ -185,13 +193,22 @@ static void log_stats(const struct run *r)
 		if (st->dead[i] && off < sizeof(dead))
 			off += (size_t)snprintf(dead + off, sizeof(dead) - off, " %s=%" PRIu64,
 						kn_dead_reason_name(i), st->dead[i]);
-	kn_info("run", "consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 "%s", st->in,
-		r->produced, r->dead_lettered, dead);
+	const struct kn_policy_stats *ps = kn_pipeline_policy_stats(r->pipe);
+	uint64_t invalid = 0;
+	for (int k = 0; k < KN_ID_KINDS; k++)
+		invalid += st->invalid_id[k];
+	kn_info("run",
+		"consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
+		" (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64 ") minors=%" PRIu64
+		" sensitive=%" PRIu64 " invalid_identifier=%" PRIu64 " geo_withheld=%" PRIu64 "%s",
+		st->in, r->produced, r->dead_lettered, r->dropped,
+		st->dropped[KN_DROP_NO_ANALYTICS], st->dropped[KN_DROP_NO_ADS], ps->minors,
+		ps->sensitive, invalid, st->geo_withheld, dead);
 }
 
 static int loop(struct run *r, const struct kn_run_opts *o)
 {
-	int64_t last_commit = now_ms(), seen = 0;
+	int64_t last_commit = now_ms(), started = last_commit, seen = 0;
 	int err = 0;
 
 	while (!*o->stop && !r->failed[0] && !kn_sink_error(r->sink)) {
@@ -207,6 +224,14 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 		}
 		if (o->max_messages && seen >= o->max_messages)
 			break;
+		if (o->until_eof && !kn_source_assigned(r->src) &&
+		    now_ms() - started >= KN_RUN_ASSIGN_WAIT_MS) {
+			snprintf(r->failed, sizeof(r->failed),
+				 "--until-eof: no input partition assigned within %d s "
+				 "(do the input topics exist?)",
+				 KN_RUN_ASSIGN_WAIT_MS / 1000);
+			break;
+		}
 		if (o->until_eof && n == 0 && kn_source_at_eof(r->src)) {
 			kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS);
 			if (kn_offsets_in_flight(r->offs) == 0)

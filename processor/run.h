@@ -16,7 +16,8 @@
 #include "config.h"
 #include "pipeline.h"
 
-#define KN_RUN_SHUTDOWN_MS 8000
+#define KN_RUN_SHUTDOWN_MS    8000
+#define KN_RUN_ASSIGN_WAIT_MS 30000 /* --until-eof with nothing to read gives up */
 
 struct kn_run_opts {
 	bool until_eof;			 /* return once every assigned partition is drained */

@@ -42,7 +42,7 @@ struct tx {
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 	uint8_t abuf[KN_FRAME_LEN + KN_AGG_MAX_BYTES];
 	bool dirty;
-	uint64_t produced, dead, skipped, rows, summaries, no_consent, transactions;
+	uint64_t produced, dead, dropped, skipped, rows, summaries, no_consent, transactions;
 	char err[512];
 };
 
@@ -352,9 +352,11 @@ static int setup(struct tx *tx, char *errstr, size_t errsz)
 		err = kn_schemas_load(c, &tx->schemas, errstr, errsz);
 	if (err)
 		return err;
-	tx->pipe = kn_pipeline_new(c, tx->schemas, tx->keys);
+	tx->pipe = kn_pipeline_new(c, tx->schemas, tx->keys, errstr, errsz);
+	if (!tx->pipe)
+		return -EINVAL;
 	tx->batch = kn_calloc((size_t)c->batch_size, sizeof(*tx->batch));
-	if (!tx->pipe || !tx->batch)
+	if (!tx->batch)
 		return -ENOMEM;
 	if ((err = make_clients(tx, errstr, errsz)) || (err = discover(tx, errstr, errsz)))
 		return err;
@@ -435,7 +437,9 @@ static int process(struct tx *tx, const rd_kafka_message_t *m)
 		return 0; /* a partition added after start-up: picked up on restart */
 	n = kn_pipeline_process(tx->pipe, m->payload, m->len, tx->cfg->inputs[input].type,
 				ts > 0 ? ts : (int64_t)time(NULL) * 1000, tx->out, &v);
-	if (m->offset >= tx->parts[p].deid_done) {
+	if (!n && v.dropped) {
+		tx->dropped++; /* withheld by the policy: no output anywhere */
+	} else if (m->offset >= tx->parts[p].deid_done) {
 		size_t klen;
 		const char *key = kn_deid_key(kn_pipeline_last(tx->pipe), &klen);
 		err = n ? produce(tx, tx->t_out, key, klen, tx->out, n, NULL)
@@ -446,8 +450,9 @@ static int process(struct tx *tx, const rd_kafka_message_t *m)
 	}
 	if (n) {
 		const struct kn_deid *d = kn_pipeline_last(tx->pipe);
-		/* Advertiser aggregates only with both consents, explicitly given. */
-		if (d->consent_ads == 1 && d->consent_analytics == 1) {
+		/* Advertiser aggregates only with both consents, explicitly
+		 * given, and never a minor's events. */
+		if (d->consent_ads == 1 && d->consent_analytics == 1 && !d->minor) {
 			int64_t ev_ts = kn_pipeline_last_event(tx->pipe)->role[KN_ROLE_TIMESTAMP].l;
 			if (kn_aggregator_add(tx->agg, d, ev_ts, p, m->offset) == KN_AGG_ERROR) {
 				snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
@@ -592,13 +597,13 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 			snprintf(errstr, errstr_size, "%s", tx->err);
 		kn_aggregator_metrics(tx->agg, &m);
 		kn_info("txrun",
-			"deid=%" PRIu64 " dead_letter=%" PRIu64 " replayed=%" PRIu64
-			" no_consent=%" PRIu64 " aggregated=%" PRIu64 " late=%" PRIu64
-			" bounded=%" PRIu64 " rows=%" PRIu64 " summaries=%" PRIu64
+			"deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
+			" replayed=%" PRIu64 " no_consent=%" PRIu64 " aggregated=%" PRIu64
+			" late=%" PRIu64 " bounded=%" PRIu64 " rows=%" PRIu64 " summaries=%" PRIu64
 			" transactions=%" PRIu64 " open_windows=%" PRIu64 " state_bytes=%" PRIu64,
-			tx->produced, tx->dead, tx->skipped, tx->no_consent, m.added, m.late,
-			m.bounded, tx->rows, tx->summaries, tx->transactions, m.open_windows,
-			m.state_bytes);
+			tx->produced, tx->dead, tx->dropped, tx->skipped, tx->no_consent, m.added,
+			m.late, m.bounded, tx->rows, tx->summaries, tx->transactions,
+			m.open_windows, m.state_bytes);
 		if (o->stats)
 			*o->stats = *kn_pipeline_stats(tx->pipe);
 	}

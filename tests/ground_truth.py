@@ -5,9 +5,13 @@ Shares no code with kanon: it reads the generated input (Avro container files,
 with fastavro), applies the documented semantics from scratch, and prints the
 expected released rows as JSON lines (or returns them to a test).
 
-Semantics (README "Aggregates"):
+Semantics (README "Aggregates" and "Privacy policy"):
   - an event counts only with consent.ads_personalization and
-    consent.analytics both true, and with a person identifier (user_id);
+    consent.analytics both true, with a person identifier (user_id), and
+    never a minor's (event year - birth year <= 18);
+  - a sensitive event (its query, or a URL's host or path, contains a term of
+    deploy/policy/sensitive_terms.txt) is left out of every definition with
+    a url_domain or query_category dimension;
   - tumbling windows of W ms on the event time;
   - a person adds at most MAX_EVENTS events to one group per window;
   - users = distinct people in the group; released iff users >= k.
@@ -57,11 +61,49 @@ def dimension(rec, etype, dim, geo_precision):
     raise ValueError("ground truth does not model dimension %s" % dim)
 
 
+def load_lexicon(path):
+    terms = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            _, _, rest = line.partition(":")
+            terms += [t.strip().lower() for t in rest.split(",") if t.strip()]
+    return terms
+
+
+def ascii_lower(s):
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in s)
+
+
+def is_sensitive(rec, terms):
+    texts = [rec.get("query") or ""]
+    for k in ("url", "clicked_url", "referrer"):
+        u = rec.get(k)
+        if u:
+            texts.append(u.split("?")[0].split("#")[0])
+    return any(t in ascii_lower(x) for x in texts for t in terms)
+
+
+def is_minor(rec, ts_ms):
+    import datetime
+    by = rec.get("birth_year")
+    if by is None:
+        return False
+    year = datetime.datetime.fromtimestamp(ts_ms / 1000, datetime.timezone.utc).year
+    return year - by <= 18
+
+
+LEXICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "policy", "sensitive_terms.txt")
+
+
 def expected(corpus_dir, defs, window_ms, max_events=100, max_groups=20):
     """Rows keyed by (aggregate, window_start, dims tuple) -> (events, users)."""
     # per (def, window, group) -> person -> events
     contrib = collections.defaultdict(lambda: collections.defaultdict(int))
     groups_of = collections.defaultdict(set)  # (def, window, person) -> groups
+    terms = load_lexicon(LEXICON)
     for etype in ("device", "access", "search"):
         path = os.path.join(corpus_dir, etype + ".avro")
         if not os.path.exists(path):
@@ -74,8 +116,13 @@ def expected(corpus_dir, defs, window_ms, max_events=100, max_groups=20):
                     continue
                 ts = rec["ts"]
                 ts = round(ts.timestamp() * 1000) if hasattr(ts, "timestamp") else ts
+                if is_minor(rec, ts):
+                    continue
+                sensitive = is_sensitive(rec, terms)
                 window = ts // window_ms * window_ms
                 for d in defs:
+                    if sensitive and {"url_domain", "query_category"} & set(d["dimensions"]):
+                        continue
                     dims = tuple(dimension(rec, etype, x, d.get("geo_precision", 4)) for x in d["dimensions"])
                     contrib[(d["name"], window, dims)][person] += 1
                     groups_of[(d["name"], window, person)].add(dims)

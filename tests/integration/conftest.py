@@ -177,3 +177,29 @@ def aggregates_yaml(prefix, defs, window="1h", extra=""):
         lines.append("  - {name: %s, dimensions: [%s], k: %d, geo_precision: %d}"
                      % (d["name"], ", ".join(d["dimensions"]), d["k"], d.get("geo_precision", 4)))
     return "\n" + "\n".join(lines) + "\n"
+
+
+SCHEMAS_BY_ID = {1: load_schema("DeviceLog"), 2: load_schema("AccessLog"), 3: load_schema("SearchLog")}
+
+
+def decoded_inputs(topics):
+    """Input records as fastavro reads them from Kafka; undecodable ones are skipped."""
+    out = []
+    for t in topics:
+        for m in consume(t, committed=False):
+            v = m["value"]
+            if not v or len(v) < 5 or v[0] != 0:
+                continue
+            schema = SCHEMAS_BY_ID.get(int.from_bytes(v[1:5], "big"))
+            if schema is None:
+                continue
+            try:
+                out.append(fastavro.schemaless_reader(io.BytesIO(v[5:]), schema))
+            except Exception:  # truncated: a dead letter, not an input record
+                continue
+    return out
+
+
+def consents(rec):
+    c = rec["consent"]
+    return bool(c["analytics"] and c["ads_personalization"])

@@ -37,6 +37,17 @@ def corpus(env, tmp):
     return d
 
 
+def kept_events(corpus_dir):
+    """Input events the policy lets through (both consents), from the files."""
+    import fastavro
+    n = 0
+    for t in ("device", "access", "search"):
+        with open(os.path.join(corpus_dir, t + ".avro"), "rb") as f:
+            n += sum(1 for r in fastavro.reader(f)
+                     if r["consent"]["analytics"] and r["consent"]["ads_personalization"])
+    return n
+
+
 def committed_rows(env):
     rows = {}
     for m in consume(env.agg):
@@ -90,9 +101,11 @@ def test_aggregates_match_ground_truth(broker, tmp_path):
 
     # The de-identified stream kept working beside the aggregates, exactly once.
     deid = consume(env.out)
-    assert len(deid) == 3 * COUNT
+    kept = kept_events(d)
+    assert 0.8 * 3 * COUNT < kept < 3 * COUNT
+    assert len(deid) == kept
     keys = {decode_framed(m["value"], DEID)[1]["event_key"] for m in deid}
-    assert len(keys) == 3 * COUNT
+    assert len(keys) == kept
 
 
 def test_opted_out_people_never_contribute(broker, tmp_path):
@@ -145,6 +158,6 @@ def test_exactly_once_under_kill9(broker, tmp_path):
     # De-identified events: every one exactly once in the committed output.
     deid = consume(env.out)
     keys = collections.Counter(decode_framed(m["value"], DEID)[1]["event_key"] for m in deid)
-    assert len(keys) == 3 * COUNT and max(keys.values()) == 1
+    assert len(keys) == kept_events(d) and max(keys.values()) == 1
     # Aborted transactions exist in the log but not in what readers see.
     assert end_offsets(env.out) > len(deid)

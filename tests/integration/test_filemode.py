@@ -24,12 +24,14 @@ def test_generated_files(tmp_path):
     for t in ("device", "access", "search"):
         _, inp = read(os.path.join(d, t + ".avro"))
         assert len(inp) == 1500
+        kept = sum(1 for r in inp if r["consent"]["analytics"] and r["consent"]["ads_personalization"])
+        assert 0 < kept < 1500
         out_path = os.path.join(d, t + ".deid.avro")
         r = env.kanon("process", "-c", env.config, "--input", os.path.join(d, t + ".avro"), "--output", out_path)
-        assert b"read 1500, wrote 1500, dead-lettered 0" in r.stderr
+        assert b"read 1500, wrote %d, dead-lettered 0, withheld by the policy %d" % (kept, 1500 - kept) in r.stderr
         schema, out = read(out_path)
         assert schema["name"] == "dev.kanon.v1.DeidEvent"
-        assert len(out) == 1500 and {o["event_type"] for o in out} == {t}
+        assert len(out) == kept and {o["event_type"] for o in out} == {t}
         # Deterministic: a second run gives the same records.
         env.kanon("process", "-c", env.config, "--input", os.path.join(d, t + ".avro"), "--output", out_path + "2")
         assert read(out_path + "2")[1] == out
@@ -46,18 +48,18 @@ def test_foreign_writer_schema_variant_and_dead_letters(tmp_path):
     base = {"event_id": "e", "ts": DAY1, "user_id": "u1", "phone": None, "email": None, "device_id": "d1",
             "ip": "198.51.100.7", "user_agent": "curl/8.0", "os": "Android 14", "app_version": "1.2.3",
             "lat": 22.5431, "lon": 114.0579, "birth_year": None, "sdk": "v2",
-            "consent": {"location": True, "ads_personalization": False, "analytics": True}}
+            "consent": {"location": True, "ads_personalization": True, "analytics": True}}
     recs = [dict(base, event_id="e%d" % i) for i in range(5)]
     recs[3]["lat"] = 999.0
     inp, out, dead = (os.path.join(str(tmp_path), n) for n in ("in.avro", "out.avro", "dead.jsonl"))
     with open(inp, "wb") as f:
         fastavro.writer(f, schema, recs, codec="deflate")
     r = env.kanon("process", "-c", env.config, "--input", inp, "--output", out, "--dead-letter", dead)
-    assert b"read 5, wrote 4, dead-lettered 1" in r.stderr
+    assert b"read 5, wrote 4, dead-lettered 1, withheld by the policy 0" in r.stderr
     _, got = read(out)
     assert [g["ip_prefix"] for g in got] == ["198.51.100.0/24"] * 4
     assert got[0]["os_family"] == "Android" and got[0]["ua_browser"] == "curl"
-    assert got[0]["consent_ads"] is False
+    assert got[0]["consent_ads"] is True
     with open(dead) as f:
         lines = [json.loads(l) for l in f]
     assert lines == [{"index": 3, "reason": "out_of_range", "detail": "lat"}]

@@ -7,7 +7,7 @@ import re
 
 import fastavro
 
-from conftest import Env, consume, decode_deid, SRC  # noqa: F401
+from conftest import Env, consents, consume, decode_deid, decoded_inputs, SRC  # noqa: F401
 
 COUNT, MALFORMED, USERS, SEED = 4000, 12, 800, 7
 
@@ -47,9 +47,17 @@ def test_corpus_through_real_broker(broker, tmp_path):
 
     out = consume(env.out)
     dlq = consume(env.dlq)
-    # Every input record is accounted for, exactly once (clean run, no restarts).
-    assert len(out) + len(dlq) == 3 * (COUNT + MALFORMED)
-    assert len(dlq) == 3 * MALFORMED and len(out) == 3 * COUNT
+    # Every input record is accounted for, exactly once (clean run, no restarts):
+    # de-identified, dead-lettered, or withheld because its person did not
+    # consent to analytics or ads personalization.
+    valid = [r for r in decoded_inputs(env.topics.values())
+             if -90 <= (r.get("lat") or 0) <= 90 and r.get("status", 200) <= 999
+             and (r["ts"].year if hasattr(r["ts"], "year") else 2026) < 3000]
+    withheld = sum(1 for r in valid if not consents(r))
+    assert len(valid) == 3 * COUNT and withheld > 0
+    assert re.search(rb"dropped=%d\b" % withheld, r.stderr), r.stderr
+    assert len(out) + len(dlq) + withheld == 3 * (COUNT + MALFORMED)
+    assert len(dlq) == 3 * MALFORMED and len(out) == 3 * COUNT - withheld
 
     # Dead letters: reason and provenance headers, no payload by default.
     reasons = collections.Counter(m["headers"]["kanon.reason"] for m in dlq)
@@ -69,19 +77,23 @@ def test_corpus_through_real_broker(broker, tmp_path):
 
     # Output is Confluent-framed Avro that fastavro reads against DeidEvent.avsc.
     types = collections.Counter()
+    prefixes = 0
     for m in out:
         sid, rec = decode_deid(m["value"])
         assert sid == 100
         types[rec["event_type"]] += 1
         assert rec["time_bucket"] % 3600000 == 0 and rec["bucket_ms"] == 3600000
         assert rec["key_epoch"] == rec["time_bucket"] // 86400000
-        assert rec["ip_prefix"] and (rec["ip_prefix"].endswith("/24") or rec["ip_prefix"].endswith("/48"))
+        # No prefix without location consent (nothing finer than country).
+        assert rec["ip_prefix"] is None or rec["ip_prefix"].endswith(("/24", "/48"))
+        prefixes += rec["ip_prefix"] is not None
         assert rec["geo_cell"] is None or len(rec["geo_cell"]) == 5
         for k in ("user_pid", "device_pid", "phone_pid", "email_pid", "cookie_pid"):
             assert rec[k] is None or re.fullmatch(r"[0-9a-f]{32}", rec[k])
         if m["key"]:
             assert re.fullmatch(rb"[0-9a-f]{32}", m["key"])
     assert set(types) == {"device", "access", "search"}
+    assert 0.8 * len(out) < prefixes < len(out)
 
     # No raw identifier, IP or coordinate anywhere in the output bytes.
     blob = b"\n".join((m["value"] or b"") + b"\x00" + (m["key"] or b"") for m in out + dlq)

@@ -151,7 +151,8 @@ static void test_threshold_exact_around_k(void)
 
 	for (int c = 0; c < 3; c++)
 		for (int p = 0; p < people[c]; p++, pid++)
-			for (int e = 0; e < 30; e++) { /* many events each: people, not events, count */
+			for (int e = 0; e < 30;
+			     e++) { /* many events each: people, not events, count */
 				struct kn_deid d = ev(pid, cells[c], "Android");
 				kn_aggregator_add(a, &d, 5 * H + e, 0, pid * 100 + e);
 			}
@@ -224,7 +225,9 @@ static void test_order_independence(void)
 	struct kn_agg_opts o = opts(1);
 	o.max_groups_per_person = 3;
 	o.max_events_per_person = 4;
-	enum { N = 2000 };
+	enum {
+		N = 2000
+	};
 	static struct {
 		int person, cell;
 	} evs[N];
@@ -264,7 +267,9 @@ static void test_order_independence(void)
 static void test_checkpoint_replay(void)
 {
 	struct kn_agg_opts o = opts(1);
-	enum { N = 3000 };
+	enum {
+		N = 3000
+	};
 	struct kn_agg_def def = def_geo;
 	def.k = 3;
 	struct out *full, *part = calloc(1, sizeof(*part));

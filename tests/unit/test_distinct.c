@@ -39,8 +39,8 @@ static void test_switch_and_error(void)
 		double err = fabs((double)est - (double)sizes[s]) / (double)sizes[s];
 		KT_CHECK(!exact);
 		KT_CHECK(err < 3 * 1.04 / 128);
-		printf("  %8llu true, %8llu estimated, error %.3f %%\n", (unsigned long long)sizes[s],
-		       (unsigned long long)est, 100 * err);
+		printf("  %8llu true, %8llu estimated, error %.3f %%\n",
+		       (unsigned long long)sizes[s], (unsigned long long)est, 100 * err);
 		KT_CHECK(kn_distinct_bytes(&d) == KN_HLL_M);
 		kn_distinct_free(&d);
 	}

@@ -85,7 +85,7 @@ static size_t make_msg(const struct dev *d, uint8_t *buf, size_t cap)
 	avro_value_get_by_name(&f, "ads_personalization", &c, NULL);
 	avro_value_set_boolean(&c, 1);
 	avro_value_get_by_name(&f, "analytics", &c, NULL);
-	avro_value_set_boolean(&c, 0);
+	avro_value_set_boolean(&c, 1);
 	avro_value_get_by_name(&v, "birth_year", &f, NULL);
 	avro_value_set_branch(&f, 1, &b);
 	avro_value_set_int(&b, d->birth_year);
@@ -205,7 +205,7 @@ static void test_good_record(void)
 	KT_CHECK(num(n, "os_major") == 13);
 	KT_STREQ(str(n, "app_version"), "5.2");
 	KT_CHECK(num(n, "consent_ads") == 1);
-	KT_CHECK(num(n, "consent_analytics") == 0);
+	KT_CHECK(num(n, "consent_analytics") == 1);
 	KT_CHECK(num(n, "http_status") == -999);
 	/* Nothing raw survives. */
 	const char *raw[] = {"u00000042",    "138",   "8000",	"Zhang", "qq.com",     "341452",
@@ -257,6 +257,7 @@ static void test_location_consent(void)
 	size_t n = run(&d, &v);
 	KT_CHECK(n > 0);
 	KT_STREQ(str(n, "geo_cell"), "");
+	KT_STREQ(str(n, "ip_prefix"), ""); /* nothing finer than country without consent */
 	KT_CHECK(kn_pipeline_stats(pipe_)->geo_withheld == before + 1);
 }
 
@@ -343,7 +344,7 @@ int main(void)
 	}
 	dev_schema = kn_schemas_find(schemas, 1)->schema;
 	iface = avro_generic_class_from_schema(dev_schema);
-	pipe_ = kn_pipeline_new(cfg, schemas, keys);
+	pipe_ = kn_pipeline_new(cfg, schemas, keys, err, sizeof(err));
 	KT_RUN(test_good_record);
 	KT_RUN(test_linkage);
 	KT_RUN(test_location_consent);

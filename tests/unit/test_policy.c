@@ -1,0 +1,163 @@
+/* Every rule of the privacy policy, on both sides of each boundary. */
+#include <stdlib.h>
+
+#include "config.h"
+#include "kt.h"
+#include "policy.h"
+
+#define T2026 1793613600000LL /* 2026-11-02T10:00Z */
+
+static struct kn_config *cfg;
+static struct kn_policy *pol;
+
+static struct kn_event event(int analytics, int ads, int location)
+{
+	struct kn_event ev = {0};
+
+	ev.type = KN_EV_SEARCH;
+	ev.role[KN_ROLE_TIMESTAMP] = (struct kn_val){.type = KN_VAL_LONG, .l = T2026};
+	ev.role[KN_ROLE_CONSENT_ANALYTICS] = (struct kn_val){.type = KN_VAL_BOOL, .b = analytics};
+	ev.role[KN_ROLE_CONSENT_ADS] = (struct kn_val){.type = KN_VAL_BOOL, .b = ads};
+	ev.role[KN_ROLE_CONSENT_LOCATION] = (struct kn_val){.type = KN_VAL_BOOL, .b = location};
+	return ev;
+}
+
+static void set_str(struct kn_event *ev, int role, const char *s)
+{
+	ev->role[role] = (struct kn_val){.type = KN_VAL_STR, .s = {s, (uint32_t)strlen(s)}};
+}
+
+static void test_consent(void)
+{
+	struct kn_deid d = {0};
+	enum kn_drop_reason why;
+	struct kn_event ev = event(1, 1, 1);
+
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0);
+	ev = event(0, 1, 1);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == -1 && why == KN_DROP_NO_ANALYTICS);
+	ev = event(1, 0, 1);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == -1 && why == KN_DROP_NO_ADS);
+	/* No consent recorded at all: not consent (the safe default). */
+	ev = event(1, 1, 1);
+	ev.role[KN_ROLE_CONSENT_ANALYTICS].type = KN_VAL_NULL;
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == -1 && why == KN_DROP_NO_ANALYTICS);
+	/* Location: no cell and no IP prefix without it. */
+	ev = event(1, 1, 0);
+	snprintf(d.geo_cell, sizeof(d.geo_cell), "wx4g0");
+	snprintf(d.ip_prefix, sizeof(d.ip_prefix), "203.0.113.0/24");
+	kn_policy_finish(pol, &ev, &d);
+	KT_STREQ(d.geo_cell, "");
+	KT_STREQ(d.ip_prefix, "");
+	ev = event(1, 1, 1);
+	snprintf(d.geo_cell, sizeof(d.geo_cell), "wx4g0");
+	snprintf(d.ip_prefix, sizeof(d.ip_prefix), "203.0.113.0/24");
+	kn_policy_finish(pol, &ev, &d);
+	KT_STREQ(d.geo_cell, "wx4g0");
+	KT_STREQ(d.ip_prefix, "203.0.113.0/24");
+}
+
+static void test_minors_boundary(void)
+{
+	struct kn_deid d = {0};
+	enum kn_drop_reason why;
+	struct kn_event ev = event(1, 1, 1);
+
+	/* 2026 - 2008 = 18: turns 18 some day in 2026, so still a minor all year. */
+	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2008};
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	ev.role[KN_ROLE_BIRTH_YEAR].l = 2007; /* 19 by year: certainly 18 */
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && !d.minor);
+	/* On New Year's Eve and New Year's Day of the boundary year. */
+	ev.role[KN_ROLE_BIRTH_YEAR].l = 2008;
+	ev.role[KN_ROLE_TIMESTAMP].l = 1798761599999LL; /* 2026-12-31T23:59:59.999Z */
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	ev.role[KN_ROLE_TIMESTAMP].l = 1798761600000LL; /* 2027-01-01T00:00Z */
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && !d.minor);
+	/* Unknown age: adult by default, a minor when configured so. */
+	ev.role[KN_ROLE_BIRTH_YEAR].type = KN_VAL_NULL;
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && !d.minor);
+	cfg->unknown_age_is_minor = true;
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	cfg->unknown_age_is_minor = false;
+	/* A stricter minor age moves the boundary. */
+	cfg->minor_age = 20;
+	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2007};
+	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	cfg->minor_age = 18;
+}
+
+static struct kn_deid finish_query(const char *q, const char *url)
+{
+	struct kn_deid d = {0};
+	struct kn_event ev = event(1, 1, 1);
+
+	if (q)
+		set_str(&ev, KN_ROLE_QUERY, q);
+	if (url) {
+		set_str(&ev, KN_ROLE_CLICKED_URL, url);
+		snprintf(d.url_domain, sizeof(d.url_domain), "some.host");
+	}
+	kn_policy_finish(pol, &ev, &d);
+	return d;
+}
+
+static void test_sensitive(void)
+{
+	struct kn_deid d;
+	const char *sensitive[] = {"感冒 吃什么药",  "附近的清真寺",  "糖尿病 饮食",
+				   "Church near me", "HIV test",      "破产 怎么办",
+				   "同性恋 酒吧",    "犯罪记录 查询", "少数民族 政策"};
+	for (size_t i = 0; i < sizeof(sensitive) / sizeof(sensitive[0]); i++) {
+		d = finish_query(sensitive[i], "https://www.baidu.com/s");
+		KT_CHECK(d.sensitive);
+		KT_STREQ(d.query_category, "withheld");
+		KT_STREQ(d.url_domain, ""); /* the URL goes too */
+		KT_STREQ(d.query, "");
+	}
+	/* A URL's host or path alone is enough. */
+	d = finish_query("news", "https://www.example.com/health/cancer-treatment");
+	KT_CHECK(d.sensitive && !strcmp(d.query_category, "withheld"));
+	d = finish_query(NULL, "https://hospital.example.cn/");
+	KT_CHECK(d.sensitive);
+	/* Near misses stay. */
+	d = finish_query("天气预报", "https://www.baidu.com/s?wd=cancer");
+	KT_CHECK(!d.sensitive);
+	KT_STREQ(d.query_category, "weather");
+	KT_STREQ(d.url_domain, "some.host");
+}
+
+static void test_scrub_and_category(void)
+{
+	struct kn_deid d;
+
+	d = finish_query("北京到上海高铁 13800138000", NULL);
+	KT_STREQ(d.query_category, "travel");
+	KT_STREQ(d.query, "北京到上海高铁 <PHONE>");
+	KT_CHECK(!d.emit_query); /* text stays internal unless configured */
+	d = finish_query("iphone 16 价格", NULL);
+	KT_STREQ(d.query_category, "shopping");
+	d = finish_query("zzzz", NULL);
+	KT_STREQ(d.query_category, "other");
+	KT_CHECK(kn_policy_stats(pol)->scrubbed.phone >= 1);
+}
+
+int main(void)
+{
+	char err[1024];
+
+	setenv("KANON_KEY_FILE", "/nonexistent", 1);
+	if (kn_config_load(KN_SOURCE_DIR "/deploy/kanon.example.yaml", NULL, 0, &cfg, err,
+			   sizeof(err)) ||
+	    kn_policy_new(cfg, &pol, err, sizeof(err))) {
+		fprintf(stderr, "setup: %s\n", err);
+		return 1;
+	}
+	KT_RUN(test_consent);
+	KT_RUN(test_minors_boundary);
+	KT_RUN(test_sensitive);
+	KT_RUN(test_scrub_and_category);
+	kn_policy_destroy(pol);
+	kn_config_destroy(cfg);
+	return kt_done();
+}
