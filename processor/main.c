@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "demo.h"
+#include "explain.h"
 #include "filemode.h"
 #include "gen.h"
 #include "keys.h"
@@ -59,6 +60,8 @@ static const char usage[] =
 	"  check    -c FILE [--describe]\n"
 	"           validate the config, the schemas and the key file; print the effective\n"
 	"           config with secrets masked (--describe: every option and role)\n"
+	"  policy explain -c FILE\n"
+	"           for every input field of every schema, what reaches each output\n"
 	"  keygen   PATH\n"
 	"           write a new random master key (mode 0600); never overwrites\n"
 	"\n"
@@ -342,6 +345,26 @@ static int cmd_gen(const struct args *a)
 	return rc;
 }
 
+static int cmd_policy(const struct args *a)
+{
+	struct kn_config *c;
+	struct kn_schemas *s;
+	char errstr[1024];
+	int rc = load_config(a, &c);
+
+	if (rc)
+		return rc;
+	if (kn_schemas_load(c, &s, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		kn_config_destroy(c);
+		return 2;
+	}
+	kn_policy_explain(c, s, stdout);
+	kn_schemas_destroy(s);
+	kn_config_destroy(c);
+	return 0;
+}
+
 static int cmd_keygen(int argc, char **argv)
 {
 	char errstr[512];
@@ -393,6 +416,11 @@ int main(int argc, char **argv)
 		return cmd_keygen(argc, argv);
 	if (!*cmd)
 		return fail_usage("missing COMMAND");
+	if (!strcmp(cmd, "policy")) {
+		if (argc < 3 || strcmp(argv[2], "explain"))
+			return fail_usage("usage: kanon policy explain -c FILE");
+		argv++, argc--; /* "policy explain" is one command */
+	}
 	if (parse_args(argc - 1, argv + 1, &a))
 		return fail_usage("bad option or value");
 	if (optind < argc - 1)
@@ -407,6 +435,8 @@ int main(int argc, char **argv)
 		return cmd_demo(&a);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(&a);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(&a);
 	fprintf(stderr, "kanon: unknown command '%s'\n", cmd);
 	return fail_usage("commands: run, process, gen, demo, check, keygen");
 }

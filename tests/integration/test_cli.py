@@ -66,3 +66,31 @@ def test_keygen_mode_and_refusals(tmp_path):
     e.env["KANON_KEY_FILE"] = key
     r = e.kanon("process", "-c", e.config, "--input", "/nonexistent", "--output", str(tmp_path / "o"), check=False)
     assert r.returncode == 1 and b"group or others" in r.stderr
+
+
+def test_policy_explain_for_the_example(tmp_path):
+    import json
+    r = run("policy", "explain", "-c", EXAMPLE)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    # Every field of every reference schema is accounted for.
+    for name in ("DeviceLog", "AccessLog", "SearchLog"):
+        with open(os.path.join(SRC, "schemas", name + ".avsc")) as f:
+            for fld in json.load(f)["fields"]:
+                if fld["name"] == "consent":
+                    for sub in ("location", "ads_personalization", "analytics"):
+                        assert "\n  consent.%s " % sub in text
+                else:
+                    assert "\n  %s " % fld["name"] in text, fld["name"]
+    # What a privacy reviewer looks for.
+    for line in ("DeidEvent.phone_pid: normalized, keyed siphash pseudonym (key kind phone), "
+                 "keys rotating every 24 h; removed (not pseudonymized) for minors",
+                 "false or missing: the event is dropped from every output",
+                 "false: no geo cell and no IP prefix in any output",
+                 "DeidEvent.query: not emitted",
+                 "'withheld' for sensitive text",
+                 "makes the event a minor's: identifiers removed, never aggregated",
+                 "no field is copied"):
+        assert line in text, line
+    assert text.count("role bytes\n        never emitted") == 1
+    assert run("policy").returncode == 2

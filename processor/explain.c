@@ -1,0 +1,211 @@
+#include "explain.h"
+
+#include <string.h>
+
+#include "aggregate.h"
+
+static const char *epoch_text(const struct kn_config *c, char *buf, size_t n)
+{
+	if (!c->epoch_ms)
+		snprintf(buf, n, "one key for all time (keys.epoch: never)");
+	else
+		snprintf(buf, n, "keys rotating every %lld h", (long long)(c->epoch_ms / 3600000));
+	return buf;
+}
+
+/* Aggregate definitions using dimension dim, as "'a', 'b'" or NULL. */
+static const char *aggs_using(const struct kn_config *c, int dim, char *buf, size_t n)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < c->n_aggs && off < n; i++)
+		if (c->aggs[i].dims & (1u << dim))
+			off += (size_t)snprintf(buf + off, n - off, "%s'%s'", off ? ", " : "",
+						c->aggs[i].name);
+	return buf[0] ? buf : NULL;
+}
+
+static void agg_line(FILE *f, const struct kn_config *c, int dim, const char *what)
+{
+	char names[512];
+
+	if (!c->n_aggs)
+		return;
+	if (aggs_using(c, dim, names, sizeof(names)))
+		fprintf(f,
+			"        AdAggregate: %s (%s) in %s, released only for groups of >= k "
+			"people\n",
+			what, kn_dim_name(dim), names);
+	else
+		fprintf(f, "        AdAggregate: not used\n");
+}
+
+static void explain_role(FILE *f, const struct kn_config *c, int role)
+{
+	char ep[128];
+	const char *prf = kn_prf_name(c->prf);
+
+	if (role >= KN_ROLE_ID_FIRST && role < KN_ROLE_ID_FIRST + KN_ID_KINDS) {
+		int kind = role - KN_ROLE_ID_FIRST;
+		fprintf(f,
+			"        DeidEvent.%s_pid: normalized, keyed %s pseudonym (key kind %s), "
+			"%s; "
+			"removed (not pseudonymized) for minors\n",
+			kn_id_kind_name(kind), prf,
+			c->link_kinds ? "shared" : kn_id_kind_name(kind),
+			epoch_text(c, ep, sizeof(ep)));
+		if (c->n_aggs)
+			fprintf(f, "        AdAggregate: %s\n",
+				kind == c->agg_person ? "identifies a person for distinct counts "
+							"and contribution bounds; never emitted"
+						      : "not used");
+		return;
+	}
+	switch (role) {
+	case KN_ROLE_EVENT_ID:
+		fprintf(f, "        DeidEvent.event_key: keyed %s pseudonym (for de-duplication)\n",
+			prf);
+		break;
+	case KN_ROLE_TIMESTAMP:
+		fprintf(f,
+			"        DeidEvent.time_bucket: start of its %lld-minute bucket; picks the "
+			"key "
+			"epoch; outside [%s, message time + %lld h] -> dead letter\n",
+			(long long)(c->time_bucket_ms / 60000), "validate.ts_min",
+			(long long)(c->ts_max_future_ms / 3600000));
+		if (c->n_aggs)
+			fprintf(f, "        AdAggregate: assigns the %lld-minute window\n",
+				(long long)(c->agg_window_ms / 60000));
+		break;
+	case KN_ROLE_IP:
+		fprintf(f,
+			"        DeidEvent.ip_prefix: /%lld (IPv4) or /%lld (IPv6) prefix, only "
+			"with "
+			"location consent; not an address -> dead letter\n",
+			(long long)c->ipv4_prefix, (long long)c->ipv6_prefix);
+		agg_line(f, c, KN_DIM_IP_PREFIX, "the prefix");
+		break;
+	case KN_ROLE_LAT:
+	case KN_ROLE_LON:
+		fprintf(f,
+			"        DeidEvent.geo_cell: geohash of %lld characters, only with "
+			"location "
+			"consent; out of range -> dead letter\n",
+			(long long)c->geohash_precision);
+		agg_line(f, c, KN_DIM_GEO, "a coarser geohash cell");
+		break;
+	case KN_ROLE_USER_AGENT:
+		fprintf(f, "        DeidEvent.ua_browser, ua_browser_major, os_family, os_major: "
+			   "families from a built-in table\n");
+		agg_line(f, c, KN_DIM_OS, "the OS family");
+		break;
+	case KN_ROLE_OS:
+		fprintf(f, "        DeidEvent.os_family, os_major\n");
+		agg_line(f, c, KN_DIM_OS, "the OS family");
+		break;
+	case KN_ROLE_APP_VERSION:
+		fprintf(f, "        DeidEvent.app_version: major.minor only\n");
+		agg_line(f, c, KN_DIM_APP_VERSION, "major.minor");
+		break;
+	case KN_ROLE_URL:
+	case KN_ROLE_CLICKED_URL:
+	case KN_ROLE_REFERRER:
+		fprintf(f,
+			"        DeidEvent.%s: lower-cased host only; withheld when the host or "
+			"path "
+			"names a sensitive category\n",
+			role == KN_ROLE_REFERRER ? "referrer_domain" : "url_domain");
+		if (role != KN_ROLE_REFERRER)
+			agg_line(f, c, KN_DIM_URL_DOMAIN, "the host");
+		break;
+	case KN_ROLE_QUERY:
+		fprintf(f,
+			"        DeidEvent.query_category: category of the PII-scrubbed text; "
+			"'withheld' for sensitive text\n        DeidEvent.query: %s\n",
+			c->emit_scrubbed_query
+				? "the text scrubbed of emails, phones, IDs, cards, IPs, "
+				  "URLs and long numbers (policy.emit_scrubbed_query)"
+				: "not emitted");
+		agg_line(f, c, KN_DIM_QUERY_CATEGORY, "the category (never 'withheld')");
+		break;
+	case KN_ROLE_STATUS:
+		fprintf(f, "        DeidEvent.http_status: as is\n");
+		break;
+	case KN_ROLE_BYTES:
+		fprintf(f, "        never emitted\n");
+		break;
+	case KN_ROLE_BIRTH_YEAR:
+		fprintf(f,
+			"        never emitted; event year - birth year <= %lld makes the event a "
+			"minor's: identifiers removed, never aggregated\n",
+			(long long)c->minor_age);
+		break;
+	case KN_ROLE_CONSENT_LOCATION:
+		fprintf(f, "        false: no geo cell and no IP prefix in any output\n");
+		break;
+	case KN_ROLE_CONSENT_ADS:
+		fprintf(f, "        DeidEvent.consent_ads; false: %s, never aggregated\n",
+			c->ads_optout_in_deid
+				? "kept in the de-identified stream"
+				: "the event is dropped from the de-identified stream");
+		break;
+	case KN_ROLE_CONSENT_ANALYTICS:
+		fprintf(f,
+			"        DeidEvent.consent_analytics; false%s: the event is dropped from "
+			"every output\n",
+			c->missing_consent_allows ? "" : " or missing");
+		break;
+	}
+}
+
+static void walk(FILE *f, const struct kn_config *c, const struct kn_schema_cfg *sc,
+		 avro_schema_t s, const char *prefix)
+{
+	for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+		const char *name = avro_schema_record_field_name(s, (int)i);
+		avro_schema_t fs = avro_schema_record_field_get_by_index(s, (int)i);
+		char path[512];
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name);
+		for (size_t b = 0; avro_typeof(fs) == AVRO_UNION && b < avro_schema_union_size(fs);
+		     b++)
+			if (avro_typeof(avro_schema_union_branch(fs, (int)b)) == AVRO_RECORD)
+				fs = avro_schema_union_branch(fs, (int)b);
+		if (avro_typeof(fs) == AVRO_RECORD) {
+			walk(f, c, sc, fs, path);
+			continue;
+		}
+		int role = -1;
+		for (int r = 0; r < KN_ROLE_COUNT && role < 0; r++)
+			if (sc->roles[r] && !strcmp(sc->roles[r], path))
+				role = r;
+		if (role < 0) {
+			fprintf(f, "  %-30s no role: dropped from every output\n", path);
+			continue;
+		}
+		fprintf(f, "  %-30s role %s\n", path, kn_roles[role].name);
+		explain_role(f, c, role);
+	}
+}
+
+void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FILE *f)
+{
+	fprintf(f, "kanon policy explain: %s\n\n", c->path);
+	fprintf(f, "Every event: bad input -> dead letter (reason and source only; %s).\n",
+		c->dlq_include_payload ? "the raw payload IS copied (dead_letter.include_payload)"
+				       : "no field is copied");
+	if (c->n_aggs)
+		fprintf(f,
+			"Aggregates: '%s' pseudonyms define a person; a person adds at most %lld "
+			"events to a group and counts in at most %lld groups per window; only "
+			"events with both ads and analytics consent, never a minor's.\n",
+			kn_id_kind_name((enum kn_id_kind)c->agg_person),
+			(long long)c->agg_max_events, (long long)c->agg_max_groups);
+	for (int i = 0; i < kn_schemas_count(s); i++) {
+		const struct kn_schema_entry *e = kn_schemas_at(s, i);
+		const struct kn_schema_cfg *sc = &c->schemas[i];
+		fprintf(f, "\nschema %d %s (%s logs, %s)\n", (int)e->id,
+			avro_schema_name(e->schema), kn_event_type_name(e->type), sc->file);
+		walk(f, c, sc, e->schema, "");
+	}
+}
