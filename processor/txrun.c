@@ -42,7 +42,7 @@ struct tx {
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 	uint8_t abuf[KN_FRAME_LEN + KN_AGG_MAX_BYTES];
 	bool dirty;
-	uint64_t produced, dead, dropped, skipped, rows, summaries, no_consent, transactions;
+	uint64_t produced, dead, dropped, skipped, rows, summaries, not_aggregated, transactions;
 	char err[512];
 };
 
@@ -459,7 +459,7 @@ static int process(struct tx *tx, const rd_kafka_message_t *m)
 				return -ENOMEM;
 			}
 		} else {
-			tx->no_consent++;
+			tx->not_aggregated++;
 		}
 	}
 	tx->parts[p].position = m->offset + 1;
@@ -598,10 +598,10 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 		kn_aggregator_metrics(tx->agg, &m);
 		kn_info("txrun",
 			"deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
-			" replayed=%" PRIu64 " no_consent=%" PRIu64 " aggregated=%" PRIu64
+			" replayed=%" PRIu64 " not_aggregated=%" PRIu64 " aggregated=%" PRIu64
 			" late=%" PRIu64 " bounded=%" PRIu64 " rows=%" PRIu64 " summaries=%" PRIu64
 			" transactions=%" PRIu64 " open_windows=%" PRIu64 " state_bytes=%" PRIu64,
-			tx->produced, tx->dead, tx->dropped, tx->skipped, tx->no_consent, m.added,
+			tx->produced, tx->dead, tx->dropped, tx->skipped, tx->not_aggregated, m.added,
 			m.late, m.bounded, tx->rows, tx->summaries, tx->transactions,
 			m.open_windows, m.state_bytes);
 		if (o->stats)
