@@ -601,8 +601,8 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 			" replayed=%" PRIu64 " not_aggregated=%" PRIu64 " aggregated=%" PRIu64
 			" late=%" PRIu64 " bounded=%" PRIu64 " rows=%" PRIu64 " summaries=%" PRIu64
 			" transactions=%" PRIu64 " open_windows=%" PRIu64 " state_bytes=%" PRIu64,
-			tx->produced, tx->dead, tx->dropped, tx->skipped, tx->not_aggregated, m.added,
-			m.late, m.bounded, tx->rows, tx->summaries, tx->transactions,
+			tx->produced, tx->dead, tx->dropped, tx->skipped, tx->not_aggregated,
+			m.added, m.late, m.bounded, tx->rows, tx->summaries, tx->transactions,
 			m.open_windows, m.state_bytes);
 		if (o->stats)
 			*o->stats = *kn_pipeline_stats(tx->pipe);
