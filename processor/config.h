@@ -79,6 +79,10 @@ struct kn_config {
 	int64_t commit_interval_ms;
 	int64_t max_in_flight;
 	char *log_level;
+	/* deletion requests */
+	bool erasure_enabled;
+	char *erasure_requests_topic;
+	char *erasure_state_topic;
 	/* privacy policy */
 	int64_t minor_age;
 	bool unknown_age_is_minor;

@@ -295,6 +295,8 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 	rd_kafka_mock_topic_create(mc, c->topic_output, 3, 1);
 	rd_kafka_mock_topic_create(mc, c->topic_dead_letter, 1, 1);
 	rd_kafka_mock_topic_create(mc, c->agg_topic, 3, 1);
+	rd_kafka_mock_topic_create(mc, c->erasure_requests_topic, 1, 1);
+	rd_kafka_mock_topic_create(mc, c->erasure_state_topic, 1, 1);
 	rd_kafka_mock_topic_create(mc, c->agg_stats_topic, 1, 1);
 
 	printf("kanon demo: mock Kafka cluster at %s, config and key in %s\n", brokers, dir);
@@ -331,7 +333,9 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 		if (st.dead[r])
 			printf("    %-24s %" PRIu64 "\n", kn_dead_reason_name(r), st.dead[r]);
 	printf("  geo withheld (no location consent) %" PRIu64 "\n", st.geo_withheld);
-	int64_t dropped = (int64_t)(st.dropped[KN_DROP_NO_ANALYTICS] + st.dropped[KN_DROP_NO_ADS]);
+	int64_t dropped = 0;
+	for (int r = 0; r < KN_DROP_REASONS; r++)
+		dropped += (int64_t)st.dropped[r];
 	printf("  withheld by the policy (no analytics / ads consent) %" PRId64 " / %" PRId64 "\n",
 	       (int64_t)st.dropped[KN_DROP_NO_ANALYTICS], (int64_t)st.dropped[KN_DROP_NO_ADS]);
 	printf("  every input accounted for: %s\n",

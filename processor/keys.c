@@ -37,7 +37,8 @@ struct kn_keys {
 
 /* crypto_kdf contexts are exactly 8 bytes; one per domain. */
 static const char kdf_ctx[KN_DOMAINS][crypto_kdf_CONTEXTBYTES + 1] = {
-	"kn_user_", "kn_devic", "kn_phone", "kn_email", "kn_cooki", "kn_event", "kn_linkd"};
+	"kn_user_", "kn_devic", "kn_phone", "kn_email",
+	"kn_cooki", "kn_event", "kn_linkd", "kn_erase"};
 
 int kn_prf_parse(const char *name, enum kn_prf *out)
 {

@@ -33,7 +33,8 @@ enum kn_prf {
 /* Key domains: the identifier kinds (enum kn_id_kind), then these. */
 #define KN_DOMAIN_EVENT	 5 /* event ids -> event_key */
 #define KN_DOMAIN_LINKED 6 /* all identifier kinds, when link_kinds is on */
-#define KN_DOMAINS	 7
+#define KN_DOMAIN_ERASE	 7 /* erasure fingerprints: epoch 0, never rotated */
+#define KN_DOMAINS	 8
 
 int kn_prf_parse(const char *name, enum kn_prf *out); /* 0 or -EINVAL */
 const char *kn_prf_name(enum kn_prf prf);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "avrobin.h"
+#include "erasure.h"
 #include "generalize.h"
 #include "kn_alloc.h"
 #include "pseudonymize.h"
@@ -11,6 +12,7 @@ struct kn_pipeline {
 	const struct kn_schemas *schemas;
 	struct kn_keys *keys;
 	struct kn_policy *policy;
+	struct kn_erasure *erasure;
 	int32_t deid_schema_id;
 	struct kn_validate_opts vopts;
 	struct kn_pseudo_opts popts;
@@ -81,6 +83,12 @@ static size_t run_stages(struct kn_pipeline *p, const struct kn_schema_entry *e,
 		p->st.dropped[v->drop]++;
 		return 0;
 	}
+	if (p->erasure && kn_erasure_match(p->erasure, &p->ev, &p->popts.norm)) {
+		v->dropped = true;
+		v->drop = KN_DROP_ERASED;
+		p->st.dropped[v->drop]++;
+		return 0;
+	}
 	/* A minor's identifiers are removed, not pseudonymized. */
 	kn_pseudonymize(&p->popts, p->keys, &p->ev, &p->deid, !p->deid.minor, p->st.invalid_id);
 	if (kn_generalize_event(&p->gopts, &p->ev, &p->deid, &geo_withheld))
@@ -127,6 +135,11 @@ size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len
 		return 0;
 	kn_frame_put(out, p->deid_schema_id);
 	return n + KN_FRAME_LEN;
+}
+
+void kn_pipeline_set_erasure(struct kn_pipeline *p, struct kn_erasure *e)
+{
+	p->erasure = e;
 }
 
 const char *kn_deid_key(const struct kn_deid *d, size_t *len)

@@ -44,6 +44,10 @@ struct kn_pipeline *kn_pipeline_new(const struct kn_config *c, const struct kn_s
 				    struct kn_keys *keys, char *errstr, size_t errstr_size);
 void kn_pipeline_destroy(struct kn_pipeline *p);
 
+struct kn_erasure;
+/* Drops events of erased people from now on (e borrowed; NULL: none). */
+void kn_pipeline_set_erasure(struct kn_pipeline *p, struct kn_erasure *e);
+
 /* Processes one Confluent-framed message. expected_type is the log type of
  * the topic it came from (-1: any). ref_ms bounds future timestamps (the
  * message's Kafka timestamp). Returns the encoded length (> 0) written to

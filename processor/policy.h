@@ -34,6 +34,7 @@
 enum kn_drop_reason {
 	KN_DROP_NO_ANALYTICS,
 	KN_DROP_NO_ADS,
+	KN_DROP_ERASED, /* a deletion request names one of its identifiers */
 	KN_DROP_REASONS
 };
 const char *kn_drop_reason_name(enum kn_drop_reason r);

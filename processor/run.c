@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "avrobin.h"
+#include "erasure.h"
 #include "kn_alloc.h"
 #include "log.h"
 #include "offsets.h"
@@ -23,6 +24,7 @@ struct run {
 	struct kn_offsets *offs;
 	struct kn_source *src;
 	struct kn_sink *sink;
+	struct kn_erasure *erasure;
 	struct kn_commit commits[MAX_COMMITS];
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 	rd_kafka_message_t **batch;
@@ -166,6 +168,11 @@ static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t 
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
 	}
+	if (c->erasure_enabled) {
+		if ((err = kn_erasure_new(c, r->keys, &r->erasure, errstr, errsz)))
+			return err;
+		kn_pipeline_set_erasure(r->pipe, r->erasure);
+	}
 	err = kn_sink_new(c, on_delivery, r, &r->sink, errstr, errsz);
 	if (!err)
 		err = kn_source_new(c, on_revoke, r, &r->src, errstr, errsz);
@@ -176,6 +183,7 @@ static void teardown(struct run *r)
 {
 	kn_source_destroy(r->src); /* leaves the group; may call on_revoke */
 	kn_sink_destroy(r->sink, 0);
+	kn_erasure_destroy(r->erasure);
 	kn_offsets_destroy(r->offs);
 	kn_free(r->batch);
 	kn_pipeline_destroy(r->pipe);
@@ -199,11 +207,13 @@ static void log_stats(const struct run *r)
 		invalid += st->invalid_id[k];
 	kn_info("run",
 		"consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
-		" (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64 ") minors=%" PRIu64
-		" sensitive=%" PRIu64 " invalid_identifier=%" PRIu64 " geo_withheld=%" PRIu64 "%s",
+		" (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64 " erased=%" PRIu64
+		") minors=%" PRIu64 " sensitive=%" PRIu64 " invalid_identifier=%" PRIu64
+		" geo_withheld=%" PRIu64 "%s",
 		st->in, r->produced, r->dead_lettered, r->dropped,
-		st->dropped[KN_DROP_NO_ANALYTICS], st->dropped[KN_DROP_NO_ADS], ps->minors,
-		ps->sensitive, invalid, st->geo_withheld, dead);
+		st->dropped[KN_DROP_NO_ANALYTICS], st->dropped[KN_DROP_NO_ADS],
+		st->dropped[KN_DROP_ERASED], ps->minors, ps->sensitive, invalid, st->geo_withheld,
+		dead);
 }
 
 static int loop(struct run *r, const struct kn_run_opts *o)
@@ -218,6 +228,8 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 			break;
 		seen += n;
 		kn_sink_poll(r->sink, 0);
+		if (r->erasure)
+			kn_erasure_poll(r->erasure);
 		if (now_ms() - last_commit >= r->cfg->commit_interval_ms) {
 			commit(r, false);
 			last_commit = now_ms();

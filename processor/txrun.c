@@ -10,6 +10,7 @@
 #include "avrobin.h"
 #include "kafka_conf.h"
 #include "kn_alloc.h"
+#include "erasure.h"
 #include "log.h"
 #include "sink.h"
 
@@ -32,6 +33,7 @@ struct tx {
 	struct kn_pipeline *pipe;
 	struct kn_agg_def *defs;
 	struct kn_aggregator *agg;
+	struct kn_erasure *erasure;
 	rd_kafka_t *cons, *prod;
 	rd_kafka_queue_t *q;
 	rd_kafka_topic_t *t_out, *t_dlq, *t_agg, *t_stats;
@@ -358,6 +360,11 @@ static int setup(struct tx *tx, char *errstr, size_t errsz)
 	tx->batch = kn_calloc((size_t)c->batch_size, sizeof(*tx->batch));
 	if (!tx->batch)
 		return -ENOMEM;
+	if (c->erasure_enabled) {
+		if ((err = kn_erasure_new(c, tx->keys, &tx->erasure, errstr, errsz)))
+			return err;
+		kn_pipeline_set_erasure(tx->pipe, tx->erasure);
+	}
 	if ((err = make_clients(tx, errstr, errsz)) || (err = discover(tx, errstr, errsz)))
 		return err;
 	if ((err = make_aggregator(tx))) {
@@ -382,6 +389,7 @@ static void teardown(struct tx *tx)
 	if (tx->prod)
 		rd_kafka_destroy(tx->prod);
 	kn_aggregator_destroy(tx->agg);
+	kn_erasure_destroy(tx->erasure);
 	kn_free(tx->defs);
 	kn_free(tx->parts);
 	kn_free(tx->first_part);
@@ -559,6 +567,8 @@ static int loop(struct tx *tx)
 		}
 		seen += n > 0 ? n : 0;
 		rd_kafka_poll(tx->prod, 0);
+		if (tx->erasure)
+			kn_erasure_poll(tx->erasure);
 		if (err)
 			break;
 		bool drained = o->until_eof && n <= 0 && all_eof(tx);

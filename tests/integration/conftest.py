@@ -50,6 +50,11 @@ class Env:
     def __init__(self, tmp, name, extra="", aggregates=None, window="1h", agg_extra=""):
         self.tmp = str(tmp)
         self.prefix = "it-%s-%s" % (name, uuid.uuid4().hex[:8])
+        # Each test its own erasure topics: erasures must not leak between tests.
+        self.erasure_requests = self.prefix + ".erasure.requests"
+        self.erasure_state = self.prefix + ".erasure.state"
+        extra += "\nerasure:\n  requests_topic: %s\n  state_topic: %s\n" % (
+            self.erasure_requests, self.erasure_state)
         if aggregates:
             extra += aggregates_yaml(self.prefix, aggregates, window, agg_extra)
         self.agg = self.prefix + ".agg"

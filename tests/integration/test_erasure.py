@@ -1,0 +1,80 @@
+"""Deletion requests: once a person asks to be forgotten, none of their later
+events reaches any output, in this instance or after a restart; the erasure
+state holds fingerprints only."""
+import re
+import signal
+import subprocess
+import time
+
+from conftest import BROKER, Env, consume, decode_deid, end_offsets, frame, load_schema, produce_files
+
+DEVICE = load_schema("DeviceLog")
+DAY = 1793577600000
+H = 3600000
+
+
+def dev(i, user, phone=None, email=None):
+    return {"event_id": "e%d" % i, "ts": DAY + i * H + 5, "user_id": user, "phone": phone, "email": email,
+            "device_id": "dev-%d" % i, "ip": "192.0.2.%d" % (i + 1), "user_agent": "curl/8", "os": "Linux",
+            "app_version": "1.0", "lat": None, "lon": None, "birth_year": 1980,
+            "consent": {"location": True, "ads_personalization": True, "analytics": True}}
+
+
+def request(env, kind, value):
+    """One deletion request, as an operator would send it with kcat."""
+    args = ["kcat", "-b", BROKER, "-P", "-t", env.erasure_requests]
+    if kind:
+        args += ["-K", "\t"]
+        value = "%s\t%s" % (kind, value)
+    subprocess.run(args, input=value.encode(), check=True, timeout=30)
+
+
+def buckets(env):
+    return {(decode_deid(m["value"])[1]["time_bucket"] - DAY) // H for m in consume(env.out)}
+
+
+def wait_for(cond, what, timeout=60):
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "timed out waiting for " + what
+        time.sleep(0.2)
+
+
+def test_erasure(broker, tmp_path):
+    env = Env(tmp_path, "erasure")
+    produce_files(env.topics["device"], [frame(1, DEVICE, dev(0, "dave"))], tmp_path)
+    p = env.popen("run", "-c", env.config)
+    try:
+        wait_for(lambda: end_offsets(env.out) >= 1, "the first event")
+        # Three people ask to be forgotten, each in another spelling than
+        # their events use: normalization must still match them.
+        request(env, "phone", "+86 138-0013-8000")
+        request(env, "email", " Bob@Example.COM")
+        request(env, None, "user:carol")
+        request(env, "fax", "123")  # not a kind: ignored, never logged
+        wait_for(lambda: end_offsets(env.erasure_state, 1) >= 3, "the erasure state")
+        events = [dev(1, "alice", phone="13800138000"), dev(2, "bob", email="bob@example.com"),
+                  dev(3, "carol"), dev(4, "dave"), dev(5, "erin", phone="13900139000")]
+        produce_files(env.topics["device"], [frame(1, DEVICE, e) for e in events], tmp_path)
+        wait_for(lambda: end_offsets(env.out) >= 3, "the kept events")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err.decode()
+    assert buckets(env) == {0, 4, 5}
+    assert re.search(rb"erased=3\b", err), err
+    assert b"138" not in err and b"Example" not in err
+
+    # The state: fingerprints and kinds, nothing raw.
+    state = consume(env.erasure_state, committed=False)
+    assert len(state) == 3
+    assert all(re.fullmatch(rb"[0-9a-f]{32}", m["key"]) for m in state)
+    assert sorted(m["value"] for m in state) == [b"email", b"phone", b"user"]
+
+    # A restart (another group, from the beginning) knows them from Kafka alone.
+    produce_files(env.topics["device"], [frame(1, DEVICE, dev(6, "carol")), frame(1, DEVICE, dev(7, "frank"))],
+                  tmp_path)
+    r = env.kanon("run", "-c", env.config, "--until-eof", "--set", "kafka.group_id=%s-2" % env.prefix)
+    assert b"3 erased people known" in r.stderr
+    assert re.search(rb"erased=4\b", r.stderr), r.stderr  # alice, bob, carol twice
+    assert buckets(env) == {0, 4, 5, 7}
