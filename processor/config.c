@@ -56,6 +56,8 @@ static const struct opt table[] = {
 	 "siphash | hmac-sha256 | xxh3 (xxh3 is fast but not a cryptographic PRF)"},
 	{"keys.epoch", O_EPOCH, OFF(epoch_ms), MIN_MS, 366 * DAY_MS, "1d",
 	 "key epoch length; 'never' = one epoch, pseudonyms link across all time"},
+	{"keys.retention", O_EPOCH, OFF(key_retention_ms), DAY_MS, 3660 * DAY_MS, "never",
+	 "epoch keys older than this are destroyed (crypto-shredding); 'never' keeps them"},
 	{"keys.link_kinds", O_BOOL, OFF(link_kinds), 0, 0, "false",
 	 "true: one key for all identifier kinds (same value, same pseudonym)"},
 	{"pseudonymize.phone_region", O_DIGITS, OFF(phone_region), 1, 3, "86",

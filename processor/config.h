@@ -63,6 +63,7 @@ struct kn_config {
 	enum kn_prf prf;
 	int64_t epoch_ms; /* 0: a single epoch 0 (pseudonyms link across time) */
 	bool link_kinds;
+	int64_t key_retention_ms; /* 0: keys are never destroyed automatically */
 	char *phone_region;
 	/* generalization */
 	int64_t geohash_precision;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "kn_alloc.h"
+#include "run.h"
 #include "schema.h"
 
 struct fm {
@@ -55,6 +56,8 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 {
 	int err = kn_keys_load(c->key_file, c->prf, &f->keys, errstr, errsz);
 
+	if (!err)
+		err = kn_run_maintain_keys(f->keys, c, errstr, errsz);
 	if (!err)
 		err = kn_schemas_load(c, &f->schemas, errstr, errsz);
 	if (err)

@@ -1,9 +1,15 @@
-/* keys: the master key, per-epoch per-kind derived keys, and the keyed PRF.
+/* keys: the key chain, per-epoch per-kind derived keys, and the keyed PRF.
  *
  * A pseudonym is PRF(K[epoch][domain], canonical identifier), 128 bits.
- * K[epoch][domain] = BLAKE2b-KDF(master, subkey_id = epoch, context = domain)
- * (libsodium crypto_kdf), so keys of different epochs and identifier kinds
- * are independent and a pseudonym links neither across epochs nor kinds.
+ * Epoch keys form a forward ratchet, K_{e+1} = BLAKE2b(K_e), and the key
+ * file stores only the key of its first usable epoch: retiring an epoch
+ * (kn_keys_retire, `kanon keys retire`, keys.retention) moves that first
+ * epoch forward and so destroys every earlier epoch key: pseudonyms of those
+ * epochs can no longer be produced or linked (crypto-shredding).
+ * K[epoch][domain] = BLAKE2b-KDF(K_epoch, subkey_id = epoch, context =
+ * domain) (libsodium crypto_kdf), so keys of different epochs and identifier
+ * kinds are independent and a pseudonym links neither across epochs nor
+ * kinds. Erasure fingerprints use a separate secret that never rotates.
  * There is no unkeyed mode.
  *
  * PRFs: siphash   SipHash-2-4, 128-bit output (crypto_shorthash_siphashx24)
@@ -20,6 +26,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <stdbool.h>
 
 #define KN_MASTER_KEY_BYTES 32
 #define KN_PRF_BYTES	    16
@@ -46,19 +54,34 @@ struct kn_keys;
  * fix it). Returns 0 or a negative errno. */
 int kn_keys_load(const char *path, enum kn_prf prf, struct kn_keys **out, char *errstr,
 		 size_t errstr_size);
-/* For tests and the demo: keys from a master key held by the caller. */
+/* For tests and the demo: a chain starting at epoch 0 from a key held by the
+ * caller. */
 int kn_keys_from_master(const uint8_t master[KN_MASTER_KEY_BYTES], enum kn_prf prf,
 			struct kn_keys **out);
 void kn_keys_destroy(struct kn_keys *k);
 
-/* Writes a new random master key to path with mode 0600. Never overwrites an
- * existing file (-EEXIST). Returns 0 or a negative errno. */
+/* Writes a new random key chain (first epoch 0) and erasure secret to path
+ * with mode 0600. Never overwrites an existing file (-EEXIST). */
 int kn_keys_generate(const char *path, char *errstr, size_t errstr_size);
+
+/* Destroys every epoch key before first_epoch: rewrites path atomically with
+ * the chain advanced (a no-op if it already starts there or later), then
+ * brings k (may be NULL) up to the file. Returns 0 or a negative errno. */
+int kn_keys_retire(const char *path, int64_t first_epoch, struct kn_keys *k, char *errstr,
+		   size_t errstr_size);
+/* Applies key retention and follows retirements made by other processes:
+ * retires every epoch that ended more than retention_ms before now_ms (when
+ * epoch_ms and retention_ms are set), then re-reads path. Returns 0 or a
+ * negative errno (errstr set). */
+int kn_keys_maintain(struct kn_keys *k, const char *path, int64_t epoch_ms, int64_t retention_ms,
+		     int64_t now_ms, char *errstr, size_t errstr_size);
+/* The first epoch whose keys still exist. */
+int64_t kn_keys_first_epoch(const struct kn_keys *k);
 
 /* out = PRF(K[epoch][domain], in). epoch >= 0, domain < KN_DOMAINS. Derived
  * keys are cached (8 epochs per domain), so the common case costs one PRF
- * call and a cache miss one KDF call. Cannot fail; never allocates. */
-void kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, size_t len,
-		 uint8_t out[KN_PRF_BYTES]);
+ * call. Returns 0, or -ENOKEY for a retired epoch. Never allocates. */
+int kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, size_t len,
+		uint8_t out[KN_PRF_BYTES]);
 
 #endif

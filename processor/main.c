@@ -62,6 +62,10 @@ static const char usage[] =
 	"           config with secrets masked (--describe: every option and role)\n"
 	"  policy explain -c FILE\n"
 	"           for every input field of every schema, what reaches each output\n"
+	"  keys retire EPOCH -c FILE\n"
+	"           destroy the keys of EPOCH and every earlier epoch (crypto-shredding)\n"
+	"  keys status -c FILE\n"
+	"           the first key epoch that still exists\n"
 	"  keygen   PATH\n"
 	"           write a new random master key (mode 0600); never overwrites\n"
 	"\n"
@@ -365,6 +369,44 @@ static int cmd_policy(const struct args *a)
 	return 0;
 }
 
+static int cmd_keys(const struct args *a, const char *verb, const char *epoch_arg)
+{
+	struct kn_config *c;
+	struct kn_keys *k;
+	char errstr[1024];
+	int64_t epoch;
+	int rc = load_config(a, &c);
+
+	if (rc)
+		return rc;
+	if (!strcmp(verb, "retire") && (!epoch_arg || parse_int(epoch_arg, &epoch))) {
+		kn_config_destroy(c);
+		return fail_usage("usage: kanon keys retire EPOCH -c FILE (EPOCH as in key_epoch)");
+	}
+	if (!strcmp(verb, "retire") &&
+	    kn_keys_retire(c->key_file, epoch + 1, NULL, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: keys retire: %s\n", errstr);
+		rc = 1;
+	} else if (kn_keys_load(c->key_file, c->prf, &k, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: %s\n", errstr);
+		rc = 2;
+	} else {
+		int64_t first = kn_keys_first_epoch(k);
+		printf("key file %s: epochs before %lld are retired; first usable epoch %lld",
+		       c->key_file, (long long)first, (long long)first);
+		if (c->epoch_ms) {
+			time_t t = (time_t)(first * c->epoch_ms / 1000);
+			char day[32];
+			strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+			printf(" (starts %s)", day);
+		}
+		printf("\n");
+		kn_keys_destroy(k);
+	}
+	kn_config_destroy(c);
+	return rc;
+}
+
 static int cmd_keygen(int argc, char **argv)
 {
 	char errstr[512];
@@ -375,7 +417,7 @@ static int cmd_keygen(int argc, char **argv)
 		fprintf(stderr, "kanon: keygen: %s\n", errstr);
 		return 1;
 	}
-	fprintf(stderr, "kanon: wrote a new master key to %s (mode 0600)\n", argv[2]);
+	fprintf(stderr, "kanon: wrote a new key chain to %s (mode 0600)\n", argv[2]);
 	return 0;
 }
 
@@ -416,6 +458,19 @@ int main(int argc, char **argv)
 		return cmd_keygen(argc, argv);
 	if (!*cmd)
 		return fail_usage("missing COMMAND");
+	if (!strcmp(cmd, "keys")) {
+		if (argc < 3 || (strcmp(argv[2], "retire") && strcmp(argv[2], "status")))
+			return fail_usage(
+				"usage: kanon keys retire EPOCH -c FILE | keys status -c FILE");
+		const char *verb = argv[2], *epoch_arg = NULL;
+		if (!strcmp(verb, "retire") && argc > 3 && argv[3][0] != '-') {
+			epoch_arg = argv[3];
+			argv++, argc--;
+		}
+		if (parse_args(argc - 2, argv + 2, &a))
+			return fail_usage("bad option or value");
+		return cmd_keys(&a, verb, epoch_arg);
+	}
 	if (!strcmp(cmd, "policy")) {
 		if (argc < 3 || strcmp(argv[2], "explain"))
 			return fail_usage("usage: kanon policy explain -c FILE");

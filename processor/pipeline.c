@@ -90,7 +90,13 @@ static size_t run_stages(struct kn_pipeline *p, const struct kn_schema_entry *e,
 		return 0;
 	}
 	/* A minor's identifiers are removed, not pseudonymized. */
-	kn_pseudonymize(&p->popts, p->keys, &p->ev, &p->deid, !p->deid.minor, p->st.invalid_id);
+	if (kn_pseudonymize(&p->popts, p->keys, &p->ev, &p->deid, !p->deid.minor,
+			    p->st.invalid_id)) {
+		v->dropped = true; /* older than key retention: nothing may be produced */
+		v->drop = KN_DROP_KEY_RETIRED;
+		p->st.dropped[v->drop]++;
+		return 0;
+	}
 	if (kn_generalize_event(&p->gopts, &p->ev, &p->deid, &geo_withheld))
 		return dead(p, v, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
 	p->st.geo_withheld += geo_withheld;

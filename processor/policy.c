@@ -33,7 +33,8 @@ struct kn_policy {
 
 const char *kn_drop_reason_name(enum kn_drop_reason r)
 {
-	static const char *n[] = {"no_analytics_consent", "no_ads_consent", "erased"};
+	static const char *n[] = {"no_analytics_consent", "no_ads_consent", "erased",
+				  "key_retired"};
 
 	return (unsigned)r < KN_DROP_REASONS ? n[r] : "?";
 }

@@ -34,7 +34,8 @@
 enum kn_drop_reason {
 	KN_DROP_NO_ANALYTICS,
 	KN_DROP_NO_ADS,
-	KN_DROP_ERASED, /* a deletion request names one of its identifiers */
+	KN_DROP_ERASED,	     /* a deletion request names one of its identifiers */
+	KN_DROP_KEY_RETIRED, /* older than key retention: its epoch keys are destroyed */
 	KN_DROP_REASONS
 };
 const char *kn_drop_reason_name(enum kn_drop_reason r);

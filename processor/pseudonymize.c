@@ -1,5 +1,7 @@
 #include "pseudonymize.h"
 
+#include <errno.h>
+
 int64_t kn_key_epoch(const struct kn_pseudo_opts *o, int64_t ts_ms)
 {
 	if (!o->epoch_ms || ts_ms < 0)
@@ -18,15 +20,16 @@ void kn_pid_hex(const uint8_t in[KN_PRF_BYTES], char out[KN_PID_HEX_LEN + 1])
 	out[KN_PID_HEX_LEN] = '\0';
 }
 
-void kn_pseudonymize(const struct kn_pseudo_opts *o, struct kn_keys *k, const struct kn_event *ev,
-		     struct kn_deid *d, bool identifiers, uint64_t invalid[KN_ID_KINDS])
+int kn_pseudonymize(const struct kn_pseudo_opts *o, struct kn_keys *k, const struct kn_event *ev,
+		    struct kn_deid *d, bool identifiers, uint64_t invalid[KN_ID_KINDS])
 {
 	const struct kn_val *id = &ev->role[KN_ROLE_EVENT_ID];
 	uint8_t mac[KN_PRF_BYTES];
 	char canon[KN_ID_MAX];
 
 	d->key_epoch = kn_key_epoch(o, ev->role[KN_ROLE_TIMESTAMP].l);
-	kn_keys_prf(k, d->key_epoch, KN_DOMAIN_EVENT, id->s.p, id->s.len, mac);
+	if (kn_keys_prf(k, d->key_epoch, KN_DOMAIN_EVENT, id->s.p, id->s.len, mac))
+		return -ENOKEY; /* past retention: the epoch's keys are destroyed */
 	kn_pid_hex(mac, d->event_key);
 	d->has_event_key = true;
 	for (int kind = 0; kind < KN_ID_KINDS; kind++) {
@@ -45,4 +48,5 @@ void kn_pseudonymize(const struct kn_pseudo_opts *o, struct kn_keys *k, const st
 		kn_pid_hex(mac, d->pid[kind]);
 		d->has_pid[kind] = true;
 	}
+	return 0;
 }

@@ -41,6 +41,20 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,
+			 size_t errsz)
+{
+	int64_t before = kn_keys_first_epoch(keys);
+
+	if (kn_keys_maintain(keys, c->key_file, c->epoch_ms, c->key_retention_ms, now_ms(), errstr,
+			     errsz))
+		return -EIO;
+	if (kn_keys_first_epoch(keys) != before)
+		kn_info("keys", "epochs before %lld are retired: their keys are destroyed",
+			(long long)kn_keys_first_epoch(keys));
+	return 0;
+}
+
 static void on_delivery(void *opaque, uint64_t token, int err, const char *reason)
 {
 	struct run *r = opaque;
@@ -218,10 +232,15 @@ static void log_stats(const struct run *r)
 
 static int loop(struct run *r, const struct kn_run_opts *o)
 {
-	int64_t last_commit = now_ms(), started = last_commit, seen = 0;
+	int64_t last_commit = now_ms(), started = last_commit, last_keys = 0, seen = 0;
 	int err = 0;
 
 	while (!*o->stop && !r->failed[0] && !kn_sink_error(r->sink)) {
+		if (now_ms() - last_keys >= KN_KEYS_CHECK_MS) {
+			if (kn_run_maintain_keys(r->keys, r->cfg, r->failed, sizeof(r->failed)))
+				break;
+			last_keys = now_ms();
+		}
 		int n = kn_source_poll_batch(r->src, r->batch, (int)r->cfg->batch_size, 100);
 		err = process_batch(r, n);
 		if (err)

@@ -18,6 +18,12 @@
 
 #define KN_RUN_SHUTDOWN_MS    8000
 #define KN_RUN_ASSIGN_WAIT_MS 30000 /* --until-eof with nothing to read gives up */
+#define KN_KEYS_CHECK_MS      60000 /* key retention and retirements by others */
+
+/* Applies keys.retention and follows the key file (both run loops).
+ * Returns 0 or -EIO with errstr set. */
+int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,
+			 size_t errsz);
 
 struct kn_run_opts {
 	bool until_eof;			 /* return once every assigned partition is drained */

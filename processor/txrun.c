@@ -549,10 +549,16 @@ static int commit_cycle(struct tx *tx, bool flush)
 static int loop(struct tx *tx)
 {
 	const struct kn_run_opts *o = tx->o;
-	int64_t last = now_ms(), seen = 0;
+	int64_t last = now_ms(), last_keys = 0, seen = 0;
 	int err = TXN(tx, "begin_transaction", rd_kafka_begin_transaction(tx->prod));
 
 	while (!err && !*o->stop) {
+		if (now_ms() - last_keys >= KN_KEYS_CHECK_MS) {
+			if ((err = kn_run_maintain_keys(tx->keys, tx->cfg, tx->err,
+							sizeof(tx->err))))
+				break;
+			last_keys = now_ms();
+		}
 		ssize_t n = rd_kafka_consume_batch_queue(tx->q, 100, tx->batch,
 							 (size_t)tx->cfg->batch_size);
 		for (ssize_t i = 0; i < n; i++) {

@@ -34,8 +34,10 @@ def test_check_masks_secrets_and_validates(tmp_path):
     assert b'sasl.password: "********"' in r.stdout
     assert b"geohash_precision: 5" in r.stdout
     # The key itself never appears.
-    secret = open(key).read().split("kanon-key-v1 ")[1].strip().encode()
-    assert secret not in r.stdout + r.stderr
+    text = open(key).read()
+    for magic in ("kanon-chain-v1 0 ", "kanon-erase-v1 "):
+        secret = text.split(magic)[1].split()[0].encode()
+        assert len(secret) == 64 and secret not in r.stdout + r.stderr
     r = run("check", "-c", EXAMPLE, "--set", "generalize.geohash_precision=99", env=env)
     assert r.returncode == 2 and b"generalize.geohash_precision" in r.stderr
     assert run("check", "--describe").returncode == 0
@@ -94,3 +96,32 @@ def test_policy_explain_for_the_example(tmp_path):
         assert line in text, line
     assert text.count("role bytes\n        never emitted") == 1
     assert run("policy").returncode == 2
+
+
+def test_keys_retire_shreds_old_epochs(tmp_path):
+    """Retiring an epoch: its pseudonyms can no longer be produced; later
+    epochs' pseudonyms are unchanged; the key material never shows."""
+    import fastavro
+    e = Env(tmp_path, "retire")
+    d = str(tmp_path)
+    e.kanon("gen", "-c", e.config, "--count", "300", "--types", "device", "--out-dir", d,
+            "--start", "2026-11-02", "--span", "12h")  # key epoch 20759
+    inp, out = os.path.join(d, "device.avro"), os.path.join(d, "out.avro")
+
+    def process():
+        r = e.kanon("process", "-c", e.config, "--input", inp, "--output", out)
+        with open(out, "rb") as f:
+            return r, [x["user_pid"] for x in fastavro.reader(f)]
+    _, first = process()
+    assert first and all(x is None or len(x) == 32 for x in first)
+    r = e.kanon("keys", "retire", "20758", "-c", e.config)
+    assert b"first usable epoch 20759 (starts 2026-11-02T00:00:00Z)" in r.stdout
+    _, second = process()
+    assert second == first  # later epochs keep their pseudonyms
+    e.kanon("keys", "retire", "20759", "-c", e.config)
+    r, third = process()
+    assert third == [] and b"wrote 0," in r.stderr and b"withheld by the policy 300" in r.stderr
+    r = e.kanon("keys", "status", "-c", e.config)
+    assert b"first usable epoch 20760" in r.stdout
+    assert stat.S_IMODE(os.stat(e.key).st_mode) == 0o600
+    assert e.kanon("keys", "retire", "-c", e.config, check=False).returncode == 2

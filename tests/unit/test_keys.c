@@ -12,7 +12,7 @@ static const uint8_t master[KN_MASTER_KEY_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1
 
 static void prf(struct kn_keys *k, int64_t epoch, int dom, const char *s, uint8_t out[16])
 {
-	kn_keys_prf(k, epoch, dom, s, strlen(s), out);
+	KT_CHECK(kn_keys_prf(k, epoch, dom, s, strlen(s), out) == 0);
 }
 
 static void test_determinism_and_separation(void)
@@ -38,17 +38,22 @@ static void test_determinism_and_separation(void)
 }
 
 /* The documented derivation, recomputed with libsodium's one-shot calls:
- * proves the cached/precomputed states give the textbook PRF outputs. */
+ * the chain ratchet, the per-kind KDF, then the PRF. Proves the cached and
+ * precomputed states give the textbook outputs. */
 static void test_matches_reference(void)
 {
 	struct kn_keys *k;
-	uint8_t sub[32], want[32], got[16];
+	uint8_t chain[32], sub[32], want[32], got[16];
 	const char *msg = "alice@example.com";
+	static const char label[] = "kanon-ratchet";
 
-	crypto_kdf_derive_from_key(sub, 32, 20758, "kn_email", master);
+	memcpy(chain, master, 32);
+	for (int e = 0; e < 20758; e++)
+		crypto_generichash(chain, 32, (const uint8_t *)label, sizeof(label) - 1, chain, 32);
+	crypto_kdf_derive_from_key(sub, 32, 20758, "kn_email", chain);
 
 	KT_CHECK(kn_keys_from_master(master, KN_PRF_SIPHASH, &k) == 0);
-	prf(k, 20758, 3, msg, got);
+	KT_CHECK(kn_keys_prf(k, 20758, 3, msg, strlen(msg), got) == 0);
 	crypto_shorthash_siphashx24(want, (const uint8_t *)msg, strlen(msg), sub);
 	KT_CHECK(!memcmp(got, want, 16));
 	kn_keys_destroy(k);
@@ -59,6 +64,49 @@ static void test_matches_reference(void)
 	crypto_auth_hmacsha256(want, (const uint8_t *)msg, strlen(msg), sub);
 	KT_CHECK(!memcmp(got, want, 16));
 	kn_keys_destroy(k);
+}
+
+/* Retiring destroys old epochs and leaves later pseudonyms unchanged. */
+static void test_retire(void)
+{
+	char dir[] = "/tmp/kt-retire.XXXXXX", path[256], err[512];
+	struct kn_keys *k, *k2;
+	uint8_t before[16], after[16], erase1[16], erase2[16];
+	struct stat st;
+
+	KT_CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	KT_CHECK(kn_keys_generate(path, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, &k, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_prf(k, 20000, 0, "u1", 2, before) == 0);
+	KT_CHECK(kn_keys_prf(k, 0, KN_DOMAIN_ERASE, "x", 1, erase1) == 0);
+	KT_CHECK(kn_keys_first_epoch(k) == 0);
+	/* Retire everything before 20000, in this process and in the file. */
+	KT_CHECK(kn_keys_retire(path, 20000, k, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_first_epoch(k) == 20000);
+	KT_CHECK(kn_keys_prf(k, 19999, 0, "u1", 2, after) == -ENOKEY);
+	KT_CHECK(kn_keys_prf(k, 20000, 0, "u1", 2, after) == 0 && !memcmp(before, after, 16));
+	KT_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	/* Another process loading the file sees the same: old gone, new unchanged. */
+	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, &k2, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_prf(k2, 19000, 0, "u1", 2, after) == -ENOKEY);
+	KT_CHECK(kn_keys_prf(k2, 20000, 0, "u1", 2, after) == 0 && !memcmp(before, after, 16));
+	/* Erasure fingerprints never rotate. */
+	KT_CHECK(kn_keys_prf(k2, 0, KN_DOMAIN_ERASE, "x", 1, erase2) == 0 &&
+		 !memcmp(erase1, erase2, 16));
+	/* Retiring backwards is a no-op; a process follows a file retired by another. */
+	KT_CHECK(kn_keys_retire(path, 10, NULL, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_retire(path, 20005, NULL, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_maintain(k2, path, 86400000, 0, 0, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_first_epoch(k2) == 20005);
+	/* Retention: epochs that ended more than 30 days before "now" go. */
+	KT_CHECK(kn_keys_maintain(k2, path, 86400000, 30 * 86400000LL, 20100 * 86400000LL, err,
+				  sizeof(err)) == 0);
+	KT_CHECK(kn_keys_first_epoch(k2) == 20070);
+	kn_keys_destroy(k);
+	kn_keys_destroy(k2);
+	unlink(path);
+	rmdir(dir);
 }
 
 static void test_prfs_differ(void)
@@ -113,12 +161,12 @@ static void test_keyfile(void)
 	char text[256] = "";
 	KT_CHECK(f && fread(text, 1, sizeof(text) - 1, f) > 0);
 	fclose(f);
-	char *hex = strstr(text, "kanon-key-v1 ");
-	KT_CHECK(hex && !strstr(err, hex + 13));
+	char *hex = strstr(text, "kanon-chain-v1 0 ");
+	KT_CHECK(hex && !strstr(err, hex + 17));
 	unlink(path);
 	/* Garbage is refused. */
 	int fd = open(path, O_CREAT | O_WRONLY, 0600);
-	KT_CHECK(write(fd, "kanon-key-v1 zz\n", 16) == 16);
+	KT_CHECK(write(fd, "kanon-chain-v1 0 zz\n", 20) == 20);
 	close(fd);
 	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, &k, err, sizeof(err)) == -EINVAL);
 	unlink(path);
@@ -130,6 +178,7 @@ int main(void)
 {
 	KT_RUN(test_determinism_and_separation);
 	KT_RUN(test_matches_reference);
+	KT_RUN(test_retire);
 	KT_RUN(test_prfs_differ);
 	KT_RUN(test_keyfile);
 	return kt_done();
