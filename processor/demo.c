@@ -84,8 +84,7 @@ static void show_side_by_side(const struct kn_config *c)
 	rd_kafka_conf_t *conf = kn_kafka_conf_new(c, NULL, 0, errstr, sizeof(errstr));
 	rd_kafka_t *rk =
 		conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)) : NULL;
-	struct kn_keys *keys;
-	struct kn_schemas *schemas;
+	struct kn_stack st;
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 
 	if (!rk) {
@@ -93,13 +92,12 @@ static void show_side_by_side(const struct kn_config *c)
 			rd_kafka_conf_destroy(conf);
 		return;
 	}
-	if (kn_keys_load(c->key_file, c->prf, &keys, errstr, sizeof(errstr)) ||
-	    kn_schemas_load(c, &schemas, errstr, sizeof(errstr))) {
+	if (kn_stack_open(c, false, &st, errstr, sizeof(errstr))) {
 		rd_kafka_destroy(rk);
 		return;
 	}
-	struct kn_pipeline *p = kn_pipeline_new(c, schemas, keys, errstr, sizeof(errstr));
-	for (int i = 0; p && i < c->n_inputs; i++) {
+	struct kn_pipeline *p = st.pipe;
+	for (int i = 0; i < c->n_inputs; i++) {
 		rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, c->inputs[i].topic, NULL);
 		int32_t part = 0;
 		int64_t lo, hi;
@@ -165,9 +163,7 @@ static void show_side_by_side(const struct kn_config *c)
 		rd_kafka_consume_stop(rkt, part);
 		rd_kafka_topic_destroy(rkt);
 	}
-	kn_pipeline_destroy(p);
-	kn_schemas_destroy(schemas);
-	kn_keys_destroy(keys);
+	kn_stack_close(&st);
 	rd_kafka_destroy(rk);
 }
 

@@ -11,9 +11,9 @@
 #include "schema.h"
 
 struct fm {
-	struct kn_keys *keys;
-	struct kn_schemas *schemas;
-	struct kn_pipeline *pipe;
+	struct kn_stack st;	    /* no erasure: file mode has no Kafka */
+	struct kn_schemas *schemas; /* = st.schemas */
+	struct kn_pipeline *pipe;   /* = st.pipe */
 	struct kn_schema_entry own; /* when the file's schema needs its own decoder */
 	avro_file_reader_t reader;
 	avro_file_writer_t writer;
@@ -54,17 +54,12 @@ static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_c
 static int fm_open(struct fm *f, const struct kn_config *c, const char *in, const char *out,
 		   const char *dead, const struct kn_schema_entry **e, char *errstr, size_t errsz)
 {
-	int err = kn_keys_load(c->key_file, c->prf, &f->keys, errstr, errsz);
+	int err = kn_stack_open(c, false, &f->st, errstr, errsz);
 
-	if (!err)
-		err = kn_run_maintain_keys(f->keys, c, errstr, errsz);
-	if (!err)
-		err = kn_schemas_load(c, &f->schemas, errstr, errsz);
 	if (err)
 		return err;
-	f->pipe = kn_pipeline_new(c, f->schemas, f->keys, errstr, errsz);
-	if (!f->pipe)
-		return -EINVAL;
+	f->schemas = f->st.schemas;
+	f->pipe = f->st.pipe;
 	f->cap = 64 * 1024;
 	f->buf = kn_malloc(f->cap);
 	if (!f->buf)
@@ -119,9 +114,7 @@ static void fm_close(struct fm *f)
 	if (f->dead)
 		fclose(f->dead);
 	kn_free(f->buf);
-	kn_pipeline_destroy(f->pipe);
-	kn_schemas_destroy(f->schemas);
-	kn_keys_destroy(f->keys);
+	kn_stack_close(&f->st);
 }
 
 /* Re-encodes the current value to binary (the pipeline's input form). */

@@ -18,13 +18,11 @@
 
 struct run {
 	const struct kn_config *cfg;
-	struct kn_keys *keys;
-	struct kn_schemas *schemas;
-	struct kn_pipeline *pipe;
+	struct kn_stack st;
+	struct kn_pipeline *pipe; /* = st.pipe */
 	struct kn_offsets *offs;
 	struct kn_source *src;
 	struct kn_sink *sink;
-	struct kn_erasure *erasure;
 	struct kn_commit commits[MAX_COMMITS];
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 	rd_kafka_message_t **batch;
@@ -53,6 +51,36 @@ int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *
 		kn_info("keys", "epochs before %lld are retired: their keys are destroyed",
 			(long long)kn_keys_first_epoch(keys));
 	return 0;
+}
+
+int kn_stack_open(const struct kn_config *c, bool with_erasure, struct kn_stack *s, char *errstr,
+		  size_t errsz)
+{
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	err = kn_keys_load(c->key_file, c->prf, &s->keys, errstr, errsz);
+	if (!err)
+		err = kn_run_maintain_keys(s->keys, c, errstr, errsz);
+	if (!err)
+		err = kn_schemas_load(c, &s->schemas, errstr, errsz);
+	if (!err && !(s->pipe = kn_pipeline_new(c, s->schemas, s->keys, errstr, errsz)))
+		err = -EINVAL;
+	if (!err && with_erasure && c->erasure_enabled &&
+	    !(err = kn_erasure_new(c, s->keys, &s->erasure, errstr, errsz)))
+		kn_pipeline_set_erasure(s->pipe, s->erasure);
+	if (err)
+		kn_stack_close(s);
+	return err;
+}
+
+void kn_stack_close(struct kn_stack *s)
+{
+	kn_erasure_destroy(s->erasure);
+	kn_pipeline_destroy(s->pipe);
+	kn_schemas_destroy(s->schemas);
+	kn_keys_destroy(s->keys);
+	memset(s, 0, sizeof(*s));
 }
 
 static void on_delivery(void *opaque, uint64_t token, int err, const char *reason)
@@ -168,24 +196,14 @@ static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t 
 	int err;
 
 	r->cfg = c;
-	err = kn_keys_load(c->key_file, c->prf, &r->keys, errstr, errsz);
-	if (!err)
-		err = kn_schemas_load(c, &r->schemas, errstr, errsz);
-	if (err)
+	if ((err = kn_stack_open(c, true, &r->st, errstr, errsz)))
 		return err;
-	r->pipe = kn_pipeline_new(c, r->schemas, r->keys, errstr, errsz);
-	if (!r->pipe)
-		return -EINVAL;
+	r->pipe = r->st.pipe;
 	r->offs = kn_offsets_new((size_t)c->max_in_flight);
 	r->batch = kn_calloc((size_t)c->batch_size, sizeof(*r->batch));
-	if (!r->pipe || !r->offs || !r->batch) {
+	if (!r->offs || !r->batch) {
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
-	}
-	if (c->erasure_enabled) {
-		if ((err = kn_erasure_new(c, r->keys, &r->erasure, errstr, errsz)))
-			return err;
-		kn_pipeline_set_erasure(r->pipe, r->erasure);
 	}
 	err = kn_sink_new(c, on_delivery, r, &r->sink, errstr, errsz);
 	if (!err)
@@ -197,12 +215,9 @@ static void teardown(struct run *r)
 {
 	kn_source_destroy(r->src); /* leaves the group; may call on_revoke */
 	kn_sink_destroy(r->sink, 0);
-	kn_erasure_destroy(r->erasure);
 	kn_offsets_destroy(r->offs);
 	kn_free(r->batch);
-	kn_pipeline_destroy(r->pipe);
-	kn_schemas_destroy(r->schemas);
-	kn_keys_destroy(r->keys);
+	kn_stack_close(&r->st);
 }
 
 static void log_stats(const struct run *r)
@@ -237,7 +252,7 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 
 	while (!*o->stop && !r->failed[0] && !kn_sink_error(r->sink)) {
 		if (now_ms() - last_keys >= KN_KEYS_CHECK_MS) {
-			if (kn_run_maintain_keys(r->keys, r->cfg, r->failed, sizeof(r->failed)))
+			if (kn_run_maintain_keys(r->st.keys, r->cfg, r->failed, sizeof(r->failed)))
 				break;
 			last_keys = now_ms();
 		}
@@ -247,8 +262,8 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 			break;
 		seen += n;
 		kn_sink_poll(r->sink, 0);
-		if (r->erasure)
-			kn_erasure_poll(r->erasure);
+		if (r->st.erasure)
+			kn_erasure_poll(r->st.erasure);
 		if (now_ms() - last_commit >= r->cfg->commit_interval_ms) {
 			commit(r, false);
 			last_commit = now_ms();

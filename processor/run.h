@@ -20,6 +20,27 @@
 #define KN_RUN_ASSIGN_WAIT_MS 30000 /* --until-eof with nothing to read gives up */
 #define KN_KEYS_CHECK_MS      60000 /* key retention and retirements by others */
 
+struct kn_keys;
+struct kn_schemas;
+struct kn_erasure;
+
+/* What every front end needs before the first record: the keys (with
+ * retention applied), the schemas, the pipeline with its policy, and (for
+ * the Kafka loops) the erasure state. */
+struct kn_stack {
+	struct kn_keys *keys;
+	struct kn_schemas *schemas;
+	struct kn_pipeline *pipe;
+	struct kn_erasure *erasure; /* NULL without with_erasure or erasure.enabled */
+};
+
+/* Opens everything in order. Returns 0 or a negative errno with errstr set;
+ * on failure what was opened is closed. */
+int kn_stack_open(const struct kn_config *c, bool with_erasure, struct kn_stack *s, char *errstr,
+		  size_t errsz);
+/* Closes in reverse order; accepts a zeroed or half-open stack. */
+void kn_stack_close(struct kn_stack *s);
+
 /* Applies keys.retention and follows the key file (both run loops).
  * Returns 0 or -EIO with errstr set. */
 int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,

@@ -28,12 +28,10 @@ struct tpart {
 struct tx {
 	const struct kn_config *cfg;
 	const struct kn_run_opts *o;
-	struct kn_keys *keys;
-	struct kn_schemas *schemas;
-	struct kn_pipeline *pipe;
+	struct kn_stack st;
+	struct kn_pipeline *pipe; /* = st.pipe */
 	struct kn_agg_def *defs;
 	struct kn_aggregator *agg;
-	struct kn_erasure *erasure;
 	rd_kafka_t *cons, *prod;
 	rd_kafka_queue_t *q;
 	rd_kafka_topic_t *t_out, *t_dlq, *t_agg, *t_stats;
@@ -348,23 +346,14 @@ static int make_aggregator(struct tx *tx)
 static int setup(struct tx *tx, char *errstr, size_t errsz)
 {
 	const struct kn_config *c = tx->cfg;
-	int err = kn_keys_load(c->key_file, c->prf, &tx->keys, errstr, errsz);
+	int err = kn_stack_open(c, true, &tx->st, errstr, errsz);
 
-	if (!err)
-		err = kn_schemas_load(c, &tx->schemas, errstr, errsz);
 	if (err)
 		return err;
-	tx->pipe = kn_pipeline_new(c, tx->schemas, tx->keys, errstr, errsz);
-	if (!tx->pipe)
-		return -EINVAL;
+	tx->pipe = tx->st.pipe;
 	tx->batch = kn_calloc((size_t)c->batch_size, sizeof(*tx->batch));
 	if (!tx->batch)
 		return -ENOMEM;
-	if (c->erasure_enabled) {
-		if ((err = kn_erasure_new(c, tx->keys, &tx->erasure, errstr, errsz)))
-			return err;
-		kn_pipeline_set_erasure(tx->pipe, tx->erasure);
-	}
 	if ((err = make_clients(tx, errstr, errsz)) || (err = discover(tx, errstr, errsz)))
 		return err;
 	if ((err = make_aggregator(tx))) {
@@ -389,14 +378,11 @@ static void teardown(struct tx *tx)
 	if (tx->prod)
 		rd_kafka_destroy(tx->prod);
 	kn_aggregator_destroy(tx->agg);
-	kn_erasure_destroy(tx->erasure);
 	kn_free(tx->defs);
 	kn_free(tx->parts);
 	kn_free(tx->first_part);
 	kn_free(tx->batch);
-	kn_pipeline_destroy(tx->pipe);
-	kn_schemas_destroy(tx->schemas);
-	kn_keys_destroy(tx->keys);
+	kn_stack_close(&tx->st);
 }
 
 /* ---- the loop ---- */
@@ -554,7 +540,7 @@ static int loop(struct tx *tx)
 
 	while (!err && !*o->stop) {
 		if (now_ms() - last_keys >= KN_KEYS_CHECK_MS) {
-			if ((err = kn_run_maintain_keys(tx->keys, tx->cfg, tx->err,
+			if ((err = kn_run_maintain_keys(tx->st.keys, tx->cfg, tx->err,
 							sizeof(tx->err))))
 				break;
 			last_keys = now_ms();
@@ -573,8 +559,8 @@ static int loop(struct tx *tx)
 		}
 		seen += n > 0 ? n : 0;
 		rd_kafka_poll(tx->prod, 0);
-		if (tx->erasure)
-			kn_erasure_poll(tx->erasure);
+		if (tx->st.erasure)
+			kn_erasure_poll(tx->st.erasure);
 		if (err)
 			break;
 		bool drained = o->until_eof && n <= 0 && all_eof(tx);
