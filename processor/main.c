@@ -47,9 +47,10 @@ static const char usage[] =
 	"usage: kanon COMMAND [options]\n"
 	"\n"
 	"commands:\n"
-	"  run      -c FILE [--until-eof] [--max-messages N]\n"
+	"  run      -c FILE [--until-eof] [--max-messages N] [--metrics-addr HOST:PORT]\n"
 	"           consume the input topics, write de-identified events and dead letters\n"
-	"           (at-least-once; SIGINT/SIGTERM stop cleanly within 10 s)\n"
+	"           (at-least-once; exactly-once with aggregates; SIGINT/SIGTERM stop cleanly\n"
+	"           within 10 s); --metrics-addr serves /metrics (Prometheus) and /healthz\n"
 	"  process  -c FILE --input IN.avro --output OUT.avro [--dead-letter FILE.jsonl]\n"
 	"           the same pipeline over Avro container files, no Kafka\n"
 	"  gen      -c FILE [--seed N] [--count N] [--users N] [--types device,access,search]\n"
@@ -85,6 +86,7 @@ struct args {
 	int64_t max_messages, count, users, malformed;
 	uint64_t seed;
 	const char *log_level;
+	const char *metrics_addr;
 };
 
 static int parse_int(const char *s, int64_t *out)
@@ -119,6 +121,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					     {"span", required_argument, 0, 'P'},
 					     {"out-dir", required_argument, 0, 'O'},
 					     {"describe", no_argument, 0, 'd'},
+					     {"metrics-addr", required_argument, 0, 'A'},
 					     {0, 0, 0, 0}};
 	int ch;
 	int64_t v;
@@ -187,6 +190,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'd':
 			a->describe = true;
+			break;
+		case 'A':
+			a->metrics_addr = optarg;
 			break;
 		default:
 			return -1;
@@ -259,8 +265,10 @@ static int cmd_run(const struct args *a)
 
 	if (rc)
 		return rc;
-	struct kn_run_opts o = {
-		.until_eof = a->until_eof, .max_messages = a->max_messages, .stop = &stop_flag};
+	struct kn_run_opts o = {.metrics_addr = a->metrics_addr,
+				.until_eof = a->until_eof,
+				.max_messages = a->max_messages,
+				.stop = &stop_flag};
 	install_signals();
 	/* With aggregates, exactly-once transactions; without, at-least-once. */
 	if ((c->n_aggs ? kn_txrun : kn_run)(c, &o, errstr, sizeof(errstr))) {

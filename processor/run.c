@@ -10,6 +10,7 @@
 #include "erasure.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "metrics.h"
 #include "offsets.h"
 #include "sink.h"
 #include "source.h"
@@ -23,6 +24,8 @@ struct run {
 	struct kn_offsets *offs;
 	struct kn_source *src;
 	struct kn_sink *sink;
+	struct kn_metrics *metrics;
+	struct kn_metrics_snapshot snap;
 	struct kn_commit commits[MAX_COMMITS];
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
 	rd_kafka_message_t **batch;
@@ -30,6 +33,14 @@ struct run {
 	char failed[512]; /* first delivery failure */
 	uint64_t produced, dead_lettered, dropped;
 };
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t now_ms(void)
 {
@@ -217,6 +228,7 @@ static void teardown(struct run *r)
 	kn_sink_destroy(r->sink, 0);
 	kn_offsets_destroy(r->offs);
 	kn_free(r->batch);
+	kn_metrics_stop(r->metrics);
 	kn_stack_close(&r->st);
 }
 
@@ -245,6 +257,32 @@ static void log_stats(const struct run *r)
 		dead);
 }
 
+static void publish(struct run *r)
+{
+	struct kn_metrics_snapshot *s = &r->snap;
+
+	if (!r->metrics)
+		return;
+	s->pipe = *kn_pipeline_stats(r->pipe);
+	s->policy = *kn_pipeline_policy_stats(r->pipe);
+	s->produced = r->produced;
+	s->dead_lettered = r->dead_lettered;
+	s->assigned = kn_source_assigned(r->src);
+	s->healthy = false;
+	if (r->failed[0] || kn_sink_error(r->sink))
+		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "producer: %.140s",
+			 r->failed[0] ? r->failed : kn_sink_error(r->sink));
+	else if (!kn_source_healthy(r->src))
+		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason),
+			 "consumer lost its assignment");
+	else if (!s->assigned)
+		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason),
+			 "no input partition assigned");
+	else
+		s->healthy = true;
+	kn_metrics_publish(r->metrics, s);
+}
+
 static int loop(struct run *r, const struct kn_run_opts *o)
 {
 	int64_t last_commit = now_ms(), started = last_commit, last_keys = 0, seen = 0;
@@ -257,7 +295,11 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 			last_keys = now_ms();
 		}
 		int n = kn_source_poll_batch(r->src, r->batch, (int)r->cfg->batch_size, 100);
+		int64_t t0 = mono_us();
 		err = process_batch(r, n);
+		if (n)
+			kn_metrics_observe_batch(&r->snap, (uint64_t)(mono_us() - t0));
+		publish(r);
 		if (err)
 			break;
 		seen += n;
@@ -297,6 +339,8 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 		return -ENOMEM;
 	}
 	err = setup(r, c, errstr, errstr_size);
+	if (!err && o->metrics_addr)
+		err = kn_metrics_start(o->metrics_addr, &r->metrics, errstr, errstr_size);
 	if (err)
 		goto out;
 	kn_info("run", "consuming %d topic(s) as group '%s', writing '%s' (dead letters '%s')",

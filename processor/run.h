@@ -51,6 +51,7 @@ struct kn_run_opts {
 	int64_t max_messages;		 /* stop after this many (0: no limit) */
 	volatile sig_atomic_t *stop;	 /* set by a signal handler */
 	struct kn_pipeline_stats *stats; /* out: pipeline counters at exit (may be NULL) */
+	const char *metrics_addr;	 /* serve /metrics and /healthz here (NULL: off) */
 };
 
 /* Runs until stopped. Returns 0 on a clean stop, or a negative errno with

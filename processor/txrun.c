@@ -12,6 +12,7 @@
 #include "kn_alloc.h"
 #include "erasure.h"
 #include "log.h"
+#include "metrics.h"
 #include "sink.h"
 
 #define TXN_TIMEOUT_MS 60000
@@ -35,6 +36,8 @@ struct tx {
 	rd_kafka_t *cons, *prod;
 	rd_kafka_queue_t *q;
 	rd_kafka_topic_t *t_out, *t_dlq, *t_agg, *t_stats;
+	struct kn_metrics *metrics;
+	struct kn_metrics_snapshot snap;
 	struct tpart *parts;
 	int n_parts;
 	int *first_part; /* per input topic: index of its partition 0 in parts */
@@ -43,6 +46,7 @@ struct tx {
 	uint8_t abuf[KN_FRAME_LEN + KN_AGG_MAX_BYTES];
 	bool dirty;
 	uint64_t produced, dead, dropped, skipped, rows, summaries, not_aggregated, transactions;
+	uint64_t suppressed_groups;
 	char err[512];
 };
 
@@ -377,6 +381,7 @@ static void teardown(struct tx *tx)
 			rd_kafka_topic_destroy(ts[i]);
 	if (tx->prod)
 		rd_kafka_destroy(tx->prod);
+	kn_metrics_stop(tx->metrics);
 	kn_aggregator_destroy(tx->agg);
 	kn_free(tx->defs);
 	kn_free(tx->parts);
@@ -532,6 +537,33 @@ static int commit_cycle(struct tx *tx, bool flush)
 	return err;
 }
 
+static void publish(struct tx *tx)
+{
+	struct kn_metrics_snapshot *s = &tx->snap;
+	struct kn_agg_metrics m;
+
+	if (!tx->metrics)
+		return;
+	kn_aggregator_metrics(tx->agg, &m);
+	s->pipe = *kn_pipeline_stats(tx->pipe);
+	s->policy = *kn_pipeline_policy_stats(tx->pipe);
+	s->produced = tx->produced;
+	s->dead_lettered = tx->dead;
+	s->aggregating = true;
+	s->agg_late = m.late;
+	s->agg_bounded = m.bounded;
+	s->agg_rows = tx->rows;
+	s->agg_suppressed_groups = tx->suppressed_groups;
+	s->open_windows = m.open_windows;
+	s->state_bytes = m.state_bytes;
+	s->transactions = tx->transactions;
+	s->assigned = tx->n_parts;
+	s->healthy = !tx->err[0] && tx->n_parts > 0;
+	snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "%.150s",
+		 tx->err[0] ? tx->err : "no input partition");
+	kn_metrics_publish(tx->metrics, s);
+}
+
 static int loop(struct tx *tx)
 {
 	const struct kn_run_opts *o = tx->o;
@@ -547,6 +579,7 @@ static int loop(struct tx *tx)
 		}
 		ssize_t n = rd_kafka_consume_batch_queue(tx->q, 100, tx->batch,
 							 (size_t)tx->cfg->batch_size);
+		int64_t t0 = now_ms() * 1000;
 		for (ssize_t i = 0; i < n; i++) {
 			rd_kafka_message_t *m = tx->batch[i];
 			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -558,6 +591,9 @@ static int loop(struct tx *tx)
 			rd_kafka_message_destroy(m);
 		}
 		seen += n > 0 ? n : 0;
+		if (n > 0)
+			kn_metrics_observe_batch(&tx->snap, (uint64_t)(now_ms() * 1000 - t0));
+		publish(tx);
 		rd_kafka_poll(tx->prod, 0);
 		if (tx->st.erasure)
 			kn_erasure_poll(tx->st.erasure);
@@ -589,6 +625,8 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 	tx->cfg = c;
 	tx->o = o;
 	err = setup(tx, errstr, errstr_size);
+	if (!err && o->metrics_addr)
+		err = kn_metrics_start(o->metrics_addr, &tx->metrics, errstr, errstr_size);
 	if (!err) {
 		kn_info("txrun",
 			"exactly-once: %d partition(s) of %d topic(s), %d aggregate(s), "

@@ -1,0 +1,238 @@
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kn_alloc.h"
+#include "validate.h"
+
+struct kn_metrics {
+	struct MHD_Daemon *d;
+	pthread_mutex_t lock;
+	struct kn_metrics_snapshot snap;
+};
+
+void kn_metrics_observe_batch(struct kn_metrics_snapshot *s, uint64_t us)
+{
+	int b = 0;
+
+	while (b < KN_LAT_BUCKETS - 1 && (1ULL << b) <= us)
+		b++;
+	s->batch_us[b]++;
+	s->batch_us_sum += us;
+	s->batches++;
+}
+
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void out(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void out(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < b->cap - b->n)
+			break;
+		char *np = realloc(b->p, b->cap * 2);
+		if (!np)
+			return;
+		b->p = np;
+		b->cap *= 2;
+	}
+	b->n += (size_t)n;
+}
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+	out(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help, name, name, v);
+}
+
+static void gauge(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+	out(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, v);
+}
+
+static void render(const struct kn_metrics_snapshot *s, struct buf *b)
+{
+	counter(b, "kanon_records_consumed_total", "Input records read.", s->pipe.in);
+	counter(b, "kanon_records_produced_total", "De-identified events written.", s->produced);
+	out(b, "# HELP kanon_records_dead_lettered_total Input records dead-lettered, by reason.\n"
+	       "# TYPE kanon_records_dead_lettered_total counter\n");
+	for (int r = 0; r < KN_DEAD_REASONS; r++)
+		out(b, "kanon_records_dead_lettered_total{reason=\"%s\"} %" PRIu64 "\n",
+		    kn_dead_reason_name(r), s->pipe.dead[r]);
+	out(b, "# HELP kanon_records_dropped_total Input records withheld from every output by "
+	       "the privacy policy, by reason.\n# TYPE kanon_records_dropped_total counter\n");
+	for (int r = 0; r < KN_DROP_REASONS; r++)
+		out(b, "kanon_records_dropped_total{reason=\"%s\"} %" PRIu64 "\n",
+		    kn_drop_reason_name(r), s->pipe.dropped[r]);
+	counter(b, "kanon_minors_total", "Events of minors (identifiers removed).",
+		s->policy.minors);
+	counter(b, "kanon_sensitive_total", "Events withheld as sensitive.", s->policy.sensitive);
+	counter(b, "kanon_geo_withheld_total", "Coordinates dropped for lack of location consent.",
+		s->pipe.geo_withheld);
+	gauge(b, "kanon_assigned_partitions", "Input partitions assigned.", (uint64_t)s->assigned);
+	if (s->aggregating) {
+		counter(b, "kanon_aggregate_late_events_total", "Events dropped as late.",
+			s->agg_late);
+		counter(b, "kanon_aggregate_bounded_events_total",
+			"Events dropped by the contribution bounds.", s->agg_bounded);
+		counter(b, "kanon_aggregate_rows_total", "Aggregate rows released.", s->agg_rows);
+		counter(b, "kanon_aggregate_suppressed_groups_total",
+			"Groups under k, not released.", s->agg_suppressed_groups);
+		gauge(b, "kanon_aggregate_open_windows", "Open windows.", s->open_windows);
+		gauge(b, "kanon_aggregate_state_bytes", "Open-window state.", s->state_bytes);
+		counter(b, "kanon_transactions_total", "Committed transactions.", s->transactions);
+	}
+	out(b, "# HELP kanon_batch_duration_seconds Time to process one consumed batch.\n"
+	       "# TYPE kanon_batch_duration_seconds histogram\n");
+	uint64_t cum = 0;
+	for (int i = 0; i < KN_LAT_BUCKETS; i++) {
+		cum += s->batch_us[i];
+		if (i == KN_LAT_BUCKETS - 1)
+			out(b, "kanon_batch_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+			    cum);
+		else
+			out(b, "kanon_batch_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+			    (double)(1ULL << i) / 1e6, cum);
+	}
+	out(b,
+	    "kanon_batch_duration_seconds_sum %g\nkanon_batch_duration_seconds_count %" PRIu64 "\n",
+	    (double)s->batch_us_sum / 1e6, s->batches);
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body,
+			     size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct kn_metrics *m = cls;
+	struct kn_metrics_snapshot s;
+	struct buf b = {malloc(16384), 0, 16384};
+	(void)version, (void)upload, (void)upload_size, (void)con_cls;
+
+	if (!b.p)
+		return MHD_NO;
+	b.p[0] = '\0';
+	pthread_mutex_lock(&m->lock);
+	s = m->snap;
+	pthread_mutex_unlock(&m->lock);
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		out(&b, "method not allowed\n");
+		return reply(c, 405, "text/plain", b.p, b.n);
+	}
+	if (!strcmp(url, "/metrics")) {
+		render(&s, &b);
+		return reply(c, 200, "text/plain; version=0.0.4", b.p, b.n);
+	}
+	if (!strcmp(url, "/healthz")) {
+		out(&b, "%s\n", s.healthy ? "ok" : s.unhealthy_reason);
+		return reply(c, s.healthy ? 200 : 503, "text/plain", b.p, b.n);
+	}
+	out(&b, "not found: try /metrics or /healthz\n");
+	return reply(c, 404, "text/plain", b.p, b.n);
+}
+
+static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *errstr, size_t errsz)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+	size_t hl = colon ? (size_t)(colon - addr) : 0;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!colon || port <= 0 || port > 65535 || hl == 0 || hl >= sizeof(host))
+		goto bad;
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1)
+			return 0;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (!strcmp(host, "localhost"))
+			snprintf(host, sizeof(host), "127.0.0.1");
+		if (inet_pton(AF_INET, host, &s4->sin_addr) == 1)
+			return 0;
+	}
+bad:
+	snprintf(errstr, errsz, "--metrics-addr '%s': expected IPv4:PORT or [IPv6]:PORT", addr);
+	return -EINVAL;
+}
+
+int kn_metrics_start(const char *addr, struct kn_metrics **out_m, char *errstr, size_t errstr_size)
+{
+	struct sockaddr_storage ss;
+	struct kn_metrics *m;
+	int err = parse_addr(addr, &ss, errstr, errstr_size);
+
+	*out_m = NULL;
+	if (err)
+		return err;
+	m = kn_calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	snprintf(m->snap.unhealthy_reason, sizeof(m->snap.unhealthy_reason), "starting");
+	m->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+					(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				0, NULL, NULL, handle, m, MHD_OPTION_SOCK_ADDR, &ss,
+				MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	if (!m->d) {
+		snprintf(errstr, errstr_size, "metrics: cannot listen on %s (in use?)", addr);
+		pthread_mutex_destroy(&m->lock);
+		kn_free(m);
+		return -EADDRINUSE;
+	}
+	*out_m = m;
+	return 0;
+}
+
+void kn_metrics_publish(struct kn_metrics *m, const struct kn_metrics_snapshot *s)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->snap = *s;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void kn_metrics_stop(struct kn_metrics *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->d);
+	pthread_mutex_destroy(&m->lock);
+	kn_free(m);
+}

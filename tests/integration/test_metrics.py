@@ -1,0 +1,79 @@
+"""/metrics and /healthz of a running kanon, against a known input."""
+import re
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+from conftest import Env
+
+COUNT, MALFORMED = 2000, 12
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def scrape(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return None, ""
+
+
+def metric(text, name, labels=""):
+    m = re.search(r"^%s%s (\d+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def test_metrics_and_health(broker, tmp_path):
+    env = Env(tmp_path, "metrics")
+    env.kanon("gen", "-c", env.config, "--count", str(COUNT), "--malformed", str(MALFORMED))
+    total = 3 * (COUNT + MALFORMED)
+    port = free_port()
+    p = env.popen("run", "-c", env.config, "--metrics-addr", "127.0.0.1:%d" % port)
+    base = "http://127.0.0.1:%d" % port
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            code, text = scrape(base + "/metrics")
+            if code == 200 and metric(text, "kanon_records_consumed_total") == total:
+                break
+            assert p.poll() is None, p.stderr.read().decode()
+            assert time.monotonic() < deadline, text
+            time.sleep(0.3)
+        per = 3 * MALFORMED // 6
+        dead = {r: metric(text, "kanon_records_dead_lettered_total", '{reason="%s"}' % r)
+                for r in ("bad_framing", "unknown_schema", "decode_error", "out_of_range",
+                          "empty_value", "invalid_ip")}
+        assert dead == {"bad_framing": per, "unknown_schema": per, "decode_error": per,
+                        "out_of_range": 2 * per, "empty_value": per, "invalid_ip": 0}
+        dropped = sum(metric(text, "kanon_records_dropped_total", '{reason="%s"}' % r)
+                      for r in ("no_analytics_consent", "no_ads_consent", "erased", "key_retired"))
+        produced = metric(text, "kanon_records_produced_total")
+        assert produced + sum(dead.values()) + dropped == total and dropped > 0
+        assert metric(text, "kanon_assigned_partitions") > 0
+        batches = metric(text, "kanon_batch_duration_seconds_count")
+        assert batches > 0 and metric(text, "kanon_batch_duration_seconds_bucket", '{le="+Inf"}') == batches
+        assert "# TYPE kanon_batch_duration_seconds histogram" in text
+        assert scrape(base + "/healthz") == (200, "ok\n")
+        assert scrape(base + "/nope")[0] == 404
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    assert p.returncode == 0
+    assert scrape(base + "/healthz")[0] is None  # the server stops with the process
+
+
+def test_bad_metrics_address(broker, tmp_path):
+    env = Env(tmp_path, "metrics2")
+    r = env.kanon("run", "-c", env.config, "--metrics-addr", "nonsense", check=False)
+    assert r.returncode == 1 and b"--metrics-addr 'nonsense'" in r.stderr
