@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -42,4 +44,23 @@ rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv
 fail:
 	rd_kafka_conf_destroy(conf);
 	return NULL;
+}
+
+int64_t kn_kafka_stats_lag(const char *json, size_t len)
+{
+	static const char key[] = "\"consumer_lag\":";
+	const char *p = json, *end = json + len;
+	int64_t sum = -1;
+
+	/* A scan, not a JSON parser: the statistics format puts one
+	 * "consumer_lag": <int> in each partition object. */
+	while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+		char *num_end;
+		long long v;
+		p += sizeof(key) - 1;
+		v = strtoll(p, &num_end, 10);
+		if (num_end != p && v >= 0)
+			sum = (sum < 0 ? 0 : sum) + v;
+	}
+	return sum;
 }

@@ -17,4 +17,9 @@ rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv
 int kn_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
 		      size_t errstr_size);
 
+/* Total consumer lag (messages) from a librdkafka statistics JSON document:
+ * the sum of every assigned partition's "consumer_lag" (unknown ones, -1,
+ * are skipped). Returns -1 when the document has none. */
+int64_t kn_kafka_stats_lag(const char *json, size_t len);
+
 #endif

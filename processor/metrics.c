@@ -86,6 +86,9 @@ static void render(const struct kn_metrics_snapshot *s, struct buf *b)
 	counter(b, "kanon_geo_withheld_total", "Coordinates dropped for lack of location consent.",
 		s->pipe.geo_withheld);
 	gauge(b, "kanon_assigned_partitions", "Input partitions assigned.", (uint64_t)s->assigned);
+	if (s->consumer_lag >= 0)
+		gauge(b, "kanon_consumer_lag", "Messages behind the input partitions' ends.",
+		      (uint64_t)s->consumer_lag);
 	if (s->aggregating) {
 		counter(b, "kanon_aggregate_late_events_total", "Events dropped as late.",
 			s->agg_late);

@@ -29,6 +29,7 @@ struct kn_metrics_snapshot {
 	uint64_t agg_late, agg_bounded, agg_rows, agg_suppressed_groups, open_windows, state_bytes;
 	uint64_t transactions;
 	int assigned;
+	int64_t consumer_lag; /* -1: unknown */
 	bool healthy;
 	char unhealthy_reason[160];
 };

@@ -268,6 +268,7 @@ static void publish(struct run *r)
 	s->produced = r->produced;
 	s->dead_lettered = r->dead_lettered;
 	s->assigned = kn_source_assigned(r->src);
+	s->consumer_lag = kn_source_lag(r->src);
 	s->healthy = false;
 	if (r->failed[0] || kn_sink_error(r->sink))
 		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "producer: %.140s",

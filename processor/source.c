@@ -26,6 +26,7 @@ struct kn_source {
 	int n_assigned;
 	bool lost;
 	rd_kafka_topic_t *last_rkt; /* cache for kn_source_topic_type */
+	int64_t lag;		    /* from the last statistics, -1 unknown */
 	enum kn_event_type last_type;
 };
 
@@ -47,6 +48,13 @@ static void track_assign(struct kn_source *s, const rd_kafka_topic_partition_lis
 			s->a[j] = s->a[--s->n_assigned];
 		}
 	}
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	((struct kn_source *)opaque)->lag = kn_kafka_stats_lag(json, len);
+	return 0; /* librdkafka frees json */
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -105,6 +113,7 @@ int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, voi
 	 * win, except the three that at-least-once depends on (set last). */
 	conf = kn_kafka_conf_new(c, NULL, 0, errstr, errstr_size);
 	if (!conf || kn_kafka_conf_set(conf, "group.id", c->group_id, errstr, errstr_size) ||
+	    kn_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, errstr_size) ||
 	    kn_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
 	    kn_kafka_conf_set(conf, "client.id", "kanon-consumer", errstr, errstr_size))
 		goto fail;
@@ -117,6 +126,8 @@ int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, voi
 	    kn_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size))
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	s->lag = -1;
 	rd_kafka_conf_set_opaque(conf, s);
 	s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
 	if (!s->rk) {
@@ -248,6 +259,11 @@ bool kn_source_at_eof(const struct kn_source *s)
 bool kn_source_healthy(const struct kn_source *s)
 {
 	return !s->lost;
+}
+
+int64_t kn_source_lag(const struct kn_source *s)
+{
+	return s->lag;
 }
 
 int kn_source_assigned(const struct kn_source *s)

@@ -45,5 +45,8 @@ bool kn_source_at_eof(const struct kn_source *s);
 /* False after the group took the assignment away or a fatal error. */
 bool kn_source_healthy(const struct kn_source *s);
 int kn_source_assigned(const struct kn_source *s);
+/* Messages behind the partitions' ends, from librdkafka's statistics
+ * (every 5 s); -1 until known. */
+int64_t kn_source_lag(const struct kn_source *s);
 
 #endif

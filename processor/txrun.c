@@ -558,6 +558,21 @@ static void publish(struct tx *tx)
 	s->state_bytes = m.state_bytes;
 	s->transactions = tx->transactions;
 	s->assigned = tx->n_parts;
+	/* Offsets go through the transaction, so librdkafka's own lag (based on
+	 * its committed offsets) is unknown here: use the cached high
+	 * watermarks against the positions instead. */
+	s->consumer_lag = 0;
+	for (int p = 0; p < tx->n_parts; p++) {
+		int64_t lo, hi;
+		if (rd_kafka_get_watermark_offsets(tx->cons, tx->parts[p].topic,
+						   tx->parts[p].partition, &lo, &hi) ||
+		    hi < 0) {
+			s->consumer_lag = -1;
+			break;
+		}
+		int64_t pos = tx->parts[p].position < 0 ? lo : tx->parts[p].position;
+		s->consumer_lag += hi > pos ? hi - pos : 0;
+	}
 	s->healthy = !tx->err[0] && tx->n_parts > 0;
 	snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "%.150s",
 		 tx->err[0] ? tx->err : "no input partition");
@@ -595,6 +610,7 @@ static int loop(struct tx *tx)
 			kn_metrics_observe_batch(&tx->snap, (uint64_t)(now_ms() * 1000 - t0));
 		publish(tx);
 		rd_kafka_poll(tx->prod, 0);
+		rd_kafka_poll(tx->cons, 0); /* the main queue: statistics, errors */
 		if (tx->st.erasure)
 			kn_erasure_poll(tx->st.erasure);
 		if (err)

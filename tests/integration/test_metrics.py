@@ -6,9 +6,12 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from conftest import Env
 
 COUNT, MALFORMED = 2000, 12
+AGGS = [{"name": "t", "dimensions": ["event_type"], "k": 5}]
 
 
 def free_port():
@@ -34,8 +37,9 @@ def metric(text, name, labels=""):
     return int(m.group(1)) if m else None
 
 
-def test_metrics_and_health(broker, tmp_path):
-    env = Env(tmp_path, "metrics")
+@pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])
+def test_metrics_and_health(broker, tmp_path, mode):
+    env = Env(tmp_path, "metrics", aggregates=AGGS if mode == "exactly-once" else None)
     env.kanon("gen", "-c", env.config, "--count", str(COUNT), "--malformed", str(MALFORMED))
     total = 3 * (COUNT + MALFORMED)
     port = free_port()
@@ -64,7 +68,17 @@ def test_metrics_and_health(broker, tmp_path):
         batches = metric(text, "kanon_batch_duration_seconds_count")
         assert batches > 0 and metric(text, "kanon_batch_duration_seconds_bucket", '{le="+Inf"}') == batches
         assert "# TYPE kanon_batch_duration_seconds histogram" in text
+        if mode == "exactly-once":
+            wait_until = time.monotonic() + 30
+            while not metric(scrape(base + "/metrics")[1], "kanon_transactions_total"):
+                assert time.monotonic() < wait_until, "no transaction committed"
+                time.sleep(0.3)
+            assert metric(text, "kanon_aggregate_state_bytes") is not None
         assert scrape(base + "/healthz") == (200, "ok\n")
+        # Consumer lag comes from librdkafka's statistics (every 5 s): all read, none behind.
+        while metric(scrape(base + "/metrics")[1], "kanon_consumer_lag") != 0:
+            assert time.monotonic() < deadline, "no consumer lag reported"
+            time.sleep(0.5)
         assert scrape(base + "/nope")[0] == 404
     finally:
         p.send_signal(signal.SIGTERM)
