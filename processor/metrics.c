@@ -18,17 +18,6 @@ struct kn_metrics {
 	struct kn_metrics_snapshot snap;
 };
 
-void kn_metrics_observe_batch(struct kn_metrics_snapshot *s, uint64_t us)
-{
-	int b = 0;
-
-	while (b < KN_LAT_BUCKETS - 1 && (1ULL << b) <= us)
-		b++;
-	s->batch_us[b]++;
-	s->batch_us_sum += us;
-	s->batches++;
-}
-
 struct buf {
 	char *p;
 	size_t n, cap;
@@ -66,6 +55,32 @@ static void gauge(struct buf *b, const char *name, const char *help, uint64_t v)
 	out(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, v);
 }
 
+/* A log2-microsecond histogram in seconds; stage labels one series of a
+ * family (the family's HELP and TYPE only before the first). */
+static void histogram(struct buf *b, const char *name, const char *help, const char *stage,
+		      const struct kn_hist *h, bool first)
+{
+	char lab[64] = "";
+	uint64_t cum = 0;
+
+	if (first)
+		out(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	if (stage)
+		snprintf(lab, sizeof(lab), "stage=\"%s\",", stage);
+	for (int i = 0; i < KN_LAT_BUCKETS; i++) {
+		cum += h->bucket[i];
+		if (i == KN_LAT_BUCKETS - 1)
+			out(b, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, lab, cum);
+		else
+			out(b, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name, lab,
+			    (double)(1ULL << i) / 1e6, cum);
+	}
+	if (stage)
+		snprintf(lab, sizeof(lab), "{stage=\"%s\"}", stage);
+	out(b, "%s_sum%s %g\n%s_count%s %" PRIu64 "\n", name, lab, (double)h->sum_us / 1e6, name,
+	    lab, h->count);
+}
+
 static void render(const struct kn_metrics_snapshot *s, struct buf *b)
 {
 	counter(b, "kanon_records_consumed_total", "Input records read.", s->pipe.in);
@@ -101,21 +116,18 @@ static void render(const struct kn_metrics_snapshot *s, struct buf *b)
 		gauge(b, "kanon_aggregate_state_bytes", "Open-window state.", s->state_bytes);
 		counter(b, "kanon_transactions_total", "Committed transactions.", s->transactions);
 	}
-	out(b, "# HELP kanon_batch_duration_seconds Time to process one consumed batch.\n"
-	       "# TYPE kanon_batch_duration_seconds histogram\n");
-	uint64_t cum = 0;
-	for (int i = 0; i < KN_LAT_BUCKETS; i++) {
-		cum += s->batch_us[i];
-		if (i == KN_LAT_BUCKETS - 1)
-			out(b, "kanon_batch_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-			    cum);
-		else
-			out(b, "kanon_batch_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-			    (double)(1ULL << i) / 1e6, cum);
-	}
-	out(b,
-	    "kanon_batch_duration_seconds_sum %g\nkanon_batch_duration_seconds_count %" PRIu64 "\n",
-	    (double)s->batch_us_sum / 1e6, s->batches);
+	histogram(b, "kanon_batch_duration_seconds", "Time to process one consumed batch.", NULL,
+		  &s->batch, true);
+	counter(b, "kanon_batches_total",
+		"Non-empty batches consumed (one batch_consumed probe each).", s->trace.batches);
+	for (int st = 0; st < KN_STAGES; st++)
+		histogram(b, "kanon_stage_duration_seconds",
+			  "Time a batch spends in each stage (consume: from its earliest Kafka "
+			  "timestamp; window and commit: per transaction).",
+			  kn_stage_name(st), &s->trace.stage[st], st == 0);
+	histogram(b, "kanon_end_to_end_seconds",
+		  "Earliest Kafka timestamp of a batch to its last delivery acknowledgement.", NULL,
+		  &s->trace.end_to_end, true);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body,

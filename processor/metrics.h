@@ -14,16 +14,14 @@
 
 #include "pipeline.h"
 #include "policy.h"
-
-#define KN_LAT_BUCKETS 32 /* log2 microseconds */
+#include "trace.h"
 
 struct kn_metrics_snapshot {
 	struct kn_pipeline_stats pipe;
 	struct kn_policy_stats policy;
 	uint64_t produced, dead_lettered;
-	uint64_t batches;
-	uint64_t batch_us[KN_LAT_BUCKETS]; /* batch processing time, log2 buckets */
-	uint64_t batch_us_sum;
+	struct kn_hist batch; /* consumed -> produced, per batch */
+	struct kn_trace_stats trace;
 	/* aggregation (exactly-once mode) */
 	bool aggregating;
 	uint64_t agg_late, agg_bounded, agg_rows, agg_suppressed_groups, open_windows, state_bytes;
@@ -42,8 +40,5 @@ int kn_metrics_start(const char *addr, struct kn_metrics **out, char *errstr, si
 void kn_metrics_publish(struct kn_metrics *m, const struct kn_metrics_snapshot *s);
 /* Stops the server and frees; accepts NULL. */
 void kn_metrics_stop(struct kn_metrics *m);
-
-/* Adds one batch duration to a snapshot's histogram. */
-void kn_metrics_observe_batch(struct kn_metrics_snapshot *s, uint64_t us);
 
 #endif

@@ -13,6 +13,7 @@
 
 struct entry {
 	int64_t offset;
+	uint32_t tag;
 	bool acked;
 };
 
@@ -112,7 +113,7 @@ static int grow(struct part *p)
 }
 
 int kn_offsets_track(struct kn_offsets *o, const char *topic, int32_t partition, int64_t offset,
-		     uint64_t *token)
+		     uint32_t tag, uint64_t *token)
 {
 	int i;
 	struct part *p;
@@ -125,34 +126,36 @@ int kn_offsets_track(struct kn_offsets *o, const char *topic, int32_t partition,
 	p = &o->p[i];
 	if (p->tail - p->head == p->cap && grow(p))
 		return -ENOMEM;
-	p->ring[p->tail & (p->cap - 1)] = (struct entry){offset, false};
+	p->ring[p->tail & (p->cap - 1)] = (struct entry){offset, tag, false};
 	*token = (uint64_t)p->gen << 56 | (uint64_t)i << SEQ_BITS | (p->tail & SEQ_MASK);
 	p->tail++;
 	o->in_flight++;
 	return 0;
 }
 
-void kn_offsets_ack(struct kn_offsets *o, uint64_t token)
+int kn_offsets_ack(struct kn_offsets *o, uint64_t token, uint32_t *tag)
 {
 	int i = (int)((token >> SEQ_BITS) & (MAX_PARTS - 1));
 	uint64_t seq_lo = token & SEQ_MASK, seq;
 	struct part *p;
 
 	if (i >= o->n_parts || !o->p[i].topic || o->p[i].gen != (uint8_t)(token >> 56))
-		return;
+		return 0;
 	p = &o->p[i];
 	/* Rebuild the full sequence number from its low 40 bits. */
 	seq = (p->head & ~SEQ_MASK) | seq_lo;
 	if (seq < p->head)
 		seq += 1ULL << SEQ_BITS;
 	if (seq >= p->tail || p->ring[seq & (p->cap - 1)].acked)
-		return;
+		return 0;
 	p->ring[seq & (p->cap - 1)].acked = true;
+	*tag = p->ring[seq & (p->cap - 1)].tag;
 	o->in_flight--;
 	while (p->head < p->tail && p->ring[p->head & (p->cap - 1)].acked) {
 		p->commit_pos = p->ring[p->head & (p->cap - 1)].offset + 1;
 		p->head++;
 	}
+	return 1;
 }
 
 size_t kn_offsets_in_flight(const struct kn_offsets *o)

@@ -32,12 +32,14 @@ struct kn_commit {
 struct kn_offsets *kn_offsets_new(size_t max_in_flight);
 void kn_offsets_destroy(struct kn_offsets *o);
 
-/* Tracks a consumed message. Returns 0 and sets *token, -EAGAIN when
+/* Tracks a consumed message; tag is the caller's (run.c: its batch id),
+ * handed back by the ack. Returns 0 and sets *token, -EAGAIN when
  * max_in_flight is reached (serve delivery reports, then retry), or -ENOMEM. */
 int kn_offsets_track(struct kn_offsets *o, const char *topic, int32_t partition, int64_t offset,
-		     uint64_t *token);
-/* Acks a tracked message. Unknown or stale tokens are ignored. */
-void kn_offsets_ack(struct kn_offsets *o, uint64_t token);
+		     uint32_t tag, uint64_t *token);
+/* Acks a tracked message. Returns 1 and sets *tag when it was pending; 0 for
+ * unknown, stale or already acked tokens (ignored). */
+int kn_offsets_ack(struct kn_offsets *o, uint64_t token, uint32_t *tag);
 size_t kn_offsets_in_flight(const struct kn_offsets *o);
 
 /* Writes up to max positions that advanced since the last collect (or all

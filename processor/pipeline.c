@@ -17,7 +17,7 @@ struct kn_pipeline {
 	struct kn_validate_opts vopts;
 	struct kn_pseudo_opts popts;
 	struct kn_gen_opts gopts;
-	struct kn_event ev;  /* scratch, reused */
+	struct kn_rec rec;   /* scratch for the one-record calls */
 	struct kn_deid deid; /* scratch, reused */
 	struct kn_pipeline_stats st;
 };
@@ -55,92 +55,209 @@ void kn_pipeline_destroy(struct kn_pipeline *p)
 	kn_free(p);
 }
 
-static size_t dead(struct kn_pipeline *p, struct kn_verdict *v, enum kn_dead_reason r,
-		   const char *detail)
+static void rec_dead(struct kn_pipeline *p, struct kn_rec *r, enum kn_dead_reason why,
+		     const char *detail)
 {
-	v->reason = r;
-	v->detail = detail;
-	p->st.dead[r]++;
-	return 0;
+	r->state = KN_REC_DEAD;
+	r->v.reason = why;
+	r->v.detail = detail;
+	p->st.dead[why]++;
 }
 
-static size_t run_stages(struct kn_pipeline *p, const struct kn_schema_entry *e,
-			 const uint8_t *datum, size_t len, int64_t ref_ms, uint8_t *out,
-			 struct kn_verdict *v)
+static void rec_drop(struct kn_pipeline *p, struct kn_rec *r, enum kn_drop_reason why)
 {
-	enum kn_dead_reason r;
-	const char *why;
-	bool geo_withheld;
+	r->state = KN_REC_DROPPED;
+	r->v.dropped = true;
+	r->v.drop = why;
+	p->st.dropped[why]++;
+}
 
-	p->ev.type = e->type;
-	p->ev.schema_id = e->id;
-	if (kn_decoder_decode(e->dec, datum, len, &p->ev, &why))
-		return dead(p, v, KN_DEAD_DECODE, why);
-	if (kn_validate(&p->vopts, &p->ev, ref_ms, &r, &why))
-		return dead(p, v, r, why);
-	if (kn_policy_admit(p->policy, &p->ev, &p->deid, &v->drop)) {
-		v->dropped = true;
-		p->st.dropped[v->drop]++;
-		return 0;
+/* Stage 1: unframe (when framed), decode, validate. */
+static void rec_decode(struct kn_pipeline *p, struct kn_rec *r, bool framed)
+{
+	enum kn_dead_reason why_r;
+	const uint8_t *datum = r->msg;
+	size_t len = r->len;
+	const char *why;
+	int64_t id;
+
+	p->st.in++;
+	r->state = KN_REC_LIVE;
+	r->v = (struct kn_verdict){.schema_id = r->e ? r->e->id : -1};
+	r->out_len = 0;
+	r->key_len = 0;
+	if (framed) {
+		if (!r->msg || !r->len)
+			return rec_dead(p, r, KN_DEAD_EMPTY, "value");
+		id = kn_frame_get(r->msg, r->len);
+		if (id < 0)
+			return rec_dead(p, r, KN_DEAD_FRAMING,
+					r->len < KN_FRAME_LEN ? "too short" : "magic byte");
+		r->v.schema_id = (int32_t)id;
+		r->e = kn_schemas_find(p->schemas, (int32_t)id);
+		if (!r->e)
+			return rec_dead(p, r, KN_DEAD_UNKNOWN_SCHEMA, "schema id");
+		if (r->expected_type >= 0 && (int)r->e->type != r->expected_type)
+			return rec_dead(p, r, KN_DEAD_WRONG_TOPIC, kn_event_type_name(r->e->type));
+		datum += KN_FRAME_LEN;
+		len -= KN_FRAME_LEN;
 	}
-	if (p->erasure && kn_erasure_match(p->erasure, &p->ev, &p->popts.norm)) {
-		v->dropped = true;
-		v->drop = KN_DROP_ERASED;
-		p->st.dropped[v->drop]++;
-		return 0;
-	}
+	r->ev.type = r->e->type;
+	r->ev.schema_id = r->e->id;
+	if (kn_decoder_decode(r->e->dec, datum, len, &r->ev, &why))
+		return rec_dead(p, r, KN_DEAD_DECODE, why);
+	if (kn_validate(&p->vopts, &r->ev, r->ref_ms, &why_r, &why))
+		return rec_dead(p, r, why_r, why);
+}
+
+/* Stage 2: consent, minors, erasure requests. */
+static void rec_admit(struct kn_pipeline *p, struct kn_rec *r)
+{
+	if (r->state != KN_REC_LIVE)
+		return;
+	if (kn_policy_admit(p->policy, &r->ev, &r->minor, &r->v.drop))
+		return rec_drop(p, r, r->v.drop);
+	if (p->erasure && kn_erasure_match(p->erasure, &r->ev, &p->popts.norm))
+		return rec_drop(p, r, KN_DROP_ERASED);
+}
+
+/* Stage 3: pseudonymize, generalize, the policy's finishing rules
+ * (location, sensitive categories, search text), encode. out has room for
+ * KN_FRAME_LEN + KN_DEID_MAX_BYTES bytes. */
+static void rec_deid(struct kn_pipeline *p, struct kn_rec *r, struct kn_deid *d, uint8_t *out,
+		     bool framed)
+{
+	bool geo_withheld;
+	const char *key;
+	size_t klen, n;
+
+	if (r->state != KN_REC_LIVE)
+		return;
+	d->minor = r->minor;
 	/* A minor's identifiers are removed, not pseudonymized. */
-	if (kn_pseudonymize(&p->popts, p->keys, &p->ev, &p->deid, !p->deid.minor,
-			    p->st.invalid_id)) {
-		v->dropped = true; /* older than key retention: nothing may be produced */
-		v->drop = KN_DROP_KEY_RETIRED;
-		p->st.dropped[v->drop]++;
-		return 0;
-	}
-	if (kn_generalize_event(&p->gopts, &p->ev, &p->deid, &geo_withheld))
-		return dead(p, v, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
+	if (kn_pseudonymize(&p->popts, p->keys, &r->ev, d, !d->minor, p->st.invalid_id))
+		/* older than key retention: nothing may be produced */
+		return rec_drop(p, r, KN_DROP_KEY_RETIRED);
+	if (kn_generalize_event(&p->gopts, &r->ev, d, &geo_withheld))
+		return rec_dead(p, r, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
 	p->st.geo_withheld += geo_withheld;
-	kn_policy_finish(p->policy, &p->ev, &p->deid);
+	kn_policy_finish(p->policy, &r->ev, d);
 	p->st.out++;
-	return kn_encode_deid(&p->deid, out);
+	n = kn_encode_deid(d, framed ? out + KN_FRAME_LEN : out);
+	if (framed) {
+		kn_frame_put(out, p->deid_schema_id);
+		n += KN_FRAME_LEN;
+	}
+	r->state = KN_REC_OUT;
+	r->out_len = (uint32_t)n;
+	key = kn_deid_key(d, &klen);
+	memcpy(r->key, key ? key : "", klen);
+	r->key_len = (uint8_t)klen;
 }
 
 size_t kn_pipeline_process_datum(struct kn_pipeline *p, const struct kn_schema_entry *e,
 				 const uint8_t *datum, size_t len, int64_t ref_ms, uint8_t *out,
 				 struct kn_verdict *v)
 {
-	p->st.in++;
-	v->schema_id = e->id;
-	v->dropped = false;
-	return run_stages(p, e, datum, len, ref_ms, out, v);
+	struct kn_rec *r = &p->rec;
+
+	r->msg = datum;
+	r->len = len;
+	r->e = e;
+	r->ref_ms = ref_ms;
+	rec_decode(p, r, false);
+	rec_admit(p, r);
+	rec_deid(p, r, &p->deid, out, false);
+	*v = r->v;
+	return r->out_len;
 }
 
 size_t kn_pipeline_process(struct kn_pipeline *p, const uint8_t *msg, size_t len, int expected_type,
 			   int64_t ref_ms, uint8_t *out, struct kn_verdict *v)
 {
-	const struct kn_schema_entry *e;
-	int64_t id;
-	size_t n;
+	struct kn_rec *r = &p->rec;
 
-	p->st.in++;
-	v->schema_id = -1;
-	v->dropped = false;
-	if (!msg || !len)
-		return dead(p, v, KN_DEAD_EMPTY, "value");
-	id = kn_frame_get(msg, len);
-	if (id < 0)
-		return dead(p, v, KN_DEAD_FRAMING, len < KN_FRAME_LEN ? "too short" : "magic byte");
-	v->schema_id = (int32_t)id;
-	e = kn_schemas_find(p->schemas, (int32_t)id);
-	if (!e)
-		return dead(p, v, KN_DEAD_UNKNOWN_SCHEMA, "schema id");
-	if (expected_type >= 0 && (int)e->type != expected_type)
-		return dead(p, v, KN_DEAD_WRONG_TOPIC, kn_event_type_name(e->type));
-	n = run_stages(p, e, msg + KN_FRAME_LEN, len - KN_FRAME_LEN, ref_ms, out + KN_FRAME_LEN, v);
-	if (!n)
-		return 0;
-	kn_frame_put(out, p->deid_schema_id);
-	return n + KN_FRAME_LEN;
+	r->msg = msg;
+	r->len = len;
+	r->e = NULL;
+	r->expected_type = expected_type;
+	r->ref_ms = ref_ms;
+	rec_decode(p, r, true);
+	rec_admit(p, r);
+	rec_deid(p, r, &p->deid, out, true);
+	*v = r->v;
+	return r->out_len;
+}
+
+struct kn_batch *kn_batch_new(int cap, bool keep_deid)
+{
+	struct kn_batch *b = kn_calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->cap = cap;
+	b->rec = kn_calloc((size_t)cap, sizeof(*b->rec));
+	/* Sized for the worst case; pages that are never written are never
+	 * backed by memory, so the usual few hundred bytes per record cost
+	 * only that. */
+	b->arena_cap = (size_t)cap * (KN_FRAME_LEN + KN_DEID_MAX_BYTES);
+	b->arena = kn_malloc(b->arena_cap);
+	if (keep_deid)
+		b->deid = kn_calloc((size_t)cap, sizeof(*b->deid));
+	if (!b->rec || !b->arena || (keep_deid && !b->deid)) {
+		kn_batch_destroy(b);
+		return NULL;
+	}
+	return b;
+}
+
+void kn_batch_destroy(struct kn_batch *b)
+{
+	if (!b)
+		return;
+	kn_free(b->rec);
+	kn_free(b->arena);
+	kn_free(b->deid);
+	kn_free(b);
+}
+
+int kn_pipeline_decode(struct kn_pipeline *p, struct kn_batch *b)
+{
+	int live = 0;
+
+	for (int i = 0; i < b->n; i++) {
+		b->rec[i].e = NULL;
+		rec_decode(p, &b->rec[i], true);
+		live += b->rec[i].state == KN_REC_LIVE;
+	}
+	return live;
+}
+
+int kn_pipeline_admit(struct kn_pipeline *p, struct kn_batch *b)
+{
+	int live = 0;
+
+	for (int i = 0; i < b->n; i++) {
+		rec_admit(p, &b->rec[i]);
+		live += b->rec[i].state == KN_REC_LIVE;
+	}
+	return live;
+}
+
+int kn_pipeline_deidentify(struct kn_pipeline *p, struct kn_batch *b)
+{
+	size_t off = 0;
+	int out = 0;
+
+	for (int i = 0; i < b->n; i++) {
+		struct kn_rec *r = &b->rec[i];
+		/* The arena holds cap worst cases, so this always fits. */
+		rec_deid(p, r, b->deid ? &b->deid[i] : &p->deid, b->arena + off, true);
+		r->out_off = (uint32_t)off;
+		off += r->out_len;
+		out += r->state == KN_REC_OUT;
+	}
+	return out;
 }
 
 void kn_pipeline_set_erasure(struct kn_pipeline *p, struct kn_erasure *e)
@@ -170,7 +287,7 @@ const struct kn_deid *kn_pipeline_last(const struct kn_pipeline *p)
 
 const struct kn_event *kn_pipeline_last_event(const struct kn_pipeline *p)
 {
-	return &p->ev;
+	return &p->rec.ev;
 }
 
 const struct kn_pipeline_stats *kn_pipeline_stats(const struct kn_pipeline *p)

@@ -1,11 +1,20 @@
-/* pipeline: one input message through every stage, in order:
+/* pipeline: input messages through every stage, in three steps:
  *
- *   unframe -> decode -> validate -> pseudonymize -> generalize -> encode
+ *   decode:      unframe -> decode -> validate
+ *   admit:       policy admission (consent, minors) -> erasure requests
+ *   deidentify:  pseudonymize -> generalize -> policy finish -> encode
  *
- * It owns no I/O: the Kafka loop (run.c) and the file mode (filemode.c) both
- * call it, so the same bytes give the same output either way. A message
- * either becomes one encoded DeidEvent or a dead-letter verdict with a
- * reason; nothing is silently dropped. No allocation per message. */
+ * It owns no I/O: the Kafka loops (run.c, txrun.c) and the file mode
+ * (filemode.c) all call it, so the same bytes give the same output either
+ * way. A message becomes one encoded DeidEvent, a dead-letter verdict with a
+ * reason, or a policy drop with a reason; nothing is silently lost. No
+ * allocation per message.
+ *
+ * Two ways in: one message at a time (kn_pipeline_process), or a whole batch
+ * one step at a time (kn_pipeline_decode/admit/deidentify on a kn_batch).
+ * The batch form exists so that a batch has a moment when it has *finished*
+ * a step: the run loops mark those moments with probes and stage latency
+ * histograms. Both forms run the same per-record code. */
 #ifndef KN_PIPELINE_H
 #define KN_PIPELINE_H
 
@@ -13,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "event.h"
 #include "encode.h"
 #include "keys.h"
 #include "policy.h"
@@ -67,9 +77,54 @@ size_t kn_pipeline_process_datum(struct kn_pipeline *p, const struct kn_schema_e
  * partition downstream. NULL with *len 0 when it has none. */
 const char *kn_deid_key(const struct kn_deid *d, size_t *len);
 
-/* The most recent successful result (valid until the next call). */
+/* A record on its way through a batch. */
+enum kn_rec_state {
+	KN_REC_LIVE,	/* still going */
+	KN_REC_DEAD,	/* dead letter: v.reason, v.detail */
+	KN_REC_DROPPED, /* withheld by the policy: v.drop */
+	KN_REC_OUT,	/* encoded: arena[out_off .. out_off + out_len) */
+};
+
+struct kn_rec {
+	/* Set by the caller. msg is borrowed: it must live until the batch
+	 * is done (the decoded event points into it). */
+	const uint8_t *msg;
+	size_t len;
+	int expected_type; /* log type of the topic, -1: any */
+	int64_t ref_ms;	   /* the message's Kafka timestamp */
+	/* Set by the pipeline. */
+	enum kn_rec_state state;
+	struct kn_verdict v;
+	uint32_t out_off, out_len; /* framed DeidEvent in the batch arena */
+	uint8_t key_len;	   /* record key (kn_deid_key); 0: none */
+	char key[KN_PID_HEX_LEN];
+	bool minor;
+	const struct kn_schema_entry *e;
+	struct kn_event ev; /* the decoded input (views into msg) */
+};
+
+struct kn_batch {
+	struct kn_rec *rec; /* n used of cap */
+	int n, cap;
+	uint8_t *arena; /* encoded outputs */
+	size_t arena_cap;
+	struct kn_deid *deid; /* per record when kept (aggregation), else NULL */
+};
+
+/* A batch of up to cap records; keep_deid keeps each record's kn_deid for
+ * the caller (the aggregator reads them). NULL when out of memory. */
+struct kn_batch *kn_batch_new(int cap, bool keep_deid);
+void kn_batch_destroy(struct kn_batch *b);
+
+/* The three steps, in this order, over rec[0..n). Each returns how many
+ * records are still live (decode, admit) or were encoded (deidentify). */
+int kn_pipeline_decode(struct kn_pipeline *p, struct kn_batch *b);
+int kn_pipeline_admit(struct kn_pipeline *p, struct kn_batch *b);
+int kn_pipeline_deidentify(struct kn_pipeline *p, struct kn_batch *b);
+
+/* The most recent one-message result (valid until the next call). */
 const struct kn_deid *kn_pipeline_last(const struct kn_pipeline *p);
-/* The decoded input of the most recent message (string views into it). */
+/* The decoded input of the most recent one-message call (string views into it). */
 const struct kn_event *kn_pipeline_last_event(const struct kn_pipeline *p);
 const struct kn_pipeline_stats *kn_pipeline_stats(const struct kn_pipeline *p);
 const struct kn_policy_stats *kn_pipeline_policy_stats(const struct kn_pipeline *p);

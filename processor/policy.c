@@ -211,7 +211,7 @@ static int consent(const struct kn_val *v, bool missing_allows)
 	return v->type == KN_VAL_BOOL ? v->b : missing_allows;
 }
 
-int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, struct kn_deid *d,
+int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 		    enum kn_drop_reason *why)
 {
 	const struct kn_config *c = p->c;
@@ -232,11 +232,11 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, struct kn_de
 		time_t t = (time_t)(ev->role[KN_ROLE_TIMESTAMP].l / 1000);
 		struct tm tm;
 		gmtime_r(&t, &tm);
-		d->minor = tm.tm_year + 1900 - by->l <= c->minor_age;
+		*minor = tm.tm_year + 1900 - by->l <= c->minor_age;
 	} else {
-		d->minor = c->unknown_age_is_minor;
+		*minor = c->unknown_age_is_minor;
 	}
-	p->st.minors += d->minor;
+	p->st.minors += *minor;
 	return 0;
 }
 

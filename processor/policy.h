@@ -54,9 +54,9 @@ int kn_policy_new(const struct kn_config *c, struct kn_policy **out, char *errst
 		  size_t errstr_size);
 void kn_policy_destroy(struct kn_policy *p);
 
-/* 0: the event goes on (d->minor set when it is a minor's); -1: dropped
+/* 0: the event goes on (*minor set when it is a minor's); -1: dropped
  * with *why. */
-int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, struct kn_deid *d,
+int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 		    enum kn_drop_reason *why);
 /* Applies the output-side rules to a generalized d. */
 void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_deid *d);

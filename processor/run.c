@@ -14,6 +14,7 @@
 #include "offsets.h"
 #include "sink.h"
 #include "source.h"
+#include "trace.h"
 
 #define MAX_COMMITS 4096
 
@@ -27,8 +28,9 @@ struct run {
 	struct kn_metrics *metrics;
 	struct kn_metrics_snapshot snap;
 	struct kn_commit commits[MAX_COMMITS];
-	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
-	rd_kafka_message_t **batch;
+	struct kn_trace *trace;
+	struct kn_batch *b;	    /* the pipeline's view of batch[] */
+	rd_kafka_message_t **batch; /* as consumed */
 	volatile sig_atomic_t *stop;
 	char failed[512]; /* first delivery failure */
 	uint64_t produced, dead_lettered, dropped;
@@ -105,7 +107,9 @@ static void on_delivery(void *opaque, uint64_t token, int err, const char *reaso
 			snprintf(r->failed, sizeof(r->failed), "delivery failed: %s", reason);
 		return;
 	}
-	kn_offsets_ack(r->offs, token);
+	uint32_t batch;
+	if (kn_offsets_ack(r->offs, token, &batch))
+		kn_trace_delivered(r->trace, batch);
 }
 
 static void commit(struct run *r, bool sync)
@@ -129,43 +133,38 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
 		kn_offsets_forget(r->offs, parts->elems[i].topic, parts->elems[i].partition);
 }
 
-/* Produces one message's result, waiting for queue space if needed.
- * Returns 0 or -EIO (fatal). */
-static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
+/* Produces one record's result, waiting for queue space if needed; *queued
+ * counts what will come back as a delivery report. Returns 0 or -EIO
+ * (fatal), -EINTR (asked to stop while waiting). */
+static int emit(struct run *r, const rd_kafka_message_t *m, const struct kn_rec *rec,
+		uint64_t token, uint32_t *queued)
 {
-	int64_t ts = rd_kafka_message_timestamp(m, NULL);
-	int type = kn_source_topic_type(r->src, m->rkt);
-	struct kn_verdict v;
-	size_t n = kn_pipeline_process(r->pipe, m->payload, m->len, type, ts > 0 ? ts : now_ms(),
-				       r->out, &v);
 	struct kn_dead_letter dl;
-	const char *key = NULL;
-	size_t klen = 0;
 	int err;
 
-	if (!n && v.dropped) {
+	if (rec->state == KN_REC_DROPPED) {
 		/* Withheld by the policy: nothing to write, so nothing to wait for. */
-		kn_offsets_ack(r->offs, token);
+		kn_offsets_ack(r->offs, token, &(uint32_t){0});
 		r->dropped++;
 		return 0;
 	}
-	if (!n) {
+	if (rec->state == KN_REC_DEAD)
 		dl = (struct kn_dead_letter){
-			.reason = kn_dead_reason_name(v.reason),
-			.detail = v.detail,
+			.reason = kn_dead_reason_name(rec->v.reason),
+			.detail = rec->v.detail,
 			.src_topic = rd_kafka_topic_name(m->rkt),
 			.src_partition = m->partition,
 			.src_offset = m->offset,
-			.schema_id = v.schema_id,
+			.schema_id = rec->v.schema_id,
 			.payload = r->cfg->dlq_include_payload ? m->payload : NULL,
 			.payload_len = r->cfg->dlq_include_payload ? m->len : 0,
 		};
-	} else {
-		key = kn_deid_key(kn_pipeline_last(r->pipe), &klen);
-	}
 	for (;;) {
-		err = n ? kn_sink_produce(r->sink, key, klen, r->out, n, token)
-			: kn_sink_dead_letter(r->sink, &dl, token);
+		err = rec->state == KN_REC_OUT
+			      ? kn_sink_produce(r->sink, rec->key_len ? rec->key : NULL,
+						rec->key_len, r->b->arena + rec->out_off,
+						rec->out_len, token)
+			      : kn_sink_dead_letter(r->sink, &dl, token);
 		if (err != -EAGAIN)
 			break;
 		/* Local queue full: let deliveries drain, unless asked to stop
@@ -174,31 +173,66 @@ static int emit(struct run *r, const rd_kafka_message_t *m, uint64_t token)
 			return -EINTR;
 		kn_sink_poll(r->sink, 50);
 	}
-	if (!err)
-		n ? r->produced++ : r->dead_lettered++;
+	if (!err) {
+		rec->state == KN_REC_OUT ? r->produced++ : r->dead_lettered++;
+		(*queued)++;
+	}
 	return err;
 }
 
-static int process_batch(struct run *r, int n)
+/* Tracks every message of the batch and produces its result, in order. */
+static int produce_batch(struct run *r, const struct kn_tspan *span, uint32_t *queued)
 {
 	int err = 0;
 
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < r->b->n; i++) {
 		rd_kafka_message_t *m = r->batch[i];
 		uint64_t token;
 		if (!err) {
 			while ((err = kn_offsets_track(r->offs, rd_kafka_topic_name(m->rkt),
-						       m->partition, m->offset, &token)) ==
-				       -EAGAIN &&
+						       m->partition, m->offset, kn_trace_tag(span),
+						       &token)) == -EAGAIN &&
 			       !*r->stop)
 				kn_sink_poll(r->sink, 50);
 			if (err == -EAGAIN)
 				err = -EINTR;
 			if (!err)
-				err = emit(r, m, token);
+				err = emit(r, m, &r->b->rec[i], token, queued);
 		}
 		rd_kafka_message_destroy(m);
 	}
+	return err;
+}
+
+/* One batch through the pipeline's steps, each step's end marked. */
+static int process_batch(struct run *r, int n)
+{
+	struct kn_batch *b = r->b;
+	int64_t min_ts = INT64_MAX, now = now_ms();
+	struct kn_tspan span;
+	uint32_t queued = 0;
+	int err;
+
+	if (n <= 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		const rd_kafka_message_t *m = r->batch[i];
+		int64_t ts = rd_kafka_message_timestamp(m, NULL);
+		b->rec[i] = (struct kn_rec){.msg = m->payload,
+					    .len = m->len,
+					    .expected_type = kn_source_topic_type(r->src, m->rkt),
+					    .ref_ms = ts > 0 ? ts : now};
+		if (ts > 0 && ts < min_ts)
+			min_ts = ts;
+	}
+	b->n = n;
+	kn_trace_begin(r->trace, &span, (uint32_t)n, min_ts == INT64_MAX ? 0 : min_ts);
+	kn_trace_mark(r->trace, &span, KN_STAGE_DECODE, (uint32_t)kn_pipeline_decode(r->pipe, b));
+	kn_trace_mark(r->trace, &span, KN_STAGE_POLICY, (uint32_t)kn_pipeline_admit(r->pipe, b));
+	kn_trace_mark(r->trace, &span, KN_STAGE_DEID, (uint32_t)kn_pipeline_deidentify(r->pipe, b));
+	err = produce_batch(r, &span, &queued);
+	kn_trace_mark(r->trace, &span, KN_STAGE_PRODUCE, queued);
+	kn_trace_await(r->trace, &span, queued);
 	return err;
 }
 
@@ -212,7 +246,9 @@ static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t 
 	r->pipe = r->st.pipe;
 	r->offs = kn_offsets_new((size_t)c->max_in_flight);
 	r->batch = kn_calloc((size_t)c->batch_size, sizeof(*r->batch));
-	if (!r->offs || !r->batch) {
+	r->b = kn_batch_new((int)c->batch_size, false);
+	r->trace = kn_trace_new();
+	if (!r->offs || !r->batch || !r->b || !r->trace) {
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
 	}
@@ -228,6 +264,8 @@ static void teardown(struct run *r)
 	kn_sink_destroy(r->sink, 0);
 	kn_offsets_destroy(r->offs);
 	kn_free(r->batch);
+	kn_batch_destroy(r->b);
+	kn_trace_destroy(r->trace);
 	kn_metrics_stop(r->metrics);
 	kn_stack_close(&r->st);
 }
@@ -267,6 +305,7 @@ static void publish(struct run *r)
 	s->policy = *kn_pipeline_policy_stats(r->pipe);
 	s->produced = r->produced;
 	s->dead_lettered = r->dead_lettered;
+	s->trace = *kn_trace_stats(r->trace);
 	s->assigned = kn_source_assigned(r->src);
 	s->consumer_lag = kn_source_lag(r->src);
 	s->healthy = false;
@@ -299,7 +338,7 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 		int64_t t0 = mono_us();
 		err = process_batch(r, n);
 		if (n)
-			kn_metrics_observe_batch(&r->snap, (uint64_t)(mono_us() - t0));
+			kn_hist_add(&r->snap.batch, mono_us() - t0);
 		publish(r);
 		if (err)
 			break;

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sink.h"
+#include "trace.h"
 
 #define TXN_TIMEOUT_MS 60000
 
@@ -40,9 +41,14 @@ struct tx {
 	struct kn_metrics_snapshot snap;
 	struct tpart *parts;
 	int n_parts;
-	int *first_part; /* per input topic: index of its partition 0 in parts */
-	rd_kafka_message_t **batch;
-	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
+	int *first_part;		 /* per input topic: index of its partition 0 in parts */
+	rd_kafka_message_t **batch;	 /* as consumed */
+	struct kn_batch *b;		 /* its records, for the pipeline */
+	const rd_kafka_message_t **data; /* b's messages */
+	int *data_part;			 /* b's partitions (index in parts) */
+	struct kn_trace *trace;
+	int64_t txn_min_ts; /* earliest Kafka timestamp in the open transaction */
+	uint32_t txn_records;
 	uint8_t abuf[KN_FRAME_LEN + KN_AGG_MAX_BYTES];
 	bool dirty;
 	uint64_t produced, dead, dropped, skipped, rows, summaries, not_aggregated, transactions;
@@ -50,12 +56,27 @@ struct tx {
 	char err[512];
 };
 
-static int64_t now_ms(void)
+static int64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_ms(void)
+{
+	return now_us() / 1000;
+}
+
+/* Delivery reports: the batch tag comes back as the message opaque. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct tx *tx = opaque;
+
+	(void)rk;
+	if (!m->err && m->_private)
+		kn_trace_delivered(tx->trace, (uint32_t)(uintptr_t)m->_private);
 }
 
 /* Runs a transactional call, retrying while librdkafka says it may.
@@ -83,8 +104,10 @@ static int txn_fail(struct tx *tx, const char *what, rd_kafka_error_t *e)
 	return -EIO;
 }
 
+/* tag: the batch a record belongs to (kn_trace_tag), 0 for rows and
+ * summaries; it comes back in the delivery report. */
 static int produce(struct tx *tx, rd_kafka_topic_t *t, const void *key, size_t klen,
-		   const void *val, size_t vlen, rd_kafka_headers_t *hdrs)
+		   const void *val, size_t vlen, rd_kafka_headers_t *hdrs, uint32_t tag)
 {
 	rd_kafka_resp_err_t err;
 
@@ -92,7 +115,8 @@ static int produce(struct tx *tx, rd_kafka_topic_t *t, const void *key, size_t k
 		err = rd_kafka_producev(
 			tx->prod, RD_KAFKA_V_RKT(t), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
-			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag),
+			RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(tx->prod, 50);
@@ -125,7 +149,7 @@ static void on_row(void *opaque, const struct kn_agg_row *row)
 					       row->dim[d] ? row->dim[d] : "");
 	if (kl >= sizeof(key))
 		kl = sizeof(key) - 1;
-	if (!tx->err[0] && !produce(tx, tx->t_agg, key, kl, tx->abuf, n + KN_FRAME_LEN, NULL))
+	if (!tx->err[0] && !produce(tx, tx->t_agg, key, kl, tx->abuf, n + KN_FRAME_LEN, NULL, 0))
 		tx->rows++;
 }
 
@@ -139,7 +163,7 @@ static void on_summary(void *opaque, const struct kn_agg_summary *s)
 	n = kn_encode_agg_summary(s, tx->abuf + KN_FRAME_LEN);
 	snprintf(key, sizeof(key), "%s|%" PRId64, s->def->name, s->window_start);
 	if (!tx->err[0] &&
-	    !produce(tx, tx->t_stats, key, strlen(key), tx->abuf, n + KN_FRAME_LEN, NULL))
+	    !produce(tx, tx->t_stats, key, strlen(key), tx->abuf, n + KN_FRAME_LEN, NULL, 0))
 		tx->summaries++;
 	kn_info("aggregate",
 		"%s window %" PRId64 ": %" PRIu64 " groups released, %" PRIu64
@@ -198,6 +222,8 @@ static int make_clients(struct tx *tx, char *errstr, size_t errsz)
 	if (kn_kafka_conf_set(pc, "transactional.id", c->transactional_id, errstr, errsz) ||
 	    kn_kafka_conf_set(pc, "enable.idempotence", "true", errstr, errsz))
 		goto fail;
+	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+	rd_kafka_conf_set_opaque(pc, tx);
 	tx->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, why, sizeof(why));
 	if (!tx->cons) {
 		snprintf(errstr, errsz, "kafka consumer: %s", why);
@@ -356,8 +382,14 @@ static int setup(struct tx *tx, char *errstr, size_t errsz)
 		return err;
 	tx->pipe = tx->st.pipe;
 	tx->batch = kn_calloc((size_t)c->batch_size, sizeof(*tx->batch));
-	if (!tx->batch)
+	tx->data = kn_calloc((size_t)c->batch_size, sizeof(*tx->data));
+	tx->data_part = kn_calloc((size_t)c->batch_size, sizeof(*tx->data_part));
+	tx->b = kn_batch_new((int)c->batch_size, true);
+	tx->trace = kn_trace_new();
+	if (!tx->batch || !tx->data || !tx->data_part || !tx->b || !tx->trace) {
+		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
+	}
 	if ((err = make_clients(tx, errstr, errsz)) || (err = discover(tx, errstr, errsz)))
 		return err;
 	if ((err = make_aggregator(tx))) {
@@ -387,6 +419,10 @@ static void teardown(struct tx *tx)
 	kn_free(tx->parts);
 	kn_free(tx->first_part);
 	kn_free(tx->batch);
+	kn_free(tx->data);
+	kn_free(tx->data_part);
+	kn_batch_destroy(tx->b);
+	kn_trace_destroy(tx->trace);
 	kn_stack_close(&tx->st);
 }
 
@@ -408,7 +444,8 @@ static int part_of(struct tx *tx, const rd_kafka_message_t *m, int *input)
 	return -1;
 }
 
-static int dead_letter(struct tx *tx, const rd_kafka_message_t *m, const struct kn_verdict *v)
+static int dead_letter(struct tx *tx, const rd_kafka_message_t *m, const struct kn_verdict *v,
+		       uint32_t tag)
 {
 	bool payload = tx->cfg->dlq_include_payload;
 	struct kn_dead_letter dl = {
@@ -421,50 +458,124 @@ static int dead_letter(struct tx *tx, const rd_kafka_message_t *m, const struct 
 	};
 
 	return produce(tx, tx->t_dlq, NULL, 0, payload ? m->payload : NULL, payload ? m->len : 0,
-		       kn_dead_letter_headers(&dl));
+		       kn_dead_letter_headers(&dl), tag);
 }
 
-static int process(struct tx *tx, const rd_kafka_message_t *m)
+/* Advertiser aggregates take only events with both consents explicitly
+ * given, and never a minor's. Returns how many were added, or -ENOMEM. */
+static int aggregate_batch(struct tx *tx, const struct kn_batch *b)
 {
-	int input, p = part_of(tx, m, &input);
-	int64_t ts = rd_kafka_message_timestamp(m, NULL);
-	struct kn_verdict v;
-	size_t n;
+	int added = 0;
+
+	for (int i = 0; i < b->n; i++) {
+		const struct kn_deid *d = &b->deid[i];
+		const rd_kafka_message_t *m = tx->data[i];
+		if (b->rec[i].state != KN_REC_OUT)
+			continue;
+		if (!(d->consent_ads == 1 && d->consent_analytics == 1 && !d->minor)) {
+			tx->not_aggregated++;
+			continue;
+		}
+		if (kn_aggregator_add(tx->agg, d, b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l,
+				      tx->data_part[i], m->offset) == KN_AGG_ERROR) {
+			snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
+			return -ENOMEM;
+		}
+		added++;
+	}
+	return added;
+}
+
+/* Writes each record's de-identified event or dead letter into the open
+ * transaction (unless an earlier run already did: a replay) and moves the
+ * positions on. *queued counts the records written. */
+static int produce_batch(struct tx *tx, const struct kn_batch *b, uint32_t tag, uint32_t *queued)
+{
 	int err = 0;
 
-	if (p < 0)
-		return 0; /* a partition added after start-up: picked up on restart */
-	n = kn_pipeline_process(tx->pipe, m->payload, m->len, tx->cfg->inputs[input].type,
-				ts > 0 ? ts : (int64_t)time(NULL) * 1000, tx->out, &v);
-	if (!n && v.dropped) {
-		tx->dropped++; /* withheld by the policy: no output anywhere */
-	} else if (m->offset >= tx->parts[p].deid_done) {
-		size_t klen;
-		const char *key = kn_deid_key(kn_pipeline_last(tx->pipe), &klen);
-		err = n ? produce(tx, tx->t_out, key, klen, tx->out, n, NULL)
-			: dead_letter(tx, m, &v);
-		n ? tx->produced++ : tx->dead++;
-	} else {
-		tx->skipped++; /* replay: its de-identified output is already committed */
-	}
-	if (n) {
-		const struct kn_deid *d = kn_pipeline_last(tx->pipe);
-		/* Advertiser aggregates only with both consents, explicitly
-		 * given, and never a minor's events. */
-		if (d->consent_ads == 1 && d->consent_analytics == 1 && !d->minor) {
-			int64_t ev_ts = kn_pipeline_last_event(tx->pipe)->role[KN_ROLE_TIMESTAMP].l;
-			if (kn_aggregator_add(tx->agg, d, ev_ts, p, m->offset) == KN_AGG_ERROR) {
-				snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
-				return -ENOMEM;
-			}
+	for (int i = 0; i < b->n && !err; i++) {
+		const struct kn_rec *r = &b->rec[i];
+		const rd_kafka_message_t *m = tx->data[i];
+		struct tpart *tp = &tx->parts[tx->data_part[i]];
+		if (r->state == KN_REC_DROPPED) {
+			tx->dropped++; /* withheld by the policy: no output anywhere */
+		} else if (m->offset < tp->deid_done) {
+			tx->skipped++; /* replay: its de-identified output is already committed */
 		} else {
-			tx->not_aggregated++;
+			err = r->state == KN_REC_OUT
+				      ? produce(tx, tx->t_out, r->key_len ? r->key : NULL,
+						r->key_len, b->arena + r->out_off, r->out_len, NULL,
+						tag)
+				      : dead_letter(tx, m, &r->v, tag);
+			r->state == KN_REC_OUT ? tx->produced++ : tx->dead++;
+			*queued += !err;
 		}
+		tp->position = m->offset + 1;
+		tp->eof = false;
+		kn_aggregator_set_idle(tx->agg, tx->data_part[i], false);
+		tx->dirty = true;
 	}
-	tx->parts[p].position = m->offset + 1;
-	tx->parts[p].eof = false;
-	kn_aggregator_set_idle(tx->agg, p, false);
-	tx->dirty = true;
+	return err;
+}
+
+/* Sorts the consumed batch: the records of known partitions go to the
+ * pipeline's batch, errors are logged, end-of-partition events wait. */
+static int64_t gather(struct tx *tx, ssize_t n)
+{
+	int64_t min_ts = INT64_MAX, now = (int64_t)time(NULL) * 1000;
+	struct kn_batch *b = tx->b;
+	int input;
+
+	b->n = 0;
+	for (ssize_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = tx->batch[i];
+		int p;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			continue; /* marked after the batch: it follows the partition's records */
+		if (m->err) {
+			kn_warn("txrun", "consume: %s", rd_kafka_message_errstr(m));
+			continue;
+		}
+		if ((p = part_of(tx, m, &input)) < 0)
+			continue; /* a partition added after start-up: picked up on restart */
+		int64_t ts = rd_kafka_message_timestamp(m, NULL);
+		tx->data[b->n] = m;
+		tx->data_part[b->n] = p;
+		b->rec[b->n++] = (struct kn_rec){.msg = m->payload,
+						 .len = m->len,
+						 .expected_type = (int)tx->cfg->inputs[input].type,
+						 .ref_ms = ts > 0 ? ts : now};
+		if (ts > 0 && ts < min_ts)
+			min_ts = ts;
+	}
+	return min_ts == INT64_MAX ? 0 : min_ts;
+}
+
+/* One consumed batch through every step, each step's end marked. */
+static int process_batch(struct tx *tx, ssize_t n)
+{
+	struct kn_batch *b = tx->b;
+	int64_t min_ts = gather(tx, n);
+	struct kn_tspan span;
+	uint32_t queued = 0;
+	int added, err;
+
+	if (!b->n)
+		return 0;
+	kn_trace_begin(tx->trace, &span, (uint32_t)b->n, min_ts);
+	kn_trace_mark(tx->trace, &span, KN_STAGE_DECODE, (uint32_t)kn_pipeline_decode(tx->pipe, b));
+	kn_trace_mark(tx->trace, &span, KN_STAGE_POLICY, (uint32_t)kn_pipeline_admit(tx->pipe, b));
+	kn_trace_mark(tx->trace, &span, KN_STAGE_DEID,
+		      (uint32_t)kn_pipeline_deidentify(tx->pipe, b));
+	if ((added = aggregate_batch(tx, b)) < 0)
+		return added;
+	kn_trace_mark(tx->trace, &span, KN_STAGE_AGGREGATE, (uint32_t)added);
+	err = produce_batch(tx, b, kn_trace_tag(&span), &queued);
+	kn_trace_mark(tx->trace, &span, KN_STAGE_PRODUCE, queued);
+	kn_trace_await(tx->trace, &span, queued);
+	if (min_ts && (!tx->txn_min_ts || min_ts < tx->txn_min_ts))
+		tx->txn_min_ts = min_ts;
+	tx->txn_records += (uint32_t)b->n;
 	return err;
 }
 
@@ -493,9 +604,12 @@ static int commit_cycle(struct tx *tx, bool flush)
 	struct kn_agg_sink sink = {on_row, on_summary, tx};
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(tx->n_parts);
 	int64_t now = now_ms(), until;
+	uint64_t rows = tx->rows;
+	struct kn_tspan cyc;
 	char meta[160];
 	int err;
 
+	kn_trace_txn_begin(tx->trace, &cyc, tx->txn_records, tx->txn_min_ts);
 	for (int p = 0; p < tx->n_parts; p++)
 		if (tx->parts[p].eof && now - tx->parts[p].eof_since >= tx->cfg->agg_idle_ms)
 			kn_aggregator_set_idle(tx->agg, p, true);
@@ -505,6 +619,7 @@ static int commit_cycle(struct tx *tx, bool flush)
 		rd_kafka_topic_partition_list_destroy(l);
 		return -EIO;
 	}
+	kn_trace_txn_mark(tx->trace, &cyc, KN_STAGE_WINDOW, (uint32_t)(tx->rows - rows));
 	until = kn_aggregator_emitted_until(tx->agg);
 	for (int p = 0; p < tx->n_parts; p++) {
 		int64_t off, max_ts;
@@ -532,7 +647,11 @@ static int commit_cycle(struct tx *tx, bool flush)
 			  rd_kafka_commit_transaction(tx->prod, TXN_TIMEOUT_MS));
 	if (!err)
 		err = TXN(tx, "begin_transaction", rd_kafka_begin_transaction(tx->prod));
+	if (!err)
+		kn_trace_txn_mark(tx->trace, &cyc, KN_STAGE_COMMIT, tx->txn_records);
 	tx->transactions += !err;
+	tx->txn_records = 0;
+	tx->txn_min_ts = 0;
 	tx->dirty = false;
 	return err;
 }
@@ -549,6 +668,7 @@ static void publish(struct tx *tx)
 	s->policy = *kn_pipeline_policy_stats(tx->pipe);
 	s->produced = tx->produced;
 	s->dead_lettered = tx->dead;
+	s->trace = *kn_trace_stats(tx->trace);
 	s->aggregating = true;
 	s->agg_late = m.late;
 	s->agg_bounded = m.bounded;
@@ -594,20 +714,16 @@ static int loop(struct tx *tx)
 		}
 		ssize_t n = rd_kafka_consume_batch_queue(tx->q, 100, tx->batch,
 							 (size_t)tx->cfg->batch_size);
-		int64_t t0 = now_ms() * 1000;
+		int64_t t0 = now_us();
+		err = process_batch(tx, n);
 		for (ssize_t i = 0; i < n; i++) {
-			rd_kafka_message_t *m = tx->batch[i];
-			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				mark_eof(tx, m);
-			else if (m->err)
-				kn_warn("txrun", "consume: %s", rd_kafka_message_errstr(m));
-			else if (!err)
-				err = process(tx, m);
-			rd_kafka_message_destroy(m);
+			if (tx->batch[i]->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				mark_eof(tx, tx->batch[i]);
+			rd_kafka_message_destroy(tx->batch[i]);
 		}
 		seen += n > 0 ? n : 0;
 		if (n > 0)
-			kn_metrics_observe_batch(&tx->snap, (uint64_t)(now_ms() * 1000 - t0));
+			kn_hist_add(&tx->snap.batch, now_us() - t0);
 		publish(tx);
 		rd_kafka_poll(tx->prod, 0);
 		rd_kafka_poll(tx->cons, 0); /* the main queue: statistics, errors */

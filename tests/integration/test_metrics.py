@@ -66,6 +66,7 @@ def test_metrics_and_health(broker, tmp_path, mode):
         assert produced + sum(dead.values()) + dropped == total and dropped > 0
         assert metric(text, "kanon_assigned_partitions") > 0
         batches = metric(text, "kanon_batch_duration_seconds_count")
+        assert metric(text, "kanon_batches_total") == batches
         assert batches > 0 and metric(text, "kanon_batch_duration_seconds_bucket", '{le="+Inf"}') == batches
         assert "# TYPE kanon_batch_duration_seconds histogram" in text
         if mode == "exactly-once":

@@ -33,15 +33,15 @@ static void test_consent(void)
 	enum kn_drop_reason why;
 	struct kn_event ev = event(1, 1, 1);
 
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0);
 	ev = event(0, 1, 1);
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == -1 && why == KN_DROP_NO_ANALYTICS);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == -1 && why == KN_DROP_NO_ANALYTICS);
 	ev = event(1, 0, 1);
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == -1 && why == KN_DROP_NO_ADS);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == -1 && why == KN_DROP_NO_ADS);
 	/* No consent recorded at all: not consent (the safe default). */
 	ev = event(1, 1, 1);
 	ev.role[KN_ROLE_CONSENT_ANALYTICS].type = KN_VAL_NULL;
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == -1 && why == KN_DROP_NO_ANALYTICS);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == -1 && why == KN_DROP_NO_ANALYTICS);
 	/* Location: no cell and no IP prefix without it. */
 	ev = event(1, 1, 0);
 	snprintf(d.geo_cell, sizeof(d.geo_cell), "wx4g0");
@@ -65,25 +65,25 @@ static void test_minors_boundary(void)
 
 	/* 2026 - 2008 = 18: turns 18 some day in 2026, so still a minor all year. */
 	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2008};
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
 	ev.role[KN_ROLE_BIRTH_YEAR].l = 2007; /* 19 by year: certainly 18 */
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && !d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && !d.minor);
 	/* On New Year's Eve and New Year's Day of the boundary year. */
 	ev.role[KN_ROLE_BIRTH_YEAR].l = 2008;
 	ev.role[KN_ROLE_TIMESTAMP].l = 1798761599999LL; /* 2026-12-31T23:59:59.999Z */
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
 	ev.role[KN_ROLE_TIMESTAMP].l = 1798761600000LL; /* 2027-01-01T00:00Z */
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && !d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && !d.minor);
 	/* Unknown age: adult by default, a minor when configured so. */
 	ev.role[KN_ROLE_BIRTH_YEAR].type = KN_VAL_NULL;
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && !d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && !d.minor);
 	cfg->unknown_age_is_minor = true;
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
 	cfg->unknown_age_is_minor = false;
 	/* A stricter minor age moves the boundary. */
 	cfg->minor_age = 20;
 	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2007};
-	KT_CHECK(kn_policy_admit(pol, &ev, &d, &why) == 0 && d.minor);
+	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
 	cfg->minor_age = 18;
 }
 
