@@ -17,6 +17,7 @@
 #include "filemode.h"
 #include "gen.h"
 #include "keys.h"
+#include "lat.h"
 #include "log.h"
 #include "run.h"
 #include "txrun.h"
@@ -69,6 +70,9 @@ static const char usage[] =
 	"           the first key epoch that still exists\n"
 	"  keygen   PATH\n"
 	"           write a new random master key (mode 0600); never overwrites\n"
+	"  lat      --pid PID [--interval S] [--count N] [--json]\n"
+	"           attach to a running kanon (eBPF, as root): per-stage latency\n"
+	"           histograms, end-to-end latency, run-queue delay ('kanon lat --help')\n"
 	"\n"
 	"common options:\n"
 	"  -c, --config FILE     YAML config (see deploy/kanon.example.yaml)\n"
@@ -449,6 +453,18 @@ static int cmd_demo(const struct args *a)
 	return 0;
 }
 
+static int cmd_lat(int argc, char **argv)
+{
+#ifdef KANON_HAVE_BPF
+	return kn_lat_main(argc, argv);
+#else
+	(void)argc, (void)argv;
+	fprintf(stderr, "kanon: this kanon was built without eBPF support (-DKANON_BPF=OFF); "
+			"rebuild with clang, bpftool and libbpf-dev installed\n");
+	return 1;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	struct args a = {0};
@@ -464,6 +480,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "keygen"))
 		return cmd_keygen(argc, argv);
+	if (!strcmp(cmd, "lat"))
+		return cmd_lat(argc - 1, argv + 1);
 	if (!*cmd)
 		return fail_usage("missing COMMAND");
 	if (!strcmp(cmd, "keys")) {
@@ -501,5 +519,5 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "policy"))
 		return cmd_policy(&a);
 	fprintf(stderr, "kanon: unknown command '%s'\n", cmd);
-	return fail_usage("commands: run, process, gen, demo, check, keygen");
+	return fail_usage("commands: run, process, gen, demo, check, policy, keys, keygen, lat");
 }

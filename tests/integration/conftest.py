@@ -9,8 +9,12 @@ reports as skipped); in CI (CI=true) it is a failure.
 import io
 import json
 import os
+import re
+import socket
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 
 import fastavro
@@ -208,3 +212,28 @@ def decoded_inputs(topics):
 def consents(rec):
     c = rec["consent"]
     return bool(c["analytics"] and c["ads_personalization"])
+
+
+# ---- the metrics endpoint ----
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def scrape(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return None, ""
+
+
+def metric(text, name, labels=""):
+    m = re.search(r"^%s%s (\d+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return int(m.group(1)) if m else None

@@ -1,40 +1,13 @@
 """/metrics and /healthz of a running kanon, against a known input."""
-import re
 import signal
-import socket
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-from conftest import Env
+from conftest import Env, free_port, metric, scrape
 
 COUNT, MALFORMED = 2000, 12
 AGGS = [{"name": "t", "dimensions": ["event_type"], "k": 5}]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def scrape(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return None, ""
-
-
-def metric(text, name, labels=""):
-    m = re.search(r"^%s%s (\d+)$" % (re.escape(name), re.escape(labels)), text, re.M)
-    return int(m.group(1)) if m else None
 
 
 @pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])

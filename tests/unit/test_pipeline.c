@@ -327,6 +327,62 @@ static void test_no_allocation_on_hot_path(void)
 	KT_CHECK(kn_alloc_count() == before);
 }
 
+/* The batch steps give byte for byte what one message at a time gives:
+ * good records, minors, no-consent drops and every kind of dead letter,
+ * mixed in one batch. */
+static void test_batch_equals_single(void)
+{
+	enum {
+		N = 12
+	};
+	static uint8_t msgs[N][16384], single[N][KN_FRAME_LEN + KN_DEID_MAX_BYTES];
+	size_t len[N], slen[N];
+	struct kn_verdict sv[N];
+	struct kn_batch *b = kn_batch_new(N, true);
+	struct dev d[N];
+
+	KT_CHECK(b != NULL);
+	for (int i = 0; i < N; i++)
+		d[i] = base;
+	d[1].lat = 999;		/* dead: range */
+	d[2].birth_year = 2012; /* a minor */
+	d[3].ip = "not-an-ip";	/* dead at generalize */
+	d[4].consent_location = 0;
+	d[5].user_id = "u77";
+	d[6].event_id = ""; /* dead: missing */
+	for (int i = 0; i < N; i++)
+		len[i] = make_msg(&d[i], msgs[i], sizeof(msgs[i]));
+	len[7] -= 3;		     /* dead: decode */
+	kn_frame_put(msgs[8], 4242); /* dead: unknown schema */
+	len[9] = 0;		     /* dead: empty */
+	for (int i = 0; i < N; i++) {
+		slen[i] = kn_pipeline_process(pipe_, msgs[i], len[i], KN_EV_DEVICE, T0 + 3600000,
+					      single[i], &sv[i]);
+		b->rec[i] = (struct kn_rec){.msg = msgs[i],
+					    .len = len[i],
+					    .expected_type = KN_EV_DEVICE,
+					    .ref_ms = T0 + 3600000};
+	}
+	b->n = N;
+	int live = kn_pipeline_decode(pipe_, b);
+	KT_CHECK(live == N - 5);
+	KT_CHECK(kn_pipeline_admit(pipe_, b) == live);
+	KT_CHECK(kn_pipeline_deidentify(pipe_, b) == live - 1);
+	for (int i = 0; i < N; i++) {
+		const struct kn_rec *r = &b->rec[i];
+		KT_CHECK(r->out_len == slen[i]);
+		KT_CHECK((r->state == KN_REC_OUT) == (slen[i] > 0));
+		if (slen[i])
+			KT_CHECK(!memcmp(b->arena + r->out_off, single[i], slen[i]));
+		else
+			KT_CHECK(r->v.reason == sv[i].reason && r->v.dropped == sv[i].dropped &&
+				 r->v.schema_id == sv[i].schema_id);
+	}
+	KT_CHECK(b->deid[2].minor && !b->deid[0].minor);
+	KT_CHECK(b->rec[0].key_len == KN_PID_HEX_LEN);
+	kn_batch_destroy(b);
+}
+
 int main(void)
 {
 	char err[1024];
@@ -350,6 +406,7 @@ int main(void)
 	KT_RUN(test_location_consent);
 	KT_RUN(test_dead_letters);
 	KT_RUN(test_no_allocation_on_hot_path);
+	KT_RUN(test_batch_equals_single);
 	kn_pipeline_destroy(pipe_);
 	avro_value_iface_decref(iface);
 	avro_schema_decref(deid_schema);
