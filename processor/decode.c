@@ -350,7 +350,8 @@ static int dec(const struct dnode *n, struct rd *r, struct kn_event *ev, int dep
 static int dec_blocks(const struct dnode *n, struct rd *r, struct kn_event *ev, int depth)
 {
 	for (;;) {
-		int64_t count, bytes;
+		const uint8_t *block_start = NULL;
+		int64_t count, bytes = 0;
 
 		if (rd_long(r, &count))
 			return -EBADMSG;
@@ -360,14 +361,12 @@ static int dec_blocks(const struct dnode *n, struct rd *r, struct kn_event *ev, 
 			if (count == INT64_MIN)
 				return fail(r, "bad block count");
 			count = -count;
-			/* The writer told us the block's size: skip it in one step. */
-			if (rd_len(r, &bytes))
+			/* The writer gave the block's size too. Its items are still
+			 * read one by one (skipping by size would accept garbage
+			 * inside); they must fill it exactly. */
+			if (rd_long(r, &bytes))
 				return -EBADMSG;
-			if ((uint64_t)count > MAX_ITEMS - r->items)
-				return fail(r, "too many items");
-			r->items += (uint32_t)count;
-			r->p += bytes;
-			continue;
+			block_start = r->p;
 		}
 		if ((uint64_t)count > MAX_ITEMS - r->items)
 			return fail(r, "too many items");
@@ -382,6 +381,8 @@ static int dec_blocks(const struct dnode *n, struct rd *r, struct kn_event *ev, 
 			if (dec(n->kid[0], r, ev, depth + 1))
 				return -EBADMSG;
 		}
+		if (block_start && r->p - block_start != bytes)
+			return fail(r, "bad block size");
 	}
 }
 

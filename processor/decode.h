@@ -5,7 +5,8 @@
  * which every field that plays a role (config: schemas[].roles) knows its
  * slot in struct kn_event. Decoding then walks the tree over the raw bytes:
  * no allocation, strings are views into the input, fields without a role are
- * skipped (arrays and maps by block size where the writer gave one).
+ * skipped (still checked item by item: a block size the writer gave must
+ * match its items).
  *
  * Every read is bounds-checked; malformed input returns an error with a
  * static reason string and never reads outside [buf, buf+len). */

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "avrobin.h"
 #include "kafka_conf.h"
@@ -427,8 +428,35 @@ struct gen {
 	rd_kafka_t *rk;
 	struct out out[KN_EV_TYPES];
 	avro_writer_t w;
+	int64_t sent;	    /* for --rate */
+	struct timespec t0; /* for --rate */
 	uint8_t buf[64 * 1024];
 };
+
+/* --rate: the n-th record goes out at t0 + n / rate, not before. */
+static void pace(struct gen *g)
+{
+	struct timespec now;
+	int64_t due_ns, now_ns;
+
+	if (!g->o->rate || g->o->out_dir)
+		return;
+	if (!g->sent++) {
+		clock_gettime(CLOCK_MONOTONIC, &g->t0);
+		return;
+	}
+	due_ns = (int64_t)g->t0.tv_sec * 1000000000 + g->t0.tv_nsec +
+		 g->sent * 1000000000 / g->o->rate;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+		if (now_ns >= due_ns)
+			return;
+		rd_kafka_poll(g->rk, 0);
+		if (due_ns - now_ns > 50000)
+			nanosleep(&(struct timespec){0, due_ns - now_ns - 20000}, NULL);
+	}
+}
 
 static const char *input_topic(const struct kn_config *c, enum kn_event_type t)
 {
@@ -555,6 +583,7 @@ static int emit_type(struct gen *g, enum kn_event_type t, struct kn_gen_result *
 			continue;
 		}
 		fill(&g->rng, &r, t, u, ts, i);
+		pace(g);
 		if (o->file) {
 			if (avro_file_writer_append_value(o->file, &o->val))
 				return -EIO;
@@ -593,7 +622,9 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 	if (!g->o->out_dir) {
 		rd_kafka_conf_t *conf =
 			kn_kafka_conf_new(c, c->producer, c->n_producer, errstr, errsz);
-		if (!conf || kn_kafka_conf_set(conf, "linger.ms", "20", errstr, errsz) ||
+		/* Paced: each record should leave at once (latency tests). */
+		if (!conf ||
+		    kn_kafka_conf_set(conf, "linger.ms", g->o->rate ? "1" : "20", errstr, errsz) ||
 		    kn_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errsz)) {
 			if (conf)
 				rd_kafka_conf_destroy(conf);

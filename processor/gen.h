@@ -27,6 +27,7 @@ struct kn_gen_opts {
 	int64_t span_ms;     /* events spread over [start, start + span) */
 	unsigned types;	     /* bit per enum kn_event_type */
 	const char *out_dir; /* container files here, or NULL for Kafka */
+	int64_t rate;	     /* Kafka: records/s over all types, 0: as fast as possible */
 };
 
 struct kn_gen_result {

@@ -64,3 +64,14 @@ int64_t kn_kafka_stats_lag(const char *json, size_t len)
 	}
 	return sum;
 }
+
+ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_message_t **msgs,
+			       size_t max)
+{
+	ssize_t n;
+
+	if (!max || !(msgs[0] = rd_kafka_consume_queue(q, timeout_ms)))
+		return 0;
+	n = max > 1 ? rd_kafka_consume_batch_queue(q, 0, msgs + 1, max - 1) : 0;
+	return n < 0 ? 1 : n + 1;
+}

@@ -1,6 +1,7 @@
 /* kafka_conf: builds librdkafka configurations from kanon's config: the
  * brokers, the pass-through properties (kafka.consumer.* / kafka.producer.*),
- * and a log callback that routes librdkafka's logs into log.c. */
+ * a log callback that routes librdkafka's logs into log.c, and the one
+ * consume helper both run loops use. */
 #ifndef KN_KAFKA_CONF_H
 #define KN_KAFKA_CONF_H
 
@@ -21,5 +22,14 @@ int kn_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
  * the sum of every assigned partition's "consumer_lag" (unknown ones, -1,
  * are skipped). Returns -1 when the document has none. */
 int64_t kn_kafka_stats_lag(const char *json, size_t len);
+
+/* Waits at most timeout_ms for one message, then takes whatever else is
+ * already fetched, up to max in all, without waiting again. librdkafka's
+ * consume_batch waits until the batch is *full* or the timeout passes, so
+ * at moderate rates every batch would add up to timeout_ms of latency;
+ * under load the queue is full anyway and batches still come out whole.
+ * Returns the count (0: nothing arrived). */
+ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_message_t **msgs,
+			       size_t max);
 
 #endif

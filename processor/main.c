@@ -56,7 +56,9 @@ static const char usage[] =
 	"           the same pipeline over Avro container files, no Kafka\n"
 	"  gen      -c FILE [--seed N] [--count N] [--users N] [--types device,access,search]\n"
 	"           [--malformed N] [--start YYYY-MM-DD] [--span DURATION] [--out-dir DIR]\n"
-	"           deterministic synthetic logs to the input topics (or DIR/<type>.avro)\n"
+	"           [--rate N]\n"
+	"           deterministic synthetic logs to the input topics (or DIR/<type>.avro);\n"
+	"           --rate paces them at N records/s (producer linger 1 ms, for latency tests)\n"
 	"  demo     [--count N] [--seed N]\n"
 	"           everything end to end on an in-process mock Kafka cluster; no broker needed\n"
 	"  check    -c FILE [--describe]\n"
@@ -87,7 +89,7 @@ struct args {
 	const char *sets[MAX_SETS];
 	int n_sets;
 	bool until_eof, describe;
-	int64_t max_messages, count, users, malformed;
+	int64_t max_messages, count, users, malformed, rate;
 	uint64_t seed;
 	const char *log_level;
 	const char *metrics_addr;
@@ -123,6 +125,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					     {"malformed", required_argument, 0, 'm'},
 					     {"start", required_argument, 0, 'B'},
 					     {"span", required_argument, 0, 'P'},
+					     {"rate", required_argument, 0, 'R'},
 					     {"out-dir", required_argument, 0, 'O'},
 					     {"describe", no_argument, 0, 'd'},
 					     {"metrics-addr", required_argument, 0, 'A'},
@@ -188,6 +191,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'P':
 			a->span = optarg;
+			break;
+		case 'R':
+			if (parse_int(optarg, &a->rate) || !a->rate)
+				return -1;
 			break;
 		case 'O':
 			a->out_dir = optarg;
@@ -335,7 +342,8 @@ static int cmd_gen(const struct args *a)
 				.start_ms = 1793491200000LL,
 				.span_ms = 24 * 3600 * 1000LL,
 				.types = 7,
-				.out_dir = a->out_dir};
+				.out_dir = a->out_dir,
+				.rate = a->rate};
 
 	if (a->types && parse_types(a->types, &o.types))
 		return fail_usage("--types takes a comma list of device, access, search");

@@ -184,7 +184,7 @@ static void mark_eof(struct kn_source *s, const rd_kafka_message_t *m, bool eof)
 
 int kn_source_poll_batch(struct kn_source *s, rd_kafka_message_t **msgs, int max, int timeout_ms)
 {
-	ssize_t n = rd_kafka_consume_batch_queue(s->q, timeout_ms, msgs, (size_t)max);
+	ssize_t n = kn_kafka_consume_ready(s->q, timeout_ms, msgs, (size_t)max);
 	int kept = 0;
 
 	if (n < 0) {

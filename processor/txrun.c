@@ -712,8 +712,8 @@ static int loop(struct tx *tx)
 				break;
 			last_keys = now_ms();
 		}
-		ssize_t n = rd_kafka_consume_batch_queue(tx->q, 100, tx->batch,
-							 (size_t)tx->cfg->batch_size);
+		ssize_t n =
+			kn_kafka_consume_ready(tx->q, 100, tx->batch, (size_t)tx->cfg->batch_size);
 		int64_t t0 = now_us();
 		err = process_batch(tx, n);
 		for (ssize_t i = 0; i < n; i++) {
@@ -722,7 +722,7 @@ static int loop(struct tx *tx)
 			rd_kafka_message_destroy(tx->batch[i]);
 		}
 		seen += n > 0 ? n : 0;
-		if (n > 0)
+		if (tx->b->n > 0) /* records, not just end-of-partition events */
 			kn_hist_add(&tx->snap.batch, now_us() - t0);
 		publish(tx);
 		rd_kafka_poll(tx->prod, 0);

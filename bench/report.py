@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw results (OUT/raw/*.jsonl) into OUT/REPORT.md and
+PNG plots (gnuplot). Standard library only. Usage: report.py OUT QUICK"""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+out, quick = sys.argv[1], sys.argv[2] == "1"
+
+
+def load(name):
+    path = os.path.join(out, "raw", name + ".jsonl")
+    if not os.path.exists(path):
+        return []
+    return [json.loads(l) for l in open(path) if l.strip()]
+
+
+def spread(xs):
+    """median (min-max) of xs"""
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def fmt(v, unit=""):
+    if v >= 1e6:
+        return "%.2f M%s" % (v / 1e6, unit)
+    if v >= 1e4:
+        return "%.0f k%s" % (v / 1e3, unit)
+    return "%.1f%s" % (v, unit)
+
+
+def cell(xs, unit=""):
+    m, lo, hi = spread(xs)
+    return "%s (%s-%s)" % (fmt(m, unit), fmt(lo), fmt(hi))
+
+
+def cpu_model():
+    try:
+        for l in open("/proc/cpuinfo"):
+            if l.startswith("model name"):
+                return l.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def gnuplot(script):
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, cwd=out,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("report: gnuplot failed: %s" % e, file=sys.stderr)
+
+
+def write_dat(name, rows):
+    with open(os.path.join(out, name), "w") as f:
+        for r in rows:
+            f.write(" ".join(str(x) for x in r) + "\n")
+
+
+md = []
+goals = []
+md.append("# kanon benchmark report\n")
+md.append("- generated: %s by `bench/run.sh%s`" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                                   " --quick" if quick else ""))
+md.append("- machine: %d cores, %s, kernel %s" % (os.cpu_count(), cpu_model(), platform.release()))
+md.append("- every figure: median of the repetitions, (min-max) after it; ratios are of "
+          "figures measured in the same run\n")
+
+# ---- B1 ----
+b1 = load("b1")
+if b1:
+    cols = [("avro_generic", "avro-c generic decoder (`avro_value_read`)"),
+            ("kanon_decoder", "kanon decoder"),
+            ("pipeline", "full de-identification pipeline"),
+            ("pipeline_aggregates", "pipeline + aggregation")]
+    md.append("## B1 in-process throughput (one core, %d DeviceLog records in memory)\n" % b1[0]["records"])
+    md.append("| case | records/s per core |\n|---|---|")
+    for k, label in cols:
+        md.append("| %s | %s |" % (label, cell([r[k] for r in b1])))
+    ratio = [r["kanon_decoder"] / r["avro_generic"] for r in b1]
+    md.append("\nkanon decoder / avro-c generic, same run: **%.2fx** (%.2f-%.2f); goal 5x.\n"
+              % spread(ratio))
+    pipe = statistics.median(r["pipeline"] for r in b1)
+    goals.append(("B1 pipeline >= 3 M DeviceLog records/s per core", fmt(pipe, " rec/s"), pipe >= 3e6))
+    goals.append(("B1 kanon decoder >= 5x avro-c generic", "%.2fx" % statistics.median(ratio),
+                  statistics.median(ratio) >= 5))
+    write_dat("b1.dat", [(i, '"%s"' % label.split(" (")[0].replace("`", ""),
+                          statistics.median(r[k] for r in b1) / 1e6) for i, (k, label) in enumerate(cols)])
+    gnuplot("""set terminal png size 800,420; set output 'b1.png'
+set title 'B1: records/s per core (millions)'; set style fill solid; set boxwidth 0.6
+set yrange [0:*]; set xtics rotate by -15
+plot 'b1.dat' using 1:3:xtic(2) with boxes notitle lc rgb '#3060a0'\n""")
+    md.append("![B1](b1.png)\n")
+
+# ---- B2 ----
+b2 = load("b2")
+if b2:
+    md.append("## B2 end to end on the real broker (loopback, %d records pre-loaded)\n" % b2[0]["records"])
+    md.append("| client | records/s (wall, start-up included) |\n|---|---|")
+    rates = {}
+    for c in ("kcat", "ConsumerPerformance", "kanon", "kanon+lat"):
+        xs = [r["records"] / r["seconds"] for r in b2 if r["client"] == c and r["seconds"] > 0]
+        if xs:
+            rates[c] = xs
+            md.append("| %s | %s |" % (c, cell(xs)))
+    cp = [r["reported_fetch_rate"] for r in b2 if r["client"] == "ConsumerPerformance"]
+    if cp:
+        md.append("\nConsumerPerformance's own fetch rate (group join excluded): %s records/s."
+                  % cell(cp))
+    if "kcat" in rates and "kanon" in rates:
+        ratios = [k / c for k, c in zip(rates["kanon"], rates["kcat"])]
+        md.append("\nkanon / kcat (consume only, librdkafka), round by round: **%.2f** (%.2f-%.2f); "
+                  "goal 0.9.\n" % spread(ratios))
+        goals.append(("B2 kanon >= 0.9 of librdkafka consume-only (kcat)",
+                      "%.2f" % statistics.median(ratios), statistics.median(ratios) >= 0.9))
+    if "kanon" in rates and "kanon+lat" in rates:
+        ratios = [a / b for a, b in zip(rates["kanon+lat"], rates["kanon"])]
+        seen = [r.get("lat_batches", 0) for r in b2 if r["client"] == "kanon+lat"]
+        md.append("kanon with `kanon lat` attached / without: **%.3f** (%.3f-%.3f); goal 0.97. "
+                  "Batches `kanon lat` saw: %s.\n" % (spread(ratios) + (seen,)))
+        goals.append(("B3 throughput with kanon lat attached >= 0.97 of without",
+                      "%.3f" % statistics.median(ratios), statistics.median(ratios) >= 0.97))
+
+# ---- B3 ----
+b3 = load("b3")
+if b3:
+    md.append("## B3 latency under a paced load (de-identified-stream mode)\n")
+    md.append("Load: `kanon gen --rate` at a share of B2's kanon rate; latencies from `kanon lat "
+              "--json` over the whole paced run. End to end is a batch's earliest Kafka "
+              "timestamp to its last delivery acknowledgement (the batch's worst record). "
+              "Latency profile: producer `linger.ms` 2 (the example config has 20).\n")
+    md.append("| load | records/s | batches | e2e p50 ms | e2e p99 ms | e2e p99.9 ms | "
+              "run-queue p99 ms |\n|---|---|---|---|---|---|---|")
+    rows = []
+    for r in sorted(b3, key=lambda r: r["load_pct"]):
+        e = r["end_to_end"]
+        md.append("| %d %% | %d | %d | %.2f | %.2f | %.2f | %.2f |" % (
+            r["load_pct"], r["rate"], r["batches"], e["p50_us"] / 1e3, e["p99_us"] / 1e3,
+            e["p999_us"] / 1e3, r["runq"]["p99_us"] / 1e3))
+        rows.append((r["load_pct"], e["p50_us"] / 1e3, e["p99_us"] / 1e3, e["p999_us"] / 1e3))
+        if r["load_pct"] == 50:
+            goals.append(("B3 end-to-end p99 < 20 ms at 50 % load", "%.2f ms" % (e["p99_us"] / 1e3),
+                          e["p99_us"] < 20000))
+    md.append("\nStage p99 (ms) at each load:\n")
+    stages = ["consume", "decode", "policy", "deid", "produce", "ack"]
+    md.append("| load | " + " | ".join(stages) + " |\n|---|" + "---|" * len(stages))
+    for r in sorted(b3, key=lambda r: r["load_pct"]):
+        md.append("| %d %% | " % r["load_pct"] + " | ".join(
+            "%.2f" % (r["stages"][s]["p99_us"] / 1e3) if s in r["stages"] else "-" for s in stages) + " |")
+    write_dat("b3.dat", rows)
+    gnuplot("""set terminal png size 800,420; set output 'b3.png'
+set title 'B3: end-to-end latency against load'; set xlabel 'load (% of max)'; set ylabel 'ms'
+set logscale y; set key left top
+plot 'b3.dat' using 1:2 with linespoints title 'p50', '' using 1:3 with linespoints title 'p99', \
+     '' using 1:4 with linespoints title 'p99.9', 20 with lines dashtype 2 title 'goal p99 @ 50 %'\n""")
+    md.append("\n![B3](b3.png)\n")
+
+# ---- B4 ----
+b4 = load("b4")
+if b4:
+    md.append("## B4 memory\n")
+    md.append("| open groups | events per group | state bytes | bytes/group (state) | peak RSS MB | "
+              "RSS bytes/group |\n|---|---|---|---|---|---|")
+    rows = []
+    for r in b4:
+        grow = (r["rss_kb_peak"] - r["rss_kb_before"]) * 1024
+        md.append("| %d | %d | %d | %.0f | %.1f | %.0f |" % (
+            r["open_groups"], r["events_per_group"], r["state_bytes"],
+            r["state_bytes"] / max(r["open_groups"], 1), r["rss_kb_peak"] / 1024,
+            grow / max(r["open_groups"], 1)))
+        if r["events_per_group"] == 1:
+            rows.append((r["open_groups"], r["rss_kb_peak"] / 1024))
+    fixed = sorted((r for r in b4 if r["events_per_group"] >= 5), key=lambda r: r["events_per_group"])
+    if len(fixed) >= 2:
+        a, b = fixed[0], fixed[-1]
+        growth = 100.0 * (b["rss_kb_peak"] - a["rss_kb_peak"]) / a["rss_kb_peak"]
+        md.append("\nAt %d groups with the same 5 people each, %d to %d events per group: peak RSS "
+                  "%.1f to %.1f MB (%+.1f %%), state %d to %d bytes: %s.\n" % (
+                      a["groups"], a["events_per_group"], b["events_per_group"],
+                      a["rss_kb_peak"] / 1024, b["rss_kb_peak"] / 1024, growth, a["state_bytes"],
+                      b["state_bytes"], "flat" if abs(growth) < 10 else "**not flat**"))
+    write_dat("b4.dat", rows)
+    gnuplot("""set terminal png size 800,420; set output 'b4.png'
+set title 'B4: peak RSS against open groups'; set xlabel 'open groups'; set ylabel 'MB'
+set logscale xy
+plot 'b4.dat' using 1:2 with linespoints notitle\n""")
+    md.append("![B4](b4.png)\n")
+
+# ---- B5 ----
+b5 = load("b5")
+if b5:
+    md.append("## B5 keyed hash cost (ns per identifier, one core)\n")
+    sizes = sorted({r["bytes"] for r in b5})
+    prfs = sorted({r["prf"] for r in b5})
+    md.append("| PRF | " + " | ".join("%d B" % s for s in sizes) + " |\n|---|" + "---|" * len(sizes))
+    rows = []
+    for p in prfs:
+        md.append("| %s | " % p + " | ".join(
+            cell([r["ns"] for r in b5 if r["prf"] == p and r["bytes"] == s]) for s in sizes) + " |")
+    for s in sizes:
+        rows.append([s] + [statistics.median(r["ns"] for r in b5 if r["prf"] == p and r["bytes"] == s)
+                           for p in prfs])
+    md.append("\nxxh3 is not a PRF (its key only seeds it); it is listed as the floor, not as an "
+              "option for pseudonyms.\n")
+    write_dat("b5.dat", rows)
+    gnuplot("""set terminal png size 800,420; set output 'b5.png'
+set title 'B5: ns per keyed hash'; set xlabel 'input bytes'; set ylabel 'ns'; set logscale y
+plot """ + ", ".join("'b5.dat' using 1:%d with linespoints title '%s'" % (i + 2, p)
+                     for i, p in enumerate(prfs)) + "\n")
+    md.append("![B5](b5.png)\n")
+
+if goals:
+    md.insert(4, "## Goals\n\n| goal | measured | met |\n|---|---|---|\n" + "\n".join(
+        "| %s | %s | %s |" % (g, v, "yes" if ok else "**no**") for g, v, ok in goals) + "\n")
+
+with open(os.path.join(out, "REPORT.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
+
+# A benchmark that produced nothing is a failure, not a shorter report.
+missing = [b for b, rows in (("B1", b1), ("B2", b2), ("B3", b3), ("B4", b4), ("B5", b5)) if not rows]
+if missing or (b3 and not all(r["end_to_end"]["count"] for r in b3)):
+    sys.exit("report: no results from %s" % (", ".join(missing) or "B3 (no end-to-end samples)"))

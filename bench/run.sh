@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# kanon's benchmarks, side by side with their baselines in the same run.
+#
+#   bench/run.sh                 the full run (10 M records end to end; ~30-60 min)
+#   bench/run.sh --quick         a small corpus, every benchmark once (ctest: bench.quick)
+#   options: --build-dir DIR     use this (Release) build instead of build-bench/
+#            --out DIR           results here instead of bench/results/
+#
+# B1 in-process records/s per core: avro-c's generic decoder, kanon's decoder,
+#    the pipeline, the pipeline with aggregates (same records in memory).
+# B2 end to end on the real broker: kcat and Kafka's ConsumerPerformance
+#    (consume only) against `kanon run`, and `kanon run` with `kanon lat` attached.
+# B3 latency at 25/50/75 % of B2's kanon rate, from `kanon lat --json`.
+# B4 peak RSS against open groups, and against events at fixed groups.
+# B5 ns per keyed hash: siphash, hmac-sha256, xxh3 on 8-64-byte inputs.
+#
+# Writes OUT/REPORT.md, OUT/*.png (gnuplot) and OUT/raw/*.jsonl. Every
+# figure is a median over repetitions, with min and max.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+build=""
+out="$root/bench/results"
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) quick=1 ;;
+	--build-dir) build=$2; shift ;;
+	--out) out=$2; shift ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ $quick -eq 1 ]; then
+	N_B1=50000 REPS=3 N_B2=30000 REPS_E2E=1 B4_GROUPS="1000 10000" B4_FIXED=2000 LAT_SECS=3
+else
+	N_B1=1000000 REPS=5 N_B2=10000000 REPS_E2E=3 B4_GROUPS="10000 100000 1000000"
+	B4_FIXED=100000 LAT_SECS=20
+fi
+
+export KANON_KAFKA_PORT=${KANON_KAFKA_PORT:-39092}
+BROKER=127.0.0.1:$KANON_KAFKA_PORT
+export KANON_BROKERS=$BROKER
+CACHE=${KANON_CACHE:-$HOME/.cache/kanon}
+KAFKA_LIBS=$CACHE/kafka-3.9.1/libs
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---- set-up and build ----
+"$root/deploy/setup.sh" >&2
+if [ -z "$build" ]; then
+	build=$root/build-bench
+	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$build" -j"$(nproc)" --target kanon kn_bench >&2
+fi
+KANON=$build/kanon
+BENCH=$build/kn_bench
+work=$(mktemp -d /tmp/kanon-bench.XXXXXX)
+started_broker=0
+cleanup() {
+	[ $started_broker -eq 1 ] && "$root/deploy/kafka-local.sh" stop >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$out/raw"
+rm -f "$out"/raw/*.jsonl
+export KANON_KEY_FILE=$work/master.key
+"$KANON" keygen "$KANON_KEY_FILE" >/dev/null
+
+# A private config: own topics and group, schemas by absolute path; the
+# aggregates section only when asked for.
+make_config() { # prefix with_aggregates linger_ms
+	local cfg=$work/$1.yaml
+	sed -e "s#\.\./schemas/#$root/schemas/#" -e "s/kanon\.\(logs\|deid\|deadletter\|adagg\|erasure\)/$1.\1/g" \
+		-e "s/group_id: kanon-deid/group_id: $1/" -e "s/linger.ms: \"20\"/linger.ms: \"$3\"/" \
+		"$root/deploy/kanon.example.yaml" >"$cfg"
+	# Device logs only: the corpus and the paced load are DeviceLog.
+	sed -i -e '/logs[.]access[.]v1, type/d' -e '/logs[.]search[.]v1, type/d' "$cfg"
+	if [ "$2" = no ]; then
+		sed -i '/^# --- advertiser aggregates/,$d' "$cfg"
+	fi
+	echo "$cfg"
+}
+
+# ---- B1, B4, B5: in process ----
+log "B1: corpus of $N_B1 DeviceLog records (kanon gen --seed 42)"
+cfg=$(make_config b1 yes 20)
+mkdir -p "$work/corpus"
+"$KANON" gen -c "$cfg" --seed 42 --count "$N_B1" --types device --out-dir "$work/corpus" >/dev/null
+"$BENCH" b1 "$cfg" "$work/corpus/device.avro" "$REPS" >>"$out/raw/b1.jsonl"
+log "B5: keyed hash cost"
+"$BENCH" b5 "$REPS" >>"$out/raw/b5.jsonl"
+log "B4: memory against open groups"
+for g in $B4_GROUPS; do "$BENCH" b4 "$cfg" "$g" 1 >>"$out/raw/b4.jsonl"; done
+for e in 5 20 80; do "$BENCH" b4 "$cfg" "$B4_FIXED" "$e" >>"$out/raw/b4.jsonl"; done
+
+# ---- the broker ----
+if ! kcat -b "$BROKER" -L -m 5 >/dev/null 2>&1; then
+	"$root/deploy/kafka-local.sh" start >&2
+	started_broker=1
+fi
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
+
+# ---- B2: end to end ----
+p=b2-$$-$RANDOM
+cfg=$(make_config "$p" no 20)
+topic=$p.logs.device.v1
+log "B2: pre-loading $N_B2 records into $topic"
+"$KANON" gen -c "$cfg" --seed 7 --count "$N_B2" --types device >/dev/null
+for i in $(seq 1 "$REPS_E2E"); do
+	log "B2 round $i: kcat"
+	t=$(now_s)
+	n=$(kcat -C -b "$BROKER" -t "$topic" -o beginning -e -q -f '\n' | wc -l)
+	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kcat\",\"records\":$n,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
+
+	log "B2 round $i: ConsumerPerformance"
+	t=$(now_s)
+	cp=$(java -Xmx512m -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ConsumerPerformance \
+		--bootstrap-server "$BROKER" --topic "$topic" --messages "$N_B2" \
+		--group "$p-cp-$i" --timeout 60000 2>/dev/null | tail -1)
+	s=$(elapsed "$t")
+	# start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.ms, fetch.ms, fetch.MB.sec, fetch.nMsg.sec
+	n=$(echo "$cp" | awk -F', *' '{print $5}')
+	fetch=$(echo "$cp" | awk -F', *' '{print $10}')
+	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"ConsumerPerformance\",\"records\":${n:-0},\"seconds\":$s,\"reported_fetch_rate\":${fetch:-0}}" >>"$out/raw/b2.jsonl"
+
+	log "B2 round $i: kanon run"
+	t=$(now_s)
+	"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn
+	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
+
+	log "B2 round $i: kanon run with kanon lat attached"
+	t=$(now_s)
+	"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-l-$i" -l warn &
+	kp=$!
+	"$KANON" lat --pid $kp --json >"$work/lat.json" 2>"$work/lat.err" &
+	lp=$!
+	wait $kp
+	s=$(elapsed "$t")
+	kill -INT $lp 2>/dev/null || true
+	wait $lp || true
+	seen=$(python3 -c 'import json,sys; print(sum(json.loads(l)["batches"] for l in open(sys.argv[1]) if l.strip()))' "$work/lat.json" 2>/dev/null || echo 0)
+	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon+lat\",\"records\":$N_B2,\"seconds\":$s,\"lat_batches\":$seen}" >>"$out/raw/b2.jsonl"
+done
+
+# ---- B3: latency under a paced load ----
+rmax=$(python3 -c '
+import json, statistics, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+print(int(statistics.median(x["records"] / x["seconds"] for x in r if x["client"] == "kanon")))' "$out/raw/b2.jsonl")
+for pct in 25 50 75; do
+	rate=$((rmax * pct / 100))
+	p=b3-$pct-$$-$RANDOM
+	# The latency profile: the producer lingers 2 ms instead of 20.
+	cfg=$(make_config "$p" no 2)
+	"$KANON" gen -c "$cfg" --count 10 --types device >/dev/null # creates the topic
+	port=$((20000 + RANDOM % 20000))
+	"$KANON" run -c "$cfg" --metrics-addr 127.0.0.1:$port -l warn &
+	kp=$!
+	# Ready when the warm-up records are delivered: the output topic then
+	# exists, so topic creation does not land in the measured latencies.
+	python3 - "http://127.0.0.1:$port/metrics" <<'PY'
+import re, sys, time, urllib.request
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen(sys.argv[1], timeout=1).read().decode()
+        m = re.search(r"^kanon_end_to_end_seconds_count (\d+)$", text, re.M)
+        if m and int(m.group(1)) > 0:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit("bench: kanon did not deliver its warm-up records")
+PY
+	"$KANON" lat --pid $kp --json --interval "$LAT_SECS" --count 1 >"$work/lat3.json" 2>"$work/lat3.err" &
+	lp=$!
+	until grep -q attached "$work/lat3.err" 2>/dev/null || ! kill -0 $lp 2>/dev/null; do sleep 0.05; done
+	log "B3: $pct % load = $rate records/s for $LAT_SECS s"
+	"$KANON" gen -c "$cfg" --seed 3 --types device --rate "$rate" --count $((rate * LAT_SECS)) >/dev/null
+	wait $lp || true
+	kill -TERM $kp
+	wait $kp || true
+	python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    if l.strip():
+        r = json.loads(l)
+        r.update(bench="b3", load_pct=int(sys.argv[2]), rate=int(sys.argv[3]))
+        print(json.dumps(r))' "$work/lat3.json" "$pct" "$rate" >>"$out/raw/b3.jsonl"
+done
+
+# ---- the report ----
+python3 "$root/bench/report.py" "$out" "$quick"
+log "wrote $out/REPORT.md"
