@@ -96,6 +96,7 @@ static void load_corpus(const struct kn_config *c, const struct kn_schemas *s, c
 	avro_value_decref(&v);
 	avro_value_iface_decref(iface);
 	avro_file_reader_close(r);
+	avro_schema_decref(ws); /* the reader handed over its reference */
 }
 
 /* ---- B1 ---- */
@@ -222,6 +223,14 @@ static int b1(const char *config, const char *file, int reps)
 		fflush(stdout);
 		kn_aggregator_destroy(agg);
 	}
+	for (size_t i = 0; i < k.n; i++)
+		free(k.msg[i]);
+	free(k.msg);
+	free(k.len);
+	kn_pipeline_destroy(p);
+	kn_keys_destroy(keys);
+	kn_schemas_destroy(s);
+	kn_config_destroy(c);
 	return 0;
 }
 
@@ -274,6 +283,7 @@ static int b4(const char *config, long groups, long per_group)
 	       ",\"state_bytes\":%" PRIu64 ",\"rss_kb_before\":%ld,\"rss_kb_peak\":%ld}\n",
 	       groups, per_group, m.open_groups, m.state_bytes, before, rss_kb());
 	kn_aggregator_destroy(a);
+	kn_config_destroy(c);
 	return 0;
 }
 

@@ -49,6 +49,21 @@ static void mask_bits(uint8_t *a, int nbytes, int bits)
 	}
 }
 
+/* out = net "/" bits; the hot path, so no printf. */
+static void put_prefix(char *out, const char *net, int bits)
+{
+	size_t n = strlen(net);
+
+	memcpy(out, net, n);
+	out[n++] = '/';
+	if (bits >= 100)
+		out[n++] = (char)('0' + bits / 100);
+	if (bits >= 10)
+		out[n++] = (char)('0' + bits / 10 % 10);
+	out[n++] = (char)('0' + bits % 10);
+	out[n] = '\0';
+}
+
 int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out)
 {
 	char buf[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
@@ -65,7 +80,7 @@ int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out
 		if (memcmp(a, v4mapped, sizeof(v4mapped))) {
 			mask_bits(a, 16, v6_bits);
 			inet_ntop(AF_INET6, a, net, sizeof(net));
-			snprintf(out, KN_PREFIX_MAX, "%s/%d", net, v6_bits);
+			put_prefix(out, net, v6_bits);
 			return 0;
 		}
 		memmove(a, a + 12, 4);
@@ -74,7 +89,7 @@ int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out
 	}
 	mask_bits(a, 4, v4_bits);
 	inet_ntop(AF_INET, a, net, sizeof(net));
-	snprintf(out, KN_PREFIX_MAX, "%s/%d", net, v4_bits);
+	put_prefix(out, net, v4_bits);
 	return 0;
 }
 
@@ -141,7 +156,10 @@ static int32_t major_at(const char *p, const char *end)
 
 static void set_family(char *dst, const char *name)
 {
-	snprintf(dst, KN_FAMILY_MAX, "%s", name);
+	size_t n = strnlen(name, KN_FAMILY_MAX - 1);
+
+	memcpy(dst, name, n);
+	dst[n] = '\0';
 }
 
 /* Browser product tokens ("Name/version"), most specific first: many

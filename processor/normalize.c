@@ -78,7 +78,8 @@ static int norm_phone(const char *in, size_t len, char *out, const struct kn_nor
 			d[nd++] = c;
 		} else if (c == '+' && nd == 0 && !plus) {
 			plus = 1;
-		} else if (!strchr(" -.()/\t", c)) {
+		} else if (!(c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/' ||
+			     c == '\t')) {
 			return -EINVAL; /* letters, extensions, stray symbols */
 		}
 	}
@@ -119,7 +120,8 @@ static int norm_device(const char *in, size_t len, char *out)
 
 	for (size_t i = 0; i < len; i++) {
 		char c = in[i];
-		if (is_space(c) || strchr("-:._", c))
+		/* (Not strchr: it would take a NUL byte for a separator.) */
+		if (is_space(c) || c == '-' || c == ':' || c == '.' || c == '_')
 			continue;
 		if (n == KN_ID_MAX)
 			return -EINVAL;

@@ -24,6 +24,7 @@
 #include <avro.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "decode.h"
@@ -49,6 +50,25 @@ static inline uint32_t orc_next(struct orc_rng *r)
 static inline uint32_t orc_below(struct orc_rng *r, uint32_t n)
 {
 	return n ? orc_next(r) % n : 0;
+}
+
+/* avro-c allocates a string's or array's declared size before reading it,
+ * so a forged length costs it gigabytes (or an abort under ASan). Inputs
+ * here are small: an allocation above 16 MiB is such a forgery and fails,
+ * which is avro-c's own out-of-memory path (an error the oracle expects). */
+static void *orc_capped_alloc(void *ud, void *p, size_t osize, size_t nsize)
+{
+	(void)ud, (void)osize;
+	if (!nsize) {
+		free(p);
+		return NULL;
+	}
+	return nsize > (16u << 20) ? NULL : realloc(p, nsize);
+}
+
+static inline void orc_init(void)
+{
+	avro_set_allocator(orc_capped_alloc, NULL);
 }
 
 /* ---- random schemas ---- */

@@ -7,24 +7,10 @@
 
 #include "decode_oracle.h"
 
-/* avro-c allocates a string's or array's declared size before reading it,
- * so a forged length costs it gigabytes. Inputs are at most 4 KiB: any
- * allocation above 16 MiB is such a forgery and fails, as avro-c's own
- * out-of-memory path (an error, which the oracle expects). */
-static void *capped(void *ud, void *p, size_t osize, size_t nsize)
-{
-	(void)ud, (void)osize;
-	if (!nsize) {
-		free(p);
-		return NULL;
-	}
-	return nsize > (16u << 20) ? NULL : realloc(p, nsize);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
-	avro_set_allocator(capped, NULL);
+	orc_init();
 	return 0;
 }
 

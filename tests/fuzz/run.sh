@@ -17,7 +17,7 @@ $CLANG -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	"$root/tests/fuzz/fuzz_decode.c" "$root/processor/decode.c" "$root/processor/event.c" \
 	"$root/processor/kn_alloc.c" $(pkg-config --cflags --libs avro-c) -lm \
 	-o "$out/fuzz_decode"
-KN_FUZZ_CORPUS=$out/corpus "$build/tests/test_decode_diff" >/dev/null 2>&1
+KN_FUZZ_CORPUS=$out/corpus "$build/tests/test_decode_diff" >/dev/null
 cd "$out"
 # avro-c allocates a string's declared length before reading it: let a forged
 # 2^60 fail as an allocation (as it does outside ASan), not abort the run.
