@@ -235,8 +235,8 @@ static void orc_fill(struct orc_rng *r, avro_value_t *v, int depth)
 		avro_value_set_int(v, (int32_t)orc_next(r) >> orc_below(r, 31));
 		break;
 	case AVRO_INT64:
-		avro_value_set_long(v,
-				    ((int64_t)orc_next(r) << 32 | orc_next(r)) >> orc_below(r, 63));
+		avro_value_set_long(v, (int64_t)((uint64_t)orc_next(r) << 32 | orc_next(r)) >>
+					       orc_below(r, 63));
 		break;
 	case AVRO_FLOAT:
 		avro_value_set_float(v, (float)orc_next(r) / 7.0f - 1e5f);

@@ -92,14 +92,6 @@ static void test_random_schemas(void)
 	KT_CHECK(checked > 10000);
 }
 
-/* Under ASan (build-asan): avro-c, the reference, leaks on some malformed
- * inputs; kanon's decoder never allocates (test_pipeline counts). */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "detect_leaks=0";
-}
-
 int main(void)
 {
 	orc_init();
