@@ -17,13 +17,13 @@ $CLANG -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	"$root/tests/fuzz/fuzz_decode.c" "$root/processor/decode.c" "$root/processor/event.c" \
 	"$root/processor/kn_alloc.c" $(pkg-config --cflags --libs avro-c) -lm \
 	-o "$out/fuzz_decode"
-KN_FUZZ_CORPUS=$out/corpus "$build/tests/test_decode_diff" >/dev/null
-cd "$out"
 # avro-c allocates a string's declared length before reading it: let a forged
 # 2^60 fail as an allocation (as it does outside ASan), not abort the run.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=0}
-# (detect_leaks=0 above, -detect_leaks=0 below) avro-c leaks on some
-# malformed inputs (the reference, not the subject);
-# kanon's decoder never allocates (test_pipeline counts), so leak checks are off.
+# avro-c also leaks on some malformed inputs (the reference, not the
+# subject); kanon's decoder never allocates (test_pipeline counts), so leak
+# checks are off here and below (-detect_leaks=0), whatever the caller set.
+export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=0
+KN_FUZZ_CORPUS=$out/corpus "$build/tests/test_decode_diff" >/dev/null
+cd "$out"
 exec ./fuzz_decode -detect_leaks=0 -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	-print_final_stats=1 corpus

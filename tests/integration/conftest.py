@@ -90,7 +90,15 @@ class Env:
         return r
 
     def popen(self, *args):
-        return subprocess.Popen([KANON, *args], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        """A background kanon. Its output goes to files, not pipes: a pipe
+        nobody reads fills up and blocks the process on its next log line.
+        p.stdout and p.stderr read those files."""
+        self.n_popen = getattr(self, "n_popen", 0) + 1
+        base = os.path.join(self.tmp, "kanon-%d" % self.n_popen)
+        with open(base + ".out", "wb") as out, open(base + ".err", "wb") as err:
+            p = subprocess.Popen([KANON, *args], env=self.env, stdout=out, stderr=err)
+        p.stdout, p.stderr = open(base + ".out", "rb"), open(base + ".err", "rb")
+        return p
 
 
 def consume(topic, committed=True):

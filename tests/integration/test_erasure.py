@@ -59,7 +59,8 @@ def test_erasure(broker, tmp_path):
         wait_for(lambda: end_offsets(env.out) >= 3, "the kept events")
     finally:
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=30)
+        p.wait(timeout=30)
+        err = p.stderr.read()
     assert p.returncode == 0, err.decode()
     assert buckets(env) == {0, 4, 5}
     assert re.search(rb"erased=3\b", err), err

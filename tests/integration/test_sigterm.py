@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import Env, consents, consume, decode_deid, decoded_inputs, end_offsets
+from conftest import (Env, consents, consume, decode_deid, decoded_inputs, end_offsets, free_port,
+                      metric, scrape)
 
 N = 150000
 AGGS = [{"name": "geo", "dimensions": ["geo_cell"], "k": 10, "geo_precision": 4}]
@@ -20,12 +21,16 @@ def test_sigterm_mid_stream(broker, tmp_path, mode):
               "--types", "device")
     # Small fetches keep the stream flowing long enough to stop it in the middle.
     slow = ["--set", "kafka.consumer.max.partition.fetch.bytes=4096", "--set", "run.commit_interval=200ms"]
-    p = env.popen("run", "-c", env.config, *slow)
+    port = free_port()
+    p = env.popen("run", "-c", env.config, *slow, "--metrics-addr", "127.0.0.1:%d" % port)
+    # Stop it as soon as it is under way: kanon's own counter answers in
+    # milliseconds, where reading the topic's end offsets takes a while.
     deadline = time.monotonic() + 120
-    while end_offsets(env.out) < 5000:
+    while (metric(scrape("http://127.0.0.1:%d/metrics" % port)[1], "kanon_records_produced_total")
+           or 0) < 1000:
         assert p.poll() is None, p.stderr.read().decode()
         assert time.monotonic() < deadline, "kanon produced nothing in 120 s"
-        time.sleep(0.2)
+        time.sleep(0.02)
     t0 = time.monotonic()
     p.send_signal(signal.SIGTERM)
     rc = p.wait(timeout=30)
