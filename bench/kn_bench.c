@@ -22,8 +22,10 @@
 #include "config.h"
 #include "decode.h"
 #include "keys.h"
+#include "kn_alloc.h"
 #include "pipeline.h"
 #include "schema.h"
+#include "txrun.h"
 
 #define BATCH 2000
 
@@ -143,23 +145,6 @@ static double run_kanon_decoder(const struct kn_schema_entry *e, const struct co
 	return (double)k->n / t0;
 }
 
-static struct kn_aggregator *new_aggregator(const struct kn_config *c, struct kn_agg_def *defs)
-{
-	for (int i = 0; i < c->n_aggs; i++)
-		defs[i] = (struct kn_agg_def){c->aggs[i].name, c->aggs[i].dims,
-					      (int)c->aggs[i].geo_precision, c->aggs[i].k};
-	struct kn_agg_opts ao = {.window_ms = c->agg_window_ms,
-				 .lateness_ms = c->agg_lateness_ms,
-				 .max_events_per_person = c->agg_max_events,
-				 .max_groups_per_person = c->agg_max_groups,
-				 .exact_limit = (uint32_t)c->agg_exact_limit,
-				 .person = (enum kn_id_kind)c->agg_person,
-				 .epoch_ms = c->epoch_ms,
-				 .max_state_bytes = c->agg_max_state_bytes,
-				 .n_partitions = 1};
-	return kn_aggregator_new(defs, c->n_aggs, &ao);
-}
-
 /* The run loops' path: batch steps over framed messages; with agg, every
  * consenting adult's event into the windows as txrun does. */
 static double run_pipeline(struct kn_pipeline *p, const struct corpus *k, struct kn_aggregator *agg,
@@ -211,8 +196,8 @@ static int b1(const char *config, const char *file, int reps)
 	load_corpus(c, s, file, &k);
 	const struct kn_schema_entry *e = kn_schemas_find(s, k.schema_id);
 	for (int r = 0; r < reps; r++) {
-		struct kn_agg_def defs[64];
-		struct kn_aggregator *agg = new_aggregator(c, defs);
+		struct kn_agg_def *defs;
+		struct kn_aggregator *agg = kn_aggregator_from_config(c, 1, &defs);
 		double a = run_avro_generic(e, &k), d = run_kanon_decoder(e, &k);
 		double pl = run_pipeline(p, &k, NULL, &out);
 		double pa = run_pipeline(p, &k, agg, &out);
@@ -222,6 +207,7 @@ static int b1(const char *config, const char *file, int reps)
 		       r, k.n, out, a, d, pl, pa);
 		fflush(stdout);
 		kn_aggregator_destroy(agg);
+		kn_free(defs);
 	}
 	for (size_t i = 0; i < k.n; i++)
 		free(k.msg[i]);

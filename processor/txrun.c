@@ -350,16 +350,15 @@ static int restore_and_assign(struct tx *tx, char *errstr, size_t errsz)
 	return 0;
 }
 
-static int make_aggregator(struct tx *tx)
+struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
+						struct kn_agg_def **defs)
 {
-	const struct kn_config *c = tx->cfg;
-
-	tx->defs = kn_calloc((size_t)c->n_aggs, sizeof(*tx->defs));
-	if (!tx->defs)
-		return -ENOMEM;
+	*defs = kn_calloc((size_t)c->n_aggs, sizeof(**defs));
+	if (!*defs)
+		return NULL;
 	for (int i = 0; i < c->n_aggs; i++)
-		tx->defs[i] = (struct kn_agg_def){c->aggs[i].name, c->aggs[i].dims,
-						  (int)c->aggs[i].geo_precision, c->aggs[i].k};
+		(*defs)[i] = (struct kn_agg_def){c->aggs[i].name, c->aggs[i].dims,
+						 (int)c->aggs[i].geo_precision, c->aggs[i].k};
 	struct kn_agg_opts ao = {.window_ms = c->agg_window_ms,
 				 .lateness_ms = c->agg_lateness_ms,
 				 .max_events_per_person = c->agg_max_events,
@@ -368,8 +367,13 @@ static int make_aggregator(struct tx *tx)
 				 .person = (enum kn_id_kind)c->agg_person,
 				 .epoch_ms = c->epoch_ms,
 				 .max_state_bytes = c->agg_max_state_bytes,
-				 .n_partitions = tx->n_parts};
-	tx->agg = kn_aggregator_new(tx->defs, c->n_aggs, &ao);
+				 .n_partitions = n_parts};
+	return kn_aggregator_new(*defs, c->n_aggs, &ao);
+}
+
+static int make_aggregator(struct tx *tx)
+{
+	tx->agg = kn_aggregator_from_config(tx->cfg, tx->n_parts, &tx->defs);
 	return tx->agg ? 0 : -ENOMEM;
 }
 

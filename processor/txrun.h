@@ -29,6 +29,14 @@
 
 #include "run.h"
 
+struct kn_agg_def;
+struct kn_aggregator;
+/* The aggregator the config's aggregate section describes, over n_parts
+ * input partitions. *defs (the caller kn_free()s it) must outlive it.
+ * NULL when out of memory. */
+struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
+						struct kn_agg_def **defs);
+
 int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	     size_t errstr_size);
 
