@@ -325,36 +325,35 @@ static void print_json_hist(const struct summary *m)
 
 static void print_json(const struct lat_opts *o, const struct snap *d, double secs)
 {
-	struct summary m;
+	struct summary m[KN_LAT_HISTS];
 	bool first = true;
 
+	for (int h = 0; h < KN_LAT_HISTS; h++)
+		summarize(d->hist[h], &m[h]);
 	printf("{\"pid\":%d,\"interval_s\":%.3f,\"batches\":%" PRIu64 ",\"probes\":{", (int)o->pid,
 	       secs, d->probes[KN_P_BATCH_CONSUMED]);
 	for (int i = 0; i < KN_LAT_PROBES; i++)
 		printf("%s\"%s\":%" PRIu64, i ? "," : "", probe_names[i], d->probes[i]);
 	printf("},\"stages\":{");
 	for (int h = 0; h < KN_STAGES; h++) {
-		summarize(d->hist[h], &m);
-		if (!m.count)
+		if (!m[h].count)
 			continue;
 		printf("%s\"%s\":", first ? "" : ",", hist_name(h));
-		print_json_hist(&m);
+		print_json_hist(&m[h]);
 		first = false;
 	}
 	printf("},\"stages_not_seen\":[");
 	first = true;
 	for (int h = 0; h < KN_STAGES; h++) {
-		summarize(d->hist[h], &m);
-		if (!m.count) {
+		if (!m[h].count) {
 			printf("%s\"%s\"", first ? "" : ",", hist_name(h));
 			first = false;
 		}
 	}
 	printf("]");
 	for (int h = KN_STAGES; h < KN_LAT_HISTS; h++) {
-		summarize(d->hist[h], &m);
 		printf(",\"%s\":", hist_name(h));
-		print_json_hist(&m);
+		print_json_hist(&m[h]);
 	}
 	printf("}\n");
 }
@@ -536,14 +535,13 @@ int kn_lat_main(int argc, char **argv)
 	fprintf(stderr, "kanon lat: attached to pid %d%s\n", (int)o.pid,
 		o.interval ? "" : "; Ctrl-C prints and stops");
 	read_snap(s, prev);
-	for (long n = 0; !o.count || n < o.count;) {
+	for (long n = 0; !o.count || n < o.count; n++) {
 		int64_t t0 = clock_ns(CLOCK_MONOTONIC);
 		wait_interval(&o);
 		read_snap(s, cur);
 		diff(cur, prev, d);
 		report(&o, d, (double)(clock_ns(CLOCK_MONOTONIC) - t0) / 1e9);
 		memcpy(prev, cur, sizeof(*cur));
-		n++;
 		if (lat_stop || !o.interval)
 			break;
 	}
