@@ -5,7 +5,8 @@
 #
 # Environment:
 #   KANON_KAFKA_PORT        broker port (default 39092); the controller uses PORT+1
-#   KANON_KAFKA_DIR         state dir (default: a fresh mktemp dir; remembered in the pid dir)
+#   KANON_KAFKA_DIR         state dir (default: a fresh mktemp dir, removed on stop); a
+#                           given dir is kept on stop and restarted with its data
 #   KANON_CACHE             where deploy/setup.sh cached the jars (default ~/.cache/kanon)
 #   KANON_KAFKA_START_SECS  how long to wait for the broker to answer metadata (default 90)
 set -euo pipefail
@@ -78,10 +79,17 @@ PROPS
 	local cp="$LIBS/*"
 	local jopts=(-Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true
 		"-Dlog4j.configuration=file:$RUN/log4j.properties")
-	java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool format \
-		-t "$(java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" \
-		-c "$RUN/server.properties" --ignore-formatted >"$RUN/format.log" 2>&1 ||
-		{ log_tail "$RUN/format.log"; die "storage format failed"; }
+	# Format once: a state dir that holds meta.properties is restarted as it
+	# is. The cluster id is the last line of random-uuid's output (log4j may
+	# print before it) and must look like one.
+	if [ ! -f "$data/logs/meta.properties" ]; then
+		local cid
+		cid=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+		[[ $cid =~ ^[A-Za-z0-9_-]{22}$ ]] || die "random-uuid gave no cluster id: '$cid'"
+		java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$cid" \
+			-c "$RUN/server.properties" >"$RUN/format.log" 2>&1 ||
+			{ log_tail "$RUN/format.log"; die "storage format failed"; }
+	fi
 	nohup java "${jopts[@]}" -cp "$cp" kafka.Kafka "$RUN/server.properties" \
 		>"$RUN/kafka.log" 2>&1 </dev/null &
 	echo $! >"$PIDFILE"
