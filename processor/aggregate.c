@@ -572,17 +572,37 @@ static uint64_t state_bytes(const struct kn_aggregator *a)
 	return b;
 }
 
+/* The watermark the input itself implies: min over partitions that have
+ * data of max_ts - lateness, whatever the idle marks say (they depend on
+ * timing). A partition goes idle only at its end, so its max_ts is final
+ * then, and a window's "early" flag computed against this is the same in
+ * every run of the same input. */
+static int64_t input_watermark(const struct kn_aggregator *a)
+{
+	int64_t wm = INT64_MAX;
+
+	for (int p = 0; p < a->o.n_partitions; p++)
+		if (a->max_ts[p] != INT64_MIN && a->max_ts[p] - a->o.lateness_ms < wm)
+			wm = a->max_ts[p] - a->o.lateness_ms;
+	return wm == INT64_MAX ? INT64_MIN : wm;
+}
+
 int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_agg_sink *sink)
 {
-	int64_t wm = watermark(a);
+	int64_t wm = watermark(a), input_wm = input_watermark(a);
 	int closed = 0, err;
 
 	while (a->n_windows) {
-		bool due = flush || a->w[0]->start + a->o.window_ms <= wm;
+		int64_t end = a->w[0]->start + a->o.window_ms;
+		bool due = end <= wm;
 		bool over = (int64_t)state_bytes(a) > a->o.max_state_bytes;
-		if (!due && !over)
+		if (!due && !over && !flush)
 			break;
-		if ((err = close_oldest(a, !due || flush, sink)))
+		/* Early: closed before every partition's data had passed it (by
+		 * the state cap, always; by an idle partition's absence or the
+		 * end of the input, when the input's own watermark says so). */
+		bool early = due || flush ? end > input_wm : true;
+		if ((err = close_oldest(a, early, sink)))
 			return err;
 		closed++;
 	}

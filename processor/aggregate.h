@@ -86,7 +86,11 @@ struct kn_agg_summary {
 	int64_t window_start, window_end;
 	uint64_t groups_released, groups_suppressed;
 	uint64_t events_released, events_suppressed, events_bounded;
-	bool early; /* closed before the watermark (state cap) or by a final flush */
+	/* Closed before the input's own watermark (every partition with data,
+	 * idle or not) had passed it: by the state cap (always early), by the
+	 * end-of-input flush, or while an idle partition was left out. Except
+	 * for the cap, the same in every run of the same input. */
+	bool early;
 };
 
 /* Called for every released group, then once per definition and window. */
@@ -120,9 +124,10 @@ void kn_aggregator_destroy(struct kn_aggregator *a);
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
 				     int64_t ts_ms, int part, int64_t offset);
 
-/* Closes every window the watermark has passed (all of them if flush), and
- * the oldest ones while state exceeds max_state_bytes, releasing rows to
- * sink in window order. Returns the number of windows closed, or -ENOMEM. */
+/* Closes every window the watermark has passed (all of them if flush: the
+ * end of the input), and the oldest ones while state exceeds
+ * max_state_bytes, releasing rows to sink in window order. Returns the
+ * number of windows closed, or -ENOMEM. */
 int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_agg_sink *sink);
 
 /* Marks a partition idle (excluded from the watermark) or active again. */

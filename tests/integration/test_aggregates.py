@@ -8,7 +8,8 @@ import signal
 import sys
 import time
 
-from conftest import AGG, AGG_STATS, DEID, SRC, Env, consume, decode_framed, end_offsets
+from conftest import (AGG, AGG_STATS, DEID, SCHEMAS_BY_ID, SRC, Env, consume, decode_framed,
+                      end_offsets)
 
 sys.path.insert(0, os.path.join(SRC, "tests"))
 import ground_truth  # noqa: E402
@@ -99,6 +100,8 @@ def test_aggregates_match_ground_truth(broker, tmp_path):
         assert s["groups_suppressed"] == suppressed[(s["aggregate"], s["window_start"])]
         assert s["events_released"] == sum(rows[k]["events"] for k in released)
 
+    check_closed_early(env)
+
     # The de-identified stream kept working beside the aggregates, exactly once.
     deid = consume(env.out)
     kept = kept_events(d)
@@ -106,6 +109,39 @@ def test_aggregates_match_ground_truth(broker, tmp_path):
     assert len(deid) == kept
     keys = {decode_framed(m["value"], DEID)[1]["event_key"] for m in deid}
     assert len(keys) == kept
+
+
+def input_watermark(env, lateness_ms=5 * 60000):
+    """The input's own watermark at its end: min over input partitions with
+    data of (largest event time - lateness). Malformed records are skipped."""
+    import io
+    import fastavro
+    top = {}
+    for t in env.topics.values():
+        for m in consume(t, committed=False):
+            v = m["value"]
+            if not v or len(v) < 5 or v[0] != 0 or int.from_bytes(v[1:5], "big") not in SCHEMAS_BY_ID:
+                continue
+            try:
+                rec = fastavro.schemaless_reader(io.BytesIO(v[5:]), SCHEMAS_BY_ID[int.from_bytes(v[1:5], "big")])
+            except Exception:
+                continue
+            ts = rec["ts"]
+            ts = round(ts.timestamp() * 1000) if hasattr(ts, "timestamp") else ts
+            key = (t, m["partition"])
+            top[key] = max(top.get(key, ts), ts)
+    return min(top.values()) - lateness_ms
+
+
+def check_closed_early(env):
+    """closed_early is the input's, not the run's: a window is closed early
+    iff the input's own watermark had not passed its end (whatever kills,
+    restarts and timing did)."""
+    wm = input_watermark(env)
+    stats = [decode_framed(m["value"], AGG_STATS)[1] for m in consume(env.aggstats)]
+    assert stats
+    for s in stats:
+        assert s["closed_early"] == (s["window_end"] > wm), (s, wm)
 
 
 def test_opted_out_people_never_contribute(broker, tmp_path):
@@ -161,3 +197,4 @@ def test_exactly_once_under_kill9(broker, tmp_path):
     assert len(keys) == kept_events(d) and max(keys.values()) == 1
     # Aborted transactions exist in the log but not in what readers see.
     assert end_offsets(env.out) > len(deid)
+    check_closed_early(env)

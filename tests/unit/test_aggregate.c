@@ -46,6 +46,10 @@ struct out {
 	} r[MAX_ROWS];
 	int n_summaries;
 	uint64_t suppressed_groups, bounded;
+	struct {
+		int64_t start;
+		bool early;
+	} sum[64];
 };
 
 static void on_row(void *o, const struct kn_agg_row *row)
@@ -67,6 +71,10 @@ static void on_summary(void *o, const struct kn_agg_summary *s)
 {
 	struct out *out = o;
 
+	if (out->n_summaries < 64) {
+		out->sum[out->n_summaries].start = s->window_start;
+		out->sum[out->n_summaries].early = s->early;
+	}
 	out->n_summaries++;
 	out->suppressed_groups += s->groups_suppressed;
 	out->bounded += s->events_bounded;
@@ -348,6 +356,58 @@ static void test_state_cap(void)
 	kn_aggregator_destroy(a);
 }
 
+/* closed_early is a property of the input, not of the run: how partitions
+ * interleave, when windows are advanced and which partitions went idle
+ * (timing) must not change it. p0 spans five hours, p1 ends after 2.5 h,
+ * p2 never has data. */
+static void test_closed_early_deterministic(void)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 1;
+	struct kn_agg_opts o = opts(3);
+	struct out *outs[3];
+
+	for (int run = 0; run < 3; run++) {
+		struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+		struct out *o2 = calloc(1, sizeof(*o2));
+		struct kn_agg_sink sink = {on_row, on_summary, o2};
+		if (run == 1)
+			kn_aggregator_set_idle(a, 2, true);
+		for (int i = 0; i < 300; i++) {
+			struct kn_deid d = ev(i % 7, "wx4g0", "iOS");
+			kn_aggregator_add(a, &d, i * (5 * H / 300), 0, i);
+			if (run == 0) /* p0 first, then p1, advanced only at the end */
+				continue;
+			if (i < 150)
+				kn_aggregator_add(a, &d, i * (5 * H / 300), 1, i);
+			kn_aggregator_advance(a, false, &sink);
+			if (run == 1 && i == 149) /* p1 at its end, and idle from here */
+				kn_aggregator_set_idle(a, 1, true);
+		}
+		for (int i = 0; run == 0 && i < 150; i++) {
+			struct kn_deid d = ev(i % 7, "wx4g0", "iOS");
+			kn_aggregator_add(a, &d, i * (5 * H / 300), 1, i);
+		}
+		if (run == 2)
+			kn_aggregator_set_idle(a, 2, true);
+		kn_aggregator_advance(a, true, &sink);
+		outs[run] = o2;
+		kn_aggregator_destroy(a);
+	}
+	KT_CHECK(outs[0]->n_summaries == 5);
+	for (int run = 1; run < 3; run++) {
+		KT_CHECK(outs[run]->n_summaries == outs[0]->n_summaries);
+		for (int i = 0; i < outs[0]->n_summaries && i < 64; i++)
+			KT_CHECK(outs[run]->sum[i].start == outs[0]->sum[i].start &&
+				 outs[run]->sum[i].early == outs[0]->sum[i].early);
+	}
+	/* p1's data passed the first two windows only (2.5 h - 5 min). */
+	for (int i = 0; i < 5; i++)
+		KT_CHECK(outs[0]->sum[i].early == (i >= 2));
+	for (int run = 0; run < 3; run++)
+		free(outs[run]);
+}
+
 int main(void)
 {
 	KT_RUN(test_window_boundaries);
@@ -358,5 +418,6 @@ int main(void)
 	KT_RUN(test_order_independence);
 	KT_RUN(test_checkpoint_replay);
 	KT_RUN(test_state_cap);
+	KT_RUN(test_closed_early_deterministic);
 	return kt_done();
 }
