@@ -84,6 +84,12 @@ static const struct opt table[] = {
 	 "how often acknowledged input offsets are committed"},
 	{"run.max_in_flight", O_INT, OFF(max_in_flight), 1000, 10000000, "200000",
 	 "produced but unacknowledged records before consumption pauses"},
+	{"run.assignment_wait", O_DURATION, OFF(assign_wait_ms), 1000, DAY_MS, "2m",
+	 "--until-eof: how long to wait for input partitions (at start, or after losing them "
+	 "in an outage) before giving up; keep it above the consumer's session.timeout.ms"},
+	{"health.stall_timeout", O_DURATION, OFF(stall_timeout_ms), 1000, DAY_MS, "15s",
+	 "/healthz answers 503 when input waits and nothing was delivered or committed "
+	 "for this long"},
 	{"log.level", O_LEVEL, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
 	{"erasure.enabled", O_BOOL, OFF(erasure_enabled), 0, 0, "true",
 	 "honour deletion requests (false only where they are handled upstream)"},
@@ -143,7 +149,7 @@ struct ctx {
 	yaml_document_t *doc;
 	char *errstr;
 	size_t errsz;
-	bool seen[N_OPTS];
+	int seen[N_OPTS]; /* line that set it: > 0 the file, -1 --set */
 };
 
 static int err_at(struct ctx *x, int line, const char *key, const char *fmt, ...)
@@ -384,10 +390,13 @@ static const struct opt *find_opt(const char *path)
 	return NULL;
 }
 
-static int kv_put(struct kn_kv **arr, int *n, const char *key, char *value)
+/* Sets key (replacing it), or -EEXIST when it is there and !replace. */
+static int kv_put(struct kn_kv **arr, int *n, const char *key, char *value, bool replace)
 {
 	for (int i = 0; i < *n; i++) {
 		if (!strcmp((*arr)[i].key, key)) {
+			if (!replace)
+				return -EEXIST;
 			kn_free((*arr)[i].value);
 			(*arr)[i].value = value;
 			return 0;
@@ -416,17 +425,32 @@ static int set_path(struct ctx *x, const char *path, const char *text, int line)
 		return err;
 	if (!strncmp(path, "kafka.consumer.", 15) || !strncmp(path, "kafka.producer.", 15)) {
 		bool cons = path[6] == 'c';
+		if (!strcmp(path + 15, "group.id") || !strcmp(path + 15, "transactional.id")) {
+			kn_free(v);
+			return err_at(x, line, path, "set by kanon: use %s instead",
+				      path[15] == 'g' ? "kafka.group_id"
+						      : "aggregate.transactional_id");
+		}
+		/* The file is read before any --set, so an entry that exists
+		 * while reading the file came from the file. */
 		err = kv_put(cons ? &x->c->consumer : &x->c->producer,
-			     cons ? &x->c->n_consumer : &x->c->n_producer, path + 15, v);
+			     cons ? &x->c->n_consumer : &x->c->n_producer, path + 15, v, line <= 0);
 		if (err)
 			kn_free(v);
+		if (err == -EEXIST)
+			return err_at(x, line, path, "given twice in the file");
 		return err;
 	}
 	if (!o) {
 		kn_free(v);
 		return err_at(x, line, path, "unknown option (see 'kanon check --describe')");
 	}
-	x->seen[o - table] = true;
+	if (line > 0 && x->seen[o - table] > 0) {
+		kn_free(v);
+		return err_at(x, line, path, "given twice in the file (first at line %d)",
+			      x->seen[o - table]);
+	}
+	x->seen[o - table] = line ? line : -1;
 	return set_opt(x, o, v, line);
 }
 
@@ -737,6 +761,30 @@ static int parse_aggregates(struct ctx *x, yaml_node_t *seq)
 	return 0;
 }
 
+/* YAML allows a mapping to repeat a key, and libyaml keeps both: refuse it,
+ * in every mapping of the document (options, inputs, schemas, roles,
+ * aggregates), before anything reads a value. */
+static int check_unique_keys(struct ctx *x, yaml_document_t *doc)
+{
+	for (yaml_node_t *m = doc->nodes.start; m < doc->nodes.top; m++) {
+		if (m->type != YAML_MAPPING_NODE)
+			continue;
+		for (yaml_node_pair_t *p = m->data.mapping.pairs.start;
+		     p < m->data.mapping.pairs.top; p++) {
+			const char *k = scalar(node(x, p->key));
+			for (yaml_node_pair_t *q = m->data.mapping.pairs.start; k && q < p; q++) {
+				const char *k2 = scalar(node(x, q->key));
+				if (k2 && !strcmp(k, k2))
+					return err_at(x, line_of(node(x, p->key)), k,
+						      "given twice in one mapping (first at "
+						      "line %d)",
+						      line_of(node(x, q->key)));
+			}
+		}
+	}
+	return 0;
+}
+
 static int load_yaml(struct ctx *x, FILE *f)
 {
 	yaml_parser_t parser;
@@ -759,7 +807,7 @@ static int load_yaml(struct ctx *x, FILE *f)
 		err = err_at(x, 1, "(document)", "empty configuration");
 	else if (root->type != YAML_MAPPING_NODE)
 		err = err_at(x, line_of(root), "(document)", "top level must be a mapping");
-	else
+	else if (!(err = check_unique_keys(x, &doc)))
 		err = walk_map(x, root, "");
 	x->doc = NULL;
 	yaml_document_delete(&doc);
@@ -802,6 +850,18 @@ static int check_whole(struct ctx *x)
 	if (x->c->n_aggs && x->c->epoch_ms && x->c->epoch_ms % x->c->agg_window_ms)
 		return err_at(x, 0, "aggregate.window",
 			      "must divide keys.epoch, so no window straddles two key epochs");
+	for (int i = 0; i < x->c->n_consumer; i++) {
+		const struct kn_kv *p = &x->c->consumer[i];
+		int64_t ms;
+		if (!strcmp(p->key, "session.timeout.ms") && !kn_parse_duration(p->value, &ms) &&
+		    ms >= x->c->assign_wait_ms)
+			return err_at(
+				x, 0, "run.assignment_wait",
+				"%lld ms is not longer than kafka.consumer.session.timeout.ms "
+				"(%s): a restart after a crash would give up before the "
+				"group hands back the partitions",
+				(long long)x->c->assign_wait_ms, p->value);
+	}
 	for (int i = 0; i < x->c->n_inputs; i++)
 		if (!strcmp(x->c->inputs[i].topic, x->c->topic_output) ||
 		    !strcmp(x->c->inputs[i].topic, x->c->topic_dead_letter))

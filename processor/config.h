@@ -8,6 +8,8 @@
  *
  * Values may reference the environment: ${VAR} or ${VAR:-default}.
  * Relative file paths are resolved against the config file's directory.
+ * A key given twice in the file (in any mapping, or as one dotted path
+ * spelled two ways) is an error, not a silent override; --set overrides.
  * Errors name the file, line, key and what is wrong. */
 #ifndef KN_CONFIG_H
 #define KN_CONFIG_H
@@ -79,6 +81,8 @@ struct kn_config {
 	int64_t batch_size;
 	int64_t commit_interval_ms;
 	int64_t max_in_flight;
+	int64_t assign_wait_ms;	  /* --until-eof: how long to wait without partitions */
+	int64_t stall_timeout_ms; /* /healthz: no progress this long while input waits */
 	char *log_level;
 	/* deletion requests */
 	bool erasure_enabled;

@@ -92,7 +92,7 @@ static void show_side_by_side(const struct kn_config *c)
 			rd_kafka_conf_destroy(conf);
 		return;
 	}
-	if (kn_stack_open(c, false, &st, errstr, sizeof(errstr))) {
+	if (kn_stack_open(c, KN_STACK_MAINTAIN, &st, errstr, sizeof(errstr))) {
 		rd_kafka_destroy(rk);
 		return;
 	}
@@ -263,8 +263,7 @@ static int start_mock(rd_kafka_t **rk, char *bootstraps, size_t n, char *errstr,
 	return 0;
 }
 
-int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *errstr,
-	    size_t errstr_size)
+int kn_demo(int64_t per_type, uint64_t seed, char *errstr, size_t errstr_size)
 {
 	char dir[] = "/tmp/kanon-demo.XXXXXX", cfg_path[4200], brokers[512], ov_b[600], ov_k[4300];
 	rd_kafka_t *mock = NULL;
@@ -311,7 +310,7 @@ int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *
 	       gr.written[0], gr.written[1], gr.written[2], gr.malformed[0]);
 	show_side_by_side(c);
 
-	struct kn_run_opts ro = {.until_eof = true, .stop = stop, .stats = &st};
+	struct kn_run_opts ro = {.until_eof = true, .stats = &st};
 	err = (c->n_aggs ? kn_txrun : kn_run)(c, &ro, errstr, errstr_size);
 	if (err)
 		goto out;

@@ -6,10 +6,9 @@
 #ifndef KN_DEMO_H
 #define KN_DEMO_H
 
-#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
-int kn_demo(int64_t per_type, uint64_t seed, volatile sig_atomic_t *stop, char *errstr,
-	    size_t errstr_size);
+int kn_demo(int64_t per_type, uint64_t seed, char *errstr, size_t errstr_size);
 
 #endif

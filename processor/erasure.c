@@ -5,12 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "kafka_conf.h"
 #include "kn_alloc.h"
 #include "log.h"
 #include "pseudonymize.h"
+#include "stop.h"
 
-#define LOAD_TIMEOUT_MS 30000
+#define LOAD_TIMEOUT_MS	 30000
+#define CLOSE_TIMEOUT_MS 8000
 
 struct fp {
 	uint64_t a, b; /* the 128-bit fingerprint; a == 0 && b == 0 marks an empty slot */
@@ -22,6 +25,7 @@ struct kn_erasure {
 	struct kn_norm_opts norm;
 	rd_kafka_t *state_cons, *req_cons, *prod;
 	rd_kafka_topic_t *state_rkt;
+	bool served; /* requests consumed whose offsets are not committed yet */
 	struct fp *set;
 	uint32_t cap;
 	struct kn_erasure_stats st;
@@ -183,6 +187,21 @@ static void serve_request(struct kn_erasure *e, rd_kafka_message_t *m)
 			 2 * KN_PRF_BYTES, NULL);
 }
 
+/* A state record that failed is produced again: its request is committed
+ * only once every state record before the commit is durable. */
+static void state_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct kn_erasure *e = opaque;
+
+	if (!m->err)
+		return;
+	kn_warn("erasure", "state record not delivered (%s): producing it again",
+		rd_kafka_err2str(m->err));
+	rd_kafka_produce(e->state_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m->payload,
+			 m->len, m->key, m->key_len, NULL);
+	(void)rk;
+}
+
 void kn_erasure_poll(struct kn_erasure *e)
 {
 	rd_kafka_message_t *m;
@@ -193,17 +212,21 @@ void kn_erasure_poll(struct kn_erasure *e)
 			apply_state(e, m);
 		rd_kafka_message_destroy(m);
 	}
-	bool served = false;
 	while ((m = rd_kafka_consumer_poll(e->req_cons, 0))) {
 		if (!m->err) {
 			serve_request(e, m);
-			served = true;
+			e->served = true;
 		}
 		rd_kafka_message_destroy(m);
 	}
-	/* The state record is durable before the request counts as done. */
-	if (served && !rd_kafka_flush(e->prod, 10000))
-		rd_kafka_commit(e->req_cons, NULL, 0);
+	/* The state record is durable before the request counts as done; never
+	 * wait for it here (a broker outage would stall the pipeline): commit
+	 * on a later poll, once the producer's queue is empty. */
+	rd_kafka_poll(e->prod, 0);
+	if (e->served && rd_kafka_outq_len(e->prod) == 0) {
+		rd_kafka_resp_err_t err = rd_kafka_commit(e->req_cons, NULL, 1);
+		e->served = err && err != RD_KAFKA_RESP_ERR__NO_OFFSET;
+	}
 }
 
 /* Creates the topics if missing: requests with the broker's defaults, state
@@ -215,7 +238,7 @@ static bool topic_exists(rd_kafka_t *rk, const char *name)
 	const struct rd_kafka_metadata *md = NULL;
 	bool ok = false;
 
-	if (rd_kafka_metadata(rk, 1, NULL, &md, 10000))
+	if (kn_kafka_metadata(rk, NULL, &md, kn_mono_ms() + 10000))
 		return false;
 	for (int i = 0; i < md->topic_cnt && !ok; i++)
 		ok = !strcmp(md->topics[i].topic, name) && !md->topics[i].err &&
@@ -239,7 +262,9 @@ static int create_topics(struct kn_erasure *e, char *errstr, size_t errsz)
 	t[1] = rd_kafka_NewTopic_new(e->c->erasure_state_topic, 1, -1, why, sizeof(why));
 	rd_kafka_NewTopic_set_config(t[1], "cleanup.policy", "compact");
 	rd_kafka_CreateTopics(e->prod, t, 2, NULL, q);
-	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 15000);
+	rd_kafka_event_t *ev = NULL;
+	for (int64_t until = kn_mono_ms() + 15000; !ev && kn_stop_wait(until);)
+		ev = rd_kafka_queue_poll(q, kn_stop_wait(until));
 	const rd_kafka_CreateTopics_result_t *res =
 		ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
 	size_t n = 0;
@@ -253,7 +278,10 @@ static int create_topics(struct kn_erasure *e, char *errstr, size_t errsz)
 			err = -EIO;
 		}
 	}
-	if (!ev) {
+	if (!ev && kn_stop_requested()) {
+		snprintf(errstr, errsz, "stopped while starting");
+		err = -ECANCELED;
+	} else if (!ev) {
 		snprintf(errstr, errsz, "creating the erasure topics: no answer within 15 s");
 		err = -ETIMEDOUT;
 	}
@@ -267,25 +295,17 @@ static int create_topics(struct kn_erasure *e, char *errstr, size_t errsz)
 static rd_kafka_t *consumer(struct kn_erasure *e, const char *group, bool eof, char *errstr,
 			    size_t errsz)
 {
-	rd_kafka_conf_t *conf = kn_kafka_conf_new(e->c, NULL, 0, errstr, errsz);
+	rd_kafka_conf_t *conf =
+		kn_kafka_client_conf(e->c, KN_CLIENT_ERASURE_CONSUMER, group, errstr, errsz);
 	rd_kafka_t *rk;
 
-	if (!conf || kn_kafka_conf_set(conf, "group.id", group, errstr, errsz) ||
-	    kn_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errsz) ||
-	    kn_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errsz) ||
-	    kn_kafka_conf_set(conf, "enable.partition.eof", eof ? "true" : "false", errstr,
+	if (!conf)
+		return NULL;
+	if (kn_kafka_conf_set(conf, "enable.partition.eof", eof ? "true" : "false", errstr,
 			      errsz)) {
-		if (conf)
-			rd_kafka_conf_destroy(conf);
+		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	for (int i = 0; i < e->c->n_consumer; i++)
-		if (strcmp(e->c->consumer[i].key, "group.id") &&
-		    kn_kafka_conf_set(conf, e->c->consumer[i].key, e->c->consumer[i].value, errstr,
-				      errsz)) {
-			rd_kafka_conf_destroy(conf);
-			return NULL;
-		}
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errsz);
 	if (!rk)
 		rd_kafka_conf_destroy(conf);
@@ -299,7 +319,7 @@ static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(e->state_cons, e->c->erasure_state_topic, NULL);
-	rd_kafka_resp_err_t err = rd_kafka_metadata(e->state_cons, 0, rkt, &md, 10000);
+	rd_kafka_resp_err_t err = kn_kafka_metadata(e->state_cons, rkt, &md, kn_mono_ms() + 10000);
 	int parts = 0, eofs = 0;
 
 	if (!err && md->topic_cnt == 1 && !md->topics[0].err)
@@ -307,6 +327,10 @@ static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
+	if (!parts && kn_stop_requested()) {
+		snprintf(errstr, errsz, "stopped while starting");
+		return -ECANCELED;
+	}
 	if (!parts) {
 		snprintf(errstr, errsz, "erasure state topic %s: %s", e->c->erasure_state_topic,
 			 err ? rd_kafka_err2str(err) : "no partitions");
@@ -318,17 +342,19 @@ static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
 			RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_assign(e->state_cons, l);
 	rd_kafka_topic_partition_list_destroy(l);
-	for (int waited = 0; eofs < parts && waited < LOAD_TIMEOUT_MS;) {
+	for (int64_t until = kn_mono_ms() + LOAD_TIMEOUT_MS; eofs < parts && kn_stop_wait(until);) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(e->state_cons, 100);
-		if (!m) {
-			waited += 100;
+		if (!m)
 			continue;
-		}
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			eofs++;
 		else if (!m->err)
 			apply_state(e, m);
 		rd_kafka_message_destroy(m);
+	}
+	if (eofs < parts && kn_stop_requested()) {
+		snprintf(errstr, errsz, "stopped while starting");
+		return -ECANCELED;
 	}
 	if (eofs < parts) {
 		snprintf(errstr, errsz, "erasure state topic %s: not read to its end within %d s",
@@ -353,9 +379,12 @@ int kn_erasure_new(const struct kn_config *c, struct kn_keys *keys, struct kn_er
 	e->c = c;
 	e->keys = keys;
 	snprintf(e->norm.phone_cc, sizeof(e->norm.phone_cc), "%s", c->phone_region);
-	rd_kafka_conf_t *pc = kn_kafka_conf_new(c, c->producer, c->n_producer, errstr, errstr_size);
-	if (!pc || kn_kafka_conf_set(pc, "enable.idempotence", "true", errstr, errstr_size))
+	rd_kafka_conf_t *pc =
+		kn_kafka_client_conf(c, KN_CLIENT_ERASURE_PRODUCER, NULL, errstr, errstr_size);
+	if (!pc)
 		goto fail_conf;
+	rd_kafka_conf_set_dr_msg_cb(pc, state_delivered);
+	rd_kafka_conf_set_opaque(pc, e);
 	e->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errstr_size);
 	if (!e->prod)
 		goto fail_conf;
@@ -393,22 +422,23 @@ fail:
 
 void kn_erasure_destroy(struct kn_erasure *e)
 {
+	int64_t until = kn_mono_ms() + CLOSE_TIMEOUT_MS;
+
 	if (!e)
 		return;
-	if (e->req_cons) {
-		rd_kafka_consumer_close(e->req_cons);
-		rd_kafka_destroy(e->req_cons);
+	/* Requests whose state is durable are committed; the rest are read
+	 * again by the next run. Every wait is bounded (stop.h). */
+	if (e->prod && !kn_kafka_flush(e->prod, until) && e->served && e->req_cons) {
+		char why[256];
+		if (kn_kafka_commit(e->req_cons, NULL, until, why, sizeof(why)))
+			kn_warn("erasure", "committing served requests: %s", why);
 	}
-	if (e->state_cons) {
-		rd_kafka_consumer_close(e->state_cons);
-		rd_kafka_destroy(e->state_cons);
-	}
+	kn_kafka_close(e->req_cons, true, until);
+	kn_kafka_close(e->state_cons, false, until);
 	if (e->state_rkt)
 		rd_kafka_topic_destroy(e->state_rkt);
-	if (e->prod) {
-		rd_kafka_flush(e->prod, 5000);
-		rd_kafka_destroy(e->prod);
-	}
+	if (e->prod)
+		kn_kafka_destroy(e->prod, 0, until);
 	kn_free(e->set);
 	kn_free(e);
 }

@@ -54,7 +54,7 @@ static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_c
 static int fm_open(struct fm *f, const struct kn_config *c, const char *in, const char *out,
 		   const char *dead, const struct kn_schema_entry **e, char *errstr, size_t errsz)
 {
-	int err = kn_stack_open(c, false, &f->st, errstr, errsz);
+	int err = kn_stack_open(c, KN_STACK_MAINTAIN, &f->st, errstr, errsz);
 
 	if (err)
 		return err;

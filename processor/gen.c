@@ -621,11 +621,10 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 	g->w = avro_writer_memory((const char *)g->buf, sizeof(g->buf));
 	if (!g->o->out_dir) {
 		rd_kafka_conf_t *conf =
-			kn_kafka_conf_new(c, c->producer, c->n_producer, errstr, errsz);
+			kn_kafka_client_conf(c, KN_CLIENT_GEN_PRODUCER, NULL, errstr, errsz);
 		/* Paced: each record should leave at once (latency tests). */
 		if (!conf ||
-		    kn_kafka_conf_set(conf, "linger.ms", g->o->rate ? "1" : "20", errstr, errsz) ||
-		    kn_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errsz)) {
+		    (g->o->rate && kn_kafka_conf_set(conf, "linger.ms", "1", errstr, errsz))) {
 			if (conf)
 				rd_kafka_conf_destroy(conf);
 			return -EINVAL;

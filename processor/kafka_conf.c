@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "kn_alloc.h"
 #include "log.h"
+#include "stop.h"
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -46,6 +49,114 @@ fail:
 	return NULL;
 }
 
+/* Every client kanon makes: its defaults (the operator may override them)
+ * and what its delivery guarantee needs (the operator may not). group.id and
+ * transactional.id come from kanon's own options and are always forced. */
+static const struct client {
+	const char *name;
+	bool consumer, tx;
+	const char *defaults[12]; /* name, value pairs, NULL-terminated */
+	const char *forced[8];
+} clients[KN_CLIENTS] = {
+	[KN_CLIENT_CONSUMER] = {"consumer",
+				true,
+				false,
+				{"statistics.interval.ms", "5000", "auto.offset.reset", "earliest",
+				 "client.id", "kanon-consumer"},
+				/* at-least-once: only offsets.c decides what is committed */
+				{"enable.auto.commit", "false", "enable.auto.offset.store", "false",
+				 "enable.partition.eof", "true"}},
+	[KN_CLIENT_PRODUCER] = {"producer",
+				false,
+				false,
+				{"linger.ms", "20", "batch.size", "1000000", "compression.type",
+				 "lz4", "client.id", "kanon-producer"},
+				/* no duplicates from retries */
+				{"enable.idempotence", "true"}},
+	[KN_CLIENT_TX_CONSUMER] = {"exactly-once consumer",
+				   true,
+				   false,
+				   {"auto.offset.reset", "earliest", "isolation.level",
+				    "read_committed", "client.id", "kanon-tx-consumer"},
+				   /* offsets go through the transactions */
+				   {"enable.auto.commit", "false", "enable.partition.eof", "true"}},
+	[KN_CLIENT_TX_PRODUCER] = {"exactly-once producer",
+				   false,
+				   true,
+				   /* A transaction outlives a 5-minute outage; the broker
+				    * allows up to transaction.max.timeout.ms (15 min). */
+				   {"linger.ms", "20", "compression.type", "lz4", "client.id",
+				    "kanon-tx-producer", "transaction.timeout.ms", "300000"},
+				   {"enable.idempotence", "true"}},
+	[KN_CLIENT_ERASURE_CONSUMER] = {"erasure consumer",
+					true,
+					false,
+					{"auto.offset.reset", "earliest", "client.id",
+					 "kanon-erasure"},
+					{"enable.auto.commit", "false"}},
+	[KN_CLIENT_ERASURE_PRODUCER] = {"erasure producer",
+					false,
+					false,
+					{"client.id", "kanon-erasure"},
+					{"enable.idempotence", "true"}},
+	[KN_CLIENT_GEN_PRODUCER] = {"generator producer",
+				    false,
+				    false,
+				    {"linger.ms", "20", "client.id", "kanon-gen"},
+				    {"enable.idempotence", "true"}},
+};
+
+static int set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *errstr, size_t errsz)
+{
+	for (; kv && kv[0]; kv += 2)
+		if (kn_kafka_conf_set(conf, kv[0], kv[1], errstr, errsz))
+			return -EINVAL;
+	return 0;
+}
+
+rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client role,
+				      const char *group, char *errstr, size_t errstr_size)
+{
+	const struct client *cl = &clients[role];
+	const struct kn_kv *props = cl->consumer ? c->consumer : c->producer;
+	int n = cl->consumer ? c->n_consumer : c->n_producer;
+	rd_kafka_conf_t *conf = kn_kafka_conf_new(c, NULL, 0, errstr, errstr_size);
+	char why[400];
+
+	if (!conf)
+		goto fail;
+	if (set_pairs(conf, cl->defaults, why, sizeof(why)))
+		goto fail_why;
+	for (int i = 0; i < n; i++)
+		if (kn_kafka_conf_set(conf, props[i].key, props[i].value, why, sizeof(why)))
+			goto fail_why;
+	if (set_pairs(conf, cl->forced, why, sizeof(why)) ||
+	    (cl->consumer &&
+	     kn_kafka_conf_set(conf, "group.id", group ? group : c->group_id, why, sizeof(why))) ||
+	    (cl->tx &&
+	     kn_kafka_conf_set(conf, "transactional.id", c->transactional_id, why, sizeof(why))))
+		goto fail_why;
+	return conf;
+fail_why:
+	snprintf(errstr, errstr_size, "%s (kafka.%s.*): %s", cl->name,
+		 cl->consumer ? "consumer" : "producer", why);
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size)
+{
+	for (int r = 0; r < KN_CLIENTS; r++) {
+		rd_kafka_conf_t *conf = kn_kafka_client_conf(c, r, NULL, errstr, errstr_size);
+		if (!conf)
+			return -EINVAL;
+		rd_kafka_conf_destroy(conf);
+	}
+	return 0;
+}
+
 int64_t kn_kafka_stats_lag(const char *json, size_t len)
 {
 	static const char key[] = "\"consumer_lag\":";
@@ -74,4 +185,158 @@ ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_mes
 		return 0;
 	n = max > 1 ? rd_kafka_consume_batch_queue(q, 0, msgs + 1, max - 1) : 0;
 	return n < 0 ? 1 : n + 1;
+}
+
+/* ---- bounded waits ---- */
+
+int kn_kafka_flush(rd_kafka_t *rk, int64_t until)
+{
+	int w;
+
+	while (rd_kafka_outq_len(rk) > 0) {
+		if (!(w = kn_stop_drain_wait(until)))
+			return kn_mono_ms() >= until ? -ETIMEDOUT : -ECANCELED;
+		rd_kafka_flush(rk, w);
+	}
+	return 0;
+}
+
+int kn_kafka_commit(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *offsets, int64_t until,
+		    char *why, size_t why_size)
+{
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_resp_err_t err;
+	int w, res = -ETIMEDOUT;
+
+	/* The result comes as an event on q: waiting for it is ours to bound,
+	 * where rd_kafka_commit(sync) would wait as long as the broker takes. */
+	err = rd_kafka_commit_queue(rk, offsets, q, NULL, NULL);
+	if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) {
+		res = 0; /* nothing to commit */
+	} else if (err) {
+		snprintf(why, why_size, "%s", rd_kafka_err2str(err));
+		res = -EIO;
+	}
+	while (res == -ETIMEDOUT && (w = kn_stop_drain_wait(until)) > 0) {
+		rd_kafka_event_t *ev = rd_kafka_queue_poll(q, w);
+		if (!ev)
+			continue;
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+			err = rd_kafka_event_error(ev);
+			res = err && err != RD_KAFKA_RESP_ERR__NO_OFFSET ? -EIO : 0;
+			if (res)
+				snprintf(why, why_size, "%s", rd_kafka_err2str(err));
+		}
+		rd_kafka_event_destroy(ev);
+	}
+	if (res == -ETIMEDOUT && kn_mono_ms() < until) {
+		res = -ECANCELED;
+		snprintf(why, why_size, "no answer before the stop deadline");
+	} else if (res == -ETIMEDOUT) {
+		snprintf(why, why_size, "no answer in time");
+	}
+	rd_kafka_queue_destroy(q);
+	return res;
+}
+
+struct doomed {
+	rd_kafka_t *rk;
+	int flags;
+};
+
+static void destroy_now(void *arg)
+{
+	struct doomed *d = arg;
+
+	rd_kafka_destroy_flags(d->rk, d->flags);
+}
+
+bool kn_kafka_destroy(rd_kafka_t *rk, int flags, int64_t until)
+{
+	struct doomed *d;
+
+	if (!rk)
+		return true;
+	if (until <= 0)
+		until = INT64_MAX;
+	if (!(d = kn_calloc(1, sizeof(*d)))) {
+		rd_kafka_destroy_flags(rk, flags);
+		return true;
+	}
+	d->rk = rk;
+	d->flags = flags;
+	if (kn_stop_bounded(destroy_now, kn_free, d, until, false)) {
+		kn_free(d);
+		return true;
+	}
+	kn_warn("kafka", "%s: still shutting down at the deadline: left to the process's exit",
+		rd_kafka_name(rk));
+	return false;
+}
+
+bool kn_kafka_close(rd_kafka_t *rk, bool leave, int64_t until)
+{
+	int64_t end, stop = kn_stop_deadline();
+	bool left = false;
+
+	if (!rk)
+		return false;
+	if (until <= 0)
+		until = INT64_MAX;
+	end = until < stop ? until : stop;
+	if (leave && end - kn_mono_ms() >= KN_STOP_LEAVE_MS) {
+		rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rk);
+		rd_kafka_error_t *e = rd_kafka_consumer_close_queue(rk, q);
+		if (e) {
+			kn_warn("kafka", "leaving the group: %s", rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+		}
+		/* Serves the rebalance callback; messages still queued are dropped
+		 * (their offsets are not committed, so they are read again). */
+		while (!e && !rd_kafka_consumer_closed(rk) && kn_stop_wait(until) > 0) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, kn_stop_wait(until));
+			if (m)
+				rd_kafka_message_destroy(m);
+		}
+		left = !e && rd_kafka_consumer_closed(rk);
+		rd_kafka_queue_destroy(q);
+	}
+	/* Even without the close, librdkafka may wait for its group handler
+	 * (seen: 45 s after the broker was killed), hence the bound. */
+	kn_kafka_destroy(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE, end);
+	return left;
+}
+
+/* The wait for one request-answer call: until `until` or the stop deadline,
+ * in slices of 2 s (each call sends a new request, so a slow broker still
+ * gets 2 s to answer one). 0: stop waiting. */
+static int request_wait(int64_t until)
+{
+	int64_t end = until < kn_stop_deadline() ? until : kn_stop_deadline();
+	int64_t left = end - kn_mono_ms();
+
+	return left <= 0 ? 0 : left > 2000 ? 2000 : (int)left;
+}
+
+rd_kafka_resp_err_t kn_kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only,
+				      const struct rd_kafka_metadata **md, int64_t until)
+{
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	int w;
+
+	*md = NULL;
+	while (err == RD_KAFKA_RESP_ERR__TIMED_OUT && (w = request_wait(until)) > 0)
+		err = rd_kafka_metadata(rk, only ? 0 : 1, only, md, w);
+	return err;
+}
+
+rd_kafka_resp_err_t kn_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
+				       int64_t until)
+{
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+	int w;
+
+	while (err == RD_KAFKA_RESP_ERR__TIMED_OUT && (w = request_wait(until)) > 0)
+		err = rd_kafka_committed(rk, l, w);
+	return err;
 }

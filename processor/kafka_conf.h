@@ -1,7 +1,15 @@
-/* kafka_conf: builds librdkafka configurations from kanon's config: the
- * brokers, the pass-through properties (kafka.consumer.* / kafka.producer.*),
- * a log callback that routes librdkafka's logs into log.c, and the one
- * consume helper both run loops use. */
+/* kafka_conf: the parts of the Kafka transport every module shares.
+ *
+ * Configurations: every client kanon makes is one of enum kn_client, built
+ * in three layers (kanon's defaults, then the operator's kafka.consumer.* /
+ * kafka.producer.*, then what the delivery guarantee depends on, which wins)
+ * by one function, so `kanon check` can build them all and refuse a bad
+ * property before anything connects. librdkafka's logs are routed into log.c.
+ *
+ * Bounded waits: the blocking librdkafka calls (flush, commit, close,
+ * metadata) wrapped so that each waits in slices and gives up at its own
+ * deadline or at the stop deadline (stop.h), whichever comes first: a broker
+ * that is frozen or gone can delay a stop by no more than the stop budget. */
 #ifndef KN_KAFKA_CONF_H
 #define KN_KAFKA_CONF_H
 
@@ -9,8 +17,30 @@
 
 #include "config.h"
 
-/* Returns a new conf (caller owns it), or NULL with errstr naming the
- * property librdkafka refused. props/n are applied last, so they win. */
+enum kn_client {
+	KN_CLIENT_CONSUMER,	    /* at-least-once input (source.c) */
+	KN_CLIENT_PRODUCER,	    /* at-least-once output (sink.c) */
+	KN_CLIENT_TX_CONSUMER,	    /* exactly-once input (txrun.c) */
+	KN_CLIENT_TX_PRODUCER,	    /* exactly-once output, transactional (txrun.c) */
+	KN_CLIENT_ERASURE_CONSUMER, /* deletion requests and erasure state (erasure.c) */
+	KN_CLIENT_ERASURE_PRODUCER, /* erasure state records (erasure.c) */
+	KN_CLIENT_GEN_PRODUCER,	    /* synthetic input (gen.c) */
+	KN_CLIENTS
+};
+
+/* The configuration of one of kanon's clients (see the file comment). group
+ * is the consumer group of consumer roles (NULL: kafka.group_id). Returns a
+ * new conf (caller owns it), or NULL with errstr naming the client and the
+ * property librdkafka refused. */
+rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client role,
+				      const char *group, char *errstr, size_t errstr_size);
+/* Builds every client's configuration and frees it: librdkafka validates
+ * names, types and ranges. Returns 0 or -EINVAL with errstr set. No I/O. */
+int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size);
+
+/* A bare conf: the brokers and the log callback, then props/n (for clients
+ * that are not kanon's own, such as the demo's readers). Returns a new conf
+ * (caller owns it), or NULL with errstr naming the property refused. */
 rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv *props, int n,
 				   char *errstr, size_t errstr_size);
 
@@ -31,5 +61,41 @@ int64_t kn_kafka_stats_lag(const char *json, size_t len);
  * Returns the count (0: nothing arrived). */
 ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_message_t **msgs,
 			       size_t max);
+
+/* ---- bounded waits (deadlines are monotonic ms, stop.h) ---- */
+
+/* Waits until the producer's queue is empty (delivery reports served), until
+ * `until`, or until the stop's drain deadline. Returns 0 when empty,
+ * -ETIMEDOUT or -ECANCELED (the stop cut it) with records still queued. */
+int kn_kafka_flush(rd_kafka_t *rk, int64_t until);
+
+/* Commits offsets (consumer; NULL: the current positions) and waits for the
+ * broker's answer, bounded like kn_kafka_flush. Returns 0, -EIO (refused: why says why), -ETIMEDOUT or
+ * -ECANCELED (no answer in time: the commit may or may not have landed). */
+int kn_kafka_commit(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *offsets, int64_t until,
+		    char *why, size_t why_size);
+
+/* Destroys a client (rd_kafka_destroy_flags), waiting for it until `until`
+ * (0: no deadline of its own) or the stop deadline: past them it walks away and the destruction goes on
+ * while the process exits (librdkafka can wait long for a dead broker).
+ * Returns true when it finished. Accepts NULL. */
+bool kn_kafka_destroy(rd_kafka_t *rk, int flags, int64_t until);
+
+/* Closes a consumer and destroys it (bounded: kn_kafka_destroy). With leave
+ * it first leaves the group (rebalance callbacks run here), but only when
+ * at least KN_STOP_LEAVE_MS remain before both until and the stop deadline:
+ * a started leave cannot be cut short. Without it (or without the time) the
+ * group learns of the departure only after session.timeout.ms. until 0: no
+ * deadline of its own. Returns true when it left. */
+bool kn_kafka_close(rd_kafka_t *rk, bool leave, int64_t until);
+
+/* Metadata of one topic (only != NULL) or all, bounded like kn_stop_wait.
+ * Returns 0 with *md set (rd_kafka_metadata_destroy it), or an error code
+ * (RD_KAFKA_RESP_ERR__TIMED_OUT when nothing answered in time). */
+rd_kafka_resp_err_t kn_kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only,
+				      const struct rd_kafka_metadata **md, int64_t until);
+/* rd_kafka_committed (offsets and metadata into l), bounded the same way. */
+rd_kafka_resp_err_t kn_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
+				       int64_t until);
 
 #endif

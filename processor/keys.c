@@ -16,6 +16,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,30 +171,84 @@ static int parse_hex(const char *hex, size_t len, uint8_t out[KEY_BYTES])
 											  : 0;
 }
 
-static int parse_keyfile(const char *text, struct keyfile *kf)
+/* The first epoch: plain decimal digits, no sign, no overflow. */
+static int parse_epoch(const char *p, const char **end, int64_t *out)
 {
-	int found = 0;
+	int64_t v = 0;
 
-	for (const char *line = text; line && *line;) {
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (*p - '0');
+	}
+	*end = p;
+	*out = v;
+	return 0;
+}
+
+/* One line of the file into kf; *seen collects 1 (chain) and 2 (erase). */
+static int parse_line(const char *line, size_t len, struct keyfile *kf, int *seen, char *why,
+		      size_t whysz)
+{
+	size_t m = strlen(CHAIN_MAGIC);
+	const char *end = line + len, *p;
+	int64_t base;
+	int err;
+
+	while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--, end--;
+	if (!len || line[0] == '#')
+		return 0;
+	if (len > m + 1 && !strncmp(line, CHAIN_MAGIC " ", m + 1)) {
+		if (*seen & 1)
+			return snprintf(why, whysz, "more than one '%s' line", CHAIN_MAGIC),
+			       -EINVAL;
+		if ((err = parse_epoch(line + m + 1, &p, &base)))
+			return snprintf(why, whysz, "the first epoch is %s",
+					err == -ERANGE ? "out of range" : "not a number"),
+			       -EINVAL;
+		if (p >= end || *p != ' ' || parse_hex(p + 1, (size_t)(end - p - 1), kf->chain))
+			return snprintf(why, whysz, "bad '%s' line", CHAIN_MAGIC), -EINVAL;
+		kf->base = base;
+		*seen |= 1;
+		return 0;
+	}
+	m = strlen(ERASE_MAGIC);
+	if (len > m + 1 && !strncmp(line, ERASE_MAGIC " ", m + 1)) {
+		if (*seen & 2)
+			return snprintf(why, whysz, "more than one '%s' line", ERASE_MAGIC),
+			       -EINVAL;
+		if (parse_hex(line + m + 1, len - m - 1, kf->erase))
+			return snprintf(why, whysz, "bad '%s' line", ERASE_MAGIC), -EINVAL;
+		*seen |= 2;
+		return 0;
+	}
+	return snprintf(why, whysz, "a line that is neither a comment nor a key"), -EINVAL;
+}
+
+/* Exactly one chain and one erasure line; comments and blank lines aside,
+ * nothing else. why says what is wrong, never what the line holds. */
+static int parse_keyfile(const char *text, struct keyfile *kf, char *why, size_t whysz)
+{
+	int seen = 0, lineno = 1;
+
+	for (const char *line = text; line && *line; lineno++) {
 		const char *eol = strchr(line, '\n');
-		size_t len = eol ? (size_t)(eol - line) : strlen(line), m;
-		long long base;
-		int used;
-		if (len > (m = strlen(CHAIN_MAGIC)) + 1 && !strncmp(line, CHAIN_MAGIC " ", m + 1)) {
-			if (sscanf(line + m + 1, "%lld %n", &base, &used) != 1 || base < 0 ||
-			    parse_hex(line + m + 1 + used, len - m - 1 - (size_t)used, kf->chain))
-				return -EINVAL;
-			kf->base = base;
-			found |= 1;
-		} else if (len > (m = strlen(ERASE_MAGIC)) + 1 &&
-			   !strncmp(line, ERASE_MAGIC " ", m + 1)) {
-			if (parse_hex(line + m + 1, len - m - 1, kf->erase))
-				return -EINVAL;
-			found |= 2;
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		char what[128];
+		if (parse_line(line, len, kf, &seen, what, sizeof(what))) {
+			snprintf(why, whysz, "line %d: %s", lineno, what);
+			return -EINVAL;
 		}
 		line = eol ? eol + 1 : NULL;
 	}
-	return found == 3 ? 0 : -EINVAL;
+	if (seen != 3) {
+		snprintf(why, whysz, "no '%s' line", seen & 1 ? ERASE_MAGIC : CHAIN_MAGIC);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void keyfile_free(struct keyfile *kf)
@@ -201,11 +257,77 @@ static void keyfile_free(struct keyfile *kf)
 	sodium_free(kf->erase);
 }
 
-/* Reads and checks path (regular file, no group/other access). */
+static const char *file_kind(mode_t m)
+{
+	return S_ISDIR(m)    ? "a directory"
+	       : S_ISFIFO(m) ? "a FIFO"
+	       : S_ISSOCK(m) ? "a socket"
+	       : S_ISCHR(m)  ? "a character device"
+	       : S_ISBLK(m)  ? "a block device"
+			     : "not a regular file";
+}
+
+/* Opens path for reading once it is known to be a safe key file: a regular
+ * file (through symlinks, as Kubernetes mounts Secrets) owned by this user,
+ * with no group or other access. Non-regular files are refused before open()
+ * so a FIFO cannot block us. Returns the fd or a negative errno. */
+static int open_keyfile(const char *path, struct stat *st, char *errstr, size_t errsz)
+{
+	struct stat before;
+	int fd, err;
+
+	if (stat(path, &before)) {
+		err = -errno;
+		snprintf(errstr, errsz, "key file %s: %s%s%s%s", path, strerror(errno),
+			 errno == ENOENT ? " (create one with 'kanon keygen " : "",
+			 errno == ENOENT ? path : "", errno == ENOENT ? "')" : "");
+		return err;
+	}
+	if (!S_ISREG(before.st_mode)) {
+		snprintf(errstr, errsz, "key file %s: %s, not a regular file; refusing it", path,
+			 file_kind(before.st_mode));
+		return -EINVAL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(errstr, errsz, "key file %s: %s", path, strerror(errno));
+		return err;
+	}
+	err = 0;
+	if (fstat(fd, st) || st->st_dev != before.st_dev || st->st_ino != before.st_ino) {
+		snprintf(errstr, errsz, "key file %s: replaced while being opened; try again",
+			 path);
+		err = -EAGAIN;
+	} else if (st->st_uid != geteuid()) {
+		snprintf(errstr, errsz,
+			 "key file %s: owned by uid %u, but kanon runs as uid %u; the key must "
+			 "belong to the user that uses it (chown it, or run kanon as its owner)",
+			 path, (unsigned)st->st_uid, (unsigned)geteuid());
+		err = -EPERM;
+	} else if (st->st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(errstr, errsz,
+			 "key file %s: group or others have access (mode %04o); refusing to "
+			 "use it: run 'chmod 600 %s' (0400 also works) and rotate the key if "
+			 "others read it",
+			 path, (unsigned)(st->st_mode & 07777), path);
+		err = -EPERM;
+	} else if (st->st_size > 4096) {
+		snprintf(errstr, errsz, "key file %s: too large to be a kanon key", path);
+		err = -EINVAL;
+	}
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Reads and checks path (see open_keyfile). */
 static int read_keyfile(const char *path, struct keyfile *kf, char *errstr, size_t errsz)
 {
 	struct stat st;
-	char *text = NULL;
+	char *text = NULL, why[160];
 	int fd, err = 0;
 
 	memset(kf, 0, sizeof(*kf));
@@ -213,46 +335,23 @@ static int read_keyfile(const char *path, struct keyfile *kf, char *errstr, size
 		snprintf(errstr, errsz, "libsodium failed to initialize");
 		return -EIO;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		err = -errno;
-		snprintf(errstr, errsz, "key file %s: %s (create one with 'kanon keygen %s')", path,
-			 strerror(errno), path);
-		return err;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		snprintf(errstr, errsz, "key file %s: not a regular file", path);
-		err = -EINVAL;
-	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(errstr, errsz,
-			 "key file %s: group or others have access (mode %04o); refusing to "
-			 "use it: run 'chmod 600 %s' and rotate the key if others read it",
-			 path, (unsigned)(st.st_mode & 07777), path);
-		err = -EPERM;
-	} else if (st.st_size > 4096) {
-		snprintf(errstr, errsz, "key file %s: too large to be a kanon key", path);
-		err = -EINVAL;
-	}
-	if (!err) {
-		text = sodium_malloc((size_t)st.st_size + 1);
-		kf->chain = sodium_malloc(KEY_BYTES);
-		kf->erase = sodium_malloc(KEY_BYTES);
-		if (!text || !kf->chain || !kf->erase) {
-			snprintf(errstr, errsz, "out of memory");
-			err = -ENOMEM;
-		} else if (read(fd, text, (size_t)st.st_size) != st.st_size) {
-			snprintf(errstr, errsz, "key file %s: short read", path);
-			err = -EIO;
-		} else {
-			text[st.st_size] = '\0';
-			if (parse_keyfile(text, kf)) {
-				snprintf(
-					errstr, errsz,
-					"key file %s: no valid '%s' and '%s' lines (not written by "
-					"kanon keygen?)",
-					path, CHAIN_MAGIC, ERASE_MAGIC);
-				err = -EINVAL;
-			}
+	if ((fd = open_keyfile(path, &st, errstr, errsz)) < 0)
+		return fd;
+	text = sodium_malloc((size_t)st.st_size + 1);
+	kf->chain = sodium_malloc(KEY_BYTES);
+	kf->erase = sodium_malloc(KEY_BYTES);
+	if (!text || !kf->chain || !kf->erase) {
+		snprintf(errstr, errsz, "out of memory");
+		err = -ENOMEM;
+	} else if (read(fd, text, (size_t)st.st_size) != st.st_size) {
+		snprintf(errstr, errsz, "key file %s: short read", path);
+		err = -EIO;
+	} else {
+		text[st.st_size] = '\0';
+		if (parse_keyfile(text, kf, why, sizeof(why))) {
+			snprintf(errstr, errsz, "key file %s: %s (not written by kanon keygen?)",
+				 path, why);
+			err = -EINVAL;
 		}
 	}
 	sodium_free(text);
@@ -262,24 +361,32 @@ static int read_keyfile(const char *path, struct keyfile *kf, char *errstr, size
 	return err;
 }
 
-/* Writes a key file atomically: a 0600 temporary beside it, fsync, rename. */
+/* Writes a key file atomically: a 0600 temporary beside it, fsync, rename.
+ * When path is a symlink (kn_keys_load follows them) the target is
+ * replaced, not the link. */
 static int write_keyfile(const char *path, int64_t base, const uint8_t chain[KEY_BYTES],
 			 const uint8_t erase[KEY_BYTES], bool exclusive, char *errstr, size_t errsz)
 {
-	char tmp[4200], *hex = sodium_malloc(2 * KEY_BYTES + 1),
-			*hex2 = sodium_malloc(2 * KEY_BYTES + 1);
+	char tmp[PATH_MAX + 16], *hex = sodium_malloc(2 * KEY_BYTES + 1),
+				 *hex2 = sodium_malloc(2 * KEY_BYTES + 1), *target = NULL;
 	int fd, err = 0;
 
 	if (!hex || !hex2) {
-		sodium_free(hex);
-		sodium_free(hex2);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out;
 	}
+	if (!exclusive && !(target = realpath(path, NULL))) {
+		err = -errno;
+		snprintf(errstr, errsz, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (target)
+		path = target;
 	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
 		err = -errno;
-		snprintf(errstr, errsz, "%s: %s", tmp, strerror(errno));
+		snprintf(errstr, errsz, "cannot write beside %s: %s", path, strerror(errno));
 		goto out;
 	}
 	sodium_bin2hex(hex, 2 * KEY_BYTES + 1, chain, KEY_BYTES);
@@ -306,23 +413,39 @@ static int write_keyfile(const char *path, int64_t base, const uint8_t chain[KEY
 	}
 	unlink(tmp); /* after link(); a no-op after rename() */
 out:
+	free(target);
 	sodium_free(hex);
 	sodium_free(hex2);
 	return err;
 }
 
-int kn_keys_load(const char *path, enum kn_prf prf, struct kn_keys **out, char *errstr,
-		 size_t errstr_size)
+int64_t kn_keys_epoch_of(int64_t epoch_ms, int64_t ts_ms)
 {
+	return epoch_ms > 0 && ts_ms > 0 ? ts_ms / epoch_ms : 0;
+}
+
+int kn_keys_load(const char *path, enum kn_prf prf, int64_t epoch_ms, int64_t now_ms,
+		 struct kn_keys **out, char *errstr, size_t errstr_size)
+{
+	int64_t latest = kn_keys_epoch_of(epoch_ms, now_ms + KN_KEYS_CLOCK_SKEW_MS);
 	struct keyfile kf;
 	int err = read_keyfile(path, &kf, errstr, errstr_size);
 
 	*out = NULL;
 	if (err)
 		return err;
-	err = keys_new(kf.base, kf.chain, kf.erase, prf, out);
-	if (err)
+	if (kf.base > latest) {
+		/* Every event would be withheld as retired: refuse it loudly. */
+		snprintf(errstr, errstr_size,
+			 "key file %s: its first usable epoch %lld is in the future (the current "
+			 "epoch is %lld%s); a key file from another deployment, or a wrong "
+			 "keys.epoch?",
+			 path, (long long)kf.base, (long long)kn_keys_epoch_of(epoch_ms, now_ms),
+			 epoch_ms ? "" : ", keys.epoch is 'never'");
+		err = -ERANGE;
+	} else if ((err = keys_new(kf.base, kf.chain, kf.erase, prf, out))) {
 		snprintf(errstr, errstr_size, "out of memory");
+	}
 	keyfile_free(&kf);
 	return err;
 }
@@ -340,31 +463,76 @@ int kn_keys_generate(const char *path, char *errstr, size_t errstr_size)
 	return err;
 }
 
-int kn_keys_retire(const char *path, int64_t first_epoch, struct kn_keys *k, char *errstr,
-		   size_t errstr_size)
+/* Brings k up to a chain starting at base (no-op if k starts there or later). */
+static void follow(struct kn_keys *k, int64_t base, const uint8_t chain[KEY_BYTES])
 {
-	struct keyfile kf;
-	int err = read_keyfile(path, &kf, errstr, errstr_size);
+	if (!k || base <= k->base)
+		return;
+	memcpy(k->s->base_key, chain, KEY_BYTES);
+	memcpy(k->s->cursor_key, chain, KEY_BYTES);
+	k->base = k->cursor = base;
+	clear_cache(k, base);
+}
 
-	if (err)
+static bool read_only(int err)
+{
+	return err == -EROFS || err == -EACCES || err == -EPERM;
+}
+
+/* kn_keys_retire and kn_keys_maintain: with in_memory, a file that cannot be
+ * rewritten still has its keys destroyed in k (KN_KEYS_IN_MEMORY). */
+static int retire(const char *path, int64_t first_epoch, int64_t epoch_ms, int64_t now_ms,
+		  struct kn_keys *k, bool in_memory, char *errstr, size_t errsz)
+{
+	int64_t current = kn_keys_epoch_of(epoch_ms, now_ms);
+	struct keyfile kf;
+	int err;
+
+	if (first_epoch > current) {
+		if (!epoch_ms)
+			snprintf(errstr, errsz,
+				 "keys.epoch is 'never': every event is in epoch 0, which cannot "
+				 "be retired (delete the key file to shred everything)");
+		else
+			snprintf(errstr, errsz,
+				 "cannot retire epoch %lld: the current epoch is %lld and only "
+				 "earlier ones can be retired (retiring the current one would "
+				 "withhold every new event)",
+				 (long long)(first_epoch - 1), (long long)current);
+		return -ERANGE;
+	}
+	if ((err = read_keyfile(path, &kf, errstr, errsz)))
 		return err;
 	if (first_epoch > kf.base) {
+		/* Bounded: kf.base >= 0 and first_epoch <= current. */
 		for (int64_t e = kf.base; e < first_epoch; e++)
 			ratchet(kf.chain);
-		err = write_keyfile(path, first_epoch, kf.chain, kf.erase, false, errstr,
-				    errstr_size);
-		if (!err)
+		err = write_keyfile(path, first_epoch, kf.chain, kf.erase, false, errstr, errsz);
+		if (err && in_memory && read_only(err)) {
+			bool news = !k || k->base < first_epoch; /* said once per retirement */
+			if (news)
+				snprintf(errstr, errsz,
+					 "key file %s is read-only (a mounted Secret?): epochs "
+					 "before "
+					 "%lld are destroyed in this process only; the file still "
+					 "holds them until it is replaced",
+					 path, (long long)first_epoch);
+			err = news ? KN_KEYS_IN_MEMORY : 0;
+		}
+		if (err >= 0)
 			kf.base = first_epoch;
 	}
 	/* The process follows the file: another instance may have retired more. */
-	if (!err && k && kf.base > k->base) {
-		memcpy(k->s->base_key, kf.chain, KEY_BYTES);
-		memcpy(k->s->cursor_key, kf.chain, KEY_BYTES);
-		k->base = k->cursor = kf.base;
-		clear_cache(k, kf.base);
-	}
+	if (err >= 0)
+		follow(k, kf.base, kf.chain);
 	keyfile_free(&kf);
 	return err;
+}
+
+int kn_keys_retire(const char *path, int64_t first_epoch, int64_t epoch_ms, int64_t now_ms,
+		   struct kn_keys *k, char *errstr, size_t errstr_size)
+{
+	return retire(path, first_epoch, epoch_ms, now_ms, k, false, errstr, errstr_size);
 }
 
 int kn_keys_maintain(struct kn_keys *k, const char *path, int64_t epoch_ms, int64_t retention_ms,
@@ -375,7 +543,7 @@ int kn_keys_maintain(struct kn_keys *k, const char *path, int64_t epoch_ms, int6
 	/* An epoch may go once all of it is older than the retention. */
 	if (epoch_ms && retention_ms && now_ms - retention_ms > 0)
 		first = (now_ms - retention_ms) / epoch_ms;
-	return kn_keys_retire(path, first, k, errstr, errstr_size);
+	return retire(path, first, epoch_ms, now_ms, k, true, errstr, errstr_size);
 }
 
 /* K_epoch into out; -ENOKEY when the epoch is retired. */

@@ -11,6 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "config.h"
 #include "demo.h"
 #include "explain.h"
@@ -22,15 +23,14 @@
 #include "run.h"
 #include "txrun.h"
 #include "schema.h"
+#include "stop.h"
 
 #define MAX_SETS 64
-
-static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop_flag = 1;
+	kn_stop_request();
 }
 
 static void install_signals(void)
@@ -50,8 +50,11 @@ static const char usage[] =
 	"commands:\n"
 	"  run      -c FILE [--until-eof] [--max-messages N] [--metrics-addr HOST:PORT]\n"
 	"           consume the input topics, write de-identified events and dead letters\n"
-	"           (at-least-once; exactly-once with aggregates; SIGINT/SIGTERM stop cleanly\n"
-	"           within 10 s); --metrics-addr serves /metrics (Prometheus) and /healthz\n"
+	"           (at-least-once; exactly-once with aggregates). SIGINT/SIGTERM stop it\n"
+	"           within 10 s whatever the broker does. --until-eof ends once the input is\n"
+	"           drained, waiting out outages for run.assignment_wait. --metrics-addr\n"
+	"           serves /metrics (Prometheus) and /healthz (503 when stuck, fenced or\n"
+	"           failed)\n"
 	"  process  -c FILE --input IN.avro --output OUT.avro [--dead-letter FILE.jsonl]\n"
 	"           the same pipeline over Avro container files, no Kafka\n"
 	"  gen      -c FILE [--seed N] [--count N] [--users N] [--types device,access,search]\n"
@@ -61,9 +64,10 @@ static const char usage[] =
 	"           --rate paces them at N records/s (producer linger 1 ms, for latency tests)\n"
 	"  demo     [--count N] [--seed N]\n"
 	"           everything end to end on an in-process mock Kafka cluster; no broker needed\n"
-	"  check    -c FILE [--describe]\n"
-	"           validate the config, the schemas and the key file; print the effective\n"
-	"           config with secrets masked (--describe: every option and role)\n"
+	"  check    -c FILE [--describe] [--metrics-addr HOST:PORT]\n"
+	"           validate the config, every Kafka client's properties, the schemas, the\n"
+	"           policy files and the key file, as 'run' does before connecting; print\n"
+	"           the effective config with secrets masked (--describe: every option)\n"
 	"  policy explain -c FILE\n"
 	"           for every input field of every schema, what reaches each output\n"
 	"  keys retire EPOCH -c FILE\n"
@@ -82,7 +86,10 @@ static const char usage[] =
 	"  -l, --log-level LVL   error | warn | info | debug (default: log.level)\n"
 	"  -h, --help            this text\n"
 	"\n"
-	"exit status: 0 success, 1 runtime failure, 2 usage or configuration error\n";
+	"exit status: 0 success (or stopped with everything committed), 1 runtime failure,\n"
+	"  2 usage or configuration error (before any network I/O), 3 stopped with\n"
+	"  uncommitted work (the next run redoes it: nothing is lost), 4 exactly-once\n"
+	"  instance fenced by another with the same aggregate.transactional_id\n";
 
 struct args {
 	const char *config, *input, *output, *dead, *out_dir, *types, *start, *span;
@@ -237,8 +244,6 @@ static int load_config(const struct args *a, struct kn_config **c)
 static int cmd_check(const struct args *a)
 {
 	struct kn_config *c;
-	struct kn_schemas *s;
-	struct kn_keys *k;
 	char errstr[1024];
 	int rc;
 
@@ -248,18 +253,9 @@ static int cmd_check(const struct args *a)
 	}
 	if ((rc = load_config(a, &c)))
 		return rc;
-	rc = 0;
-	if (kn_schemas_load(c, &s, errstr, sizeof(errstr))) {
+	if (kn_run_preflight(c, a->metrics_addr, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: config error: %s\n", errstr);
-		rc = 2;
-	} else {
-		kn_schemas_destroy(s);
-	}
-	if (kn_keys_load(c->key_file, c->prf, &k, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: key error: %s\n", errstr);
-		rc = 2;
-	} else {
-		kn_keys_destroy(k);
+		rc = KN_EXIT_CONFIG;
 	}
 	kn_config_print(c, stdout);
 	if (!rc)
@@ -268,24 +264,43 @@ static int cmd_check(const struct args *a)
 	return rc;
 }
 
+/* kn_run's and kn_txrun's results as exit codes (stop.h). */
+static int exit_code(int err)
+{
+	switch (err) {
+	case 0:
+		return KN_EXIT_OK;
+	case KN_RUN_ABANDONED:
+		return KN_EXIT_ABANDONED;
+	case KN_RUN_FENCED:
+		return KN_EXIT_FENCED;
+	default:
+		return KN_EXIT_FAILURE;
+	}
+}
+
 static int cmd_run(const struct args *a)
 {
 	struct kn_config *c;
 	char errstr[1024];
-	int rc = load_config(a, &c);
+	int rc = load_config(a, &c), err;
 
 	if (rc)
 		return rc;
 	struct kn_run_opts o = {.metrics_addr = a->metrics_addr,
 				.until_eof = a->until_eof,
-				.max_messages = a->max_messages,
-				.stop = &stop_flag};
-	install_signals();
-	/* With aggregates, exactly-once transactions; without, at-least-once. */
-	if ((c->n_aggs ? kn_txrun : kn_run)(c, &o, errstr, sizeof(errstr))) {
-		kn_err("main", "%s", errstr);
-		rc = 1;
+				.max_messages = a->max_messages};
+	if (kn_run_preflight(c, a->metrics_addr, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		kn_config_destroy(c);
+		return KN_EXIT_CONFIG;
 	}
+	install_signals();
+	kn_stop_arm_watchdog();
+	/* With aggregates, exactly-once transactions; without, at-least-once. */
+	if ((err = (c->n_aggs ? kn_txrun : kn_run)(c, &o, errstr, sizeof(errstr))))
+		kn_err("main", "%s", errstr);
+	rc = exit_code(err);
 	kn_config_destroy(c);
 	return rc;
 }
@@ -293,7 +308,7 @@ static int cmd_run(const struct args *a)
 static int cmd_process(const struct args *a)
 {
 	struct kn_config *c;
-	struct kn_file_result r;
+	struct kn_file_result r = {0};
 	char errstr[1024];
 	int rc;
 
@@ -301,6 +316,11 @@ static int cmd_process(const struct args *a)
 		return fail_usage("process needs --input IN.avro and --output OUT.avro");
 	if ((rc = load_config(a, &c)))
 		return rc;
+	if (kn_run_preflight(c, NULL, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		kn_config_destroy(c);
+		return KN_EXIT_CONFIG;
+	}
 	if (kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = 1;
@@ -394,23 +414,26 @@ static int cmd_keys(const struct args *a, const char *verb, const char *epoch_ar
 	struct kn_config *c;
 	struct kn_keys *k;
 	char errstr[1024];
-	int64_t epoch;
-	int rc = load_config(a, &c);
+	int64_t epoch, now = kn_wall_ms();
+	int rc = load_config(a, &c), err;
 
 	if (rc)
 		return rc;
-	if (!strcmp(verb, "retire") && (!epoch_arg || parse_int(epoch_arg, &epoch))) {
+	if (!strcmp(verb, "retire") &&
+	    (!epoch_arg || parse_int(epoch_arg, &epoch) || epoch == INT64_MAX)) {
 		kn_config_destroy(c);
 		return fail_usage("usage: kanon keys retire EPOCH -c FILE (EPOCH as in key_epoch)");
 	}
-	if (!strcmp(verb, "retire") &&
-	    kn_keys_retire(c->key_file, epoch + 1, NULL, errstr, sizeof(errstr))) {
+	if (!strcmp(verb, "retire") && (err = kn_keys_retire(c->key_file, epoch + 1, c->epoch_ms,
+							     now, NULL, errstr, sizeof(errstr)))) {
 		fprintf(stderr, "kanon: keys retire: %s\n", errstr);
-		rc = 1;
-	} else if (kn_keys_load(c->key_file, c->prf, &k, errstr, sizeof(errstr))) {
+		rc = err == -ERANGE ? 2 : 1;
+	} else if (kn_keys_load(c->key_file, c->prf, c->epoch_ms, now, &k, errstr,
+				sizeof(errstr))) {
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = 2;
 	} else {
+		/* The load bounds the first epoch by now: the product cannot overflow. */
 		int64_t first = kn_keys_first_epoch(k);
 		printf("key file %s: epochs before %lld are retired; first usable epoch %lld",
 		       c->key_file, (long long)first, (long long)first);
@@ -418,7 +441,8 @@ static int cmd_keys(const struct args *a, const char *verb, const char *epoch_ar
 			time_t t = (time_t)(first * c->epoch_ms / 1000);
 			char day[32];
 			strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-			printf(" (starts %s)", day);
+			printf(" (starts %s); current epoch %lld", day,
+			       (long long)kn_keys_epoch_of(c->epoch_ms, now));
 		}
 		printf("\n");
 		kn_keys_destroy(k);
@@ -453,8 +477,7 @@ static int cmd_demo(const struct args *a)
 		kn_log_set_level(KN_LOG_WARN);
 	}
 	install_signals();
-	if (kn_demo(a->count ? a->count : 3000, a->seed ? a->seed : 42, &stop_flag, errstr,
-		    sizeof(errstr))) {
+	if (kn_demo(a->count ? a->count : 3000, a->seed ? a->seed : 42, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: demo: %s\n", errstr);
 		return 1;
 	}

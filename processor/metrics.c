@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "kn_alloc.h"
 #include "validate.h"
 
@@ -104,6 +105,10 @@ static void render(const struct kn_metrics_snapshot *s, struct buf *b)
 	if (s->consumer_lag >= 0)
 		gauge(b, "kanon_consumer_lag", "Messages behind the input partitions' ends.",
 		      (uint64_t)s->consumer_lag);
+	if (s->last_progress_ms)
+		gauge(b, "kanon_seconds_since_progress",
+		      "Seconds since a record was last delivered or offsets committed.",
+		      (uint64_t)((kn_mono_ms() - s->last_progress_ms) / 1000));
 	if (s->aggregating) {
 		counter(b, "kanon_aggregate_late_events_total", "Events dropped as late.",
 			s->agg_late);
@@ -142,6 +147,27 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
 	return ret;
 }
 
+/* /healthz's verdict on a snapshot, now: the loop's own view, then
+ * progress (which the loop cannot report while it is blocked). */
+static bool health(const struct kn_metrics_snapshot *s, struct buf *b)
+{
+	int64_t idle = kn_mono_ms() - s->last_progress_ms;
+
+	if (!s->healthy) {
+		out(b, "%s\n", s->unhealthy_reason);
+		return false;
+	}
+	if (s->work_pending && s->stall_ms && s->last_progress_ms && idle > s->stall_ms) {
+		out(b,
+		    "no progress: nothing delivered or committed for %" PRId64
+		    " s while input waits (broker unreachable?)\n",
+		    idle / 1000);
+		return false;
+	}
+	out(b, "ok\n");
+	return true;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -166,8 +192,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return reply(c, 200, "text/plain; version=0.0.4", b.p, b.n);
 	}
 	if (!strcmp(url, "/healthz")) {
-		out(&b, "%s\n", s.healthy ? "ok" : s.unhealthy_reason);
-		return reply(c, s.healthy ? 200 : 503, "text/plain", b.p, b.n);
+		bool ok = health(&s, &b);
+		return reply(c, ok ? 200 : 503, "text/plain", b.p, b.n);
 	}
 	out(&b, "not found: try /metrics or /healthz\n");
 	return reply(c, 404, "text/plain", b.p, b.n);
@@ -175,13 +201,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *errstr, size_t errsz)
 {
-	char host[256];
+	char host[256], *end = NULL;
 	const char *colon = strrchr(addr, ':');
-	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+	long port = colon ? strtol(colon + 1, &end, 10) : 0;
 	size_t hl = colon ? (size_t)(colon - addr) : 0;
 
 	memset(ss, 0, sizeof(*ss));
-	if (!colon || port <= 0 || port > 65535 || hl == 0 || hl >= sizeof(host))
+	if (!colon || !colon[1] || *end || port <= 0 || port > 65535 || hl == 0 ||
+	    hl >= sizeof(host))
 		goto bad;
 	memcpy(host, addr, hl);
 	host[hl] = '\0';
@@ -204,6 +231,13 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *errst
 bad:
 	snprintf(errstr, errsz, "--metrics-addr '%s': expected IPv4:PORT or [IPv6]:PORT", addr);
 	return -EINVAL;
+}
+
+int kn_metrics_check_addr(const char *addr, char *errstr, size_t errstr_size)
+{
+	struct sockaddr_storage ss;
+
+	return parse_addr(addr, &ss, errstr, errstr_size);
 }
 
 int kn_metrics_start(const char *addr, struct kn_metrics **out_m, char *errstr, size_t errstr_size)

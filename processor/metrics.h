@@ -1,8 +1,12 @@
 /* metrics: a running kanon seen from outside. `--metrics-addr HOST:PORT`
  * serves, with libmicrohttpd on its own thread:
  *   /metrics  Prometheus text exposition (version 0.0.4)
- *   /healthz  200 "ok", or 503 with the reason (no partition assigned,
- *             assignment lost, producer fatally errored, transaction failed)
+ *   /healthz  200 "ok", or 503 with the reason: no partition assigned, a
+ *             fatal producer or consumer error, a failed transaction, fenced
+ *             by another instance, or no progress: input is waiting (records
+ *             in flight or consumer lag) and nothing was delivered or
+ *             committed for health.stall_timeout. The last is judged when
+ *             asked, so it turns 503 even while the run loop is blocked.
  * The run loop publishes a snapshot after every batch (one memcpy under a
  * mutex); the HTTP thread renders only snapshots, so it never touches the
  * pipeline's state. */
@@ -27,13 +31,19 @@ struct kn_metrics_snapshot {
 	uint64_t agg_late, agg_bounded, agg_rows, agg_suppressed_groups, open_windows, state_bytes;
 	uint64_t transactions;
 	int assigned;
-	int64_t consumer_lag; /* -1: unknown */
-	bool healthy;
+	int64_t consumer_lag;	  /* -1: unknown */
+	int64_t last_progress_ms; /* mono ms of the last delivery or commit */
+	bool work_pending;	  /* records in flight or consumer lag */
+	int64_t stall_ms;	  /* health.stall_timeout */
+	bool healthy;		  /* as far as the run loop knows */
 	char unhealthy_reason[160];
 };
 
 struct kn_metrics;
 
+/* Checks addr's form (IPv4:PORT, [IPv6]:PORT, localhost:PORT) without
+ * binding. Returns 0 or -EINVAL with errstr set. */
+int kn_metrics_check_addr(const char *addr, char *errstr, size_t errstr_size);
 /* Starts serving on addr ("127.0.0.1:9464", "[::1]:9464"). Returns 0 or a
  * negative errno with errstr set. */
 int kn_metrics_start(const char *addr, struct kn_metrics **out, char *errstr, size_t errstr_size);

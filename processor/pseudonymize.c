@@ -4,9 +4,7 @@
 
 int64_t kn_key_epoch(const struct kn_pseudo_opts *o, int64_t ts_ms)
 {
-	if (!o->epoch_ms || ts_ms < 0)
-		return 0;
-	return ts_ms / o->epoch_ms;
+	return kn_keys_epoch_of(o->epoch_ms, ts_ms);
 }
 
 void kn_pid_hex(const uint8_t in[KN_PRF_BYTES], char out[KN_PID_HEX_LEN + 1])

@@ -4,16 +4,18 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "avrobin.h"
+#include "clock.h"
 #include "erasure.h"
+#include "kafka_conf.h"
 #include "kn_alloc.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
 #include "sink.h"
 #include "source.h"
+#include "stop.h"
 #include "trace.h"
 
 #define MAX_COMMITS 4096
@@ -31,59 +33,60 @@ struct run {
 	struct kn_trace *trace;
 	struct kn_batch *b;	    /* the pipeline's view of batch[] */
 	rd_kafka_message_t **batch; /* as consumed */
-	volatile sig_atomic_t *stop;
-	char failed[512]; /* first delivery failure */
+	char failed[512];	    /* first delivery failure */
 	uint64_t produced, dead_lettered, dropped;
+	int64_t last_progress; /* mono ms of the last delivery or commit */
+	bool leave;	       /* the broker answered at the end: leave the group */
 };
-
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,
 			 size_t errsz)
 {
 	int64_t before = kn_keys_first_epoch(keys);
+	int err = kn_keys_maintain(keys, c->key_file, c->epoch_ms, c->key_retention_ms,
+				   kn_wall_ms(), errstr, errsz);
 
-	if (kn_keys_maintain(keys, c->key_file, c->epoch_ms, c->key_retention_ms, now_ms(), errstr,
-			     errsz))
+	if (err < 0)
 		return -EIO;
+	if (err == KN_KEYS_IN_MEMORY)
+		kn_warn("keys", "%s", errstr);
 	if (kn_keys_first_epoch(keys) != before)
 		kn_info("keys", "epochs before %lld are retired: their keys are destroyed",
 			(long long)kn_keys_first_epoch(keys));
 	return 0;
 }
 
-int kn_stack_open(const struct kn_config *c, bool with_erasure, struct kn_stack *s, char *errstr,
+int kn_stack_open(const struct kn_config *c, unsigned what, struct kn_stack *s, char *errstr,
 		  size_t errsz)
 {
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	err = kn_keys_load(c->key_file, c->prf, &s->keys, errstr, errsz);
-	if (!err)
+	err = kn_keys_load(c->key_file, c->prf, c->epoch_ms, kn_wall_ms(), &s->keys, errstr, errsz);
+	if (!err && (what & KN_STACK_MAINTAIN))
 		err = kn_run_maintain_keys(s->keys, c, errstr, errsz);
 	if (!err)
 		err = kn_schemas_load(c, &s->schemas, errstr, errsz);
 	if (!err && !(s->pipe = kn_pipeline_new(c, s->schemas, s->keys, errstr, errsz)))
 		err = -EINVAL;
-	if (!err && with_erasure && c->erasure_enabled &&
+	if (!err && (what & KN_STACK_ERASURE) && c->erasure_enabled &&
 	    !(err = kn_erasure_new(c, s->keys, &s->erasure, errstr, errsz)))
 		kn_pipeline_set_erasure(s->pipe, s->erasure);
 	if (err)
 		kn_stack_close(s);
+	return err;
+}
+
+int kn_run_preflight(const struct kn_config *c, const char *metrics_addr, char *errstr,
+		     size_t errsz)
+{
+	struct kn_stack st;
+	int err = kn_kafka_check_conf(c, errstr, errsz);
+
+	if (!err && metrics_addr)
+		err = kn_metrics_check_addr(metrics_addr, errstr, errsz);
+	if (!err && !(err = kn_stack_open(c, 0, &st, errstr, errsz)))
+		kn_stack_close(&st);
 	return err;
 }
 
@@ -110,32 +113,49 @@ static void on_delivery(void *opaque, uint64_t token, int err, const char *reaso
 	uint32_t batch;
 	if (kn_offsets_ack(r->offs, token, &batch))
 		kn_trace_delivered(r->trace, batch);
+	r->last_progress = kn_mono_ms();
 }
 
-static void commit(struct run *r, bool sync)
+/* Commits what was acknowledged: asynchronously (until 0), or waiting for
+ * the broker until then. Returns 0 (also when nothing moved) or the
+ * kn_source_commit error. */
+static int commit(struct run *r, int64_t until)
 {
 	int n = kn_offsets_collect(r->offs, r->commits, MAX_COMMITS, 0);
+	int err = n ? kn_source_commit(r->src, r->commits, n, until) : 0;
 
-	if (n)
-		kn_source_commit(r->src, r->commits, n, sync);
+	if (n && !err && until)
+		r->last_progress = kn_mono_ms();
+	return err;
 }
 
-/* Before partitions go: deliver what is in flight, commit it, forget them. */
-static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts)
+/* Before partitions go: deliver what is in flight, commit it, forget them.
+ * Lost partitions are someone else's already: their commit would fail. */
+static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
 	struct run *r = opaque;
+	int64_t until = kn_mono_ms() + KN_RUN_SHUTDOWN_MS;
 
-	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
+	if (kn_sink_flush(r->sink, until))
 		kn_warn("run", "revoke: %d record(s) still unacknowledged",
 			kn_sink_queued(r->sink));
-	commit(r, true);
+	if (!lost)
+		commit(r, until);
 	for (int i = 0; i < parts->cnt; i++)
 		kn_offsets_forget(r->offs, parts->elems[i].topic, parts->elems[i].partition);
 }
 
+/* After a stop, waiting for the producer is worth it only until the drain
+ * deadline (stop.h); before one, for as long as the broker takes. */
+static bool give_up_waiting(void)
+{
+	return kn_stop_requested() && !kn_stop_drain_wait(INT64_MAX);
+}
+
 /* Produces one record's result, waiting for queue space if needed; *queued
  * counts what will come back as a delivery report. Returns 0 or -EIO
- * (fatal), -EINTR (asked to stop while waiting). */
+ * (fatal), -ECANCELED (stopped while waiting: the record stays
+ * unacknowledged and is redone by the next run). */
 static int emit(struct run *r, const rd_kafka_message_t *m, const struct kn_rec *rec,
 		uint64_t token, uint32_t *queued)
 {
@@ -167,10 +187,9 @@ static int emit(struct run *r, const rd_kafka_message_t *m, const struct kn_rec 
 			      : kn_sink_dead_letter(r->sink, &dl, token);
 		if (err != -EAGAIN)
 			break;
-		/* Local queue full: let deliveries drain, unless asked to stop
-		 * (the record stays unacknowledged, so it is redone later). */
-		if (*r->stop)
-			return -EINTR;
+		/* Local queue full: let deliveries drain. */
+		if (give_up_waiting())
+			return -ECANCELED;
 		kn_sink_poll(r->sink, 50);
 	}
 	if (!err) {
@@ -180,7 +199,10 @@ static int emit(struct run *r, const rd_kafka_message_t *m, const struct kn_rec 
 	return err;
 }
 
-/* Tracks every message of the batch and produces its result, in order. */
+/* Tracks every message of the batch and produces its result, in order.
+ * After a stop request the rest of the batch is left untracked: its offsets
+ * are not committed, so the next run reads it again. Returns 0, -EIO or
+ * -ECANCELED (see emit). */
 static int produce_batch(struct run *r, const struct kn_tspan *span, uint32_t *queued)
 {
 	int err = 0;
@@ -188,15 +210,15 @@ static int produce_batch(struct run *r, const struct kn_tspan *span, uint32_t *q
 	for (int i = 0; i < r->b->n; i++) {
 		rd_kafka_message_t *m = r->batch[i];
 		uint64_t token;
-		if (!err) {
+		if (!err && !kn_stop_requested()) {
 			while ((err = kn_offsets_track(r->offs, rd_kafka_topic_name(m->rkt),
 						       m->partition, m->offset, kn_trace_tag(span),
 						       &token)) == -EAGAIN &&
-			       !*r->stop)
+			       !kn_stop_requested())
 				kn_sink_poll(r->sink, 50);
-			if (err == -EAGAIN)
-				err = -EINTR;
-			if (!err)
+			if (err == -EAGAIN) /* stopped while in-flight records were at the cap */
+				err = 0;
+			else if (!err)
 				err = emit(r, m, &r->b->rec[i], token, queued);
 		}
 		rd_kafka_message_destroy(m);
@@ -208,7 +230,7 @@ static int produce_batch(struct run *r, const struct kn_tspan *span, uint32_t *q
 static int process_batch(struct run *r, int n)
 {
 	struct kn_batch *b = r->b;
-	int64_t min_ts = INT64_MAX, now = now_ms();
+	int64_t min_ts = INT64_MAX, now = kn_wall_ms();
 	struct kn_tspan span;
 	uint32_t queued = 0;
 	int err;
@@ -241,7 +263,8 @@ static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t 
 	int err;
 
 	r->cfg = c;
-	if ((err = kn_stack_open(c, true, &r->st, errstr, errsz)))
+	r->last_progress = kn_mono_ms();
+	if ((err = kn_stack_open(c, KN_STACK_MAINTAIN | KN_STACK_ERASURE, &r->st, errstr, errsz)))
 		return err;
 	r->pipe = r->st.pipe;
 	r->offs = kn_offsets_new((size_t)c->max_in_flight);
@@ -260,8 +283,9 @@ static int setup(struct run *r, const struct kn_config *c, char *errstr, size_t 
 
 static void teardown(struct run *r)
 {
-	kn_source_destroy(r->src); /* leaves the group; may call on_revoke */
-	kn_sink_destroy(r->sink, 0);
+	/* Leaving the group may call on_revoke, which needs the sink. */
+	kn_source_destroy(r->src, r->leave, kn_mono_ms() + KN_RUN_SHUTDOWN_MS);
+	kn_sink_destroy(r->sink);
 	kn_offsets_destroy(r->offs);
 	kn_free(r->batch);
 	kn_batch_destroy(r->b);
@@ -308,13 +332,15 @@ static void publish(struct run *r)
 	s->trace = *kn_trace_stats(r->trace);
 	s->assigned = kn_source_assigned(r->src);
 	s->consumer_lag = kn_source_lag(r->src);
+	s->last_progress_ms = r->last_progress;
+	s->work_pending = kn_offsets_in_flight(r->offs) > 0 || s->consumer_lag > 0;
+	s->stall_ms = r->cfg->stall_timeout_ms;
 	s->healthy = false;
 	if (r->failed[0] || kn_sink_error(r->sink))
 		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "producer: %.140s",
 			 r->failed[0] ? r->failed : kn_sink_error(r->sink));
 	else if (!kn_source_healthy(r->src))
-		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason),
-			 "consumer lost its assignment");
+		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "consumer: fatal error");
 	else if (!s->assigned)
 		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason),
 			 "no input partition assigned");
@@ -323,22 +349,40 @@ static void publish(struct run *r)
 	kn_metrics_publish(r->metrics, s);
 }
 
+/* --until-eof and no partition: wait out a rebalance or an outage for
+ * run.assignment_wait (longer than the session timeout, so a crashed
+ * predecessor's partitions come back in time), then say what happened. */
+static bool assignment_given_up(struct run *r)
+{
+	int64_t since = kn_source_unassigned_since(r->src);
+	char why[400];
+
+	if (!since || kn_mono_ms() - since < r->cfg->assign_wait_ms)
+		return false;
+	kn_source_diagnose(r->src, why, sizeof(why));
+	snprintf(r->failed, sizeof(r->failed),
+		 "--until-eof: no input partition %s for %lld s (run.assignment_wait): %s",
+		 kn_source_ever_assigned(r->src) ? "assigned again" : "assigned",
+		 (long long)(r->cfg->assign_wait_ms / 1000), why);
+	return true;
+}
+
 static int loop(struct run *r, const struct kn_run_opts *o)
 {
-	int64_t last_commit = now_ms(), started = last_commit, last_keys = 0, seen = 0;
+	int64_t last_commit = kn_mono_ms(), last_keys = 0, seen = 0;
 	int err = 0;
 
-	while (!*o->stop && !r->failed[0] && !kn_sink_error(r->sink)) {
-		if (now_ms() - last_keys >= KN_KEYS_CHECK_MS) {
+	while (!kn_stop_requested() && !r->failed[0] && !kn_sink_error(r->sink)) {
+		if (kn_mono_ms() - last_keys >= KN_KEYS_CHECK_MS) {
 			if (kn_run_maintain_keys(r->st.keys, r->cfg, r->failed, sizeof(r->failed)))
 				break;
-			last_keys = now_ms();
+			last_keys = kn_mono_ms();
 		}
 		int n = kn_source_poll_batch(r->src, r->batch, (int)r->cfg->batch_size, 100);
-		int64_t t0 = mono_us();
+		int64_t t0 = kn_mono_us();
 		err = process_batch(r, n);
 		if (n)
-			kn_hist_add(&r->snap.batch, mono_us() - t0);
+			kn_hist_add(&r->snap.batch, kn_mono_us() - t0);
 		publish(r);
 		if (err)
 			break;
@@ -346,27 +390,45 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 		kn_sink_poll(r->sink, 0);
 		if (r->st.erasure)
 			kn_erasure_poll(r->st.erasure);
-		if (now_ms() - last_commit >= r->cfg->commit_interval_ms) {
-			commit(r, false);
-			last_commit = now_ms();
+		if (kn_mono_ms() - last_commit >= r->cfg->commit_interval_ms) {
+			commit(r, 0);
+			last_commit = kn_mono_ms();
 		}
 		if (o->max_messages && seen >= o->max_messages)
 			break;
-		if (o->until_eof && !kn_source_assigned(r->src) &&
-		    now_ms() - started >= KN_RUN_ASSIGN_WAIT_MS) {
-			snprintf(r->failed, sizeof(r->failed),
-				 "--until-eof: no input partition assigned within %d s "
-				 "(do the input topics exist?)",
-				 KN_RUN_ASSIGN_WAIT_MS / 1000);
+		if (o->until_eof && assignment_given_up(r))
 			break;
-		}
-		if (o->until_eof && n == 0 && kn_source_at_eof(r->src)) {
-			kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS);
-			if (kn_offsets_in_flight(r->offs) == 0)
-				break;
-		}
+		if (o->until_eof && n == 0 && kn_source_at_eof(r->src) &&
+		    !kn_sink_flush(r->sink, kn_mono_ms() + KN_RUN_SHUTDOWN_MS) &&
+		    kn_offsets_in_flight(r->offs) == 0)
+			break;
 	}
 	return err;
+}
+
+/* The way out: deliver what is queued and commit what was delivered, within
+ * KN_RUN_SHUTDOWN_MS and the stop's drain deadline. Returns 0 when every
+ * record consumed was delivered and committed, else -ECANCELED (the next
+ * run redoes the rest). */
+static int drain(struct run *r)
+{
+	int64_t until = kn_mono_ms() + KN_RUN_SHUTDOWN_MS;
+	int ferr = kn_sink_flush(r->sink, until);
+	int cerr = commit(r, until);
+	size_t open = kn_offsets_in_flight(r->offs);
+
+	/* Only a broker that answered is worth a LeaveGroup: one that does not
+	 * would hold the close for 5 s (kn_kafka_close). */
+	r->leave = !ferr && !cerr;
+	if (!open && !cerr) {
+		kn_stop_settle(KN_EXIT_OK); /* whatever the teardown does now */
+		return 0;
+	}
+	kn_warn("run",
+		"stopping with %zu record(s) not yet delivered%s: the next run redoes them "
+		"(nothing is lost)",
+		open, cerr ? " and the last offsets not committed" : "");
+	return -ECANCELED;
 }
 
 int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr, size_t errstr_size)
@@ -378,30 +440,35 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 		snprintf(errstr, errstr_size, "out of memory");
 		return -ENOMEM;
 	}
-	err = setup(r, c, errstr, errstr_size);
-	if (!err && o->metrics_addr)
-		err = kn_metrics_start(o->metrics_addr, &r->metrics, errstr, errstr_size);
-	if (err)
+	/* The endpoint first: /healthz says "starting" while Kafka connects. */
+	err = o->metrics_addr ? kn_metrics_start(o->metrics_addr, &r->metrics, errstr, errstr_size)
+			      : 0;
+	if (!err)
+		err = setup(r, c, errstr, errstr_size);
+	if (err == -ECANCELED) { /* stopped before the first record: nothing to redo */
+		kn_info("run", "stopped while starting");
+		err = 0;
+	}
+	if (err || kn_stop_requested())
 		goto out;
 	kn_info("run", "consuming %d topic(s) as group '%s', writing '%s' (dead letters '%s')",
 		c->n_inputs, c->group_id, c->topic_output, c->topic_dead_letter);
-	r->stop = o->stop;
 	err = loop(r, o);
-	if (err == -EINTR) /* stopped while waiting for queue space: a clean stop */
-		err = 0;
-	/* Shut down: deliver, commit what was acknowledged, leave the group. */
-	if (kn_sink_flush(r->sink, KN_RUN_SHUTDOWN_MS))
-		kn_warn("run", "%d record(s) unacknowledged at exit; they will be redone",
-			kn_sink_queued(r->sink));
-	commit(r, true);
+	int drained = drain(r);
 	log_stats(r);
 	if (!err && (r->failed[0] || kn_sink_error(r->sink))) {
 		snprintf(errstr, errstr_size, "%s",
 			 r->failed[0] ? r->failed : kn_sink_error(r->sink));
 		err = -EIO;
-	} else if (err) {
+	} else if (err && err != -ECANCELED) {
 		snprintf(errstr, errstr_size, "%s",
 			 kn_sink_error(r->sink) ? kn_sink_error(r->sink) : "produce failed");
+	} else {
+		err = drained;
+		if (err)
+			snprintf(errstr, errstr_size,
+				 "stopped before all consumed records were delivered and "
+				 "committed; they are redone on restart");
 	}
 	if (o->stats)
 		*o->stats = *kn_pipeline_stats(r->pipe);

@@ -2,23 +2,35 @@
  *
  * Delivery is at-least-once: an input offset is committed only after the
  * record it produced (de-identified or dead-letter) is acknowledged by the
- * broker (offsets.c). On SIGINT/SIGTERM the loop stops consuming, flushes the
- * producer, commits what was acknowledged and returns within
- * KN_RUN_SHUTDOWN_MS. A delivery failure stops the loop without committing
- * past the failed record, so a restart redoes it. */
+ * broker (offsets.c). A delivery failure stops the loop without committing
+ * past the failed record, so a restart redoes it.
+ *
+ * Stopping (SIGINT/SIGTERM, stop.h): the loop stops consuming, delivers what
+ * is queued, commits what was acknowledged and leaves the group, every step
+ * bounded by the stop budget whatever the broker does. kn_run returns 0 when
+ * everything consumed was delivered and committed, KN_RUN_ABANDONED when the
+ * broker did not let it (the next run redoes the rest).
+ *
+ * Outages: a lost assignment is waited out. With --until-eof the loop gives
+ * up only after run.assignment_wait without any partition, and says why
+ * (assignment taken away, topics missing, no broker, group gives none). */
 #ifndef KN_RUN_H
 #define KN_RUN_H
 
-#include <signal.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "pipeline.h"
 
-#define KN_RUN_SHUTDOWN_MS    8000
-#define KN_RUN_ASSIGN_WAIT_MS 30000 /* --until-eof with nothing to read gives up */
-#define KN_KEYS_CHECK_MS      60000 /* key retention and retirements by others */
+#define KN_RUN_SHUTDOWN_MS 8000	 /* flush/commit/close bound outside a stop */
+#define KN_KEYS_CHECK_MS   60000 /* key retention and retirements by others */
+
+/* kn_run's and kn_txrun's results besides 0 and plain failures (main.c maps
+ * them to the exit codes of stop.h). */
+#define KN_RUN_ABANDONED (-ECANCELED) /* stopped with uncommitted work: redone on restart */
+#define KN_RUN_FENCED	 (-ESTALE)    /* exactly-once: a newer instance holds the id */
 
 struct kn_keys;
 struct kn_schemas;
@@ -34,28 +46,41 @@ struct kn_stack {
 	struct kn_erasure *erasure; /* NULL without with_erasure or erasure.enabled */
 };
 
-/* Opens everything in order. Returns 0 or a negative errno with errstr set;
- * on failure what was opened is closed. */
-int kn_stack_open(const struct kn_config *c, bool with_erasure, struct kn_stack *s, char *errstr,
+#define KN_STACK_MAINTAIN 1u /* apply keys.retention now (may rewrite the key file) */
+#define KN_STACK_ERASURE  2u /* connect to Kafka for the erasure state */
+
+/* Opens everything in order: the key file, the schemas and the pipeline
+ * (local files only), then what `what` asks for. Returns 0 or a negative
+ * errno with errstr set; on failure what was opened is closed. */
+int kn_stack_open(const struct kn_config *c, unsigned what, struct kn_stack *s, char *errstr,
 		  size_t errsz);
 /* Closes in reverse order; accepts a zeroed or half-open stack. */
 void kn_stack_close(struct kn_stack *s);
 
-/* Applies keys.retention and follows the key file (both run loops).
- * Returns 0 or -EIO with errstr set. */
+/* Applies keys.retention and follows the key file (both run loops); a
+ * read-only key file is warned about (KN_KEYS_IN_MEMORY). Returns 0 or -EIO
+ * with errstr set. */
 int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,
 			 size_t errsz);
+
+/* Everything `kanon run` checks before any network I/O, so a configuration
+ * error is refused before anything connects: every Kafka client's
+ * properties (librdkafka validates them), the metrics address, the key
+ * file, the schemas and the policy files. `kanon check` runs the same.
+ * Returns 0 or a negative errno with errstr set. */
+int kn_run_preflight(const struct kn_config *c, const char *metrics_addr, char *errstr,
+		     size_t errsz);
 
 struct kn_run_opts {
 	bool until_eof;			 /* return once every assigned partition is drained */
 	int64_t max_messages;		 /* stop after this many (0: no limit) */
-	volatile sig_atomic_t *stop;	 /* set by a signal handler */
 	struct kn_pipeline_stats *stats; /* out: pipeline counters at exit (may be NULL) */
 	const char *metrics_addr;	 /* serve /metrics and /healthz here (NULL: off) */
 };
 
-/* Runs until stopped. Returns 0 on a clean stop, or a negative errno with
- * errstr set (start-up failure or fatal delivery error). */
+/* Runs until stopped (kn_stop_request) or, with until_eof, drained.
+ * Returns 0, KN_RUN_ABANDONED (see above), or a negative errno with errstr
+ * set (start-up failure, fatal delivery error, --until-eof gave up). */
 int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	   size_t errstr_size);
 

@@ -59,19 +59,7 @@ int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque, stru
 	}
 	s->cb = cb;
 	s->opaque = opaque;
-	conf = kn_kafka_conf_new(c, NULL, 0, errstr, errstr_size);
-	/* Throughput defaults an operator may override in kafka.producer.*. */
-	if (!conf || kn_kafka_conf_set(conf, "linger.ms", "20", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "batch.size", "1000000", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "compression.type", "lz4", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "client.id", "kanon-producer", errstr, errstr_size))
-		goto fail;
-	for (int i = 0; i < c->n_producer; i++)
-		if (kn_kafka_conf_set(conf, c->producer[i].key, c->producer[i].value, errstr,
-				      errstr_size))
-			goto fail;
-	/* Not negotiable: at-least-once without duplicates from retries. */
-	if (kn_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size))
+	if (!(conf = kn_kafka_client_conf(c, KN_CLIENT_PRODUCER, NULL, errstr, errstr_size)))
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -94,22 +82,20 @@ int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque, stru
 fail:
 	if (conf)
 		rd_kafka_conf_destroy(conf);
-	kn_sink_destroy(s, 0);
+	kn_sink_destroy(s);
 	return -EINVAL;
 }
 
-void kn_sink_destroy(struct kn_sink *s, int flush_ms)
+void kn_sink_destroy(struct kn_sink *s)
 {
 	if (!s)
 		return;
-	if (s->rk && flush_ms > 0)
-		rd_kafka_flush(s->rk, flush_ms);
 	if (s->out)
 		rd_kafka_topic_destroy(s->out);
 	if (s->dlq)
 		rd_kafka_topic_destroy(s->dlq);
 	if (s->rk)
-		rd_kafka_destroy(s->rk);
+		kn_kafka_destroy(s->rk, 0, 0);
 	kn_free(s);
 }
 
@@ -170,9 +156,9 @@ void kn_sink_poll(struct kn_sink *s, int timeout_ms)
 	rd_kafka_poll(s->rk, timeout_ms);
 }
 
-int kn_sink_flush(struct kn_sink *s, int timeout_ms)
+int kn_sink_flush(struct kn_sink *s, int64_t until)
 {
-	return rd_kafka_flush(s->rk, timeout_ms) ? -ETIMEDOUT : 0;
+	return kn_kafka_flush(s->rk, until);
 }
 
 const char *kn_sink_error(const struct kn_sink *s)

@@ -2,7 +2,7 @@
  * no duplicates from retries); every record carries an opaque token that
  * comes back in the delivery report, which the caller turns into an ack in
  * offsets.c. Records go to the de-identified topic or the dead-letter topic.
- * librdkafka errors are translated here and nowhere else. */
+ * Its configuration is KN_CLIENT_PRODUCER's (kafka_conf.h). */
 #ifndef KN_SINK_H
 #define KN_SINK_H
 
@@ -22,8 +22,9 @@ typedef void(kn_sink_dr_cb)(void *opaque, uint64_t token, int err, const char *r
 
 int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque, struct kn_sink **out,
 		char *errstr, size_t errstr_size);
-/* Flushes for at most flush_ms and frees. Accepts NULL. */
-void kn_sink_destroy(struct kn_sink *s, int flush_ms);
+/* Frees at once: records still queued are dropped, so flush first (they
+ * stay unacknowledged, and their input is redone). Accepts NULL. */
+void kn_sink_destroy(struct kn_sink *s);
 
 /* Queues a de-identified record. Returns 0, -EAGAIN when the local queue is
  * full (serve kn_sink_poll and retry), or -EIO (fatal; see kn_sink_error). */
@@ -51,9 +52,10 @@ int kn_sink_dead_letter(struct kn_sink *s, const struct kn_dead_letter *dl, uint
 
 /* Serves delivery reports for at most timeout_ms. */
 void kn_sink_poll(struct kn_sink *s, int timeout_ms);
-/* Waits until all queued records are delivered or timeout_ms passes.
- * Returns 0, or -ETIMEDOUT with records still queued. */
-int kn_sink_flush(struct kn_sink *s, int timeout_ms);
+/* Waits until all queued records are delivered, until `until` (monotonic
+ * ms) or the stop's drain deadline. Returns 0, or -ETIMEDOUT / -ECANCELED
+ * with records still queued (kn_kafka_flush). */
+int kn_sink_flush(struct kn_sink *s, int64_t until);
 /* Non-NULL after a fatal producer error: a description. */
 const char *kn_sink_error(const struct kn_sink *s);
 int kn_sink_queued(const struct kn_sink *s);

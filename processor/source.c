@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "kafka_conf.h"
 #include "kn_alloc.h"
 #include "log.h"
@@ -24,7 +25,9 @@ struct kn_source {
 	void *opaque;
 	struct assigned *a;
 	int n_assigned;
-	bool lost;
+	bool lost; /* a fatal consumer error: nothing more comes */
+	bool ever_assigned;
+	int64_t unassigned_since;   /* mono ms the last partition went; 0 while holding some */
 	rd_kafka_topic_t *last_rkt; /* cache for kn_source_topic_type */
 	int64_t lag;		    /* from the last statistics, -1 unknown */
 	enum kn_event_type last_type;
@@ -67,7 +70,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		kn_info("source", "assigned %d partition(s)", parts->cnt);
 		track_assign(s, parts, true);
-		s->lost = false;
+		if (s->n_assigned) {
+			s->ever_assigned = true;
+			s->unassigned_since = 0;
+		}
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, parts);
 		else
@@ -78,10 +84,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		/* Lost partitions belong to someone else already: committing for
 		 * them would fail; the hook still drains what is in flight. */
 		if (s->on_revoke)
-			s->on_revoke(s->opaque, parts);
+			s->on_revoke(s->opaque, parts, lost);
 		track_assign(s, parts, false);
-		if (lost)
-			s->lost = true;
+		if (!s->n_assigned)
+			s->unassigned_since = kn_mono_ms();
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -109,21 +115,8 @@ int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, voi
 	s->cfg = c;
 	s->on_revoke = on_revoke;
 	s->opaque = opaque;
-	/* Defaults kanon needs; the operator's kafka.consumer.* come after and
-	 * win, except the three that at-least-once depends on (set last). */
-	conf = kn_kafka_conf_new(c, NULL, 0, errstr, errstr_size);
-	if (!conf || kn_kafka_conf_set(conf, "group.id", c->group_id, errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "statistics.interval.ms", "5000", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "client.id", "kanon-consumer", errstr, errstr_size))
-		goto fail;
-	for (int i = 0; i < c->n_consumer; i++)
-		if (kn_kafka_conf_set(conf, c->consumer[i].key, c->consumer[i].value, errstr,
-				      errstr_size))
-			goto fail;
-	if (kn_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-	    kn_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size))
+	s->unassigned_since = kn_mono_ms();
+	if (!(conf = kn_kafka_client_conf(c, KN_CLIENT_CONSUMER, NULL, errstr, errstr_size)))
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_stats_cb(conf, stats_cb);
@@ -152,20 +145,23 @@ int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, voi
 fail:
 	if (conf)
 		rd_kafka_conf_destroy(conf);
-	kn_source_destroy(s);
+	kn_source_destroy(s, false, 0);
 	return -EINVAL;
 }
 
-void kn_source_destroy(struct kn_source *s)
+void kn_source_destroy(struct kn_source *s, bool leave, int64_t until)
 {
 	if (!s)
 		return;
 	if (s->q)
 		rd_kafka_queue_destroy(s->q);
-	if (s->rk) {
-		rd_kafka_consumer_close(s->rk);
-		rd_kafka_destroy(s->rk);
-	}
+	if (s->rk && leave && !kn_kafka_close(s->rk, true, until))
+		kn_warn("source",
+			"closed without leaving group '%s': its partitions return to the "
+			"group after session.timeout.ms",
+			s->cfg->group_id);
+	else if (s->rk && !leave)
+		kn_kafka_close(s->rk, false, until);
 	kn_free(s->a);
 	kn_free(s);
 }
@@ -226,10 +222,12 @@ enum kn_event_type kn_source_topic_type(struct kn_source *s, rd_kafka_topic_t *r
 	return (enum kn_event_type) - 1;
 }
 
-int kn_source_commit(struct kn_source *s, const struct kn_commit *c, int n, bool sync)
+int kn_source_commit(struct kn_source *s, const struct kn_commit *c, int n, int64_t until)
 {
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_resp_err_t err;
+	char why[256];
+	int res = 0;
 
 	if (!n)
 		return 0;
@@ -237,13 +235,17 @@ int kn_source_commit(struct kn_source *s, const struct kn_commit *c, int n, bool
 	for (int i = 0; i < n; i++)
 		rd_kafka_topic_partition_list_add(l, c[i].topic, c[i].partition)->offset =
 			c[i].offset;
-	err = rd_kafka_commit(s->rk, l, sync ? 0 : 1);
-	rd_kafka_topic_partition_list_destroy(l);
-	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-		kn_warn("source", "commit: %s", rd_kafka_err2str(err));
-		return -EIO;
+	if (!until) {
+		err = rd_kafka_commit(s->rk, l, 1);
+		if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+			kn_warn("source", "commit: %s", rd_kafka_err2str(err));
+			res = -EIO;
+		}
+	} else if ((res = kn_kafka_commit(s->rk, l, until, why, sizeof(why)))) {
+		kn_warn("source", "commit: %s", why);
 	}
-	return 0;
+	rd_kafka_topic_partition_list_destroy(l);
+	return res;
 }
 
 bool kn_source_at_eof(const struct kn_source *s)
@@ -269,4 +271,49 @@ int64_t kn_source_lag(const struct kn_source *s)
 int kn_source_assigned(const struct kn_source *s)
 {
 	return s->n_assigned;
+}
+
+bool kn_source_ever_assigned(const struct kn_source *s)
+{
+	return s->ever_assigned;
+}
+
+int64_t kn_source_unassigned_since(const struct kn_source *s)
+{
+	return s->n_assigned ? 0 : s->unassigned_since;
+}
+
+void kn_source_diagnose(struct kn_source *s, char *buf, size_t size)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	size_t off = 0;
+
+	if (s->ever_assigned) {
+		snprintf(buf, size,
+			 "the group took this instance's partitions away (the broker was "
+			 "unreachable for longer than session.timeout.ms, or the group rebalanced) "
+			 "and gave none back");
+		return;
+	}
+	if (kn_kafka_metadata(s->rk, NULL, &md, kn_mono_ms() + 5000)) {
+		snprintf(buf, size, "no broker at %s answers", s->cfg->brokers);
+		return;
+	}
+	for (int i = 0; i < s->cfg->n_inputs; i++) {
+		bool found = false;
+		for (int t = 0; t < md->topic_cnt && !found; t++)
+			found = !strcmp(md->topics[t].topic, s->cfg->inputs[i].topic) &&
+				!md->topics[t].err && md->topics[t].partition_cnt > 0;
+		if (!found && off < size)
+			off += (size_t)snprintf(
+				buf + off, size - off, "%s%s",
+				off ? ", " : "input topic(s) missing: ", s->cfg->inputs[i].topic);
+	}
+	rd_kafka_metadata_destroy(md);
+	if (!off)
+		snprintf(buf, size,
+			 "the input topics exist, but group '%s' gave this instance no partition: "
+			 "a crashed member still holds them until session.timeout.ms passes, or "
+			 "other members hold them all",
+			 s->cfg->group_id);
 }

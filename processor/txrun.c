@@ -3,20 +3,23 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aggregate.h"
 #include "avrobin.h"
+#include "clock.h"
 #include "kafka_conf.h"
 #include "kn_alloc.h"
 #include "erasure.h"
 #include "log.h"
 #include "metrics.h"
 #include "sink.h"
+#include "stop.h"
 #include "trace.h"
+#include "txn.h"
 
-#define TXN_TIMEOUT_MS 60000
+#define START_TIMEOUT_MS 30000 /* metadata and committed offsets at start-up */
 
 struct tpart {
 	const char *topic; /* the config's string */
@@ -53,21 +56,14 @@ struct tx {
 	bool dirty;
 	uint64_t produced, dead, dropped, skipped, rows, summaries, not_aggregated, transactions;
 	uint64_t suppressed_groups;
+	int64_t txn_started;	/* mono ms the open transaction began */
+	int64_t txn_timeout_ms; /* the producer's transaction.timeout.ms */
+	int64_t last_progress;	/* mono ms of the last committed transaction */
+	bool fenced;
+	bool cancelled; /* a record could not be queued before a stop's deadline */
+	bool orphaned;	/* a transactional call still runs: the producer is never freed (txn.h) */
 	char err[512];
 };
-
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t now_ms(void)
-{
-	return now_us() / 1000;
-}
 
 /* Delivery reports: the batch tag comes back as the message opaque. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -79,29 +75,85 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		kn_trace_delivered(tx->trace, (uint32_t)(uintptr_t)m->_private);
 }
 
-/* Runs a transactional call, retrying while librdkafka says it may.
- * Returns 0 or -EIO with tx->err set (aborting first when required). */
-#define TXN(tx, what, call)                                                                        \
-	({                                                                                         \
-		rd_kafka_error_t *e_;                                                              \
-		while ((e_ = (call)) && rd_kafka_error_is_retriable(e_))                           \
-			rd_kafka_error_destroy(e_);                                                \
-		int r_ = e_ ? txn_fail(tx, what, e_) : 0;                                          \
-		r_;                                                                                \
-	})
+/* ---- transactions ---- */
 
-static int txn_fail(struct tx *tx, const char *what, rd_kafka_error_t *e)
+/* Whether a fatal error means another producer with our transactional.id
+ * took over. The coordinator also bumps the epoch when it aborts a
+ * transaction that outlived transaction.timeout.ms (a long outage), which
+ * librdkafka reports the same way: told apart by how long ours was open. */
+static bool fenced_by_other(struct tx *tx, rd_kafka_resp_err_t code)
 {
-	snprintf(tx->err, sizeof(tx->err), "%s: %s%s", what, rd_kafka_error_string(e),
-		 rd_kafka_error_is_fatal(e) ? " (fatal: another instance may have fenced this one)"
-					    : "");
-	if (rd_kafka_error_txn_requires_abort(e)) {
-		rd_kafka_error_t *a = rd_kafka_abort_transaction(tx->prod, TXN_TIMEOUT_MS);
-		if (a)
-			rd_kafka_error_destroy(a);
+	char why[256];
+
+	if (code == RD_KAFKA_RESP_ERR__FATAL)
+		code = rd_kafka_fatal_error(tx->prod, why, sizeof(why));
+	if (code != RD_KAFKA_RESP_ERR__FENCED && code != RD_KAFKA_RESP_ERR_PRODUCER_FENCED &&
+	    code != RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+		return false;
+	if (tx->txn_started && kn_mono_ms() - tx->txn_started >= tx->txn_timeout_ms) {
+		snprintf(tx->err, sizeof(tx->err),
+			 "the broker aborted this instance's transaction: it was open for %lld s, "
+			 "longer than transaction.timeout.ms (an outage?); its input is redone by "
+			 "the next run",
+			 (long long)((kn_mono_ms() - tx->txn_started) / 1000));
+		return false;
 	}
+	snprintf(tx->err, sizeof(tx->err),
+		 "fenced: another kanon took over aggregate.transactional_id '%s' (two "
+		 "instances with one id?); this one has stopped processing",
+		 tx->cfg->transactional_id);
+	tx->fenced = true;
+	return true;
+}
+
+static int txn(struct tx *tx, enum kn_txn_op op, const rd_kafka_topic_partition_list_t *offs);
+
+/* A failed call: says why in tx->err, aborts the transaction when required,
+ * and returns KN_RUN_FENCED or -EIO. */
+static int txn_fail(struct tx *tx, enum kn_txn_op op, rd_kafka_error_t *e)
+{
+	bool fenced = rd_kafka_error_is_fatal(e) && fenced_by_other(tx, rd_kafka_error_code(e));
+	bool abort = op != KN_TXN_ABORT && rd_kafka_error_txn_requires_abort(e);
+
+	if (!tx->err[0])
+		snprintf(tx->err, sizeof(tx->err), "%s: %s%s", kn_txn_name(op),
+			 rd_kafka_error_string(e), rd_kafka_error_is_fatal(e) ? " (fatal)" : "");
 	rd_kafka_error_destroy(e);
-	return -EIO;
+	kn_err("txrun", "%s", tx->err);
+	if (abort)
+		txn(tx, KN_TXN_ABORT, NULL);
+	return fenced ? KN_RUN_FENCED : -EIO;
+}
+
+/* Runs one transactional call (txn.h), retrying what librdkafka says is
+ * retriable (a call that timed out resumes where it left off), for as long
+ * as the broker takes: an outage is waited out. A stop cuts the wait at its
+ * drain deadline; the open transaction is then left to the broker (or the
+ * next instance's init_transactions) to abort, and its input is redone.
+ * Returns 0, -EIO or KN_RUN_FENCED (tx->err says why), or -ECANCELED. */
+static int txn(struct tx *tx, enum kn_txn_op op, const rd_kafka_topic_partition_list_t *offs)
+{
+	for (;;) {
+		bool orphaned = false;
+		if (tx->orphaned || (kn_stop_requested() && !kn_stop_drain_wait(INT64_MAX)))
+			return -ECANCELED;
+		rd_kafka_error_t *e = kn_txn_call(tx->prod, op, offs, tx->cons, &orphaned);
+		if (orphaned) {
+			tx->orphaned = true;
+			return -ECANCELED;
+		}
+		if (!e)
+			break;
+		if (!rd_kafka_error_is_retriable(e))
+			return txn_fail(tx, op, e);
+		/* Not a time-out: back off, serving delivery reports meanwhile. */
+		if (rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR__TIMED_OUT)
+			rd_kafka_poll(tx->prod, 100);
+		rd_kafka_error_destroy(e);
+	}
+	if (op == KN_TXN_BEGIN)
+		tx->txn_started = kn_mono_ms();
+	return 0;
 }
 
 /* tag: the batch a record belongs to (kn_trace_tag), 0 for rows and
@@ -119,15 +171,27 @@ static int produce(struct tx *tx, rd_kafka_topic_t *t, const void *key, size_t k
 			RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
+		/* Queue full: wait for deliveries, but not past a stop's drain
+		 * deadline (the transaction is then abandoned, not committed). */
+		if (kn_stop_requested() && !kn_stop_drain_wait(INT64_MAX)) {
+			err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+			break;
+		}
 		rd_kafka_poll(tx->prod, 50);
 	}
-	if (err) {
-		if (hdrs)
-			rd_kafka_headers_destroy(hdrs);
-		snprintf(tx->err, sizeof(tx->err), "produce: %s", rd_kafka_err2str(err));
-		return -EIO;
+	if (!err)
+		return 0;
+	if (hdrs)
+		rd_kafka_headers_destroy(hdrs);
+	if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+		tx->cancelled = true; /* the transaction lacks it: never commit it */
+		return -ECANCELED;
 	}
-	return 0;
+	if (fenced_by_other(tx, err))
+		return KN_RUN_FENCED;
+	if (!tx->err[0])
+		snprintf(tx->err, sizeof(tx->err), "produce: %s", rd_kafka_err2str(err));
+	return -EIO;
 }
 
 /* ---- aggregate output ---- */
@@ -194,33 +258,26 @@ static bool parse_meta(const char *m, size_t len, int64_t *until, int64_t *max_t
 
 /* ---- set-up ---- */
 
+/* The producer's effective transaction.timeout.ms (fenced_by_other). */
+static int64_t txn_timeout(rd_kafka_t *prod)
+{
+	char v[32];
+	size_t n = sizeof(v);
+
+	if (rd_kafka_conf_get(rd_kafka_conf(prod), "transaction.timeout.ms", v, &n))
+		return 60000;
+	return strtoll(v, NULL, 10);
+}
+
 static int make_clients(struct tx *tx, char *errstr, size_t errsz)
 {
 	const struct kn_config *c = tx->cfg;
-	rd_kafka_conf_t *cc = kn_kafka_conf_new(c, NULL, 0, errstr, errsz), *pc = NULL;
+	rd_kafka_conf_t *cc = kn_kafka_client_conf(c, KN_CLIENT_TX_CONSUMER, NULL, errstr, errsz);
+	rd_kafka_conf_t *pc = kn_kafka_client_conf(c, KN_CLIENT_TX_PRODUCER, NULL, errstr, errsz);
 	char why[512];
+	int err;
 
-	if (!cc || kn_kafka_conf_set(cc, "group.id", c->group_id, errstr, errsz) ||
-	    kn_kafka_conf_set(cc, "auto.offset.reset", "earliest", errstr, errsz) ||
-	    kn_kafka_conf_set(cc, "isolation.level", "read_committed", errstr, errsz) ||
-	    kn_kafka_conf_set(cc, "client.id", "kanon-tx-consumer", errstr, errsz))
-		goto fail;
-	for (int i = 0; i < c->n_consumer; i++)
-		if (kn_kafka_conf_set(cc, c->consumer[i].key, c->consumer[i].value, errstr, errsz))
-			goto fail;
-	if (kn_kafka_conf_set(cc, "enable.auto.commit", "false", errstr, errsz) ||
-	    kn_kafka_conf_set(cc, "enable.partition.eof", "true", errstr, errsz))
-		goto fail;
-	pc = kn_kafka_conf_new(c, NULL, 0, errstr, errsz);
-	if (!pc || kn_kafka_conf_set(pc, "linger.ms", "20", errstr, errsz) ||
-	    kn_kafka_conf_set(pc, "compression.type", "lz4", errstr, errsz) ||
-	    kn_kafka_conf_set(pc, "client.id", "kanon-tx-producer", errstr, errsz))
-		goto fail;
-	for (int i = 0; i < c->n_producer; i++)
-		if (kn_kafka_conf_set(pc, c->producer[i].key, c->producer[i].value, errstr, errsz))
-			goto fail;
-	if (kn_kafka_conf_set(pc, "transactional.id", c->transactional_id, errstr, errsz) ||
-	    kn_kafka_conf_set(pc, "enable.idempotence", "true", errstr, errsz))
+	if (!cc || !pc)
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
 	rd_kafka_conf_set_opaque(pc, tx);
@@ -236,6 +293,7 @@ static int make_clients(struct tx *tx, char *errstr, size_t errsz)
 		goto fail;
 	}
 	pc = NULL;
+	tx->txn_timeout_ms = txn_timeout(tx->prod);
 	tx->q = rd_kafka_queue_get_consumer(tx->cons);
 	tx->t_out = rd_kafka_topic_new(tx->prod, c->topic_output, NULL);
 	tx->t_dlq = rd_kafka_topic_new(tx->prod, c->topic_dead_letter, NULL);
@@ -243,9 +301,10 @@ static int make_clients(struct tx *tx, char *errstr, size_t errsz)
 	tx->t_stats = rd_kafka_topic_new(tx->prod, c->agg_stats_topic, NULL);
 	/* Fences any older instance with this transactional.id and aborts what
 	 * it left open. */
-	if (TXN(tx, "init_transactions", rd_kafka_init_transactions(tx->prod, TXN_TIMEOUT_MS))) {
-		snprintf(errstr, errsz, "%s", tx->err);
-		return -EIO;
+	if ((err = txn(tx, KN_TXN_INIT, NULL))) {
+		snprintf(errstr, errsz, "%s",
+			 err == -ECANCELED ? "stopped while starting" : tx->err);
+		return err;
 	}
 	return 0;
 fail:
@@ -267,7 +326,8 @@ static int discover(struct tx *tx, char *errstr, size_t errsz)
 	for (int i = 0; i < c->n_inputs; i++) {
 		rd_kafka_topic_t *rkt = rd_kafka_topic_new(tx->cons, c->inputs[i].topic, NULL);
 		const struct rd_kafka_metadata *md = NULL;
-		rd_kafka_resp_err_t err = rd_kafka_metadata(tx->cons, 0, rkt, &md, 10000);
+		rd_kafka_resp_err_t err =
+			kn_kafka_metadata(tx->cons, rkt, &md, kn_mono_ms() + START_TIMEOUT_MS);
 		int n = 0;
 		if (!err && md->topic_cnt == 1 && !md->topics[0].err)
 			n = md->topics[0].partition_cnt;
@@ -284,6 +344,10 @@ static int discover(struct tx *tx, char *errstr, size_t errsz)
 				c->inputs[i].topic);
 			tx->first_part[i] = -1;
 			continue;
+		}
+		if (err == RD_KAFKA_RESP_ERR__TIMED_OUT && kn_stop_requested()) {
+			snprintf(errstr, errsz, "stopped while starting");
+			return -ECANCELED;
 		}
 		if (err) {
 			snprintf(errstr, errsz, "input topic %s: %s", c->inputs[i].topic,
@@ -310,7 +374,12 @@ static int restore_and_assign(struct tx *tx, char *errstr, size_t errsz)
 
 	for (int i = 0; i < tx->n_parts; i++)
 		rd_kafka_topic_partition_list_add(l, tx->parts[i].topic, tx->parts[i].partition);
-	err = rd_kafka_committed(tx->cons, l, 30000);
+	err = kn_kafka_committed(tx->cons, l, kn_mono_ms() + START_TIMEOUT_MS);
+	if (err == RD_KAFKA_RESP_ERR__TIMED_OUT && kn_stop_requested()) {
+		snprintf(errstr, errsz, "stopped while starting");
+		rd_kafka_topic_partition_list_destroy(l);
+		return -ECANCELED;
+	}
 	if (err) {
 		snprintf(errstr, errsz, "reading committed offsets: %s", rd_kafka_err2str(err));
 		rd_kafka_topic_partition_list_destroy(l);
@@ -380,7 +449,7 @@ static int make_aggregator(struct tx *tx)
 static int setup(struct tx *tx, char *errstr, size_t errsz)
 {
 	const struct kn_config *c = tx->cfg;
-	int err = kn_stack_open(c, true, &tx->st, errstr, errsz);
+	int err = kn_stack_open(c, KN_STACK_MAINTAIN | KN_STACK_ERASURE, &tx->st, errstr, errsz);
 
 	if (err)
 		return err;
@@ -403,21 +472,31 @@ static int setup(struct tx *tx, char *errstr, size_t errsz)
 	return restore_and_assign(tx, errstr, errsz);
 }
 
+/* Every transaction walked away from at a stop: still inside librdkafka
+ * with the producer and tx (its callbacks' opaque), so both stay alive (and
+ * reachable from here) until the process exits a moment later. */
+static struct tx *orphans;
+
 static void teardown(struct tx *tx)
 {
 	if (tx->q)
 		rd_kafka_queue_destroy(tx->q);
-	if (tx->cons) {
-		rd_kafka_consumer_close(tx->cons);
-		rd_kafka_destroy(tx->cons);
+	/* Assigned, never a group member: nothing to leave, nothing to wait for. */
+	kn_kafka_close(tx->cons, false, 0);
+	kn_metrics_stop(tx->metrics);
+	kn_stack_close(&tx->st);
+	if (tx->orphaned) {
+		kn_warn("txrun", "a transactional call is still waiting for the broker: the "
+				 "producer is left to the process's exit");
+		orphans = tx;
+		return;
 	}
 	rd_kafka_topic_t *ts[] = {tx->t_out, tx->t_dlq, tx->t_agg, tx->t_stats};
 	for (size_t i = 0; i < 4; i++)
 		if (ts[i])
 			rd_kafka_topic_destroy(ts[i]);
 	if (tx->prod)
-		rd_kafka_destroy(tx->prod);
-	kn_metrics_stop(tx->metrics);
+		kn_kafka_destroy(tx->prod, 0, 0);
 	kn_aggregator_destroy(tx->agg);
 	kn_free(tx->defs);
 	kn_free(tx->parts);
@@ -427,7 +506,7 @@ static void teardown(struct tx *tx)
 	kn_free(tx->data_part);
 	kn_batch_destroy(tx->b);
 	kn_trace_destroy(tx->trace);
-	kn_stack_close(&tx->st);
+	kn_free(tx);
 }
 
 /* ---- the loop ---- */
@@ -526,7 +605,7 @@ static int produce_batch(struct tx *tx, const struct kn_batch *b, uint32_t tag, 
  * pipeline's batch, errors are logged, end-of-partition events wait. */
 static int64_t gather(struct tx *tx, ssize_t n)
 {
-	int64_t min_ts = INT64_MAX, now = (int64_t)time(NULL) * 1000;
+	int64_t min_ts = INT64_MAX, now = kn_wall_ms();
 	struct kn_batch *b = tx->b;
 	int input;
 
@@ -589,7 +668,7 @@ static void mark_eof(struct tx *tx, const rd_kafka_message_t *m)
 
 	if (p >= 0 && !tx->parts[p].eof) {
 		tx->parts[p].eof = true;
-		tx->parts[p].eof_since = now_ms();
+		tx->parts[p].eof_since = kn_mono_ms();
 	}
 }
 
@@ -601,30 +680,13 @@ static bool all_eof(const struct tx *tx)
 	return true;
 }
 
-/* Closes due windows into the open transaction, commits it with the
- * checkpointed input offsets, and begins the next one. */
-static int commit_cycle(struct tx *tx, bool flush)
+/* The input positions to commit, with their restart metadata (see txrun.h). */
+static rd_kafka_topic_partition_list_t *checkpoint(struct tx *tx)
 {
-	struct kn_agg_sink sink = {on_row, on_summary, tx};
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(tx->n_parts);
-	int64_t now = now_ms(), until;
-	uint64_t rows = tx->rows;
-	struct kn_tspan cyc;
+	int64_t until = kn_aggregator_emitted_until(tx->agg);
 	char meta[160];
-	int err;
 
-	kn_trace_txn_begin(tx->trace, &cyc, tx->txn_records, tx->txn_min_ts);
-	for (int p = 0; p < tx->n_parts; p++)
-		if (tx->parts[p].eof && now - tx->parts[p].eof_since >= tx->cfg->agg_idle_ms)
-			kn_aggregator_set_idle(tx->agg, p, true);
-	if (kn_aggregator_advance(tx->agg, flush, &sink) < 0 && !tx->err[0])
-		snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
-	if (tx->err[0]) {
-		rd_kafka_topic_partition_list_destroy(l);
-		return -EIO;
-	}
-	kn_trace_txn_mark(tx->trace, &cyc, KN_STAGE_WINDOW, (uint32_t)(tx->rows - rows));
-	until = kn_aggregator_emitted_until(tx->agg);
 	for (int p = 0; p < tx->n_parts; p++) {
 		int64_t off, max_ts;
 		if (tx->parts[p].position < 0)
@@ -641,22 +703,46 @@ static int commit_cycle(struct tx *tx, bool flush)
 		tp->metadata = kn_strdup(meta);
 		tp->metadata_size = strlen(meta);
 	}
-	rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(tx->cons);
-	err = TXN(tx, "send_offsets_to_transaction",
-		  rd_kafka_send_offsets_to_transaction(tx->prod, l, gm, TXN_TIMEOUT_MS));
-	rd_kafka_consumer_group_metadata_destroy(gm);
+	return l;
+}
+
+/* Closes due windows into the open transaction, commits it with the
+ * checkpointed input offsets, and begins the next one. Returns 0, -EIO or
+ * KN_RUN_FENCED (tx->err says why), or -ECANCELED (stopped first). */
+static int commit_cycle(struct tx *tx, bool flush)
+{
+	struct kn_agg_sink sink = {on_row, on_summary, tx};
+	rd_kafka_topic_partition_list_t *l;
+	int64_t now = kn_mono_ms();
+	uint64_t rows = tx->rows;
+	struct kn_tspan cyc;
+	int err;
+
+	kn_trace_txn_begin(tx->trace, &cyc, tx->txn_records, tx->txn_min_ts);
+	for (int p = 0; p < tx->n_parts; p++)
+		if (tx->parts[p].eof && now - tx->parts[p].eof_since >= tx->cfg->agg_idle_ms)
+			kn_aggregator_set_idle(tx->agg, p, true);
+	if (kn_aggregator_advance(tx->agg, flush, &sink) < 0 && !tx->err[0])
+		snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
+	if (tx->err[0])
+		return tx->fenced ? KN_RUN_FENCED : -EIO;
+	if (tx->cancelled)
+		return -ECANCELED;
+	kn_trace_txn_mark(tx->trace, &cyc, KN_STAGE_WINDOW, (uint32_t)(tx->rows - rows));
+	l = checkpoint(tx);
+	err = txn(tx, KN_TXN_SEND_OFFSETS, l);
 	rd_kafka_topic_partition_list_destroy(l); /* frees the metadata strings */
 	if (!err)
-		err = TXN(tx, "commit_transaction",
-			  rd_kafka_commit_transaction(tx->prod, TXN_TIMEOUT_MS));
-	if (!err)
-		err = TXN(tx, "begin_transaction", rd_kafka_begin_transaction(tx->prod));
-	if (!err)
+		err = txn(tx, KN_TXN_COMMIT, NULL);
+	if (!err) {
 		kn_trace_txn_mark(tx->trace, &cyc, KN_STAGE_COMMIT, tx->txn_records);
-	tx->transactions += !err;
-	tx->txn_records = 0;
-	tx->txn_min_ts = 0;
-	tx->dirty = false;
+		tx->transactions++;
+		tx->last_progress = kn_mono_ms();
+		tx->txn_records = 0;
+		tx->txn_min_ts = 0;
+		tx->dirty = false;
+		err = txn(tx, KN_TXN_BEGIN, NULL);
+	}
 	return err;
 }
 
@@ -697,28 +783,44 @@ static void publish(struct tx *tx)
 		int64_t pos = tx->parts[p].position < 0 ? lo : tx->parts[p].position;
 		s->consumer_lag += hi > pos ? hi - pos : 0;
 	}
+	s->last_progress_ms = tx->last_progress;
+	s->work_pending = tx->dirty || s->consumer_lag > 0;
+	s->stall_ms = tx->cfg->stall_timeout_ms;
 	s->healthy = !tx->err[0] && tx->n_parts > 0;
 	snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "%.150s",
 		 tx->err[0] ? tx->err : "no input partition");
 	kn_metrics_publish(tx->metrics, s);
 }
 
+/* Fenced: another instance does the work now. Stay up, saying so on
+ * /healthz, until asked to stop: exiting would have a supervisor restart
+ * this instance, which would fence the other one in turn. */
+static void stand_by(struct tx *tx)
+{
+	kn_err("txrun", "%s; standing by until stopped (exit code %d)", tx->err, KN_EXIT_FENCED);
+	while (!kn_stop_requested()) {
+		publish(tx);
+		rd_kafka_poll(tx->prod, 200);
+	}
+}
+
 static int loop(struct tx *tx)
 {
 	const struct kn_run_opts *o = tx->o;
-	int64_t last = now_ms(), last_keys = 0, seen = 0;
-	int err = TXN(tx, "begin_transaction", rd_kafka_begin_transaction(tx->prod));
+	int64_t last = kn_mono_ms(), last_keys = 0, seen = 0;
+	int err = txn(tx, KN_TXN_BEGIN, NULL);
 
-	while (!err && !*o->stop) {
-		if (now_ms() - last_keys >= KN_KEYS_CHECK_MS) {
+	tx->last_progress = last;
+	while (!err && !kn_stop_requested()) {
+		if (kn_mono_ms() - last_keys >= KN_KEYS_CHECK_MS) {
 			if ((err = kn_run_maintain_keys(tx->st.keys, tx->cfg, tx->err,
 							sizeof(tx->err))))
 				break;
-			last_keys = now_ms();
+			last_keys = kn_mono_ms();
 		}
 		ssize_t n =
 			kn_kafka_consume_ready(tx->q, 100, tx->batch, (size_t)tx->cfg->batch_size);
-		int64_t t0 = now_us();
+		int64_t t0 = kn_mono_us();
 		err = process_batch(tx, n);
 		for (ssize_t i = 0; i < n; i++) {
 			if (tx->batch[i]->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -727,7 +829,7 @@ static int loop(struct tx *tx)
 		}
 		seen += n > 0 ? n : 0;
 		if (tx->b->n > 0) /* records, not just end-of-partition events */
-			kn_hist_add(&tx->snap.batch, now_us() - t0);
+			kn_hist_add(&tx->snap.batch, kn_mono_us() - t0);
 		publish(tx);
 		rd_kafka_poll(tx->prod, 0);
 		rd_kafka_poll(tx->cons, 0); /* the main queue: statistics, errors */
@@ -738,9 +840,13 @@ static int loop(struct tx *tx)
 		bool drained = o->until_eof && n <= 0 && all_eof(tx);
 		if (drained || (o->max_messages && seen >= o->max_messages))
 			return commit_cycle(tx, drained);
-		if (now_ms() - last >= tx->cfg->commit_interval_ms && tx->dirty) {
+		/* Idle, a transaction still goes out now and then: it is how a
+		 * fenced instance finds out (the broker tells only who asks). */
+		int64_t since = kn_mono_ms() - last;
+		if (since >= tx->cfg->commit_interval_ms &&
+		    (tx->dirty || since >= KN_TXN_HEARTBEAT_MS)) {
 			err = commit_cycle(tx, false);
-			last = now_ms();
+			last = kn_mono_ms();
 		}
 	}
 	/* A stop (SIGTERM): commit what is done; open windows resume on restart. */
@@ -760,16 +866,30 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 	}
 	tx->cfg = c;
 	tx->o = o;
-	err = setup(tx, errstr, errstr_size);
-	if (!err && o->metrics_addr)
-		err = kn_metrics_start(o->metrics_addr, &tx->metrics, errstr, errstr_size);
-	if (!err) {
+	/* The endpoint first: /healthz says "starting" while Kafka connects. */
+	err = o->metrics_addr ? kn_metrics_start(o->metrics_addr, &tx->metrics, errstr, errstr_size)
+			      : 0;
+	if (!err)
+		err = setup(tx, errstr, errstr_size);
+	if (err == -ECANCELED) { /* stopped before the first record: nothing to redo */
+		kn_info("txrun", "stopped while starting");
+		err = 0;
+	} else if (!err) {
 		kn_info("txrun",
 			"exactly-once: %d partition(s) of %d topic(s), %d aggregate(s), "
 			"transactional.id '%s'",
 			tx->n_parts, c->n_inputs, c->n_aggs, c->transactional_id);
 		err = loop(tx);
-		if (err)
+		kn_stop_settle(err == KN_RUN_FENCED ? KN_EXIT_FENCED
+			       : err		    ? KN_EXIT_ABANDONED
+						    : KN_EXIT_OK);
+		if (err == KN_RUN_FENCED && !o->until_eof)
+			stand_by(tx);
+		if (err == -ECANCELED)
+			snprintf(errstr, errstr_size,
+				 "stopped before the open transaction could be committed: its "
+				 "input is redone on restart");
+		else if (err)
 			snprintf(errstr, errstr_size, "%s", tx->err);
 		kn_aggregator_metrics(tx->agg, &m);
 		kn_info("txrun",
@@ -783,7 +903,6 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 		if (o->stats)
 			*o->stats = *kn_pipeline_stats(tx->pipe);
 	}
-	teardown(tx);
-	kn_free(tx);
+	teardown(tx); /* frees tx */
 	return err;
 }

@@ -23,11 +23,24 @@
  *   - d: messages before it already have their de-identified output; the
  *     replay does not write them again.
  * After kill -9 at any point the committed output equals an uninterrupted
- * run's. */
+ * run's.
+ *
+ * Failures: every transactional call waits out an outage (in slices, so a
+ * stop is seen) and gives up only at a stop's drain deadline (stop.h): the
+ * open transaction is then left to be aborted and kn_txrun returns
+ * KN_RUN_ABANDONED. transaction.timeout.ms defaults to 5 minutes, so a
+ * shorter outage costs nothing. Being fenced (another instance initialised
+ * the same transactional.id) is named as such: the instance stops
+ * processing, /healthz answers 503 "fenced", and it stands by until stopped
+ * (returning KN_RUN_FENCED) rather than exit and be restarted into fencing
+ * the other. An idle instance still commits a transaction every
+ * KN_TXN_HEARTBEAT_MS, which is how it learns it was fenced. */
 #ifndef KN_TXRUN_H
 #define KN_TXRUN_H
 
 #include "run.h"
+
+#define KN_TXN_HEARTBEAT_MS 5000
 
 struct kn_agg_def;
 struct kn_aggregator;

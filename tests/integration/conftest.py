@@ -10,9 +10,11 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -25,9 +27,10 @@ KANON = os.environ.get("KANON_BIN", os.path.join(SRC, "build", "kanon"))
 BROKER = os.environ.get("KANON_BROKERS", "127.0.0.1:%s" % os.environ.get("KANON_KAFKA_PORT", "39092"))
 
 
-def broker_up():
+def broker_up(broker=None):
     try:
-        out = subprocess.run(["kcat", "-b", BROKER, "-L", "-m", "5"], capture_output=True, timeout=20)
+        out = subprocess.run(["kcat", "-b", broker or BROKER, "-L", "-m", "5"], capture_output=True,
+                             timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and b"broker" in out.stdout
@@ -51,7 +54,8 @@ def load_schema(name):
 class Env:
     """A private config (own topics, own group, own key) in a temp dir."""
 
-    def __init__(self, tmp, name, extra="", aggregates=None, window="1h", agg_extra=""):
+    def __init__(self, tmp, name, extra="", aggregates=None, window="1h", agg_extra="", broker=None):
+        self.broker = broker or BROKER
         self.tmp = str(tmp)
         self.prefix = "it-%s-%s" % (name, uuid.uuid4().hex[:8])
         # Each test its own erasure topics: erasures must not leak between tests.
@@ -81,7 +85,7 @@ class Env:
         self.config = os.path.join(self.tmp, "kanon.yaml")
         with open(self.config, "w") as f:
             f.write(text + extra)
-        self.env = dict(os.environ, KANON_KEY_FILE=self.key, KANON_BROKERS=BROKER)
+        self.env = dict(os.environ, KANON_KEY_FILE=self.key, KANON_BROKERS=self.broker)
 
     def kanon(self, *args, timeout=600, check=True):
         r = subprocess.run([KANON, *args], env=self.env, capture_output=True, timeout=timeout)
@@ -101,12 +105,13 @@ class Env:
         return p
 
 
-def consume(topic, committed=True):
+def consume(topic, committed=True, broker=None):
     """All records of topic as dicts: partition, offset, key, value, headers.
     Reads with isolation.level=read_committed unless committed=False."""
     fmt = "%p\t%o\t%K\t%S\t%h\n%k%s"
     iso = ["-X", "isolation.level=read_committed"] if committed else []
-    r = subprocess.run(["kcat", "-b", BROKER, "-C", *iso, "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt],
+    r = subprocess.run(["kcat", "-b", broker or BROKER, "-C", *iso, "-t", topic, "-o", "beginning", "-e",
+                        "-q", "-f", fmt],
                        capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()
     data, pos, out = r.stdout, 0, []
@@ -128,8 +133,8 @@ def consume(topic, committed=True):
     return out
 
 
-def end_offsets(topic, partitions=4):
-    args = ["kcat", "-b", BROKER, "-Q"]
+def end_offsets(topic, partitions=4, broker=None):
+    args = ["kcat", "-b", broker or BROKER, "-Q"]
     for p in range(partitions):
         args += ["-t", "%s:%d:-1" % (topic, p)]
     r = subprocess.run(args, capture_output=True, timeout=60)
@@ -199,11 +204,11 @@ def aggregates_yaml(prefix, defs, window="1h", extra=""):
 SCHEMAS_BY_ID = {1: load_schema("DeviceLog"), 2: load_schema("AccessLog"), 3: load_schema("SearchLog")}
 
 
-def decoded_inputs(topics):
+def decoded_inputs(topics, broker=None):
     """Input records as fastavro reads them from Kafka; undecodable ones are skipped."""
     out = []
     for t in topics:
-        for m in consume(t, committed=False):
+        for m in consume(t, committed=False, broker=broker):
             v = m["value"]
             if not v or len(v) < 5 or v[0] != 0:
                 continue
@@ -245,3 +250,68 @@ def scrape(url):
 def metric(text, name, labels=""):
     m = re.search(r"^%s%s (\d+)$" % (re.escape(name), re.escape(labels)), text, re.M)
     return int(m.group(1)) if m else None
+
+
+# ---- a broker of the test's own, to freeze, kill and restart ----
+
+class PrivateBroker:
+    """A single-node KRaft broker started by deploy/kafka-local.sh on ports of
+    its own, with its state in a directory of its own, so a test can freeze
+    (SIGSTOP), kill -9 and restart it without touching the shared broker."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(str(tmp), "broker")
+        self.port = free_port_pair()
+        self.addr = "127.0.0.1:%d" % self.port
+        self.env = dict(os.environ, KANON_KAFKA_PORT=str(self.port),
+                        KANON_KAFKA_DIR=os.path.join(self.dir, "state"),
+                        KANON_KAFKA_RUN=os.path.join(self.dir, "run"))
+        self.script = os.path.join(SRC, "deploy", "kafka-local.sh")
+
+    def start(self):
+        r = subprocess.run([self.script, "start"], env=self.env, capture_output=True, timeout=180)
+        assert r.returncode == 0, r.stderr.decode()
+
+    def pid(self):
+        with open(os.path.join(self.dir, "run", "kafka.pid")) as f:
+            return int(f.read())
+
+    def freeze(self):
+        os.kill(self.pid(), signal.SIGSTOP)
+
+    def thaw(self):
+        os.kill(self.pid(), signal.SIGCONT)
+
+    def kill(self):
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        raise AssertionError("broker %d did not die" % pid)
+
+    def stop(self):
+        try:
+            self.thaw()
+        except (OSError, ValueError):
+            pass
+        subprocess.run([self.script, "stop"], env=self.env, capture_output=True, timeout=120)
+
+
+def free_port_pair():
+    """A port p with p+1 also free (kafka-local.sh puts the controller there)."""
+    for _ in range(100):
+        p = free_port()
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free port pair")

@@ -2,6 +2,7 @@
 import os
 import stat
 import subprocess
+import time
 
 from conftest import KANON, SRC, Env
 
@@ -67,7 +68,7 @@ def test_keygen_mode_and_refusals(tmp_path):
     e = Env(tmp_path, "cli")
     e.env["KANON_KEY_FILE"] = key
     r = e.kanon("process", "-c", e.config, "--input", "/nonexistent", "--output", str(tmp_path / "o"), check=False)
-    assert r.returncode == 1 and b"group or others" in r.stderr
+    assert r.returncode == 2 and b"group or others" in r.stderr
 
 
 def test_policy_explain_for_the_example(tmp_path):
@@ -125,3 +126,77 @@ def test_keys_retire_shreds_old_epochs(tmp_path):
     assert b"first usable epoch 20760" in r.stdout
     assert stat.S_IMODE(os.stat(e.key).st_mode) == 0o600
     assert e.kanon("keys", "retire", "-c", e.config, check=False).returncode == 2
+
+
+UNROUTABLE = "kafka.brokers=10.255.255.1:9"  # any attempt to connect would hang
+
+
+def test_config_errors_exit_2_before_any_network_io(tmp_path):
+    key = str(tmp_path / "k")
+    assert run("keygen", key).returncode == 0
+    env = dict(os.environ, KANON_KEY_FILE=key)
+    cases = [
+        (["--set", "kafka.consumer.not.a.prop=1"], b"not.a.prop"),
+        (["--set", "kafka.producer.linger.ms=notanumber"], b"linger.ms"),
+        (["--set", "kafka.consumer.group.id=x"], b"kafka.group_id"),
+        (["--metrics-addr", "notaport"], b"notaport"),
+    ]
+    for args, want in cases:
+        for cmd in ("check", "run"):
+            t0 = time.monotonic()
+            r = run(cmd, "-c", EXAMPLE, "--set", UNROUTABLE, *args, env=env)
+            assert r.returncode == 2, (cmd, args, r.stderr)
+            assert want in r.stderr, r.stderr
+            assert time.monotonic() - t0 < 5, (cmd, args)
+    # A key given twice, in one mapping or as one dotted path spelled twice.
+    text = open(EXAMPLE).read()
+    for extra, want in (("\nkeys.prf: xxh3\n", b"keys.prf: given twice in the file"),
+                        ("\ngeneralize:\n  ipv4_prefix: 16\n", b"given twice")):
+        p = tmp_path / "dup.yaml"
+        p.write_text(text + extra)
+        r = run("check", "-c", str(p), env=env)
+        assert r.returncode == 2 and want in r.stderr, r.stderr
+
+
+def write_key(path, first_epoch="0", chains=1):
+    """A key file of kanon's format with the given first epoch."""
+    hexkey = "ab" * 32
+    lines = ["kanon-chain-v1 %s %s" % (first_epoch, hexkey)] * chains + ["kanon-erase-v1 " + hexkey]
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.write(fd, ("\n".join(lines) + "\n").encode())
+    os.close(fd)
+
+
+def test_key_file_numbers_and_kinds(tmp_path):
+    key = str(tmp_path / "k")
+    env = dict(os.environ, KANON_KEY_FILE=key)
+    current = int(time.time()) // 86400  # keys.epoch is 1d in the example
+    # Numbers out of range, epochs in the future, two chains: refused (exit 2).
+    for first, chains, want in (("99999999999999999999999", 1, b"out of range"),
+                                (str(current + 10), 1, b"in the future"),
+                                ("0", 2, b"more than one")):
+        write_key(key, first, chains)
+        for args in (["check"], ["keys", "status"]):
+            r = run(*args, "-c", EXAMPLE, env=env)
+            assert r.returncode == 2 and want in r.stderr, (args, r.stderr)
+    # Retiring is bounded by the current epoch, refused at once.
+    write_key(key, "0")
+    t0 = time.monotonic()
+    r = run("keys", "retire", "999999999999", "-c", EXAMPLE, env=env)
+    assert r.returncode == 2 and b"current epoch is %d" % current in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 5
+    r = run("keys", "status", "-c", EXAMPLE, env=env)
+    assert r.returncode == 0 and b"first usable epoch 0 " in r.stdout, r.stdout
+    # A Kubernetes Secret volume: key -> ..data/key, ..data -> ..<timestamp>.
+    sec = tmp_path / "secret"
+    (sec / "..2026_11_29").mkdir(parents=True)
+    assert run("keygen", str(sec / "..2026_11_29" / "key")).returncode == 0
+    os.symlink("..2026_11_29", str(sec / "..data"))
+    os.symlink("..data/key", str(sec / "key"))
+    r = run("check", "-c", EXAMPLE, env=dict(env, KANON_KEY_FILE=str(sec / "key")))
+    assert r.returncode == 0, r.stderr
+    # A FIFO is refused at once rather than read (which would block).
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo, 0o600)
+    r = run("check", "-c", EXAMPLE, env=dict(env, KANON_KEY_FILE=fifo))
+    assert r.returncode == 2 and b"FIFO" in r.stderr and b"keygen" not in r.stderr

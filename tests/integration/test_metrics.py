@@ -62,6 +62,13 @@ def test_metrics_and_health(broker, tmp_path, mode):
 
 
 def test_bad_metrics_address(broker, tmp_path):
+    """A configuration error (exit 2), found before any network I/O: the
+    brokers here are unroutable, and kanon must not even try them."""
     env = Env(tmp_path, "metrics2")
-    r = env.kanon("run", "-c", env.config, "--metrics-addr", "nonsense", check=False)
-    assert r.returncode == 1 and b"--metrics-addr 'nonsense'" in r.stderr
+    for addr in ("nonsense", "127.0.0.1:12abc", "127.0.0.1:"):
+        t0 = time.monotonic()
+        r = env.kanon("run", "-c", env.config, "--metrics-addr", addr,
+                      "--set", "kafka.brokers=10.255.255.1:9", check=False, timeout=60)
+        assert r.returncode == 2, r.stderr.decode()
+        assert ("--metrics-addr '%s'" % addr).encode() in r.stderr
+        assert time.monotonic() - t0 < 5

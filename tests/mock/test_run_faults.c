@@ -4,11 +4,15 @@
  *      idempotent producer retries without duplicating), nothing lost;
  *   2. non-retriable produce errors: kanon stops with an error and commits
  *      nothing past the first undelivered record; a restart completes the
- *      topic with every event present. */
+ *      topic with every event present;
+ *   3. a stop while the broker sits on produce requests: kn_run returns
+ *      within the stop budget, says it abandoned work, commits none of it,
+ *      and a restart delivers every event. */
 #include <avro.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -16,8 +20,10 @@
 #include "encode.h"
 #include "gen.h"
 #include "keys.h"
+#include "clock.h"
 #include "log.h"
 #include "run.h"
+#include "stop.h"
 
 #define N	4000
 #define PARTS	2
@@ -26,9 +32,9 @@
 static rd_kafka_t *mock;
 static rd_kafka_mock_cluster_t *mc;
 static char brokers[256], keyfile[256];
-static volatile sig_atomic_t no_stop;
 
-static struct kn_config *load(const char *tag)
+/* The test's config; extra (may be NULL) overrides one more option. */
+static struct kn_config *load(const char *tag, const char *extra)
 {
 	char b[300], k[300], g[100], o[100], d[100];
 	struct kn_config *c;
@@ -49,9 +55,10 @@ static struct kn_config *load(const char *tag)
 			      "kafka.producer.message.timeout.ms=5000",
 			      "run.commit_interval=100ms",
 			      "kafka.consumer.session.timeout.ms=6000",
-			      "kafka.consumer.heartbeat.interval.ms=1000"};
-	if (kn_config_load(KN_SOURCE_DIR "/deploy/kanon.example.yaml", sets, 9, &c, err,
-			   sizeof(err))) {
+			      "kafka.consumer.heartbeat.interval.ms=1000",
+			      extra};
+	if (kn_config_load(KN_SOURCE_DIR "/deploy/kanon.example.yaml", sets, extra ? 10 : 9, &c,
+			   err, sizeof(err))) {
 		fprintf(stderr, "config: %s\n", err);
 		exit(1);
 	}
@@ -148,9 +155,9 @@ static int64_t committed(const struct kn_config *c)
 
 static void test_retriable_errors_exactly_once_delivery(void)
 {
-	struct kn_config *c = load("retry");
+	struct kn_config *c = load("retry", NULL);
 	struct kn_pipeline_stats st;
-	struct kn_run_opts o = {.until_eof = true, .stop = &no_stop, .stats = &st};
+	struct kn_run_opts o = {.until_eof = true, .stats = &st};
 	char err[512];
 	int64_t total;
 
@@ -171,9 +178,9 @@ static void test_retriable_errors_exactly_once_delivery(void)
 
 static void test_permanent_error_commits_nothing_past_it(void)
 {
-	struct kn_config *c = load("perm");
+	struct kn_config *c = load("perm", NULL);
 	struct kn_pipeline_stats st;
-	struct kn_run_opts o = {.until_eof = true, .stop = &no_stop, .stats = &st};
+	struct kn_run_opts o = {.until_eof = true, .stats = &st};
 	char err[512] = "";
 	int64_t total;
 
@@ -196,6 +203,64 @@ static void test_permanent_error_commits_nothing_past_it(void)
 	kn_config_destroy(c);
 }
 
+struct bg_run {
+	struct kn_config *c;
+	int err;
+	char errstr[512];
+};
+
+static void *run_in_background(void *arg)
+{
+	struct bg_run *b = arg;
+	struct kn_run_opts o = {0};
+
+	b->err = kn_run(b->c, &o, b->errstr, sizeof(b->errstr));
+	return NULL;
+}
+
+static void test_stop_while_broker_sits_on_produce(void)
+{
+	/* Messages must not time out before the stop's drain deadline: this
+	 * is about walking away from a broker, not about failed deliveries. */
+	struct kn_config *c = load("silent", "kafka.producer.message.timeout.ms=30000");
+	struct bg_run b = {.c = c};
+	struct kn_pipeline_stats st;
+	struct kn_run_opts o = {.until_eof = true, .stats = &st};
+	pthread_t t;
+	char err[512];
+	int64_t total;
+
+	/* The first produce request to each partition gets its answer after
+	 * a minute: records stay in flight whatever kanon waits for. */
+	rd_kafka_mock_broker_push_request_error_rtts(mc, 1, PRODUCE, PARTS,
+						     RD_KAFKA_RESP_ERR_NO_ERROR, 60000,
+						     RD_KAFKA_RESP_ERR_NO_ERROR, 60000);
+	KT_CHECK(pthread_create(&t, NULL, run_in_background, &b) == 0);
+	/* Stop once both delayed requests are out (their stack entries used). */
+	size_t left = PARTS;
+	for (int64_t until = kn_mono_ms() + 60000; left && kn_mono_ms() < until;) {
+		rd_kafka_mock_broker_error_stack_cnt(mc, 1, PRODUCE, &left);
+		usleep(20000);
+	}
+	KT_CHECK(left == 0);
+	int64_t t0 = kn_mono_ms();
+	kn_stop_request();
+	pthread_join(t, NULL);
+	int64_t took = kn_mono_ms() - t0;
+	printf("stopped in %lld ms: %s\n", (long long)took, b.errstr);
+	KT_CHECK(took <= KN_STOP_BUDGET_MS + 500);
+	KT_CHECK(b.err == KN_RUN_ABANDONED);
+	KT_CHECK(committed(c) < N + 6); /* what was not delivered is not committed */
+	kn_stop_reset();
+
+	/* The next run delivers everything. */
+	KT_CHECK(kn_run(c, &o, err, sizeof(err)) == 0);
+	int64_t kept = N - (int64_t)(st.dropped[0] + st.dropped[1] + st.dropped[2]);
+	KT_CHECK(distinct_events(c->topic_output, &total) == kept);
+	KT_CHECK(committed(c) == N + 6);
+	kn_config_destroy(c);
+}
+
 int main(void)
 {
 	char err[512], dir[] = "/tmp/kt-faults.XXXXXX";
@@ -211,7 +276,7 @@ int main(void)
 	snprintf(keyfile, sizeof(keyfile), "%s/master.key", mkdtemp(dir));
 	KT_CHECK(kn_keys_generate(keyfile, err, sizeof(err)) == 0);
 
-	struct kn_config *c = load("gen");
+	struct kn_config *c = load("gen", NULL);
 	rd_kafka_mock_topic_create(mc, c->inputs[0].topic, PARTS, 1);
 	struct kn_gen_opts go = {.seed = 5,
 				 .count = N,
@@ -225,6 +290,7 @@ int main(void)
 
 	KT_RUN(test_retriable_errors_exactly_once_delivery);
 	KT_RUN(test_permanent_error_commits_nothing_past_it);
+	KT_RUN(test_stop_while_broker_sits_on_produce);
 	unlink(keyfile);
 	rmdir(dir);
 	rd_kafka_destroy(mock);

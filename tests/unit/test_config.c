@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kafka_conf.h"
 #include "kn_alloc.h"
 #include "kt.h"
+#include "metrics.h"
 
 #ifndef KN_SOURCE_DIR
 #error KN_SOURCE_DIR must be defined by the build
@@ -123,6 +125,84 @@ static void test_errors_name_key_and_line(void)
 	expect_error(buf, "inputs[].topic", "loop");
 }
 
+/* YAML lets a mapping repeat a key and libyaml keeps both: kanon refuses,
+ * wherever the key is, and however the dotted path is spelled. */
+static void test_duplicates_refused(void)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf), "%skeys:\n  epoch: 1d\n  epoch: 7d\n", minimal);
+	expect_error(buf, "bad.yaml:10:", "given twice in one mapping (first at line 9)");
+	snprintf(buf, sizeof(buf), "%skeys:\n  epoch: 1d\nkeys:\n  prf: siphash\n", minimal);
+	expect_error(buf, "bad.yaml:10:", "given twice");
+	snprintf(buf, sizeof(buf), "%skeys:\n  epoch: 1d\nkeys.epoch: 7d\n", minimal);
+	expect_error(buf, "bad.yaml:10:", "keys.epoch: given twice in the file (first at line 9)");
+	snprintf(buf, sizeof(buf),
+		 "%skafka:\n  producer:\n    linger.ms: 5\nkafka.producer.linger.ms: 6\n", minimal);
+	expect_error(buf, "kafka.producer.linger.ms", "given twice");
+	expect_error("inputs:\n  - {topic: a, type: device, topic: b}\n",
+		     "bad.yaml:2:", "given twice");
+	expect_error("schemas:\n  - id: 1\n    type: device\n    file: a\n"
+		     "    roles: {event_id: e, timestamp: t, event_id: f}\n",
+		     "bad.yaml:5:", "given twice");
+	/* Properties kanon owns cannot be smuggled in. */
+	snprintf(buf, sizeof(buf), "%skafka:\n  consumer:\n    group.id: other\n", minimal);
+	expect_error(buf, "kafka.consumer.group.id", "kafka.group_id");
+	/* --set still overrides what the file says. */
+	struct kn_config *c;
+	char err[1024];
+	snprintf(buf, sizeof(buf), "%skeys:\n  epoch: 1d\nkafka:\n  producer:\n    linger.ms: 5\n",
+		 minimal);
+	const char *path = write_cfg("dup.yaml", buf);
+	const char *sets[] = {"keys.epoch=7d", "kafka.producer.linger.ms=9"};
+	KT_CHECK(kn_config_load(path, sets, 2, &c, err, sizeof(err)) == 0);
+	if (c) {
+		KT_CHECK(c->epoch_ms == 7 * 86400000LL);
+		KT_CHECK(c->n_producer == 1 && !strcmp(c->producer[0].value, "9"));
+		kn_config_destroy(c);
+	}
+	/* run.assignment_wait must outlast the consumer's session. */
+	snprintf(buf, sizeof(buf),
+		 "%srun:\n  assignment_wait: 30s\nkafka:\n  consumer:\n    session.timeout.ms: "
+		 "45000\n",
+		 minimal);
+	expect_error(buf, "run.assignment_wait", "session.timeout.ms");
+}
+
+/* librdkafka checks every client's properties before anything connects. */
+static void test_kafka_properties_checked(void)
+{
+	struct kn_config *c;
+	char err[1024];
+	const char *path = write_cfg("min.yaml", minimal);
+	const char *good[] = {"kafka.producer.linger.ms=5", "kafka.consumer.fetch.wait.max.ms=10"};
+	const char *bad[][2] = {{"kafka.consumer.not.a.prop=1", "not.a.prop"},
+				{"kafka.producer.linger.ms=notanumber", "linger.ms"},
+				{"kafka.producer.compression.type=zip", "compression.type"},
+				{"kafka.consumer.session.timeout.ms=-5", "session.timeout.ms"}};
+
+	KT_CHECK(kn_config_load(path, good, 2, &c, err, sizeof(err)) == 0);
+	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == 0);
+	kn_config_destroy(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = NULL;
+		err[0] = '\0';
+		KT_CHECK(kn_config_load(path, &bad[i][0], 1, &c, err, sizeof(err)) == 0);
+		KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == -EINVAL);
+		KT_CHECK(strstr(err, bad[i][1]) != NULL);
+		kn_config_destroy(c);
+	}
+	/* The metrics address is checked by form, before binding anything. */
+	KT_CHECK(kn_metrics_check_addr("127.0.0.1:9464", err, sizeof(err)) == 0);
+	KT_CHECK(kn_metrics_check_addr("[::1]:9464", err, sizeof(err)) == 0);
+	KT_CHECK(kn_metrics_check_addr("localhost:9464", err, sizeof(err)) == 0);
+	const char *addrs[] = {"notaport",	  "127.0.0.1:", "127.0.0.1:12abc",
+			       "127.0.0.1:70000", ":9464",	"host.example:9464",
+			       "127.0.0.1:0"};
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++)
+		KT_CHECK(kn_metrics_check_addr(addrs[i], err, sizeof(err)) == -EINVAL);
+}
+
 static void test_alloc_failures(void)
 {
 	/* Fail the Nth allocation for every N the load makes: each must fail
@@ -152,6 +232,8 @@ int main(void)
 	KT_RUN(test_example_loads);
 	KT_RUN(test_defaults_and_overrides);
 	KT_RUN(test_errors_name_key_and_line);
+	KT_RUN(test_duplicates_refused);
+	KT_RUN(test_kafka_properties_checked);
 	KT_RUN(test_alloc_failures);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
