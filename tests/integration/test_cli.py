@@ -176,7 +176,8 @@ def test_key_file_numbers_and_kinds(tmp_path):
                                 (str(current + 10), 1, b"in the future"),
                                 ("0", 2, b"more than one")):
         write_key(key, first, chains)
-        for args in (["check"], ["keys", "status"]):
+        for args in (["check"], ["keys", "status"],
+                     ["process", "--input", "/nonexistent", "--output", str(tmp_path / "o")]):
             r = run(*args, "-c", EXAMPLE, env=env)
             assert r.returncode == 2 and want in r.stderr, (args, r.stderr)
     # Retiring is bounded by the current epoch, refused at once.
