@@ -25,7 +25,8 @@ struct kn_erasure {
 	struct kn_norm_opts norm;
 	rd_kafka_t *state_cons, *req_cons, *prod;
 	rd_kafka_topic_t *state_rkt;
-	bool served; /* requests consumed whose offsets are not committed yet */
+	bool served;	  /* requests consumed whose offsets are not committed yet */
+	char failed[300]; /* a state record could not be written: commit nothing more */
 	struct fp *set;
 	uint32_t cap;
 	struct kn_erasure_stats st;
@@ -161,6 +162,29 @@ static int parse_request(const rd_kafka_message_t *m, enum kn_id_kind *kind, con
 	return -EINVAL;
 }
 
+/* Queues one state record (waiting briefly for queue space). A refusal
+ * marks the erasure state failed: from then on no request is committed, so
+ * the next run reads them again. Returns 0 or -EIO. */
+static int produce_state(struct kn_erasure *e, const void *val, size_t vlen, const void *key,
+			 size_t klen)
+{
+	rd_kafka_resp_err_t err;
+
+	for (int tries = 0;; tries++) {
+		if (!rd_kafka_produce(e->state_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+				      (void *)val, vlen, key, klen, NULL))
+			return 0;
+		err = rd_kafka_last_error();
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries >= 100 || kn_stop_requested())
+			break;
+		rd_kafka_poll(e->prod, 10);
+	}
+	if (!e->failed[0])
+		snprintf(e->failed, sizeof(e->failed), "erasure state topic %s: %s",
+			 e->c->erasure_state_topic, rd_kafka_err2str(err));
+	return -EIO;
+}
+
 static void serve_request(struct kn_erasure *e, rd_kafka_message_t *m)
 {
 	enum kn_id_kind kind;
@@ -182,9 +206,8 @@ static void serve_request(struct kn_erasure *e, rd_kafka_message_t *m)
 	}
 	kn_pid_hex(b, hex);
 	set_add(e, fp_of(b));
-	rd_kafka_produce(e->state_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-			 (void *)kn_id_kind_name(kind), strlen(kn_id_kind_name(kind)), hex,
-			 2 * KN_PRF_BYTES, NULL);
+	produce_state(e, kn_id_kind_name(kind), strlen(kn_id_kind_name(kind)), hex,
+		      2 * KN_PRF_BYTES);
 }
 
 /* A state record that failed is produced again: its request is committed
@@ -197,12 +220,11 @@ static void state_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 		return;
 	kn_warn("erasure", "state record not delivered (%s): producing it again",
 		rd_kafka_err2str(m->err));
-	rd_kafka_produce(e->state_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m->payload,
-			 m->len, m->key, m->key_len, NULL);
+	produce_state(e, m->payload, m->len, m->key, m->key_len);
 	(void)rk;
 }
 
-void kn_erasure_poll(struct kn_erasure *e)
+int kn_erasure_poll(struct kn_erasure *e)
 {
 	rd_kafka_message_t *m;
 	int n = 0;
@@ -212,7 +234,7 @@ void kn_erasure_poll(struct kn_erasure *e)
 			apply_state(e, m);
 		rd_kafka_message_destroy(m);
 	}
-	while ((m = rd_kafka_consumer_poll(e->req_cons, 0))) {
+	while (!e->failed[0] && (m = rd_kafka_consumer_poll(e->req_cons, 0))) {
 		if (!m->err) {
 			serve_request(e, m);
 			e->served = true;
@@ -223,10 +245,18 @@ void kn_erasure_poll(struct kn_erasure *e)
 	 * wait for it here (a broker outage would stall the pipeline): commit
 	 * on a later poll, once the producer's queue is empty. */
 	rd_kafka_poll(e->prod, 0);
+	if (e->failed[0])
+		return -EIO;
 	if (e->served && rd_kafka_outq_len(e->prod) == 0) {
 		rd_kafka_resp_err_t err = rd_kafka_commit(e->req_cons, NULL, 1);
 		e->served = err && err != RD_KAFKA_RESP_ERR__NO_OFFSET;
 	}
+	return 0;
+}
+
+const char *kn_erasure_error(const struct kn_erasure *e)
+{
+	return e->failed[0] ? e->failed : NULL;
 }
 
 /* Creates the topics if missing: requests with the broker's defaults, state
@@ -428,7 +458,8 @@ void kn_erasure_destroy(struct kn_erasure *e)
 		return;
 	/* Requests whose state is durable are committed; the rest are read
 	 * again by the next run. Every wait is bounded (stop.h). */
-	if (e->prod && !kn_kafka_flush(e->prod, until) && e->served && e->req_cons) {
+	if (e->prod && !kn_kafka_flush(e->prod, until) && e->served && e->req_cons &&
+	    !e->failed[0]) {
 		char why[256];
 		if (kn_kafka_commit(e->req_cons, NULL, until, why, sizeof(why)))
 			kn_warn("erasure", "committing served requests: %s", why);

@@ -39,8 +39,12 @@ int kn_erasure_new(const struct kn_config *c, struct kn_keys *keys, struct kn_er
 		   char *errstr, size_t errstr_size);
 void kn_erasure_destroy(struct kn_erasure *e);
 
-/* Serves new requests and new state records without blocking. */
-void kn_erasure_poll(struct kn_erasure *e);
+/* Serves new requests and new state records without blocking. Returns 0,
+ * or -EIO once a state record could not be written (kn_erasure_error says
+ * why): the run must stop, and the requests not committed are read again
+ * by the next run. */
+int kn_erasure_poll(struct kn_erasure *e);
+const char *kn_erasure_error(const struct kn_erasure *e);
 
 /* True when any identifier of ev belongs to an erased person. */
 bool kn_erasure_match(struct kn_erasure *e, const struct kn_event *ev,

@@ -76,10 +76,12 @@ static const struct client {
 	[KN_CLIENT_TX_CONSUMER] = {"exactly-once consumer",
 				   true,
 				   false,
-				   {"auto.offset.reset", "earliest", "isolation.level",
-				    "read_committed", "client.id", "kanon-tx-consumer"},
-				   /* offsets go through the transactions */
-				   {"enable.auto.commit", "false", "enable.partition.eof", "true"}},
+				   {"auto.offset.reset", "earliest", "client.id",
+				    "kanon-tx-consumer"},
+				   /* offsets go through the transactions; aborted input
+				    * is never read */
+				   {"enable.auto.commit", "false", "enable.partition.eof", "true",
+				    "isolation.level", "read_committed"}},
 	[KN_CLIENT_TX_PRODUCER] = {"exactly-once producer",
 				   false,
 				   true,
@@ -91,9 +93,11 @@ static const struct client {
 	[KN_CLIENT_ERASURE_CONSUMER] = {"erasure consumer",
 					true,
 					false,
-					{"auto.offset.reset", "earliest", "client.id",
-					 "kanon-erasure"},
-					{"enable.auto.commit", "false"}},
+					{"client.id", "kanon-erasure"},
+					/* every request ever made, committed by kanon only
+					 * once its state record is durable */
+					{"enable.auto.commit", "false", "auto.offset.reset",
+					 "earliest", "enable.auto.offset.store", "true"}},
 	[KN_CLIENT_ERASURE_PRODUCER] = {"erasure producer",
 					false,
 					false,

@@ -503,6 +503,16 @@ static int retire(const char *path, int64_t first_epoch, int64_t epoch_ms, int64
 	}
 	if ((err = read_keyfile(path, &kf, errstr, errsz)))
 		return err;
+	if (kf.base > kn_keys_epoch_of(epoch_ms, now_ms + KN_KEYS_CLOCK_SKEW_MS)) {
+		/* Replaced by a file from the future: following it would withhold
+		 * every event as retired. */
+		snprintf(errstr, errsz,
+			 "key file %s now starts at epoch %lld, after the current epoch %lld: %s",
+			 path, (long long)kf.base, (long long)current,
+			 in_memory ? "not followed" : "refusing it");
+		keyfile_free(&kf);
+		return in_memory ? KN_KEYS_NOT_FOLLOWED : -ERANGE;
+	}
 	if (first_epoch > kf.base) {
 		/* Bounded: kf.base >= 0 and first_epoch <= current. */
 		for (int64_t e = kf.base; e < first_epoch; e++)
@@ -540,10 +550,18 @@ int kn_keys_maintain(struct kn_keys *k, const char *path, int64_t epoch_ms, int6
 {
 	int64_t first = 0;
 
+	int err;
+
 	/* An epoch may go once all of it is older than the retention. */
 	if (epoch_ms && retention_ms && now_ms - retention_ms > 0)
 		first = (now_ms - retention_ms) / epoch_ms;
-	return retire(path, first, epoch_ms, now_ms, k, true, errstr, errstr_size);
+	/* -EAGAIN: the file was replaced while being read (another instance
+	 * retired, or a Secret was updated): read the new one. */
+	for (int tries = 0; tries < 3; tries++)
+		if ((err = retire(path, first, epoch_ms, now_ms, k, true, errstr, errstr_size)) !=
+		    -EAGAIN)
+			break;
+	return err;
 }
 
 /* K_epoch into out; -ENOKEY when the epoch is retired. */

@@ -95,15 +95,18 @@ int kn_keys_generate(const char *path, char *errstr, size_t errstr_size);
 int kn_keys_retire(const char *path, int64_t first_epoch, int64_t epoch_ms, int64_t now_ms,
 		   struct kn_keys *k, char *errstr, size_t errstr_size);
 
-#define KN_KEYS_IN_MEMORY 1 /* kn_keys_maintain: retired here, the file is read-only */
+#define KN_KEYS_IN_MEMORY    1 /* kn_keys_maintain: retired here, the file is read-only */
+#define KN_KEYS_NOT_FOLLOWED 2 /* kn_keys_maintain: the file now starts in the future */
 
 /* Applies key retention and follows retirements made by other processes:
  * retires every epoch that ended more than retention_ms before now_ms (when
  * epoch_ms and retention_ms are set), then re-reads path. When the file
  * cannot be rewritten (a read-only mount such as a Kubernetes Secret) the
  * keys are still destroyed in this process and KN_KEYS_IN_MEMORY is returned
- * with errstr saying that the file itself still holds them. Returns 0,
- * KN_KEYS_IN_MEMORY or a negative errno (errstr set). */
+ * with errstr saying that the file itself still holds them. A file that now
+ * starts after the current epoch is not followed (KN_KEYS_NOT_FOLLOWED,
+ * errstr says so): the process keeps its keys. Returns 0, one of those two,
+ * or a negative errno (errstr set). */
 int kn_keys_maintain(struct kn_keys *k, const char *path, int64_t epoch_ms, int64_t retention_ms,
 		     int64_t now_ms, char *errstr, size_t errstr_size);
 /* The first epoch whose keys still exist. */

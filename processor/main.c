@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -264,21 +265,6 @@ static int cmd_check(const struct args *a)
 	return rc;
 }
 
-/* kn_run's and kn_txrun's results as exit codes (stop.h). */
-static int exit_code(int err)
-{
-	switch (err) {
-	case 0:
-		return KN_EXIT_OK;
-	case KN_RUN_ABANDONED:
-		return KN_EXIT_ABANDONED;
-	case KN_RUN_FENCED:
-		return KN_EXIT_FENCED;
-	default:
-		return KN_EXIT_FAILURE;
-	}
-}
-
 static int cmd_run(const struct args *a)
 {
 	struct kn_config *c;
@@ -300,7 +286,13 @@ static int cmd_run(const struct args *a)
 	/* With aggregates, exactly-once transactions; without, at-least-once. */
 	if ((err = (c->n_aggs ? kn_txrun : kn_run)(c, &o, errstr, sizeof(errstr))))
 		kn_err("main", "%s", errstr);
-	rc = exit_code(err);
+	rc = kn_run_exit_code(err);
+	if (kn_stop_walked_away()) {
+		/* librdkafka threads still wait on a dead broker: end without
+		 * atexit handlers (OpenSSL's among them) racing them. */
+		fflush(NULL);
+		_exit(rc);
+	}
 	kn_config_destroy(c);
 	return rc;
 }

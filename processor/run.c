@@ -48,7 +48,7 @@ int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *
 
 	if (err < 0)
 		return -EIO;
-	if (err == KN_KEYS_IN_MEMORY)
+	if (err > 0) /* KN_KEYS_IN_MEMORY, KN_KEYS_NOT_FOLLOWED: said, and carried on */
 		kn_warn("keys", "%s", errstr);
 	if (kn_keys_first_epoch(keys) != before)
 		kn_info("keys", "epochs before %lld are retired: their keys are destroyed",
@@ -116,12 +116,14 @@ static void on_delivery(void *opaque, uint64_t token, int err, const char *reaso
 	r->last_progress = kn_mono_ms();
 }
 
-/* Commits what was acknowledged: asynchronously (until 0), or waiting for
- * the broker until then. Returns 0 (also when nothing moved) or the
- * kn_source_commit error. */
+/* Commits what was acknowledged: what moved since the last commit,
+ * asynchronously (until 0); or every known position, waiting for the
+ * broker until then (an earlier asynchronous commit may have failed
+ * unseen). Returns 0 (also when nothing is known) or the kn_source_commit
+ * error. */
 static int commit(struct run *r, int64_t until)
 {
-	int n = kn_offsets_collect(r->offs, r->commits, MAX_COMMITS, 0);
+	int n = kn_offsets_collect(r->offs, r->commits, MAX_COMMITS, until != 0);
 	int err = n ? kn_source_commit(r->src, r->commits, n, until) : 0;
 
 	if (n && !err && until)
@@ -166,6 +168,7 @@ static int emit(struct run *r, const rd_kafka_message_t *m, const struct kn_rec 
 		/* Withheld by the policy: nothing to write, so nothing to wait for. */
 		kn_offsets_ack(r->offs, token, &(uint32_t){0});
 		r->dropped++;
+		r->last_progress = kn_mono_ms();
 		return 0;
 	}
 	if (rec->state == KN_REC_DEAD)
@@ -332,7 +335,9 @@ static void publish(struct run *r)
 	s->trace = *kn_trace_stats(r->trace);
 	s->assigned = kn_source_assigned(r->src);
 	s->consumer_lag = kn_source_lag(r->src);
-	s->last_progress_ms = r->last_progress;
+	s->last_progress_ms = r->last_progress > kn_source_last_commit(r->src)
+				      ? r->last_progress
+				      : kn_source_last_commit(r->src);
 	s->work_pending = kn_offsets_in_flight(r->offs) > 0 || s->consumer_lag > 0;
 	s->stall_ms = r->cfg->stall_timeout_ms;
 	s->healthy = false;
@@ -388,8 +393,11 @@ static int loop(struct run *r, const struct kn_run_opts *o)
 			break;
 		seen += n;
 		kn_sink_poll(r->sink, 0);
-		if (r->st.erasure)
-			kn_erasure_poll(r->st.erasure);
+		if (r->st.erasure && kn_erasure_poll(r->st.erasure)) {
+			snprintf(r->failed, sizeof(r->failed), "%s",
+				 kn_erasure_error(r->st.erasure));
+			break;
+		}
 		if (kn_mono_ms() - last_commit >= r->cfg->commit_interval_ms) {
 			commit(r, 0);
 			last_commit = kn_mono_ms();
@@ -420,10 +428,8 @@ static int drain(struct run *r)
 	/* Only a broker that answered is worth a LeaveGroup: one that does not
 	 * would hold the close for 5 s (kn_kafka_close). */
 	r->leave = !ferr && !cerr;
-	if (!open && !cerr) {
-		kn_stop_settle(KN_EXIT_OK); /* whatever the teardown does now */
+	if (!open && !cerr)
 		return 0;
-	}
 	kn_warn("run",
 		"stopping with %zu record(s) not yet delivered%s: the next run redoes them "
 		"(nothing is lost)",
@@ -473,7 +479,22 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	if (o->stats)
 		*o->stats = *kn_pipeline_stats(r->pipe);
 out:
+	kn_stop_settle(kn_run_exit_code(err)); /* whatever the teardown does now */
 	teardown(r);
 	kn_free(r);
 	return err;
+}
+
+int kn_run_exit_code(int err)
+{
+	switch (err) {
+	case 0:
+		return KN_EXIT_OK;
+	case KN_RUN_ABANDONED:
+		return KN_EXIT_ABANDONED;
+	case KN_RUN_FENCED:
+		return KN_EXIT_FENCED;
+	default:
+		return KN_EXIT_FAILURE;
+	}
 }

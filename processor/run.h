@@ -78,6 +78,9 @@ struct kn_run_opts {
 	const char *metrics_addr;	 /* serve /metrics and /healthz here (NULL: off) */
 };
 
+/* The exit code (stop.h's enum kn_exit) of kn_run's or kn_txrun's result. */
+int kn_run_exit_code(int err);
+
 /* Runs until stopped (kn_stop_request) or, with until_eof, drained.
  * Returns 0, KN_RUN_ABANDONED (see above), or a negative errno with errstr
  * set (start-up failure, fatal delivery error, --until-eof gave up). */

@@ -28,6 +28,7 @@ struct kn_source {
 	bool lost; /* a fatal consumer error: nothing more comes */
 	bool ever_assigned;
 	int64_t unassigned_since;   /* mono ms the last partition went; 0 while holding some */
+	int64_t last_commit;	    /* mono ms of the last commit the broker accepted */
 	rd_kafka_topic_t *last_rkt; /* cache for kn_source_topic_type */
 	int64_t lag;		    /* from the last statistics, -1 unknown */
 	enum kn_event_type last_type;
@@ -58,6 +59,19 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 	(void)rk;
 	((struct kn_source *)opaque)->lag = kn_kafka_stats_lag(json, len);
 	return 0; /* librdkafka frees json */
+}
+
+/* Asynchronous commits answer here (served by the consumer's poll). */
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+		      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+	struct kn_source *s = opaque;
+
+	(void)rk, (void)offsets;
+	if (!err)
+		s->last_commit = kn_mono_ms();
+	else if (err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		kn_warn("source", "commit: %s", rd_kafka_err2str(err));
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -120,6 +134,7 @@ int kn_source_new(const struct kn_config *c, kn_source_revoke_cb *on_revoke, voi
 		goto fail;
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
 	s->lag = -1;
 	rd_kafka_conf_set_opaque(conf, s);
 	s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
@@ -243,6 +258,8 @@ int kn_source_commit(struct kn_source *s, const struct kn_commit *c, int n, int6
 		}
 	} else if ((res = kn_kafka_commit(s->rk, l, until, why, sizeof(why)))) {
 		kn_warn("source", "commit: %s", why);
+	} else {
+		s->last_commit = kn_mono_ms();
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 	return res;
@@ -316,4 +333,9 @@ void kn_source_diagnose(struct kn_source *s, char *buf, size_t size)
 			 "a crashed member still holds them until session.timeout.ms passes, or "
 			 "other members hold them all",
 			 s->cfg->group_id);
+}
+
+int64_t kn_source_last_commit(const struct kn_source *s)
+{
+	return s->last_commit;
 }

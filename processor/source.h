@@ -54,6 +54,8 @@ bool kn_source_at_eof(const struct kn_source *s);
 bool kn_source_healthy(const struct kn_source *s);
 int kn_source_assigned(const struct kn_source *s);
 bool kn_source_ever_assigned(const struct kn_source *s);
+/* Monotonic ms of the last commit the broker accepted (0: none yet). */
+int64_t kn_source_last_commit(const struct kn_source *s);
 /* Monotonic ms since which no partition is assigned (since creation, or
  * since the last one was revoked or lost); 0 while some are. */
 int64_t kn_source_unassigned_since(const struct kn_source *s);

@@ -101,9 +101,18 @@ static void *bounded_run(void *p)
 	return NULL;
 }
 
+static _Atomic bool walked_away;
+
+bool kn_stop_walked_away(void)
+{
+	return atomic_load(&walked_away);
+}
+
+/* Condition waits on the monotonic clock: a wall clock set back during a
+ * stop must not stretch it. */
 static void abs_after_ms(struct timespec *ts, int ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_nsec += (long)ms * 1000000L;
 	ts->tv_sec += ts->tv_nsec / 1000000000L;
 	ts->tv_nsec %= 1000000000L;
@@ -121,8 +130,12 @@ bool kn_stop_bounded(void (*fn)(void *), void (*release)(void *), void *arg, int
 		fn(arg);
 		return true;
 	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
+	pthread_cond_init(&b->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	b->fn = fn;
 	b->release = release;
 	b->arg = arg;
@@ -146,6 +159,8 @@ bool kn_stop_bounded(void (*fn)(void *), void (*release)(void *), void *arg, int
 	pthread_mutex_unlock(&b->mu);
 	if (done)
 		bounded_free(b);
+	else
+		atomic_store(&walked_away, true);
 	return done;
 }
 

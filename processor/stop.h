@@ -62,6 +62,10 @@ int kn_stop_drain_wait(int64_t until);
  * arg. Without a thread to be had, fn runs on the caller's. */
 bool kn_stop_bounded(void (*fn)(void *), void (*release)(void *), void *arg, int64_t until,
 		     bool drain);
+/* True once kn_stop_bounded walked away from a call: library threads may
+ * still run, so the process should end with _exit() (no atexit handlers
+ * racing them). */
+bool kn_stop_walked_away(void);
 
 /* The last resort: once a stop is requested, a watchdog thread ends the
  * process with KN_EXIT_ABANDONED (or the code given to kn_stop_settle)

@@ -833,8 +833,10 @@ static int loop(struct tx *tx)
 		publish(tx);
 		rd_kafka_poll(tx->prod, 0);
 		rd_kafka_poll(tx->cons, 0); /* the main queue: statistics, errors */
-		if (tx->st.erasure)
-			kn_erasure_poll(tx->st.erasure);
+		if (!err && tx->st.erasure && kn_erasure_poll(tx->st.erasure)) {
+			snprintf(tx->err, sizeof(tx->err), "%s", kn_erasure_error(tx->st.erasure));
+			err = -EIO;
+		}
 		if (err)
 			break;
 		bool drained = o->until_eof && n <= 0 && all_eof(tx);
@@ -880,9 +882,7 @@ int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errst
 			"transactional.id '%s'",
 			tx->n_parts, c->n_inputs, c->n_aggs, c->transactional_id);
 		err = loop(tx);
-		kn_stop_settle(err == KN_RUN_FENCED ? KN_EXIT_FENCED
-			       : err		    ? KN_EXIT_ABANDONED
-						    : KN_EXIT_OK);
+		kn_stop_settle(kn_run_exit_code(err));
 		if (err == KN_RUN_FENCED && !o->until_eof)
 			stand_by(tx);
 		if (err == -ECANCELED)

@@ -101,7 +101,7 @@ static void test_retire(void)
 	/* Retiring backwards is a no-op; a process follows a file retired by another. */
 	KT_CHECK(kn_keys_retire(path, 10, DAY, NOW, NULL, err, sizeof(err)) == 0);
 	KT_CHECK(kn_keys_retire(path, 20005, DAY, NOW, NULL, err, sizeof(err)) == 0);
-	KT_CHECK(kn_keys_maintain(k2, path, 86400000, 0, 0, err, sizeof(err)) == 0);
+	KT_CHECK(kn_keys_maintain(k2, path, 86400000, 0, NOW, err, sizeof(err)) == 0);
 	KT_CHECK(kn_keys_first_epoch(k2) == 20005);
 	/* Retention: epochs that ended more than 30 days before "now" go. */
 	KT_CHECK(kn_keys_maintain(k2, path, 86400000, 30 * 86400000LL, 20100 * 86400000LL, err,
@@ -251,6 +251,15 @@ static void test_keyfile_numbers(void)
 	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == 0);
 	KT_CHECK(kn_keys_first_epoch(k) == 0);
 	kn_keys_destroy(k);
+	/* A running process does not follow a file replaced by one from the
+	 * future: it keeps its keys and says why. */
+	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == 0);
+	write_lines(path, "20200", 1, 1, "");
+	KT_CHECK(kn_keys_maintain(k, path, DAY, 30 * DAY, NOW, err, sizeof(err)) ==
+		 KN_KEYS_NOT_FOLLOWED);
+	KT_CHECK(strstr(err, "not followed") != NULL && kn_keys_first_epoch(k) == 0);
+	kn_keys_destroy(k);
+	write_lines(path, "0", 1, 1, "");
 	/* Up to the current epoch itself is allowed (epochs before it go). */
 	KT_CHECK(kn_keys_retire(path, 20100, DAY, NOW, NULL, err, sizeof(err)) == 0);
 	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == 0);
