@@ -63,6 +63,17 @@ def produced(base):
     return metric(scrape(base + "/metrics")[1], "kanon_records_produced_total") or 0
 
 
+def start_run(env, *args, progress=1000):
+    """A background `kanon run` with its metrics endpoint, once it has
+    produced `progress` records. Returns the process and the endpoint."""
+    port = free_port()
+    base = "http://127.0.0.1:%d" % port
+    p = env.popen("run", "-c", env.config, *SLOW, *args, "--metrics-addr", "127.0.0.1:%d" % port)
+    if progress:
+        wait_for(lambda: produced(base) >= progress, 120, "progress", p)
+    return p, base
+
+
 def check_accounted(env, exactly_once):
     """Every input event the policy keeps is in the output; exactly once in
     exactly-once mode. No dead letters (the corpus has no malformed input)."""
@@ -82,10 +93,7 @@ def test_sigterm_during_outage(pb, tmp_path, mode, fault):
     env = env_for(tmp_path, "term-%s" % fault, mode, pb.addr)
     env.kanon("gen", "-c", env.config, "--seed", "4", "--count", str(N), "--users", "2000",
               "--types", "device")
-    port = free_port()
-    base = "http://127.0.0.1:%d" % port
-    p = env.popen("run", "-c", env.config, *SLOW, "--metrics-addr", "127.0.0.1:%d" % port)
-    wait_for(lambda: produced(base) >= 1000, 120, "progress", p)
+    p, base = start_run(env)
     pb.freeze() if fault == "frozen" else pb.kill()
     # Let kanon run into the outage: its next flush, commit or transaction
     # call now waits on a broker that does not answer.
@@ -111,11 +119,7 @@ def test_until_eof_waits_out_an_outage(pb, tmp_path, mode):
     env = env_for(tmp_path, "outage", mode, pb.addr)
     env.kanon("gen", "-c", env.config, "--seed", "5", "--count", str(N), "--users", "2000",
               "--types", "device")
-    port = free_port()
-    base = "http://127.0.0.1:%d" % port
-    p = env.popen("run", "-c", env.config, *SLOW, "--set", "health.stall_timeout=5s", "--until-eof",
-                  "--metrics-addr", "127.0.0.1:%d" % port)
-    wait_for(lambda: produced(base) >= 1000, 120, "progress", p)
+    p, base = start_run(env, "--set", "health.stall_timeout=5s", "--until-eof")
     assert scrape(base + "/healthz")[0] == 200
     pb.kill()
     killed = time.monotonic()
@@ -139,14 +143,10 @@ def test_fenced_instance_says_so(pb, tmp_path, state):
     count = 2000 if state == "idle" else N
     env.kanon("gen", "-c", env.config, "--seed", "6", "--count", str(count), "--users", "500",
               "--types", "device")
-    port = free_port()
-    base = "http://127.0.0.1:%d" % port
-    a = env.popen("run", "-c", env.config, *SLOW, "--metrics-addr", "127.0.0.1:%d" % port)
+    a, base = start_run(env, progress=0 if state == "idle" else 1000)
     if state == "idle":
         wait_for(lambda: metric(scrape(base + "/metrics")[1], "kanon_consumer_lag") == 0
                  and produced(base) > 0, 120, "a drained, idle instance", a)
-    else:
-        wait_for(lambda: produced(base) >= 1000, 120, "progress", a)
     assert scrape(base + "/healthz")[0] == 200
     # A second instance with the same transactional.id fences the first.
     env.kanon("run", "-c", env.config, "--until-eof", timeout=600)
@@ -166,10 +166,7 @@ def test_restart_right_after_kill9(pb, tmp_path):
     env = env_for(tmp_path, "kill9", "at-least-once", pb.addr)
     env.kanon("gen", "-c", env.config, "--seed", "7", "--count", str(N), "--users", "2000",
               "--types", "device")
-    port = free_port()
-    base = "http://127.0.0.1:%d" % port
-    p = env.popen("run", "-c", env.config, *SLOW, "--metrics-addr", "127.0.0.1:%d" % port)
-    wait_for(lambda: produced(base) >= 1000, 120, "progress", p)
+    p, _ = start_run(env)
     p.kill()
     p.wait()
     r = env.kanon("run", "-c", env.config, "--until-eof", timeout=600, check=False)
