@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define KN_STOP_BUDGET_MS 8000 /* from the signal to the end of the last wait */
+#define KN_STOP_BUDGET_MS 7500 /* from the signal to the end of the last wait */
 #define KN_STOP_DRAIN_MS  5000 /* from the signal to the end of delivering */
 #define KN_STOP_LEAVE_MS  5500 /* what leaving the consumer group may take */
 #define KN_STOP_SLICE_MS  500  /* longest wait between two looks at the flag */
