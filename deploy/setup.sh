@@ -22,9 +22,10 @@ SUDO=
 
 PKGS=(build-essential cmake pkg-config git ca-certificates
 	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev libmicrohttpd-dev
+	libicu-dev libpsl-dev libidn2-dev publicsuffix
 	systemtap-sdt-dev libbpf-dev bpftool clang llvm libclang-rt-14-dev)
 [ $build_only -eq 1 ] || PKGS+=(kcat clang-format python3 python3-venv default-jre-headless maven
-	gnuplot-nox)
+	gnuplot-nox avro-bin)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -6,46 +6,49 @@
 #include <time.h>
 
 #include "embedded.h"
+#include "fold.h"
 #include "kn_alloc.h"
 
 #define MAX_TEXT 4096
 
 struct term {
-	const char *s; /* lower-cased */
+	const char *s; /* folded and squeezed (fold.h), like the text it is matched in */
 	size_t len;
 	int category;
+	bool ascii; /* matched only at the start of a word, so "std" is not in "bestdeal" */
 };
+
+/* Terms are found through their first two bytes: a text of n bytes costs n
+ * bucket looks and a memcmp per term that shares them, not a scan per term
+ * (a few hundred terms made that 3 us a query). */
+#define BUCKETS 1024
 
 struct lexicon {
 	char **categories;
 	int n_categories;
 	struct term *terms;
 	int n_terms;
-	char *text; /* owns every string above */
+	char *text;   /* owns the category names */
+	char *folded; /* owns the terms */
+	int *next;    /* per term: the next one in its bucket, or -1 */
+	int *single;  /* the (rare) one-byte terms: looked for at every position */
+	int n_single;
+	int head[BUCKETS]; /* first term of each bucket, or -1 */
 };
 
 struct kn_policy {
 	const struct kn_config *c;
 	struct lexicon sensitive, taxonomy;
 	struct kn_policy_stats st;
-	char lower[MAX_TEXT];
+	char folded[MAX_TEXT];
 };
 
 const char *kn_drop_reason_name(enum kn_drop_reason r)
 {
-	static const char *n[] = {"no_analytics_consent", "no_ads_consent", "erased",
-				  "key_retired"};
+	static const char *n[] = {"no_analytics_consent", "no_ads_consent", "erased", "key_retired",
+				  "minor"};
 
 	return (unsigned)r < KN_DROP_REASONS ? n[r] : "?";
-}
-
-static size_t lower_ascii(char *dst, const char *src, size_t n)
-{
-	if (n > MAX_TEXT)
-		n = MAX_TEXT;
-	for (size_t i = 0; i < n; i++)
-		dst[i] = src[i] >= 'A' && src[i] <= 'Z' ? (char)(src[i] + 32) : src[i];
-	return n;
 }
 
 static char *trim(char *s)
@@ -56,6 +59,55 @@ static char *trim(char *s)
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
 		*--e = '\0';
 	return s;
+}
+
+static unsigned bucket(const char *s)
+{
+	return ((unsigned char)s[0] * 31u + (unsigned char)s[1]) % BUCKETS;
+}
+
+/* Buckets the folded terms; a term may not be empty (it would match all). */
+static int lexicon_index(struct lexicon *lx)
+{
+	lx->next = kn_malloc(sizeof(int) * (size_t)(lx->n_terms + 1));
+	lx->single = kn_malloc(sizeof(int) * (size_t)(lx->n_terms + 1));
+	if (!lx->next || !lx->single)
+		return -ENOMEM;
+	for (int b = 0; b < BUCKETS; b++)
+		lx->head[b] = -1;
+	/* Backwards, so a bucket lists its terms in file order. */
+	for (int i = lx->n_terms - 1; i >= 0; i--) {
+		const struct term *t = &lx->terms[i];
+		if (t->len == 1) {
+			lx->single[lx->n_single++] = i;
+		} else if (t->len > 1) {
+			unsigned b = bucket(t->s);
+			lx->next[i] = lx->head[b];
+			lx->head[b] = i;
+		}
+	}
+	return 0;
+}
+
+/* Folds every term the way texts are folded before matching. */
+static int lexicon_fold(struct lexicon *lx)
+{
+	size_t cap = 0, off = 0;
+
+	for (int i = 0; i < lx->n_terms; i++)
+		cap += 4 * lx->terms[i].len + 1; /* NFKC may grow a term */
+	if (!(lx->folded = kn_malloc(cap ? cap : 1)))
+		return -ENOMEM;
+	for (int i = 0; i < lx->n_terms; i++) {
+		struct term *t = &lx->terms[i];
+		size_t n = kn_fold(t->s, t->len, lx->folded + off, 4 * t->len + 1, KN_FOLD_SQUEEZE);
+		t->s = lx->folded + off;
+		t->len = n;
+		for (size_t k = 0; k < n; k++)
+			t->ascii &= !((unsigned char)t->s[k] & 0x80);
+		off += n + 1;
+	}
+	return lexicon_index(lx);
 }
 
 /* Parses "category: term, term" lines. text is taken over by the lexicon. */
@@ -94,12 +146,11 @@ static int lexicon_parse(struct lexicon *lx, char *text, const char *name, char 
 			if (!nt)
 				return -ENOMEM;
 			lx->terms = nt;
-			lower_ascii(t, t, strlen(t));
-			nt[lx->n_terms++] = (struct term){t, strlen(t), lx->n_categories};
+			nt[lx->n_terms++] = (struct term){t, strlen(t), lx->n_categories, true};
 		}
 		lx->n_categories++;
 	}
-	return 0;
+	return lexicon_fold(lx);
 }
 
 static int lexicon_load(struct lexicon *lx, const char *path, const char *builtin, char *errstr,
@@ -140,17 +191,49 @@ static void lexicon_free(struct lexicon *lx)
 	kn_free(lx->categories);
 	kn_free(lx->terms);
 	kn_free(lx->text);
+	kn_free(lx->folded);
+	kn_free(lx->next);
+	kn_free(lx->single);
 }
 
-/* Index of the first category (in file order) with a term in lowered text. */
-static int lexicon_match(const struct lexicon *lx, const char *lowered, size_t n)
+static bool ascii_alnum(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* Does t occur at text + i of folded text: anywhere for CJK terms; for
+ * ASCII ones at a word start (so longer terms are stems: "psychiatr" finds
+ * "psychiatrist"), and as a whole word when short ("gay" is not in
+ * "gaydon", "std" not in "standard"). */
+static bool term_at(const struct term *t, const char *text, size_t n, size_t i)
+{
+	if (t->len > n - i || memcmp(text + i, t->s, t->len))
+		return false;
+	if (!t->ascii)
+		return true;
+	bool starts = i == 0 || !ascii_alnum(text[i - 1]);
+	bool ends = i + t->len == n || !ascii_alnum(text[i + t->len]);
+	return starts && (t->len > 4 || ends);
+}
+
+/* Index of the first category (in file order) with a term in folded text. */
+static int lexicon_match(const struct lexicon *lx, const char *folded, size_t n)
 {
 	int best = -1;
 
-	for (int i = 0; i < lx->n_terms; i++) {
-		const struct term *t = &lx->terms[i];
-		if ((best < 0 || t->category < best) && memmem(lowered, n, t->s, t->len))
-			best = t->category;
+	for (size_t i = 0; i < n && best != 0; i++) {
+		for (int k = 0; k < lx->n_single; k++) {
+			const struct term *t = &lx->terms[lx->single[k]];
+			if ((best < 0 || t->category < best) && term_at(t, folded, n, i))
+				best = t->category;
+		}
+		if (i + 1 == n)
+			break;
+		for (int k = lx->head[bucket(folded + i)]; k >= 0; k = lx->next[k]) {
+			const struct term *t = &lx->terms[k];
+			if ((best < 0 || t->category < best) && term_at(t, folded, n, i))
+				best = t->category;
+		}
 	}
 	return best;
 }
@@ -167,8 +250,10 @@ int kn_policy_new(const struct kn_config *c, struct kn_policy **out, char *errst
 		return -ENOMEM;
 	}
 	p->c = c;
-	err = lexicon_load(&p->sensitive, c->sensitive_terms, KN_EMBED_SENSITIVE, errstr,
-			   errstr_size);
+	err = kn_fold_init(errstr, errstr_size);
+	if (!err)
+		err = lexicon_load(&p->sensitive, c->sensitive_terms, KN_EMBED_SENSITIVE, errstr,
+				   errstr_size);
 	if (!err)
 		err = lexicon_load(&p->taxonomy, c->query_taxonomy, KN_EMBED_TAXONOMY, errstr,
 				   errstr_size);
@@ -189,20 +274,60 @@ void kn_policy_destroy(struct kn_policy *p)
 	kn_free(p);
 }
 
-const char *kn_policy_sensitive(const struct kn_policy *p, const char *text, size_t len)
+/* The sensitive category folded text matches, or NULL. */
+static const char *sensitive_in(struct kn_policy *p, const char *text, size_t len, unsigned flags)
 {
-	struct kn_policy *mp = (struct kn_policy *)p; /* scratch buffer only */
-	size_t n = lower_ascii(mp->lower, text, len);
-	int i = lexicon_match(&p->sensitive, mp->lower, n);
+	size_t n = kn_fold(text, len, p->folded, sizeof(p->folded), flags | KN_FOLD_SQUEEZE);
+	int i = lexicon_match(&p->sensitive, p->folded, n);
 
 	return i < 0 ? NULL : p->sensitive.categories[i];
 }
 
+const char *kn_policy_sensitive(const struct kn_policy *p, const char *text, size_t len)
+{
+	return sensitive_in((struct kn_policy *)p, text, len, 0); /* scratch buffer only */
+}
+
+/* Placeholders (<PHONE>, <CARD>, ...) are scrubbed data, not words: they
+ * are never matched against the taxonomy ("phone" is a tech term). */
+static size_t drop_placeholders(const char *in, size_t len, char *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		const char *end;
+		if (in[i] == '<' && (end = memchr(in + i, '>', len - i)) && end - in - i <= 8 &&
+		    end - in - i >= 3) {
+			size_t k = i + 1;
+			while (k < (size_t)(end - in) &&
+			       ((in[k] >= 'A' && in[k] <= 'Z') || in[k] == '_'))
+				k++;
+			if (k == (size_t)(end - in)) {
+				out[n++] = ' ';
+				i = k;
+				continue;
+			}
+		}
+		out[n++] = in[i];
+	}
+	return n;
+}
+
 const char *kn_policy_categorize(const struct kn_policy *p, const char *text, size_t len)
 {
-	if (kn_policy_sensitive(p, text, len))
+	struct kn_policy *mp = (struct kn_policy *)p; /* scratch buffer only */
+	char words[MAX_TEXT];
+	size_t n;
+
+	if (len > MAX_TEXT)
+		len = MAX_TEXT;
+	/* One fold serves both lexicons: the sensitive check sees exactly the
+	 * text the taxonomy sees (callers check the unscrubbed text as well). */
+	n = drop_placeholders(text, len, words);
+	n = kn_fold(words, n, mp->folded, sizeof(mp->folded), KN_FOLD_SQUEEZE);
+	if (lexicon_match(&p->sensitive, mp->folded, n) >= 0)
 		return "withheld";
-	int i = lexicon_match(&p->taxonomy, p->lower, len > MAX_TEXT ? MAX_TEXT : len);
+	int i = lexicon_match(&p->taxonomy, mp->folded, n);
 	return i < 0 ? "other" : p->taxonomy.categories[i];
 }
 
@@ -237,6 +362,11 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 		*minor = c->unknown_age_is_minor;
 	}
 	p->st.minors += *minor;
+	if (*minor && !c->minors_in_deid) {
+		*why = KN_DROP_MINOR;
+		p->st.dropped[*why]++;
+		return -1;
+	}
 	return 0;
 }
 
@@ -250,7 +380,7 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 		return NULL;
 	while (n < v->s.len && v->s.p[n] != '?' && v->s.p[n] != '#')
 		n++;
-	return kn_policy_sensitive(p, v->s.p, n);
+	return sensitive_in(p, v->s.p, n, KN_FOLD_URL);
 }
 
 void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_deid *d)
@@ -264,6 +394,8 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 		d->ip_prefix[0] = '\0';
 		p->st.no_location_consent++;
 	}
+	if (d->minor) /* kept only with policy.minors_in_deid: never where a child is */
+		d->geo_cell[0] = d->ip_prefix[0] = '\0';
 	d->query[0] = d->query_category[0] = '\0';
 	d->emit_query = p->c->emit_scrubbed_query;
 	d->sensitive = (q->type == KN_VAL_STR && kn_policy_sensitive(p, q->s.p, q->s.len)) ||

@@ -9,18 +9,23 @@
  *     known, so the whole year of the 18th birthday still counts as minor
  *     (a person is an adult once event year - birth year > minor_age).
  *     Unknown age is adult unless policy.unknown_age_is_minor. A minor's
- *     identifiers are removed, not pseudonymized; minors never reach
- *     aggregates.
+ *     event reaches no output (counted as dropped: minor); with
+ *     policy.minors_in_deid it reaches the de-identified stream without
+ *     identifiers, location or IP prefix. Minors never reach aggregates.
  * Applied to the generalized result (kn_policy_finish):
  *   - no location consent: no geo cell and no IP prefix (kanon has no
  *     country mapping, and anything finer than country is forbidden);
  *   - sensitive categories (lexicon: race/ethnicity, religion, health, sex
  *     life, political views, criminal records, financial hardship; Chinese
  *     and English): a match in the query or in a URL's host or path removes
- *     the query and every URL domain, and sets the category "withheld";
+ *     the query and every URL domain, and sets the category "withheld".
+ *     Texts and terms are compared folded (fold.h): any Unicode spelling,
+ *     traditional or simplified Chinese, percent- and punycode-encoded
+ *     URLs, separators between the characters; English terms match at the
+ *     start of a word;
  *   - search text is scrubbed of PII (scrub.h), then mapped to a category
- *     from the taxonomy; the scrubbed text itself is emitted only with
- *     policy.emit_scrubbed_query. */
+ *     from the taxonomy, placeholders left out; the scrubbed text itself is
+ *     emitted only with policy.emit_scrubbed_query. */
 #ifndef KN_POLICY_H
 #define KN_POLICY_H
 
@@ -36,6 +41,7 @@ enum kn_drop_reason {
 	KN_DROP_NO_ADS,
 	KN_DROP_ERASED,	     /* a deletion request names one of its identifiers */
 	KN_DROP_KEY_RETIRED, /* older than key retention: its epoch keys are destroyed */
+	KN_DROP_MINOR,	     /* a minor's event (unless policy.minors_in_deid) */
 	KN_DROP_REASONS
 };
 const char *kn_drop_reason_name(enum kn_drop_reason r);

@@ -1,5 +1,6 @@
 /* Every rule of the privacy policy, on both sides of each boundary. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "kt.h"
@@ -57,34 +58,65 @@ static void test_consent(void)
 	KT_STREQ(d.ip_prefix, "203.0.113.0/24");
 }
 
+/* A minor's event: dropped (why = minor) by default; admitted with the
+ * minor mark under policy.minors_in_deid. Returns whether it is a minor's. */
+static bool minor(struct kn_event *ev)
+{
+	enum kn_drop_reason why = KN_DROP_REASONS;
+	bool m = false;
+	int rc = kn_policy_admit(pol, ev, &m, &why);
+
+	if (cfg->minors_in_deid)
+		KT_CHECK(rc == 0);
+	else
+		KT_CHECK(rc == (m ? -1 : 0) && (!m || why == KN_DROP_MINOR));
+	return m;
+}
+
 static void test_minors_boundary(void)
 {
-	struct kn_deid d = {0};
-	enum kn_drop_reason why;
 	struct kn_event ev = event(1, 1, 1);
 
 	/* 2026 - 2008 = 18: turns 18 some day in 2026, so still a minor all year. */
 	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2008};
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
+	KT_CHECK(minor(&ev));
 	ev.role[KN_ROLE_BIRTH_YEAR].l = 2007; /* 19 by year: certainly 18 */
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && !d.minor);
+	KT_CHECK(!minor(&ev));
 	/* On New Year's Eve and New Year's Day of the boundary year. */
 	ev.role[KN_ROLE_BIRTH_YEAR].l = 2008;
 	ev.role[KN_ROLE_TIMESTAMP].l = 1798761599999LL; /* 2026-12-31T23:59:59.999Z */
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
+	KT_CHECK(minor(&ev));
 	ev.role[KN_ROLE_TIMESTAMP].l = 1798761600000LL; /* 2027-01-01T00:00Z */
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && !d.minor);
+	KT_CHECK(!minor(&ev));
 	/* Unknown age: adult by default, a minor when configured so. */
 	ev.role[KN_ROLE_BIRTH_YEAR].type = KN_VAL_NULL;
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && !d.minor);
+	KT_CHECK(!minor(&ev));
 	cfg->unknown_age_is_minor = true;
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
+	KT_CHECK(minor(&ev));
 	cfg->unknown_age_is_minor = false;
 	/* A stricter minor age moves the boundary. */
 	cfg->minor_age = 20;
 	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2007};
-	KT_CHECK(kn_policy_admit(pol, &ev, &d.minor, &why) == 0 && d.minor);
+	KT_CHECK(minor(&ev));
 	cfg->minor_age = 18;
+}
+
+/* policy.minors_in_deid keeps a minor's event, without where the child is. */
+static void test_minors_kept_when_allowed(void)
+{
+	struct kn_event ev = event(1, 1, 1);
+	struct kn_deid d = {0};
+
+	cfg->minors_in_deid = true;
+	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2015};
+	KT_CHECK(minor(&ev));
+	d.minor = true;
+	snprintf(d.geo_cell, sizeof(d.geo_cell), "wx4g0");
+	snprintf(d.ip_prefix, sizeof(d.ip_prefix), "203.0.113.0/24");
+	kn_policy_finish(pol, &ev, &d);
+	KT_STREQ(d.geo_cell, "");
+	KT_STREQ(d.ip_prefix, "");
+	cfg->minors_in_deid = false;
 }
 
 static struct kn_deid finish_query(const char *q, const char *url)
@@ -127,6 +159,105 @@ static void test_sensitive(void)
 	KT_STREQ(d.url_domain, "some.host");
 }
 
+/* The same terms in any spelling: every one of these is withheld. */
+static void test_sensitive_spellings(void)
+{
+	const char *queries[] = {
+		"醫院 掛號",	      /* traditional 医院 */
+		"同性戀 酒吧",	      /* 同性恋 */
+		"憂鬱症 怎麼辦",      /* 忧郁症 (depression: 抑郁) */
+		"ＨＩＶ 检测",	      /* full-width Latin */
+		"艾 滋 病 症状",      /* spaced CJK */
+		"艾\xe2\x80\x8b滋病", /* zero-width space inside */
+		"h.i.v test",	      /* dotted letters */
+		"H I V test",	      /* spaced letters */
+		"CANCER treatment",   /* case */
+	};
+	const char *urls[] = {
+		"https://xn--zbxu2mepl.com/",		/* punycode 艾滋病 */
+		"https://x.cn/%E5%8C%BB%E9%99%A2/list", /* percent-encoded 医院 */
+		"https://x.cn/%E9%86%AB%E9%99%A2/list", /* percent-encoded 醫院 */
+		"https://HOSPITAL.example.com/",	/* case */
+		"https://example.com/topics/h-i-v/faq", /* separators */
+	};
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+		struct kn_deid d = finish_query(queries[i], NULL);
+		KT_CHECK(d.sensitive);
+		if (!d.sensitive)
+			fprintf(stderr, "  missed query: %s\n", queries[i]);
+	}
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		struct kn_deid d = finish_query("news", urls[i]);
+		KT_CHECK(d.sensitive);
+		if (!d.sensitive)
+			fprintf(stderr, "  missed url: %s\n", urls[i]);
+	}
+	/* English terms match at a word start only: these are not health. */
+	const char *near[] = {"best deal shoes", "standard size", "braids style", "gaydon road"};
+	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+		struct kn_deid d = finish_query(near[i], NULL);
+		KT_CHECK(!d.sensitive);
+		if (d.sensitive)
+			fprintf(stderr, "  false positive: %s\n", near[i]);
+	}
+}
+
+/* Placeholders are scrubbed data, never words of the taxonomy: "<PHONE>"
+ * is not a tech query and "<CARD>" not a car. */
+static void test_placeholders_not_categorized(void)
+{
+	struct kn_deid d = finish_query("13800138000", NULL);
+	KT_STREQ(d.query, "<PHONE>");
+	KT_STREQ(d.query_category, "other");
+	d = finish_query("4111 1111 1111 1111", NULL);
+	KT_STREQ(d.query_category, "other");
+	d = finish_query("手机 13800138000", NULL); /* the word itself still counts */
+	KT_STREQ(d.query_category, "tech");
+}
+
+/* The term index: file order decides between categories wherever in the
+ * text their terms are; terms sharing their first two bytes, one-byte
+ * terms, and terms at either end of the text are all found. */
+static void test_taxonomy_index(void)
+{
+	const char *path = "/tmp/kt_taxonomy.txt";
+	const char *ov[] = {"policy.query_taxonomy=/tmp/kt_taxonomy.txt"};
+	struct kn_config *c;
+	struct kn_policy *p;
+	char err[512];
+	FILE *f = fopen(path, "w");
+
+	KT_CHECK(f != NULL);
+	if (!f)
+		return;
+	fputs("# test\nfirst: zebra, 象\nsecond: zebu, zeal, x, 象棋\nthird: alpha beta, z\n", f);
+	fclose(f);
+	if (kn_config_load(KN_SOURCE_DIR "/deploy/kanon.example.yaml", ov, 1, &c, err,
+			   sizeof(err)) ||
+	    kn_policy_new(c, &p, err, sizeof(err))) {
+		fprintf(stderr, "taxonomy: %s\n", err);
+		KT_CHECK(0);
+		return;
+	}
+	KT_STREQ(kn_policy_categorize(p, "zeal then zebra", 15), "first");
+	KT_STREQ(kn_policy_categorize(p, "zebu", 4), "second");
+	KT_STREQ(kn_policy_categorize(p, "the zeal", 8), "second");
+	KT_STREQ(kn_policy_categorize(p, "x", 1), "second");
+	KT_STREQ(kn_policy_categorize(p, "go x now", 8), "second");
+	/* single-character tokens are squeezed into one word (h.i.v is hiv) */
+	KT_STREQ(kn_policy_categorize(p, "a x b", 5), "other");
+	KT_STREQ(kn_policy_categorize(p, "xylophone", 9), "other"); /* short: whole word */
+	KT_STREQ(kn_policy_categorize(p, "ALPHA  BETA z", 13), "third");
+	KT_STREQ(kn_policy_categorize(p, "z", 1), "third");
+	KT_STREQ(kn_policy_categorize(p, "象棋", strlen("象棋")), "first"); /* 象 is first's */
+	KT_STREQ(kn_policy_categorize(p, "下象棋", strlen("下象棋")), "first");
+	KT_STREQ(kn_policy_categorize(p, "zebr", 4), "other");
+	KT_STREQ(kn_policy_categorize(p, "", 0), "other");
+	kn_policy_destroy(p);
+	kn_config_destroy(c);
+	unlink(path);
+}
+
 static void test_scrub_and_category(void)
 {
 	struct kn_deid d;
@@ -155,7 +286,11 @@ int main(void)
 	}
 	KT_RUN(test_consent);
 	KT_RUN(test_minors_boundary);
+	KT_RUN(test_minors_kept_when_allowed);
 	KT_RUN(test_sensitive);
+	KT_RUN(test_sensitive_spellings);
+	KT_RUN(test_placeholders_not_categorized);
+	KT_RUN(test_taxonomy_index);
 	KT_RUN(test_scrub_and_category);
 	kn_policy_destroy(pol);
 	kn_config_destroy(cfg);

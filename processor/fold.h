@@ -1,0 +1,47 @@
+/* fold: free text into the one form every matcher compares.
+ *
+ * The sensitive lexicon, the query taxonomy, the search-text scrubber and
+ * the URL checks never look at text as it was typed, only at its folded
+ * form, so that a term matches in any spelling:
+ *   - Unicode NFKC with case folding (ICU's NFKC_Casefold): full-width
+ *     Latin and digits become ASCII, compatibility forms are unified, case
+ *     is folded (ß -> ss) and default-ignorable code points (zero-width
+ *     spaces and joiners, soft hyphens, BOMs) vanish;
+ *   - every decimal digit of any script becomes its ASCII digit;
+ *   - traditional Chinese becomes simplified, character by character (a
+ *     table built once from ICU's Traditional-Simplified transliterator);
+ *   - bytes that are not UTF-8 become U+FFFD, so the result is always valid
+ *     UTF-8;
+ *   - KN_FOLD_URL first decodes %XX escapes and turns punycode labels
+ *     (xn--...) into Unicode;
+ *   - KN_FOLD_SQUEEZE then squeezes separators (anything that is not a
+ *     letter, digit or mark): dropped between two CJK characters ("艾 滋 病")
+ *     and between two single-character tokens ("h.i.v", "a i d s"), one
+ *     space everywhere else, none at either end.
+ * Plain ASCII input takes a fast path (lower-casing only, then the
+ * squeeze). Pure after kn_fold_init: no allocation, thread-safe. */
+#ifndef KN_FOLD_H
+#define KN_FOLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KN_FOLD_URL	1u
+#define KN_FOLD_SQUEEZE 2u
+
+#define KN_FOLD_IN_MAX 4096 /* longer input is folded up to here */
+
+/* Loads ICU's normalizer and builds the Han table, once per process (later
+ * calls return at once). Returns 0, or -EIO with errstr set when ICU's data
+ * is missing. */
+int kn_fold_init(char *errstr, size_t errstr_size);
+
+/* Folds in[0..len) into out (cap bytes, NUL-terminated, cut at a character
+ * boundary). Returns the length written. kn_fold_init must have succeeded. */
+size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags);
+
+/* True for code points of the CJK scripts (Han, Hiragana, Katakana,
+ * Hangul): their text has no spaces, so matchers treat them apart. */
+bool kn_fold_is_cjk(int cp);
+
+#endif
