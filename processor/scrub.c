@@ -1,16 +1,51 @@
+/* The scrubber works on folded text (fold.h), where digits of every script
+ * are ASCII, full-width punctuation is ASCII, case is folded and invisible
+ * characters are gone; so the patterns below are written once, for ASCII,
+ * and still match every spelling. At each position the matchers are tried
+ * in order (URL, email, IP, digit run, Chinese numerals); when none
+ * matches, one token (a run of ASCII letters, or one character) is copied
+ * and the scan moves on. */
 #include "scrub.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <string.h>
+#include <unicode/uchar.h>
+#include <unicode/utf8.h>
 
-static int is_digit(char c)
+#include "fold.h"
+
+#define MAX_DIGITS 64
+
+static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
 }
 
-static int is_alnum(char c)
+static bool is_alpha(char c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_alnum(char c)
+{
+	return is_digit(c) || is_alpha(c);
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The code point at s[i] (U+FFFD for a bad sequence) and its length. */
+static UChar32 cp_at(const char *s, size_t len, size_t i, size_t *n)
+{
+	int32_t k = (int32_t)i;
+	UChar32 c;
+
+	U8_NEXT(s, k, (int32_t)len, c);
+	*n = (size_t)k - i;
+	return c < 0 ? 0xFFFD : c;
 }
 
 int kn_luhn_ok(const char *d, size_t n)
@@ -46,7 +81,7 @@ int kn_cn_id_ok(const char *s)
 	return check[sum % 11] == c && month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
-static int is_date8(const char *d)
+static bool is_date8(const char *d)
 {
 	int y = 0, m, dd;
 
@@ -57,10 +92,383 @@ static int is_date8(const char *d)
 	return y >= 1900 && y <= 2099 && m >= 1 && m <= 12 && dd >= 1 && dd <= 31;
 }
 
+/* ---- hosts (URLs and email domains) ---- */
+
+/* A label character: ASCII letters, digits, '-', or a letter or digit of
+ * any other script (IDN). *n gets its byte length. */
+static bool label_cp(const char *s, size_t len, size_t i, size_t *n)
+{
+	UChar32 c = cp_at(s, len, i, n);
+
+	if (c < 0x80)
+		return is_alnum((char)c) || c == '-';
+	return u_isalnum(c) && c != 0x70B9 /* 点: a spelled-out dot */;
+}
+
+/* Length of one label at i (0 if none). *alpha: only letters, at least
+ * two of them, or a punycode or non-ASCII label: what a TLD looks like. */
+static size_t label_at(const char *s, size_t len, size_t i, bool *alpha)
+{
+	size_t j = i, n;
+	bool letters = true, wide = false;
+
+	while (j < len && j - i < 63 && label_cp(s, len, j, &n)) {
+		if (n > 1)
+			wide = true;
+		else if (!is_alpha(s[j]))
+			letters = false;
+		j += n;
+	}
+	*alpha = j > i &&
+		 (wide || (letters && j - i >= 2) || (j - i > 4 && !strncasecmp(s + i, "xn--", 4)));
+	return j - i;
+}
+
+/* "." or a spelled-out dot ([dot] (dot) {dot} " dot " 点 。), with the
+ * spaces around the spelled-out ones. Returns its length or 0. */
+static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
+{
+	static const char *const words[] = {"[dot]", "(dot)", "{dot}", "<dot>", "点", "。"};
+	size_t j = i;
+
+	if (j < len && s[j] == '.')
+		return 1;
+	if (!spelled)
+		return 0;
+	while (j < len && s[j] == ' ')
+		j++;
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+		size_t n = strlen(words[w]);
+		if (len - j >= n && !memcmp(s + j, words[w], n)) {
+			j += n;
+			while (j < len && s[j] == ' ')
+				j++;
+			return j - i;
+		}
+	}
+	if (j > i && len - j >= 4 && !memcmp(s + j, "dot ", 4)) {
+		j += 4;
+		while (j < len && s[j] == ' ')
+			j++;
+		return j - i;
+	}
+	return 0;
+}
+
+/* A host name at i: two or more labels, the last one TLD-like. Returns its
+ * length (0 if none). With spelled, dots may be spelled out. */
+static size_t host_at(const char *s, size_t len, size_t i, bool spelled)
+{
+	size_t j = i, end = 0, n, d;
+	int labels = 0;
+	bool alpha;
+
+	while ((n = label_at(s, len, j, &alpha))) {
+		j += n;
+		labels++;
+		if (labels >= 2 && alpha)
+			end = j;
+		if (!(d = dot_at(s, len, j, spelled)) || !label_at(s, len, j + d, &alpha))
+			break;
+		j += d;
+	}
+	return end ? end - i : 0;
+}
+
+static size_t to_space(const char *s, size_t len, size_t j)
+{
+	while (j < len && !is_space(s[j]))
+		j++;
+	return j;
+}
+
+/* ---- the matchers: each returns the match's length, 0 for none ---- */
+
+static size_t match_url(const char *s, size_t len, size_t i)
+{
+	size_t j = i, h;
+
+	if (i && is_alnum(s[i - 1]))
+		return 0;
+	/* scheme://... (userinfo, host, path, all of it) */
+	while (j < len && j - i < 16 &&
+	       (is_alnum(s[j]) || s[j] == '+' || s[j] == '.' || s[j] == '-'))
+		j++;
+	if (j > i && is_alpha(s[i]) && len - j >= 3 && !memcmp(s + j, "://", 3))
+		return to_space(s, len, j + 3) - i;
+	if (len - i >= 4 && !memcmp(s + i, "www.", 4) && host_at(s, len, i, false))
+		return to_space(s, len, i + 4) - i;
+	/* host/path, host?query, host:port (no scheme) */
+	if ((h = host_at(s, len, i, false)) && i + h < len &&
+	    (s[i + h] == '/' || s[i + h] == '?' ||
+	     (s[i + h] == ':' && i + h + 1 < len && is_digit(s[i + h + 1]))))
+		return to_space(s, len, i + h) - i;
+	return 0;
+}
+
+static bool local_char(char c)
+{
+	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+/* "@" in its spellings; words (" at ") only with a space before and after. */
+static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
+{
+	static const char *const signs[] = {"@", "[at]", "(at)", "{at}", "<at>", "艾特", "#"};
+
+	for (size_t w = 0; w < sizeof(signs) / sizeof(signs[0]); w++) {
+		size_t n = strlen(signs[w]);
+		if (len - j >= n && !memcmp(s + j, signs[w], n))
+			return n;
+	}
+	if (spaced && len - j >= 3 && !memcmp(s + j, "at ", 3))
+		return 2;
+	return 0;
+}
+
+static size_t match_email(const char *s, size_t len, size_t i)
+{
+	size_t j = i, sp, a, h;
+
+	if (i && local_char(s[i - 1]))
+		return 0;
+	while (j < len && local_char(s[j]))
+		j++;
+	if (j == i || s[i] == '.')
+		return 0;
+	for (sp = j; sp < len && sp - j < 2 && s[sp] == ' ';)
+		sp++;
+	if (!(a = at_sign(s, len, sp, sp > j)))
+		return 0;
+	j = sp + a;
+	while (j < len && j - sp - a < 2 && s[j] == ' ')
+		j++;
+	if (!(h = host_at(s, len, j, true)))
+		return 0;
+	return j + h - i;
+}
+
+/* ":port" after an address, or 0. */
+static size_t port_at(const char *s, size_t len, size_t j)
+{
+	size_t k = j + 1;
+
+	if (j >= len || s[j] != ':')
+		return 0;
+	while (k < len && k - j <= 5 && is_digit(s[k]))
+		k++;
+	return k > j + 1 && (k >= len || !is_alnum(s[k])) ? k - j : 0;
+}
+
+static size_t match_ip(const char *s, size_t len, size_t i)
+{
+	char buf[64];
+	unsigned char a[16];
+	size_t j = i, open = 0;
+
+	if (i && (is_alnum(s[i - 1]) || s[i - 1] == '.'))
+		return 0;
+	if (s[j] == '[')
+		open = ++j;
+	while (j < len && j - i < 47 && (is_digit(s[j]) || strchr("abcdefABCDEF:.", s[j])))
+		j++;
+	/* a sentence's full stop, or a port's colon, is not part of it */
+	while (j > i && (s[j - 1] == '.' || s[j - 1] == ':') && (j - i < 3 || s[j - 2] != ':'))
+		j--;
+	for (size_t k = j; k > i + 6; k--) { /* "1.2.3.4:8080": try without the port */
+		size_t n = k - i - (open ? 1 : 0);
+		/* The address must end here: not inside a longer number or
+		 * dotted sequence ("1.2.3.4.5" is a version). */
+		if (n >= sizeof(buf) ||
+		    (k < len &&
+		     (is_alnum(s[k]) || (s[k] == '.' && k + 1 < len && is_digit(s[k + 1])))))
+			continue;
+		memcpy(buf, s + i + (open ? 1 : 0), n);
+		buf[n] = '\0';
+		if (inet_pton(AF_INET, buf, a) != 1 &&
+		    !(strchr(buf, ':') && inet_pton(AF_INET6, buf, a) == 1))
+			continue;
+		if (open && k < len && s[k] == ']')
+			k++;
+		return k + port_at(s, len, k) - i;
+	}
+	return 0;
+}
+
+static bool digit_sep(char c)
+{
+	return c == ' ' || c == '.' || c == ',' || c == '/' || c == '_' || c == '(' || c == ')' ||
+	       c == '-' || c == '+' || c == '~' || c == '*';
+}
+
+struct digits {
+	char d[MAX_DIGITS + 1];
+	size_t n;	 /* digits seen (d holds the first MAX_DIGITS) */
+	size_t group[8]; /* digits in each of the first groups */
+	char sep[8];	 /* the first separator character after each group */
+	int groups;
+	bool plus, x;	  /* a leading '+'; a trailing ID check 'x' */
+	bool date;	  /* an 8-digit calendar date: not personal */
+	size_t first_end; /* where the first group of digits ends */
+};
+
+/* Reads a number across separator runs of at most 3 characters. It ends
+ * before a group of 7 or more digits once it has 7 itself (two numbers
+ * side by side), and after a date (4-2-2 with one separator) followed by a
+ * space: the date is kept, and what follows is a number of its own.
+ * Returns its end. */
+static size_t read_digits(const char *s, size_t len, size_t i, struct digits *g)
+{
+	size_t j = i, k;
+
+	memset(g, 0, sizeof(*g));
+	if (j < len && s[j] == '(')
+		j++;
+	if (j < len && s[j] == '+')
+		g->plus = true, j++;
+	for (;;) { /* g->groups: the index of the group being read */
+		size_t start = g->n;
+		while (j < len && is_digit(s[j])) {
+			if (g->n < MAX_DIGITS)
+				g->d[g->n] = s[j];
+			g->n++, j++;
+		}
+		if (g->groups < 8)
+			g->group[g->groups] = g->n - start;
+		if (!g->groups)
+			g->first_end = j;
+		if (g->n == 17 && j < len && (s[j] == 'x' || s[j] == 'X')) {
+			g->x = true;
+			j++;
+			break;
+		}
+		for (k = j; k < len && k - j < 3 && digit_sep(s[k]);)
+			k++;
+		if (k == j || k >= len || !is_digit(s[k]))
+			break;
+		size_t next = k;
+		while (next < len && is_digit(s[next]))
+			next++;
+		if (g->n >= 7 && next - k >= 7)
+			break; /* two long numbers side by side: two numbers */
+		if (g->groups == 2 && g->group[0] == 4 && g->group[1] == 2 && g->group[2] == 2 &&
+		    g->sep[0] == g->sep[1] && g->sep[0] != ' ' && s[j] == ' ')
+			break; /* a date, then something else */
+		if (g->groups < 8)
+			g->sep[g->groups] = s[j];
+		g->groups++;
+		j = k;
+	}
+	g->groups++;
+	g->d[g->n < MAX_DIGITS ? g->n : MAX_DIGITS] = '\0';
+	/* A closing parenthesis right after belongs to the number. */
+	if (j < len && s[j] == ')' && s[i] == '(')
+		j++;
+	return j;
+}
+
+static bool mobile(const char *d)
+{
+	return d[0] == '1' && d[1] >= '3' && d[1] <= '9';
+}
+
+/* A card number, alone or with trailing groups (expiry, CVV). */
+static bool card(const struct digits *g)
+{
+	size_t n = 0;
+
+	if (g->n >= 13 && g->n <= 19 && kn_luhn_ok(g->d, g->n))
+		return true;
+	for (int k = 0; k < g->groups && k < 8; k++) {
+		n += g->group[k];
+		if (n >= 13 && n <= 19 && g->n - n <= 7 && kn_luhn_ok(g->d, n))
+			return true;
+	}
+	return false;
+}
+
+/* What a number is: a placeholder, or NULL when it may stay. */
+static const char *classify(struct digits *g, struct kn_scrub_counts *c)
+{
+	g->date = g->n == 8 && is_date8(g->d) &&
+		  (g->groups == 1 || (g->groups == 3 && g->group[0] == 4 && g->group[1] == 2 &&
+				      g->sep[0] == g->sep[1]));
+	if (g->n < 7 || g->date)
+		return NULL;
+	if ((g->n == 17 && g->x) || (g->n == 18 && !g->plus && kn_cn_id_ok(g->d)))
+		return c->cn_id++, "<CN_ID>";
+	if (card(g))
+		return c->card++, "<CARD>";
+	if ((g->plus && g->n >= 8 && g->n <= 15) || (g->n == 11 && mobile(g->d)) ||
+	    (g->n == 13 && !memcmp(g->d, "86", 2) && mobile(g->d + 2)) ||
+	    (g->n == 15 && !memcmp(g->d, "0086", 4) && mobile(g->d + 4)))
+		return c->phone++, "<PHONE>";
+	return c->num++, "<NUM>";
+}
+
+/* A number at i: returns its length, with *ph its placeholder; or, when it
+ * may stay as it is, NULL and the length to copy: a whole date, or only the
+ * first group of a short number (what follows a separator gets a look of
+ * its own: "v6 2001:db8::1"). 0: no number here. */
+static size_t match_digits(const char *s, size_t len, size_t i, const char **ph,
+			   struct kn_scrub_counts *c)
+{
+	struct digits g;
+	size_t k = i;
+
+	if (i && is_digit(s[i - 1]))
+		return 0;
+	while (k < len && k - i < 2 && (s[k] == '(' || s[k] == '+'))
+		k++;
+	if (k >= len || !is_digit(s[k]))
+		return 0;
+	k = read_digits(s, len, i, &g);
+	*ph = classify(&g, c);
+	return (*ph || g.date ? k : g.first_end) - i;
+}
+
+/* Chinese numerals (after folding: simplified), the spoken way to write a
+ * phone number that no digit pattern sees. */
+static bool numeral(UChar32 c)
+{
+	static const UChar32 set[] = {0x3007, 0x96F6, 0x4E00, 0x4E8C, 0x4E09, 0x56DB,
+				      0x4E94, 0x516D, 0x4E03, 0x516B, 0x4E5D, 0x5E7A,
+				      0x4E24, 0x58F9, 0x8D30, 0x53C1, 0x8086, 0x4F0D,
+				      0x9646, 0x67D2, 0x634C, 0x7396};
+
+	for (size_t k = 0; k < sizeof(set) / sizeof(set[0]); k++)
+		if (set[k] == c)
+			return true;
+	return false;
+}
+
+static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scrub_counts *c)
+{
+	size_t j = i, n, last = i;
+	int count = 0;
+
+	while (j < len) {
+		UChar32 cp = cp_at(s, len, j, &n);
+		if (numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
+			count++;
+			last = j += n;
+		} else if (cp < 0x80 && digit_sep((char)cp) && j - last < 3) {
+			j += n;
+		} else {
+			break;
+		}
+	}
+	if (count < 7)
+		return 0;
+	c->num++;
+	return last - i;
+}
+
+/* ---- the scan ---- */
+
 struct out {
 	char *p;
 	size_t n;
-	struct kn_scrub_counts *c;
 };
 
 static void put(struct out *o, const char *s, size_t n)
@@ -71,176 +479,53 @@ static void put(struct out *o, const char *s, size_t n)
 	o->n += n;
 }
 
-/* Length of a URL starting at i that carries a query string, or 0. */
-static size_t match_url(const char *s, size_t len, size_t i)
+/* The next unmatched token: a run of ASCII letters, or one character. */
+static size_t token_len(const char *s, size_t len, size_t i)
 {
-	static const char *starts[] = {"http://", "https://", "ftp://", "www."};
-	size_t j = i;
-	int query = 0;
+	size_t j = i, n;
 
-	for (size_t k = 0; k < 4; k++) {
-		size_t n = strlen(starts[k]);
-		if (len - i >= n && !strncasecmp(s + i, starts[k], n)) {
-			j = i + n;
-			break;
-		}
-	}
-	if (j == i || (i && is_alnum(s[i - 1])))
-		return 0;
-	while (j < len && (unsigned char)s[j] > ' ' && (unsigned char)s[j] < 0x80) {
-		query |= s[j] == '?';
-		j++;
-	}
-	return query ? j - i : 0;
-}
-
-static size_t match_email(const char *s, size_t len, size_t i)
-{
-	size_t j = i, at, dot = 0;
-
-	if (i && (is_alnum(s[i - 1]) || strchr("._%+-", s[i - 1])))
-		return 0;
-	while (j < len && (is_alnum(s[j]) || strchr("._%+-", s[j])))
-		j++;
-	if (j == i || j >= len || s[j] != '@')
-		return 0;
-	at = ++j;
-	while (j < len && (is_alnum(s[j]) || s[j] == '-' || s[j] == '.')) {
-		if (s[j] == '.')
-			dot = j;
-		j++;
-	}
-	while (j > at && s[j - 1] == '.')
-		j--;
-	return dot > at && dot + 2 < j + 1 && j - dot > 2 ? j - i : 0;
-}
-
-/* IPv4 or IPv6 at i (a token of hex digits, dots and colons). */
-static size_t match_ip(const char *s, size_t len, size_t i)
-{
-	char buf[64];
-	unsigned char a[16];
-	size_t j = i;
-
-	if (i && (is_alnum(s[i - 1]) || s[i - 1] == '.' || s[i - 1] == ':'))
-		return 0;
-	while (j < len && j - i < 45 && (is_digit(s[j]) || strchr("abcdefABCDEF:.", s[j])))
-		j++;
-	while (j > i && (s[j - 1] == '.' || s[j - 1] == ':') && j - i > 2 && s[j - 2] != ':')
-		j--; /* a sentence's full stop is not part of the address */
-	if (j - i < 7 || (j < len && is_alnum(s[j])))
-		return 0;
-	memcpy(buf, s + i, j - i);
-	buf[j - i] = '\0';
-	if (inet_pton(AF_INET, buf, a) == 1 ||
-	    (strchr(buf, ':') && inet_pton(AF_INET6, buf, a) == 1))
-		return j - i;
-	return 0;
-}
-
-/* A digit token (digits, with single spaces/dashes between groups) at i:
- * classifies it and returns its length, or 0 when it is not personal. */
-static size_t match_digits(const char *s, size_t len, size_t i, const char **ph,
-			   struct kn_scrub_counts *c)
-{
-	char d[32];
-	size_t nd = 0, j = i, end_plain;
-	int plus = s[i] == '+';
-
-	/* Letters may touch a number ("QQ123456789"); digits may not. */
-	if (i && is_digit(s[i - 1]))
-		return 0;
-	if (plus)
-		j++;
-	/* The plain run first: digits only (an ID may end in X). */
-	while (j < len && is_digit(s[j]) && nd < sizeof(d) - 1)
-		d[nd++] = s[j++];
-	end_plain = j;
-	if (nd == 17 && j < len && (s[j] == 'X' || s[j] == 'x'))
-		d[nd++] = s[j++], end_plain = j;
-	if (j < len && is_digit(s[j])) { /* longer than any pattern: a number */
-		while (j < len && is_digit(s[j]))
+	if (is_alpha(s[i])) {
+		while (j < len && is_alpha(s[j]))
 			j++;
-		*ph = "<NUM>", c->num++;
 		return j - i;
 	}
-	d[nd] = '\0';
-	if (!plus && nd == 18 && kn_cn_id_ok(d)) {
-		*ph = "<CN_ID>", c->cn_id++;
-		return end_plain - i;
-	}
-	/* Extend across grouping separators ("6222 0212 3456 7894", "138-0013-8000"). */
-	size_t k = j, nd2 = nd;
-	while (k + 1 < len && (s[k] == ' ' || s[k] == '-') && is_digit(s[k + 1]) &&
-	       nd2 < sizeof(d) - 1) {
-		k++;
-		while (k < len && is_digit(s[k]) && nd2 < sizeof(d) - 1)
-			d[nd2++] = s[k++];
-	}
-	d[nd2] = '\0';
-	if (nd2 > nd && !(k < len && is_digit(s[k]))) {
-		if (!plus && nd2 >= 13 && nd2 <= 19 && kn_luhn_ok(d, nd2)) {
-			*ph = "<CARD>", c->card++;
-			return k - i;
-		}
-		if ((nd2 == 11 && d[0] == '1' && d[1] >= '3') || (plus && nd2 >= 8 && nd2 <= 15)) {
-			*ph = "<PHONE>", c->phone++;
-			return k - i;
-		}
-	}
-	if (!plus && nd >= 13 && nd <= 19 && kn_luhn_ok(d, nd)) {
-		*ph = "<CARD>", c->card++;
-		return end_plain - i;
-	}
-	if ((plus && nd >= 8 && nd <= 15) || (!plus && nd == 11 && d[0] == '1' && d[1] >= '3') ||
-	    (!plus && nd == 13 && !strncmp(d, "86", 2) && d[2] == '1') ||
-	    (!plus && nd == 15 && !strncmp(d, "0086", 4))) {
-		*ph = "<PHONE>", c->phone++;
-		return end_plain - i;
-	}
-	if (!plus && nd >= 7 && !(nd == 8 && is_date8(d))) {
-		*ph = "<NUM>", c->num++;
-		return end_plain - i;
-	}
-	return 0;
+	cp_at(s, len, i, &n);
+	return n ? n : 1;
 }
 
 size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_counts *counts)
 {
-	struct kn_scrub_counts dummy = {0};
-	struct out o = {outbuf, 0, counts ? counts : &dummy};
-	size_t i = 0, m;
+	struct kn_scrub_counts dummy;
+	struct kn_scrub_counts *c = counts ? counts : &dummy;
+	struct out o = {outbuf, 0};
+	char s[KN_FOLD_IN_MAX];
+	size_t n = kn_fold(in, len, s, sizeof(s), 0), i = 0, m, cn;
 
-	memset(o.c, 0, sizeof(*o.c));
-	while (i < len && o.n < KN_SCRUB_MAX - 1) {
+	memset(c, 0, sizeof(*c));
+	while (i < n && o.n < KN_SCRUB_MAX - 1) {
 		const char *ph = NULL;
-		if ((m = match_url(in, len, i))) {
-			ph = "<URL>", o.c->url++;
-		} else if ((m = match_email(in, len, i))) {
-			ph = "<EMAIL>", o.c->email++;
-		} else if ((m = match_ip(in, len, i))) {
-			ph = "<IP>", o.c->ip++;
-		} else if ((is_digit(in[i]) ||
-			    (in[i] == '+' && i + 1 < len && is_digit(in[i + 1]))) &&
-			   (m = match_digits(in, len, i, &ph, o.c))) {
-		} else {
-			/* Copy the token (a run of letters, a run of digits, or one
-			 * UTF-8 character) unchanged. */
-			size_t j = i + 1;
-			if (is_digit(in[i]))
-				while (j < len && is_digit(in[j]))
-					j++;
-			else if (is_alnum(in[i]))
-				while (j < len && is_alnum(in[j]) && !is_digit(in[j]))
-					j++;
-			else
-				while (j < len && ((unsigned char)in[j] & 0xc0) == 0x80)
-					j++;
-			put(&o, in + i, j - i);
-			i = j;
+		if ((m = match_url(s, n, i)))
+			ph = "<URL>", c->url++;
+		else if ((m = match_email(s, n, i)))
+			ph = "<EMAIL>", c->email++;
+		else if ((m = match_ip(s, n, i)))
+			ph = "<IP>", c->ip++;
+		else if ((m = match_digits(s, n, i, &ph, c)) && !ph)
+			; /* a date or a short number: copied below, whole */
+		else if (!m && numeral(cp_at(s, n, i, &cn)) && (m = match_numerals(s, n, i, c)))
+			ph = "<NUM>";
+		if (ph) {
+			put(&o, ph, strlen(ph));
+			i += m;
 			continue;
 		}
-		put(&o, ph, strlen(ph));
+		if (m) {
+			put(&o, s + i, m);
+			i += m;
+			continue;
+		}
+		m = token_len(s, n, i);
+		put(&o, s + i, m);
 		i += m;
 	}
 	/* Never end inside a UTF-8 sequence after truncation. */

@@ -1,19 +1,31 @@
 /* scrub: free-text PII out of search queries, before any other use.
  *
- * Each match is replaced by a typed placeholder:
- *   <URL>    http(s)/ftp URLs and www. addresses that carry a query string
- *   <EMAIL>  local@domain.tld
- *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton)
- *   <CN_ID>  Chinese resident ID: 17 digits + digit/X with a valid
- *            ISO 7064 MOD 11-2 check character
- *   <CARD>   13-19 digit bank card numbers (optionally grouped by spaces or
- *            dashes) that pass the Luhn check
- *   <PHONE>  Chinese mobiles (1[3-9] + 9 digits, optionally +86/0086 and
- *            spaced 3-4-4) and international E.164 (+ and 8-15 digits)
- *   <NUM>    any other run of 7 or more digits, except an 8-digit calendar
- *            date (YYYYMMDD, 1900-2099), which is not personal
- * Matches are whole tokens: a digit run is never split, so a 16-digit
- * number failing Luhn is <NUM>, not a card plus digits. Pure, no allocation. */
+ * The query is folded first (fold.h: NFKC with case folding, digits of any
+ * script to ASCII, zero-width characters gone, traditional Chinese to
+ * simplified, invalid UTF-8 replaced), so every pattern below matches in
+ * any spelling, and the result is that folded text with each match
+ * replaced by a typed placeholder:
+ *   <URL>    anything with a scheme (userinfo included), www. addresses, and
+ *            scheme-less host/path or host?query ("example.com/login?u=1",
+ *            IDN hosts too)
+ *   <EMAIL>  local@domain.tld, with "@" also written [at] (at) {at} <at>,
+ *            " at ", 艾特 or #, and "." also written [dot] (dot) " dot " 点 。,
+ *            spaces around either allowed
+ *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton),
+ *            with a :port or a [v6]:port, after labels such as "ip:"
+ *   <CN_ID>  Chinese resident ID: 17 digits + digit/X, grouped or not, with
+ *            a valid ISO 7064 MOD 11-2 check character
+ *   <CARD>   13-19 digit card numbers passing the Luhn check, grouped by any
+ *            separators, with trailing expiry or CVV groups
+ *   <PHONE>  Chinese mobiles (1[3-9] + 9 digits, with +86/0086) and
+ *            international numbers (+ and 8-15 digits), in any grouping
+ *   <NUM>    any other number of 7 or more digits, counted across
+ *            separators (space, . , / _ ( ) - + ~ *), and runs of 7 or more
+ *            Chinese numerals; an 8-digit calendar date (YYYYMMDD,
+ *            YYYY-MM-DD, 1900-2099) is kept, it is not personal
+ * Digits are read as one number across runs of at most 3 separators, so
+ * "138.0013.8000" and "110105 19870226 0253" are one match each. When in
+ * doubt, scrub. Pure after kn_fold_init; no allocation. */
 #ifndef KN_SCRUB_H
 #define KN_SCRUB_H
 
@@ -25,9 +37,9 @@ struct kn_scrub_counts {
 	unsigned url, email, ip, cn_id, card, phone, num;
 };
 
-/* Writes the scrubbed text of in[0..len) to out (KN_SCRUB_MAX bytes, NUL-
- * terminated, cut at a UTF-8 boundary). Returns its length; counts (may be
- * NULL) says what was replaced. */
+/* Writes the scrubbed, folded text of in[0..len) to out (KN_SCRUB_MAX
+ * bytes, NUL-terminated valid UTF-8, cut at a character boundary). Returns
+ * its length; counts (may be NULL) says what was replaced. */
 size_t kn_scrub_query(const char *in, size_t len, char *out, struct kn_scrub_counts *counts);
 
 /* Validators, exposed for tests. */
