@@ -2,9 +2,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <idn2.h>
+#include <libpsl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "fold.h"
 
 /* ---- geohash ---- */
 
@@ -64,11 +69,51 @@ static void put_prefix(char *out, const char *net, int bits)
 	out[n] = '\0';
 }
 
+static bool zeros(const uint8_t *a, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (a[i])
+			return false;
+	return true;
+}
+
+/* The IPv4 address an IPv6 address carries, if any: IPv4-mapped
+ * (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible
+ * (::a.b.c.d), 6to4 (2002:aabb:ccdd::/16), Teredo (2001::/32, the client's
+ * address inverted in the last 32 bits), NAT64 (64:ff9b::/96, and the
+ * local-use 64:ff9b:1::/48 with the RFC 6052 /48 layout). */
+static bool embedded_v4(const uint8_t a[16], uint8_t v4[4])
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const uint8_t translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+	static const uint8_t nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
+
+	if (!memcmp(a, mapped, 12) || !memcmp(a, translated, 12) || !memcmp(a, nat64, 12) ||
+	    (zeros(a, 12) && !zeros(a + 12, 3))) { /* not :: nor ::1 */
+		memcpy(v4, a + 12, 4);
+		return true;
+	}
+	if (a[0] == 0x20 && a[1] == 0x02) {
+		memcpy(v4, a + 2, 4);
+		return true;
+	}
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0) {
+		for (int i = 0; i < 4; i++)
+			v4[i] = (uint8_t)~a[12 + i];
+		return true;
+	}
+	if (!memcmp(a, nat64_local, 6)) {
+		v4[0] = a[6], v4[1] = a[7], v4[2] = a[9], v4[3] = a[10];
+		return true;
+	}
+	return false;
+}
+
 int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out)
 {
 	char buf[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
-	uint8_t a[16];
-	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	uint8_t a[16], v4[4];
 
 	if (len == 0 || len >= sizeof(buf))
 		return -EINVAL;
@@ -77,13 +122,13 @@ int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out
 	if (memchr(buf, ':', len)) {
 		if (inet_pton(AF_INET6, buf, a) != 1)
 			return -EINVAL;
-		if (memcmp(a, v4mapped, sizeof(v4mapped))) {
+		if (!embedded_v4(a, v4)) {
 			mask_bits(a, 16, v6_bits);
 			inet_ntop(AF_INET6, a, net, sizeof(net));
 			put_prefix(out, net, v6_bits);
 			return 0;
 		}
-		memmove(a, a + 12, 4);
+		memcpy(a, v4, 4); /* generalized as the IPv4 it carries */
 	} else if (inet_pton(AF_INET, buf, a) != 1) {
 		return -EINVAL;
 	}
@@ -141,14 +186,16 @@ static bool is_bot(const char *ua, size_t len)
 	return false;
 }
 
-/* Leading decimal number at p (bounded by end), or -1. Capped to stay small. */
+/* Leading decimal number at p (bounded by end), or -1. A major version has
+ * at most three digits: anything longer is not a version (and could be an
+ * identifier), so it is unknown. */
 static int32_t major_at(const char *p, const char *end)
 {
 	int32_t v = -1;
 
 	while (p && p < end && *p >= '0' && *p <= '9') {
 		v = (v < 0 ? 0 : v) * 10 + (*p++ - '0');
-		if (v > 99999)
+		if (v > 999)
 			return -1;
 	}
 	return v;
@@ -323,29 +370,50 @@ void kn_os_parse(const char *os, size_t len, char family[KN_FAMILY_MAX], int32_t
 	set_family(family, "other");
 }
 
+/* Digits at *p, at most 3 of them: their count, or 0 when there are none or
+ * more than three. */
+static size_t short_number(const char **p, const char *end)
+{
+	const char *s = *p;
+
+	while (*p < end && **p >= '0' && **p <= '9')
+		(*p)++;
+	return *p - s <= 3 ? (size_t)(*p - s) : 0;
+}
+
 void kn_app_version(const char *v, size_t len, char out[KN_VERSION_MAX])
 {
-	const char *end = v + len, *p = v;
-	int dots = 0;
-	size_t n = 0;
+	const char *end = v + len, *p = v, *major, *minor = NULL;
+	size_t nmaj, nmin = 0, n = 0;
 
-	if (p < end && (*p == 'v' || *p == 'V'))
+	out[0] = '\0';
+	if (!len)
+		return;
+	if (*p == 'v' || *p == 'V')
 		p++;
-	while (p < end && n < KN_VERSION_MAX - 1) {
-		if (*p >= '0' && *p <= '9') {
-			out[n++] = *p++;
-		} else if (*p == '.' && n && out[n - 1] != '.' && dots == 0) {
-			dots++;
-			out[n++] = *p++;
-		} else {
-			break;
-		}
+	major = p;
+	nmaj = short_number(&p, end);
+	if (nmaj && p + 1 < end && *p == '.' && p[1] >= '0' && p[1] <= '9') {
+		minor = ++p;
+		nmin = short_number(&p, end);
+		if (!nmin)
+			nmaj = 0;
 	}
-	if (n && out[n - 1] == '.')
-		n--;
-	/* A version must be short digits; anything else is not a version. */
-	if (n > 11)
-		n = 0;
+	/* What follows must end the version ("5.2.13-beta" is 5.2), not
+	 * continue it as letters or digits. */
+	if (nmaj && p < end && !strchr(".-+_ ()", *p))
+		nmaj = 0;
+	if (!nmaj) {
+		snprintf(out, KN_VERSION_MAX, "other");
+		return;
+	}
+	memcpy(out, major, nmaj);
+	n = nmaj;
+	if (nmin) {
+		out[n++] = '.';
+		memcpy(out + n, minor, nmin);
+		n += nmin;
+	}
 	out[n] = '\0';
 }
 
@@ -425,12 +493,177 @@ int kn_url_host(const char *url, size_t len, char *out)
 	return 0;
 }
 
+/* ---- URL domain: what a host may tell ---- */
+
+static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
+static const psl_ctx_t *psl;
+
+static void psl_load(void)
+{
+	/* The newest of libpsl's built-in list and Debian's publicsuffix. */
+	psl = psl_latest(NULL);
+	if (!psl)
+		psl = psl_builtin();
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return n > 0;
+}
+
+/* "192-168-10-36": four dash-separated numbers (sslip.io and friends). */
+static bool dashed_quad(const char *s, size_t n)
+{
+	int parts = 0;
+	size_t i = 0;
+
+	while (i <= n) {
+		size_t j = i;
+		while (j < n && s[j] != '-')
+			j++;
+		if (j - i < 1 || j - i > 3 || !all_digits(s + i, j - i))
+			return false;
+		parts++;
+		i = j + 1;
+	}
+	return parts == 4;
+}
+
+/* A host that is an IPv4 address in any notation inet_aton-like parsers
+ * accept (decimal 3232238108, hex 0xC0A80A1E, octal or zero-padded
+ * 192.168.010.029, shortened 10.1), or a name that spells one out
+ * (1.2.3.4.nip.io, 1-2-3-4.sslip.io). */
+static bool ip_in_host(const char *h)
+{
+	const char *lab[128];
+	size_t len[128];
+	int n = 0, numeric = 0, run = 0;
+
+	for (const char *p = h; *p && n < 128;) {
+		const char *e = strchr(p, '.');
+		lab[n] = p;
+		len[n] = e ? (size_t)(e - p) : strlen(p);
+		n++;
+		p = e ? e + 1 : p + strlen(p);
+	}
+	for (int i = 0; i < n; i++) {
+		bool num = all_digits(lab[i], len[i]) ||
+			   (len[i] > 2 && !strncmp(lab[i], "0x", 2) &&
+			    strspn(lab[i] + 2, "0123456789abcdef") == len[i] - 2);
+		numeric += num;
+		run = num && all_digits(lab[i], len[i]) && len[i] <= 3 ? run + 1 : 0;
+		if (run == 4 || dashed_quad(lab[i], len[i]))
+			return true;
+	}
+	return numeric == n && n <= 4;
+}
+
+/* A label that carries an identifier rather than a name: a run of 7 or
+ * more digits (phones, IDs, accounts), or a long hex string (hashes,
+ * device ids). Looked at after folding, so full-width digits count. */
+static bool identifier_label(const char *l, size_t n)
+{
+	char f[256];
+	size_t m = kn_fold(l, n, f, sizeof(f), 0), run = 0, hex = 0, hexdigits = 0;
+
+	for (size_t i = 0; i < m; i++) {
+		char c = f[i];
+		run = c >= '0' && c <= '9' ? run + 1 : 0;
+		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
+			hex++;
+			hexdigits += c <= '9';
+		} else {
+			hex = hexdigits = 0;
+		}
+		if (run >= 7 || (hex >= 10 && hexdigits >= 3))
+			return true;
+	}
+	return false;
+}
+
+/* The registrable domain of an ASCII (A-label) host, by the ICANN section
+ * of the Public Suffix List only: a private suffix (github.io, blogspot)
+ * counts as its owner's domain, so name.github.io is github.io. NULL when
+ * the host is itself a public suffix, or a single label. */
+static const char *registrable(const char *host)
+{
+	const char *prev = NULL;
+
+	for (const char *p = host; p;) {
+		if (psl_is_public_suffix2(psl, p, PSL_TYPE_ICANN))
+			return prev;
+		prev = p;
+		p = strchr(p, '.');
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+/* The registrable domain of ascii (A-labels) into out, or "other" when its
+ * own label (not the suffix) carries an identifier. Only a punycode label
+ * is decoded (and allocates): the common ASCII host costs no allocation. */
+static void emit_domain(const char *ascii, char *out)
+{
+	const char *reg = registrable(ascii), *dot;
+	char *uni = NULL;
+	bool id;
+
+	if (!reg || strlen(reg) > KN_HOST_MAX || !(dot = strchr(reg, '.'))) {
+		snprintf(out, KN_HOST_MAX + 1, "other");
+		return;
+	}
+	if (strncmp(reg, "xn--", 4))
+		id = identifier_label(reg, (size_t)(dot - reg));
+	else if (idn2_to_unicode_8z8z(reg, &uni, 0) == IDN2_OK && strchr(uni, '.'))
+		id = identifier_label(uni, (size_t)(strchr(uni, '.') - uni));
+	else
+		id = true;
+	idn2_free(uni);
+	snprintf(out, KN_HOST_MAX + 1, "%s", id ? "other" : reg);
+}
+
+int kn_url_domain(const char *url, size_t len, char *out)
+{
+	char host[KN_HOST_MAX + 1], *ascii = NULL;
+	int err = kn_url_host(url, len, host);
+	bool plain = true;
+
+	if (err)
+		return err;
+	pthread_once(&psl_once, psl_load);
+	if (!strcmp(host, "ip-literal") || ip_in_host(host))
+		return snprintf(out, KN_HOST_MAX + 1, "ip-literal"), 0;
+	for (const char *p = host; *p && plain; p++)
+		plain = !((unsigned char)*p & 0x80);
+	if (plain) { /* already lower case, LDH and '_' (kn_url_host) */
+		emit_domain(host, out);
+		return 0;
+	}
+	/* One canonical form: IDNA2008 A-labels. Anything IDNA refuses (bytes
+	 * that are not UTF-8 included) is "other". */
+	if (idn2_to_ascii_8z(host, &ascii, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK ||
+	    idn2_to_ascii_8z(host, &ascii, IDN2_TRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK) {
+		for (char *p = ascii; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p += 32;
+		emit_domain(ascii, out);
+	} else {
+		snprintf(out, KN_HOST_MAX + 1, "other");
+	}
+	idn2_free(ascii);
+	return 0;
+}
+
 /* ---- whole events ---- */
 
 static void host_of(const struct kn_val *v, char *out)
 {
 	out[0] = '\0';
-	if (v->type == KN_VAL_STR && kn_url_host(v->s.p, v->s.len, out))
+	if (v->type == KN_VAL_STR && kn_url_domain(v->s.p, v->s.len, out))
 		out[0] = '\0';
 }
 

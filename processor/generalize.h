@@ -6,9 +6,16 @@
  *   timestamp  -> start of its bucket (floor, UTC)
  *   user agent -> browser family + major version + OS family + major
  *   OS string  -> family + major ("Android 13.1" -> Android, 13)
- *   URL        -> lower-cased host only: no scheme, userinfo, port, path,
- *                 query or fragment; IP-literal hosts become "ip-literal"
- * Pure functions over caller buffers; no allocation. */
+ *   URL        -> the host's registrable domain (eTLD+1 by the ICANN part
+ *                 of the Public Suffix List) as IDNA A-labels; a host that
+ *                 is an IP in any notation, or spells one out, becomes
+ *                 "ip-literal"; a domain whose own label carries an
+ *                 identifier, or that IDNA refuses, becomes "other"
+ *   app version -> "major" or "major.minor", each at most 3 digits, or
+ *                 "other"; browser and OS majors at most 3 digits, or -1
+ * Every string this module emits is from a closed vocabulary or has a
+ * checked shape, and is ASCII. Pure functions over caller buffers; only
+ * the URL domain allocates (IDNA), and frees before returning. */
 #ifndef KN_GENERALIZE_H
 #define KN_GENERALIZE_H
 
@@ -40,13 +47,18 @@ struct kn_agent {
 void kn_ua_parse(const char *ua, size_t len, struct kn_agent *out);
 /* Parses an OS name such as "Android 13", "iOS 17.1", "HarmonyOS 4.0". */
 void kn_os_parse(const char *os, size_t len, char family[KN_FAMILY_MAX], int32_t *major);
-/* "5.2.13-beta" -> "5.2"; empty out when no leading version number. */
+/* "5.2.13-beta" -> "5.2", "v6" -> "6"; "other" when it does not start
+ * with a version of that shape; "" for an empty input. */
 void kn_app_version(const char *v, size_t len, char out[KN_VERSION_MAX]);
 
 /* Writes the lower-cased host of url[0..len) to out (KN_HOST_MAX + 1 bytes).
  * Accepts "scheme://host...", "//host..." and bare "host/path". Returns 0, or
  * -EINVAL when there is no valid DNS host (empty, bad characters, too long). */
 int kn_url_host(const char *url, size_t len, char *out);
+/* What a URL's host may tell (see the top): writes its registrable domain,
+ * "ip-literal" or "other" to out (KN_HOST_MAX + 1 bytes). Returns 0, or
+ * -EINVAL when there is no host at all (the field stays absent). */
+int kn_url_domain(const char *url, size_t len, char *out);
 
 struct kn_gen_opts {
 	int geohash_precision;

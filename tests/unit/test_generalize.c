@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <math.h>
 
+#include "fold.h"
 #include "generalize.h"
 #include "kt.h"
 
@@ -53,6 +54,16 @@ static void test_ip(void)
 	KT_STREQ(pfx("1.2.3.4:80", 24, 48), "<invalid>");
 	KT_STREQ(pfx("fe80::1%eth0", 24, 48), "<invalid>");
 	KT_STREQ(pfx("2001:db8::1::2", 24, 48), "<invalid>");
+	/* An IPv6 address that carries an IPv4 one is that IPv4's prefix. */
+	KT_STREQ(pfx("2002:c0a8:0a1e::1", 24, 48), "192.168.10.0/24");		       /* 6to4 */
+	KT_STREQ(pfx("2002:cb00:7101:5::9", 24, 48), "203.0.113.0/24");		       /* 6to4 */
+	KT_STREQ(pfx("2001:0:4136:e378:8000:63bf:3ffd:fdd2", 24, 48), "192.2.2.0/24"); /* Teredo */
+	KT_STREQ(pfx("64:ff9b::203.0.113.77", 24, 48), "203.0.113.0/24");	       /* NAT64 */
+	KT_STREQ(pfx("64:ff9b::cb00:714d", 24, 48), "203.0.113.0/24");
+	KT_STREQ(pfx("64:ff9b:1:cb00:71:4d00::", 24, 48), "203.0.113.0/24"); /* RFC 6052 /48 */
+	KT_STREQ(pfx("::203.0.113.77", 24, 48), "203.0.113.0/24");	     /* compatible */
+	KT_STREQ(pfx("::ffff:0:203.0.113.77", 24, 48), "203.0.113.0/24");    /* translated */
+	KT_STREQ(pfx("::", 24, 48), "::/48");
 }
 
 static const char *host(const char *url)
@@ -84,6 +95,49 @@ static void test_url_host(void)
 	char longhost[400] = "http://";
 	memset(longhost + 7, 'a', 300);
 	KT_STREQ(host(longhost), "<invalid>");
+}
+
+static const char *domain(const char *url)
+{
+	static char out[KN_HOST_MAX + 1];
+
+	return kn_url_domain(url, strlen(url), out) ? "<none>" : out;
+}
+
+static void test_url_domain(void)
+{
+	/* The registrable domain, by the ICANN section of the PSL. */
+	KT_STREQ(domain("https://news.sina.com.cn/a"), "sina.com.cn");
+	KT_STREQ(domain("https://WWW.Example.COM/"), "example.com");
+	KT_STREQ(domain("https://13812345678.example.cn/"), "example.cn");
+	KT_STREQ(domain("https://zhangsan-hn0031k.github.io/"), "github.io");
+	KT_STREQ(domain("https://a.b.c.bbc.co.uk/"), "bbc.co.uk");
+	/* IDN: one canonical form, A-labels; punycode and Unicode agree. */
+	KT_STREQ(domain("https://例子.中国/"), "xn--fsqu00a.xn--fiqs8s");
+	KT_STREQ(domain("https://xn--fsqu00a.xn--fiqs8s/"), "xn--fsqu00a.xn--fiqs8s");
+	KT_STREQ(domain("https://ＷＷＷ.ＥＸＡＭＰＬＥ.ＣＯＭ/"), "example.com");
+	/* A label that carries an identifier. */
+	KT_STREQ(domain("https://11010519870703030x.cn/"), "other");
+	KT_STREQ(domain("https://13812345678.cn/"), "other");
+	KT_STREQ(domain("https://１３８１２３４５６７８.cn/"), "other");
+	KT_STREQ(domain("https://u-5f2a9c81d07be.com/"), "other");
+	KT_STREQ(domain("https://shop2024.com/"), "shop2024.com");
+	/* IPs in every notation, and names that spell one out. */
+	KT_STREQ(domain("http://3232238108/"), "ip-literal");
+	KT_STREQ(domain("http://0xC0A80A1E/"), "ip-literal");
+	KT_STREQ(domain("http://192.168.010.029/"), "ip-literal");
+	KT_STREQ(domain("http://10.1/"), "ip-literal");
+	KT_STREQ(domain("http://192.168.10.36.nip.io/"), "ip-literal");
+	KT_STREQ(domain("http://app.192-168-10-36.sslip.io/"), "ip-literal");
+	KT_STREQ(domain("http://[2001:db8::1]/"), "ip-literal");
+	/* Not UTF-8, not a name, not registrable. */
+	KT_STREQ(domain("https://ex\xff"
+			"ample.com/"),
+		 "other");
+	KT_STREQ(domain("http://localhost:8080/"), "other");
+	KT_STREQ(domain("http://com/"), "other");
+	KT_STREQ(domain("/relative"), "<none>");
+	KT_STREQ(domain(""), "<none>");
 }
 
 static void test_time_bucket(void)
@@ -151,21 +205,40 @@ static void test_os_and_version(void)
 	kn_os_parse("TempleOS", 8, fam, &major);
 	KT_STREQ(fam, "other");
 	KT_CHECK(major == -1);
-	kn_app_version("5.2.13-beta", 11, ver);
-	KT_STREQ(ver, "5.2");
-	kn_app_version("v6", 2, ver);
-	KT_STREQ(ver, "6");
-	kn_app_version("build-abc", 9, ver);
-	KT_STREQ(ver, "");
-	kn_app_version("123456789012.1", 14, ver);
-	KT_STREQ(ver, "");
+	static const char *const versions[][2] = {
+		{"5.2.13-beta", "5.2"},
+		{"v6", "6"},
+		{"8.0.42.2460", "8.0"},
+		{"10.1 (123)", "10.1"},
+		{"", ""},
+		{"build-abc", "other"},
+		{"13812345678", "other"},
+		{"v13812345678", "other"},
+		{"138.1234567", "other"},
+		{"1234.5", "other"},
+		{"5.2x", "other"},
+		{"123456789012.1", "other"},
+	};
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		kn_app_version(versions[i][0], strlen(versions[i][0]), ver);
+		KT_STREQ(ver, versions[i][1]);
+	}
+	kn_os_parse("Android 13812345678", 19, fam, &major);
+	KT_CHECK(major == -1); /* not a version */
 }
 
 int main(void)
 {
+	char err[256];
+
+	if (kn_fold_init(err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
 	KT_RUN(test_geohash);
 	KT_RUN(test_ip);
 	KT_RUN(test_url_host);
+	KT_RUN(test_url_domain);
 	KT_RUN(test_time_bucket);
 	KT_RUN(test_user_agent);
 	KT_RUN(test_os_and_version);
