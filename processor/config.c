@@ -78,6 +78,8 @@ static const struct opt table[] = {
 	 "a longer string in any mapped field dead-letters the record"},
 	{"dead_letter.include_payload", O_BOOL, OFF(dlq_include_payload), 0, 0, "false",
 	 "copy the raw (personal!) input into dead-letter records"},
+	{"security.allow_core_dumps", O_BOOL, OFF(allow_core_dumps), 0, 0, "false",
+	 "true: the process may dump core (a dump holds the raw records being processed)"},
 	{"run.batch_size", O_INT, OFF(batch_size), 1, 100000, "2000",
 	 "messages consumed per batch"},
 	{"run.commit_interval", O_DURATION, OFF(commit_interval_ms), 100, 3600 * 1000LL, "1s",
@@ -102,6 +104,9 @@ static const struct opt table[] = {
 	 "people this old or younger (by birth year) are minors; only stricter values"},
 	{"policy.unknown_age_is_minor", O_BOOL, OFF(unknown_age_is_minor), 0, 0, "false",
 	 "treat events without a birth year as a minor's"},
+	{"policy.minors_in_deid", O_BOOL, OFF(minors_in_deid), 0, 0, "false",
+	 "true: a minor's event reaches the de-identified stream without identifiers, "
+	 "location or IP prefix (by default it reaches no output)"},
 	{"policy.missing_consent_allows", O_BOOL, OFF(missing_consent_allows), 0, 0, "false",
 	 "true: an event with no consent field counts as consenting (loosens the policy)"},
 	{"policy.ads_optout_in_deid", O_BOOL, OFF(ads_optout_in_deid), 0, 0, "false",
@@ -1105,4 +1110,35 @@ void kn_config_describe(FILE *f)
 	fprintf(f, "\nRoles (what a schema field means to kanon):\n");
 	for (int r = 0; r < KN_ROLE_COUNT; r++)
 		fprintf(f, "  %-18s %s\n", kn_roles[r].name, kn_roles[r].help);
+}
+
+int kn_config_weaknesses(const struct kn_config *c, const char **out, int max)
+{
+	const struct {
+		bool on;
+		const char *what;
+	} w[] = {
+		{c->prf == KN_PRF_XXH3, "keys.prf is xxh3, which is not a cryptographic PRF: "
+					"pseudonyms may be reversible"},
+		{!c->epoch_ms, "keys.epoch is never: pseudonyms link one person across all time"},
+		{c->link_kinds, "keys.link_kinds: one pseudonym links a person's identifier kinds"},
+		{c->emit_scrubbed_query, "policy.emit_scrubbed_query: search text (scrubbed) "
+					 "is emitted"},
+		{c->dlq_include_payload, "dead_letter.include_payload: raw personal records "
+					 "are copied into dead letters"},
+		{c->minors_in_deid, "policy.minors_in_deid: minors' events reach the "
+				    "de-identified stream (without identifiers)"},
+		{c->missing_consent_allows, "policy.missing_consent_allows: events without a "
+					    "consent field count as consenting"},
+		{c->ads_optout_in_deid, "policy.ads_optout_in_deid: ad opt-outs reach the "
+					"de-identified stream"},
+		{c->allow_core_dumps, "security.allow_core_dumps: a core dump would hold raw "
+				      "records"},
+	};
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (w[i].on && n < max)
+			out[n++] = w[i].what;
+	return n;
 }

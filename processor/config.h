@@ -77,6 +77,7 @@ struct kn_config {
 	int64_t ts_max_future_ms;
 	int64_t max_field_bytes;
 	bool dlq_include_payload;
+	bool allow_core_dumps;
 	/* run loop */
 	int64_t batch_size;
 	int64_t commit_interval_ms;
@@ -91,6 +92,7 @@ struct kn_config {
 	/* privacy policy */
 	int64_t minor_age;
 	bool unknown_age_is_minor;
+	bool minors_in_deid;
 	bool missing_consent_allows;
 	bool ads_optout_in_deid;
 	bool emit_scrubbed_query;
@@ -131,6 +133,10 @@ void kn_config_destroy(struct kn_config *c);
 void kn_config_print(const struct kn_config *c, FILE *f);
 /* Prints every option with its type, range, default and help. */
 void kn_config_describe(FILE *f);
+
+/* The options in force that weaken the privacy promise, as one sentence
+ * each (at most max into out). Returns how many. */
+int kn_config_weaknesses(const struct kn_config *c, const char **out, int max);
 
 /* True for librdkafka property names that hold secrets (passwords, keys). */
 bool kn_config_is_secret(const char *kafka_prop);

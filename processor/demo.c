@@ -331,8 +331,10 @@ int kn_demo(int64_t per_type, uint64_t seed, char *errstr, size_t errstr_size)
 	int64_t dropped = 0;
 	for (int r = 0; r < KN_DROP_REASONS; r++)
 		dropped += (int64_t)st.dropped[r];
-	printf("  withheld by the policy (no analytics / ads consent) %" PRId64 " / %" PRId64 "\n",
-	       (int64_t)st.dropped[KN_DROP_NO_ANALYTICS], (int64_t)st.dropped[KN_DROP_NO_ADS]);
+	printf("  withheld by the policy (no analytics / ads consent / minors) %" PRId64
+	       " / %" PRId64 " / %" PRId64 "\n",
+	       (int64_t)st.dropped[KN_DROP_NO_ANALYTICS], (int64_t)st.dropped[KN_DROP_NO_ADS],
+	       (int64_t)st.dropped[KN_DROP_MINOR]);
 	printf("  every input accounted for: %s\n",
 	       in == (int64_t)st.out + dead + dropped ? "yes" : "NO");
 	if (c->n_aggs) {

@@ -51,7 +51,7 @@ static void explain_role(FILE *f, const struct kn_config *c, int role)
 		fprintf(f,
 			"        DeidEvent.%s_pid: normalized, keyed %s pseudonym (key kind %s), "
 			"%s; "
-			"removed (not pseudonymized) for minors\n",
+			"never a minor's\n",
 			kn_id_kind_name(kind), prf,
 			c->link_kinds ? "shared" : kn_id_kind_name(kind),
 			epoch_text(c, ep, sizeof(ep)));
@@ -97,40 +97,48 @@ static void explain_role(FILE *f, const struct kn_config *c, int role)
 		break;
 	case KN_ROLE_USER_AGENT:
 		fprintf(f, "        DeidEvent.ua_browser, ua_browser_major, os_family, os_major: "
-			   "families from a built-in table\n");
+			   "families from a built-in table ('other' otherwise), majors of at most "
+			   "3 digits\n");
 		agg_line(f, c, KN_DIM_OS, "the OS family");
 		break;
 	case KN_ROLE_OS:
-		fprintf(f, "        DeidEvent.os_family, os_major\n");
+		fprintf(f, "        DeidEvent.os_family, os_major: a family from a built-in table "
+			   "('other' otherwise), a major of at most 3 digits\n");
 		agg_line(f, c, KN_DIM_OS, "the OS family");
 		break;
 	case KN_ROLE_APP_VERSION:
-		fprintf(f, "        DeidEvent.app_version: major.minor only\n");
+		fprintf(f,
+			"        DeidEvent.app_version: 'major' or 'major.minor', each at most 3 "
+			"digits, else 'other'\n");
 		agg_line(f, c, KN_DIM_APP_VERSION, "major.minor");
 		break;
 	case KN_ROLE_URL:
 	case KN_ROLE_CLICKED_URL:
 	case KN_ROLE_REFERRER:
 		fprintf(f,
-			"        DeidEvent.%s: lower-cased host only; withheld when the host or "
-			"path "
-			"names a sensitive category\n",
+			"        DeidEvent.%s: the host's registrable domain (ICANN Public "
+			"Suffix List, IDNA A-labels); 'ip-literal' for an IP in any notation, "
+			"'other' when its label carries an identifier; withheld when the host or "
+			"path names a sensitive category in any spelling\n",
 			role == KN_ROLE_REFERRER ? "referrer_domain" : "url_domain");
 		if (role != KN_ROLE_REFERRER)
 			agg_line(f, c, KN_DIM_URL_DOMAIN, "the host");
 		break;
 	case KN_ROLE_QUERY:
 		fprintf(f,
-			"        DeidEvent.query_category: category of the PII-scrubbed text; "
-			"'withheld' for sensitive text\n        DeidEvent.query: %s\n",
+			"        DeidEvent.query_category: a category of the taxonomy for the "
+			"PII-scrubbed text (placeholders left out), 'other', or 'withheld' for "
+			"sensitive text\n        DeidEvent.query: %s\n",
 			c->emit_scrubbed_query
-				? "the text scrubbed of emails, phones, IDs, cards, IPs, "
-				  "URLs and long numbers (policy.emit_scrubbed_query)"
+				? "the folded text scrubbed of emails, phones, IDs, cards, IPs, "
+				  "URLs and every number of 7 or more digits, in any spelling "
+				  "(policy.emit_scrubbed_query)"
 				: "not emitted");
 		agg_line(f, c, KN_DIM_QUERY_CATEGORY, "the category (never 'withheld')");
 		break;
 	case KN_ROLE_STATUS:
-		fprintf(f, "        DeidEvent.http_status: as is\n");
+		fprintf(f, "        DeidEvent.http_status: a number 0..999 (others -> dead "
+			   "letter)\n");
 		break;
 	case KN_ROLE_BYTES:
 		fprintf(f, "        never emitted\n");
@@ -138,8 +146,11 @@ static void explain_role(FILE *f, const struct kn_config *c, int role)
 	case KN_ROLE_BIRTH_YEAR:
 		fprintf(f,
 			"        never emitted; event year - birth year <= %lld makes the event a "
-			"minor's: identifiers removed, never aggregated\n",
-			(long long)c->minor_age);
+			"minor's: %s, never aggregated\n",
+			(long long)c->minor_age,
+			c->minors_in_deid ? "kept without identifiers, location or IP prefix "
+					    "(policy.minors_in_deid)"
+					  : "dropped from every output");
 		break;
 	case KN_ROLE_CONSENT_LOCATION:
 		fprintf(f, "        false: no geo cell and no IP prefix in any output\n");
@@ -188,6 +199,49 @@ static void walk(FILE *f, const struct kn_config *c, const struct kn_schema_cfg 
 	}
 }
 
+/* Every field kanon writes, and the rule that keeps it closed: a closed
+ * vocabulary, a generalization with a checked shape, a pseudonym, a count,
+ * or nothing. Nothing is copied from input. */
+static void explain_outputs(FILE *f, const struct kn_config *c)
+{
+	static const char *const rows[][2] = {
+		{"DeidEvent.event_type", "closed: device | access | search"},
+		{"DeidEvent.event_key, *_pid", "pseudonyms: 32 hex characters of a keyed PRF"},
+		{"DeidEvent.time_bucket, bucket_ms, key_epoch",
+		 "numbers derived from the event time"},
+		{"DeidEvent.geo_cell", "shape: geohash characters, the configured length"},
+		{"DeidEvent.ip_prefix", "shape: a network/bits printed by inet_ntop; an IPv6 that "
+					"carries an IPv4 is that IPv4's prefix"},
+		{"DeidEvent.ua_browser, os_family", "closed: the built-in family tables, 'bot', "
+						    "'other'"},
+		{"DeidEvent.ua_browser_major, os_major", "numbers 0..999 or -1"},
+		{"DeidEvent.app_version", "shape: 1-3 digits[.1-3 digits], or 'other'"},
+		{"DeidEvent.url_domain, referrer_domain",
+		 "shape: an ASCII registrable domain whose own label carries no identifier, "
+		 "'ip-literal', or 'other'"},
+		{"DeidEvent.http_status", "a number 0..999"},
+		{"DeidEvent.consent_ads, consent_analytics", "booleans"},
+		{"DeidEvent.query_category",
+		 "closed: the taxonomy's categories, 'other', 'withheld'"},
+		{"DeidEvent.query", "scrubbed, folded text; only with policy.emit_scrubbed_query"},
+		{"AdAggregate.*", "the definitions' names and the DeidEvent values above, counts"},
+		{"AggWindowStats.*", "the definitions' names, window times, counts"},
+		{"dead-letter headers",
+		 "closed reasons and details, source topic/partition/offset, "
+		 "schema id"},
+		{"record keys", "a pseudonym (events), definition|window|dimensions (aggregates)"},
+		{"record timestamps", "the event's time bucket (events), the window's end "
+				      "(aggregates): never the processing time"},
+	};
+
+	fprintf(f, "\nEvery output field, and what keeps it from carrying personal data:\n");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		fprintf(f, "  %-42s %s\n", rows[i][0], rows[i][1]);
+	fprintf(f, "  every string is valid UTF-8 (folded, or ASCII); %s\n",
+		c->emit_scrubbed_query ? "search text IS emitted, scrubbed"
+				       : "no free text is emitted");
+}
+
 void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FILE *f)
 {
 	fprintf(f, "kanon policy explain: %s\n\n", c->path);
@@ -208,4 +262,5 @@ void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FI
 			avro_schema_name(e->schema), kn_event_type_name(e->type), sc->file);
 		walk(f, c, sc, e->schema, "");
 	}
+	explain_outputs(f, c);
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -220,6 +222,28 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* Core dumps would hold the raw records being processed (keys are safe in
+ * sodium memory, records are not): off from the first instruction, back
+ * only when security.allow_core_dumps says so. Non-dumpable also keeps
+ * /proc/PID/mem and ptrace from other users of the same uid. */
+static struct rlimit core_limit;
+
+static void harden(void)
+{
+	struct rlimit none;
+
+	getrlimit(RLIMIT_CORE, &core_limit);
+	none = (struct rlimit){0, core_limit.rlim_max};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static void allow_dumps(void)
+{
+	setrlimit(RLIMIT_CORE, &core_limit);
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+}
+
 static int fail_usage(const char *msg)
 {
 	fprintf(stderr, "kanon: %s\n(see 'kanon --help')\n", msg);
@@ -239,7 +263,19 @@ static int load_config(const struct args *a, struct kn_config **c)
 	}
 	if (!kn_log_parse_level(a->log_level ? a->log_level : (*c)->log_level, &lvl))
 		kn_log_set_level(lvl);
+	if ((*c)->allow_core_dumps)
+		allow_dumps();
 	return 0;
+}
+
+/* One line at start for each option in force that weakens the promise. */
+static void warn_weaknesses(const struct kn_config *c)
+{
+	const char *w[16];
+	int n = kn_config_weaknesses(c, w, 16);
+
+	for (int i = 0; i < n; i++)
+		kn_warn("config", "weakened: %s", w[i]);
 }
 
 static int cmd_check(const struct args *a)
@@ -281,6 +317,7 @@ static int cmd_run(const struct args *a)
 		kn_config_destroy(c);
 		return KN_EXIT_CONFIG;
 	}
+	warn_weaknesses(c);
 	install_signals();
 	kn_stop_arm_watchdog();
 	/* With aggregates, exactly-once transactions; without, at-least-once. */
@@ -313,6 +350,7 @@ static int cmd_process(const struct args *a)
 		kn_config_destroy(c);
 		return KN_EXIT_CONFIG;
 	}
+	warn_weaknesses(c);
 	if (kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = 1;
@@ -493,6 +531,7 @@ int main(int argc, char **argv)
 	struct args a = {0};
 	const char *cmd = argc > 1 ? argv[1] : "";
 
+	harden();
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage, stdout);
 		return 0;

@@ -150,6 +150,7 @@ static void rec_deid(struct kn_pipeline *p, struct kn_rec *r, struct kn_deid *d,
 	}
 	r->state = KN_REC_OUT;
 	r->out_len = (uint32_t)n;
+	r->out_ts = d->time_bucket_ms;
 	key = kn_deid_key(d, &klen);
 	memcpy(r->key, key ? key : "", klen);
 	r->key_len = (uint8_t)klen;

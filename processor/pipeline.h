@@ -96,6 +96,8 @@ struct kn_rec {
 	enum kn_rec_state state;
 	struct kn_verdict v;
 	uint32_t out_off, out_len; /* framed DeidEvent in the batch arena */
+	int64_t out_ts;		   /* its Kafka timestamp: the time bucket, never the
+				    * processing time (which would undo the bucket) */
 	uint8_t key_len;	   /* record key (kn_deid_key); 0: none */
 	char key[KN_PID_HEX_LEN];
 	bool minor;

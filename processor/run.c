@@ -186,7 +186,7 @@ static int emit(struct run *r, const rd_kafka_message_t *m, const struct kn_rec 
 		err = rec->state == KN_REC_OUT
 			      ? kn_sink_produce(r->sink, rec->key_len ? rec->key : NULL,
 						rec->key_len, r->b->arena + rec->out_off,
-						rec->out_len, token)
+						rec->out_len, rec->out_ts, token)
 			      : kn_sink_dead_letter(r->sink, &dl, token);
 		if (err != -EAGAIN)
 			break;
@@ -314,12 +314,12 @@ static void log_stats(const struct run *r)
 	kn_info("run",
 		"consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
 		" (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64 " erased=%" PRIu64
-		") minors=%" PRIu64 " sensitive=%" PRIu64 " invalid_identifier=%" PRIu64
-		" geo_withheld=%" PRIu64 "%s",
+		" minor=%" PRIu64 ") minors=%" PRIu64 " sensitive=%" PRIu64
+		" invalid_identifier=%" PRIu64 " geo_withheld=%" PRIu64 "%s",
 		st->in, r->produced, r->dead_lettered, r->dropped,
 		st->dropped[KN_DROP_NO_ANALYTICS], st->dropped[KN_DROP_NO_ADS],
-		st->dropped[KN_DROP_ERASED], ps->minors, ps->sensitive, invalid, st->geo_withheld,
-		dead);
+		st->dropped[KN_DROP_ERASED], st->dropped[KN_DROP_MINOR], ps->minors, ps->sensitive,
+		invalid, st->geo_withheld, dead);
 }
 
 static void publish(struct run *r)

@@ -109,12 +109,15 @@ static int produce_err(struct kn_sink *s, rd_kafka_resp_err_t err)
 }
 
 int kn_sink_produce(struct kn_sink *s, const void *key, size_t key_len, const void *val,
-		    size_t val_len, uint64_t token)
+		    size_t val_len, int64_t ts_ms, uint64_t token)
 {
-	if (rd_kafka_produce(s->out, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val,
-			     val_len, key, key_len, (void *)(uintptr_t)token))
-		return produce_err(s, rd_kafka_last_error());
-	return 0;
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		s->rk, RD_KAFKA_V_RKT(s->out), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
+		RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token),
+		RD_KAFKA_V_END);
+
+	return err ? produce_err(s, err) : 0;
 }
 
 rd_kafka_headers_t *kn_dead_letter_headers(const struct kn_dead_letter *dl)

@@ -26,10 +26,11 @@ int kn_sink_new(const struct kn_config *c, kn_sink_dr_cb *cb, void *opaque, stru
  * stay unacknowledged, and their input is redone). Accepts NULL. */
 void kn_sink_destroy(struct kn_sink *s);
 
-/* Queues a de-identified record. Returns 0, -EAGAIN when the local queue is
- * full (serve kn_sink_poll and retry), or -EIO (fatal; see kn_sink_error). */
+/* Queues a de-identified record with Kafka timestamp ts_ms (its time
+ * bucket). Returns 0, -EAGAIN when the local queue is full (serve
+ * kn_sink_poll and retry), or -EIO (fatal; see kn_sink_error). */
 int kn_sink_produce(struct kn_sink *s, const void *key, size_t key_len, const void *val,
-		    size_t val_len, uint64_t token);
+		    size_t val_len, int64_t ts_ms, uint64_t token);
 
 struct kn_dead_letter {
 	const char *reason, *detail;

@@ -158,8 +158,12 @@ static int txn(struct tx *tx, enum kn_txn_op op, const rd_kafka_topic_partition_
 
 /* tag: the batch a record belongs to (kn_trace_tag), 0 for rows and
  * summaries; it comes back in the delivery report. */
+/* ts_ms: the record's Kafka timestamp (0: now, for dead letters); for
+ * outputs the event's time bucket or the window's end, never the
+ * processing time, which would tell the event's time to the millisecond. */
 static int produce(struct tx *tx, rd_kafka_topic_t *t, const void *key, size_t klen,
-		   const void *val, size_t vlen, rd_kafka_headers_t *hdrs, uint32_t tag)
+		   const void *val, size_t vlen, int64_t ts_ms, rd_kafka_headers_t *hdrs,
+		   uint32_t tag)
 {
 	rd_kafka_resp_err_t err;
 
@@ -167,8 +171,8 @@ static int produce(struct tx *tx, rd_kafka_topic_t *t, const void *key, size_t k
 		err = rd_kafka_producev(
 			tx->prod, RD_KAFKA_V_RKT(t), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
-			RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag),
-			RD_KAFKA_V_END);
+			RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(hdrs),
+			RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		/* Queue full: wait for deliveries, but not past a stop's drain
@@ -213,7 +217,8 @@ static void on_row(void *opaque, const struct kn_agg_row *row)
 					       row->dim[d] ? row->dim[d] : "");
 	if (kl >= sizeof(key))
 		kl = sizeof(key) - 1;
-	if (!tx->err[0] && !produce(tx, tx->t_agg, key, kl, tx->abuf, n + KN_FRAME_LEN, NULL, 0))
+	if (!tx->err[0] &&
+	    !produce(tx, tx->t_agg, key, kl, tx->abuf, n + KN_FRAME_LEN, row->window_end, NULL, 0))
 		tx->rows++;
 }
 
@@ -226,8 +231,8 @@ static void on_summary(void *opaque, const struct kn_agg_summary *s)
 	kn_frame_put(tx->abuf, (int32_t)tx->cfg->agg_stats_schema_id);
 	n = kn_encode_agg_summary(s, tx->abuf + KN_FRAME_LEN);
 	snprintf(key, sizeof(key), "%s|%" PRId64, s->def->name, s->window_start);
-	if (!tx->err[0] &&
-	    !produce(tx, tx->t_stats, key, strlen(key), tx->abuf, n + KN_FRAME_LEN, NULL, 0))
+	if (!tx->err[0] && !produce(tx, tx->t_stats, key, strlen(key), tx->abuf, n + KN_FRAME_LEN,
+				    s->window_end, NULL, 0))
 		tx->summaries++;
 	kn_info("aggregate",
 		"%s window %" PRId64 ": %" PRIu64 " groups released, %" PRIu64
@@ -540,7 +545,7 @@ static int dead_letter(struct tx *tx, const rd_kafka_message_t *m, const struct 
 		.schema_id = v->schema_id,
 	};
 
-	return produce(tx, tx->t_dlq, NULL, 0, payload ? m->payload : NULL, payload ? m->len : 0,
+	return produce(tx, tx->t_dlq, NULL, 0, payload ? m->payload : NULL, payload ? m->len : 0, 0,
 		       kn_dead_letter_headers(&dl), tag);
 }
 
@@ -587,8 +592,8 @@ static int produce_batch(struct tx *tx, const struct kn_batch *b, uint32_t tag, 
 		} else {
 			err = r->state == KN_REC_OUT
 				      ? produce(tx, tx->t_out, r->key_len ? r->key : NULL,
-						r->key_len, b->arena + r->out_off, r->out_len, NULL,
-						tag)
+						r->key_len, b->arena + r->out_off, r->out_len,
+						r->out_ts, NULL, tag)
 				      : dead_letter(tx, m, &r->v, tag);
 			r->state == KN_REC_OUT ? tx->produced++ : tx->dead++;
 			*queued += !err;
