@@ -10,8 +10,12 @@ Semantics (README "Aggregates" and "Privacy policy"):
     consent.analytics both true, with a person identifier (user_id), and
     never a minor's (event year - birth year <= 18);
   - a sensitive event (its query, or a URL's host or path, contains a term of
-    deploy/policy/sensitive_terms.txt) is left out of every definition with
-    a url_domain or query_category dimension;
+    deploy/policy/sensitive_terms.txt, both folded: NFKC, case folding,
+    percent-decoding, separators squeezed; CJK terms anywhere, English ones
+    at a word start, whole words up to 4 letters) is left out of every
+    definition with a url_domain or query_category dimension;
+  - url_domain is the host's registrable domain by the ICANN section of the
+    Public Suffix List (Debian's public_suffix_list.dat, parsed here);
   - tumbling windows of W ms on the event time;
   - a person adds at most MAX_EVENTS events to one group per window;
   - users = distinct people in the group; released iff users >= k.
@@ -20,9 +24,11 @@ The helper refuses corpora where a person reaches the per-window group cap
 """
 import argparse
 import collections
+import functools
 import json
 import os
 import sys
+import unicodedata
 import urllib.parse
 
 import fastavro
@@ -57,8 +63,44 @@ def dimension(rec, etype, dim, geo_precision):
         return geohash(rec["lat"], rec["lon"], geo_precision)
     if dim == "url_domain":
         url = rec.get("url") or rec.get("clicked_url")
-        return urllib.parse.urlsplit(url).hostname if url else None
+        return registrable(urllib.parse.urlsplit(url).hostname) if url else None
     raise ValueError("ground truth does not model dimension %s" % dim)
+
+
+PSL = "/usr/share/publicsuffix/public_suffix_list.dat"
+
+
+@functools.lru_cache(maxsize=1)
+def icann_rules():
+    rules, icann = set(), False
+    with open(PSL, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if "===BEGIN ICANN DOMAINS===" in line:
+                icann = True
+            elif "===END ICANN DOMAINS===" in line:
+                icann = False
+            elif icann and line and not line.startswith("//"):
+                rules.add(line.split()[0])
+    return rules
+
+
+def registrable(host):
+    """eTLD+1 by the PSL algorithm (rules, wildcards, exceptions), ICANN
+    section only; None when the host is itself a public suffix."""
+    if not host:
+        return None
+    labels = host.lower().rstrip(".").split(".")
+    rules = icann_rules()
+    suffix = 1  # the implicit "*" rule
+    for i in range(len(labels)):
+        cand = ".".join(labels[i:])
+        wild = ".".join(["*"] + labels[i + 1:])
+        if "!" + cand in rules:
+            suffix = max(suffix, len(labels) - i - 1)
+        elif cand in rules or wild in rules:
+            suffix = max(suffix, len(labels) - i)
+    return ".".join(labels[-suffix - 1:]) if len(labels) > suffix else None
 
 
 def load_lexicon(path):
@@ -69,12 +111,53 @@ def load_lexicon(path):
             if not line or line.startswith("#"):
                 continue
             _, _, rest = line.partition(":")
-            terms += [t.strip().lower() for t in rest.split(",") if t.strip()]
+            terms += [fold(t.strip()) for t in rest.split(",") if t.strip()]
     return terms
 
 
-def ascii_lower(s):
-    return "".join(c.lower() if "A" <= c <= "Z" else c for c in s)
+def cjk(c):
+    return "CJK" in unicodedata.name(c, "") or "HIRAGANA" in unicodedata.name(c, "") or \
+        "KATAKANA" in unicodedata.name(c, "") or "HANGUL" in unicodedata.name(c, "")
+
+
+def fold(text):
+    """NFKC, case folding, then the separators squeezed: gone between two CJK
+    characters and between single-character tokens, one space elsewhere."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    tokens, cur = [], ""
+    for c in text:
+        if c.isalnum() or unicodedata.category(c).startswith("M"):
+            cur += c
+        elif cur:
+            tokens.append(cur)
+            cur = ""
+    if cur:
+        tokens.append(cur)
+    out = ""
+    for i, t in enumerate(tokens):
+        if i:
+            a = tokens[i - 1]
+            joined = (cjk(a[-1]) and cjk(t[0])) or (len(a) == 1 and len(t) == 1 and
+                                                    not cjk(a) and not cjk(t))
+            out += "" if joined else " "
+        out += t
+    return out
+
+
+def term_in(term, text):
+    if not term.isascii():
+        return term in text
+    start = 0
+    while True:
+        i = text.find(term, start)
+        if i < 0:
+            return False
+        begins = i == 0 or not (text[i - 1].isascii() and text[i - 1].isalnum())
+        j = i + len(term)
+        ends = j == len(text) or not (text[j].isascii() and text[j].isalnum())
+        if begins and (len(term) > 4 or ends):
+            return True
+        start = i + 1
 
 
 def is_sensitive(rec, terms):
@@ -82,8 +165,8 @@ def is_sensitive(rec, terms):
     for k in ("url", "clicked_url", "referrer"):
         u = rec.get(k)
         if u:
-            texts.append(u.split("?")[0].split("#")[0])
-    return any(t in ascii_lower(x) for x in texts for t in terms)
+            texts.append(urllib.parse.unquote(u.split("?")[0].split("#")[0]))
+    return any(term_in(t, fold(x)) for x in texts for t in terms)
 
 
 def is_minor(rec, ts_ms):

@@ -106,9 +106,9 @@ class Env:
 
 
 def consume(topic, committed=True, broker=None):
-    """All records of topic as dicts: partition, offset, key, value, headers.
+    """All records of topic as dicts: partition, offset, timestamp, key, value, headers.
     Reads with isolation.level=read_committed unless committed=False."""
-    fmt = "%p\t%o\t%K\t%S\t%h\n%k%s"
+    fmt = "%p\t%o\t%T\t%K\t%S\t%h\n%k%s"
     iso = ["-X", "isolation.level=read_committed"] if committed else []
     r = subprocess.run(["kcat", "-b", broker or BROKER, "-C", *iso, "-t", topic, "-o", "beginning", "-e",
                         "-q", "-f", fmt],
@@ -117,7 +117,7 @@ def consume(topic, committed=True, broker=None):
     data, pos, out = r.stdout, 0, []
     while pos < len(data):
         nl = data.index(b"\n", pos)
-        p, o, klen, vlen, hdrs = data[pos:nl].decode().split("\t", 4)
+        p, o, ts, klen, vlen, hdrs = data[pos:nl].decode().split("\t", 5)
         pos = nl + 1
         klen, vlen = int(klen), int(vlen)
         key = data[pos:pos + klen] if klen >= 0 else None
@@ -129,7 +129,8 @@ def consume(topic, committed=True, broker=None):
             for kv in hdrs.split(","):
                 k, _, v = kv.partition("=")
                 headers[k] = v
-        out.append({"partition": int(p), "offset": int(o), "key": key, "value": value, "headers": headers})
+        out.append({"partition": int(p), "offset": int(o), "timestamp": int(ts), "key": key, "value": value,
+                    "headers": headers})
     return out
 
 
@@ -225,6 +226,24 @@ def decoded_inputs(topics, broker=None):
 def consents(rec):
     c = rec["consent"]
     return bool(c["analytics"] and c["ads_personalization"])
+
+
+def is_minor(rec, minor_age=18):
+    """The policy's rule: event year - birth year <= minor_age (by year)."""
+    import datetime
+    by = rec.get("birth_year")
+    if by is None:
+        return False
+    ts = rec["ts"]
+    year = ts.year if hasattr(ts, "year") else datetime.datetime.fromtimestamp(
+        ts / 1000, datetime.timezone.utc).year
+    return year - by <= minor_age
+
+
+def kept(rec):
+    """Does the default policy let rec into the de-identified stream? Both
+    consents, and not a minor's."""
+    return consents(rec) and not is_minor(rec)
 
 
 # ---- the metrics endpoint ----

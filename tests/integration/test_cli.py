@@ -87,12 +87,12 @@ def test_policy_explain_for_the_example(tmp_path):
                     assert "\n  %s " % fld["name"] in text, fld["name"]
     # What a privacy reviewer looks for.
     for line in ("DeidEvent.phone_pid: normalized, keyed siphash pseudonym (key kind phone), "
-                 "keys rotating every 24 h; removed (not pseudonymized) for minors",
+                 "keys rotating every 24 h; never a minor's",
                  "false or missing: the event is dropped from every output",
                  "false: no geo cell and no IP prefix in any output",
                  "DeidEvent.query: not emitted",
                  "'withheld' for sensitive text",
-                 "makes the event a minor's: identifiers removed, never aggregated",
+                 "makes the event a minor's: dropped from every output, never aggregated",
                  "no field is copied"):
         assert line in text, line
     assert text.count("role bytes\n        never emitted") == 1
@@ -201,3 +201,106 @@ def test_key_file_numbers_and_kinds(tmp_path):
     os.mkfifo(fifo, 0o600)
     r = run("check", "-c", EXAMPLE, env=dict(env, KANON_KEY_FILE=fifo))
     assert r.returncode == 2 and b"FIFO" in r.stderr and b"keygen" not in r.stderr
+
+
+WEAK = {"keys.prf=xxh3": b"keys.prf is xxh3", "keys.epoch=never": b"keys.epoch is never",
+        "keys.link_kinds=true": b"keys.link_kinds", "policy.emit_scrubbed_query=true":
+        b"policy.emit_scrubbed_query", "dead_letter.include_payload=true":
+        b"dead_letter.include_payload", "policy.minors_in_deid=true": b"policy.minors_in_deid",
+        "security.allow_core_dumps=true": b"security.allow_core_dumps"}
+
+
+def test_weak_settings_warned_once_each(tmp_path):
+    key = str(tmp_path / "k")
+    assert run("keygen", key).returncode == 0
+    env = dict(os.environ, KANON_KEY_FILE=key)
+    inp, out = str(tmp_path / "in.avro"), str(tmp_path / "out.avro")
+    assert run("gen", "-c", EXAMPLE, "--count", "5", "--types", "device", "--out-dir",
+               str(tmp_path), env=env).returncode == 0
+    os.rename(str(tmp_path / "device.avro"), inp)
+    r = run("process", "-c", EXAMPLE, "--input", inp, "--output", out, env=env)
+    assert r.returncode == 0 and b"weakened" not in r.stderr, r.stderr
+    sets = [a for s in WEAK for a in ("--set", s)]
+    r = run("process", "-c", EXAMPLE, "--input", inp, "--output", out, *sets, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if b"weakened" in l]
+    assert len(lines) == len(WEAK), r.stderr
+    for want in WEAK.values():
+        assert sum(want in l for l in lines) == 1, (want, r.stderr)
+
+
+def _blocked_on_fifo(tmp, extra_args, as_user):
+    """Starts `kanon process` reading a FIFO (as uid 65534 when as_user) and
+    returns (proc, write end) once it has opened the FIFO: it then waits in
+    read, past config loading and hardening, for as long as the test wants."""
+    import shutil
+    fifo = os.path.join(tmp, "in.fifo")
+    os.mkfifo(fifo, 0o666)
+    key = os.path.join(tmp, "k")
+    assert run("keygen", key).returncode == 0
+    conf = os.path.join(tmp, "conf")
+    os.mkdir(conf)
+    shutil.copy(EXAMPLE, conf)
+    shutil.copytree(os.path.join(SRC, "schemas"), os.path.join(tmp, "schemas"))
+    shutil.copytree(os.path.join(SRC, "deploy", "policy"), os.path.join(conf, "policy"))
+    binary = os.path.join(tmp, "kanon")
+    shutil.copy(KANON, binary)
+    preexec = None
+    if as_user:
+        for root, dirs, files in os.walk(tmp):
+            for n in dirs + files:
+                os.lchown(os.path.join(root, n), 65534, 65534)
+        os.chown(tmp, 65534, 65534)
+        os.chmod(tmp, 0o755)
+
+        def preexec():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+    p = subprocess.Popen([binary, "process", "-c", os.path.join(conf, "kanon.example.yaml"),
+                          "--input", fifo, "--output", os.path.join(tmp, "out.avro"), *extra_args],
+                         env=dict(os.environ, KANON_KEY_FILE=key), stderr=subprocess.PIPE,
+                         preexec_fn=preexec)
+    deadline = time.monotonic() + 30
+    while True:  # a non-blocking writer succeeds once a reader has the FIFO open
+        try:
+            return p, os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert p.poll() is None, p.stderr.read()
+            assert time.monotonic() < deadline, "kanon never opened its input"
+            time.sleep(0.02)
+
+
+def _core_soft_limit(pid):
+    for l in open("/proc/%d/limits" % pid):
+        if l.startswith("Max core file size"):
+            return l.split()[4]
+    raise AssertionError("no core limit in /proc/%d/limits" % pid)
+
+
+def test_no_core_dumps_unless_allowed():
+    """A core dump of a running kanon would hold raw records: RLIMIT_CORE is 0
+    and the process is not dumpable (its /proc files then belong to root,
+    whoever runs it), unless security.allow_core_dumps says otherwise."""
+    import resource
+    import tempfile
+    as_user = os.geteuid() == 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))  # what kanon inherits
+    try:
+        for extra, dumps in (([], False), (["--set", "security.allow_core_dumps=true"], True)):
+            with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+                p, w = _blocked_on_fifo(tmp, extra, as_user)
+                try:
+                    limit = _core_soft_limit(p.pid)
+                    owner = os.stat("/proc/%d/environ" % p.pid).st_uid
+                finally:
+                    os.close(w)  # end of input: kanon refuses the empty file and exits
+                    err = p.communicate(timeout=30)[1]
+                assert p.returncode != 0 and b"Traceback" not in err
+                want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+                assert limit == (want if dumps else "0"), (extra, limit)
+                if as_user:
+                    assert owner == (65534 if dumps else 0), (extra, owner)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))

@@ -7,7 +7,7 @@ import re
 
 import fastavro
 
-from conftest import Env, consents, consume, decode_deid, decoded_inputs, SRC  # noqa: F401
+from conftest import Env, kept, consume, decode_deid, decoded_inputs, SRC  # noqa: F401
 
 COUNT, MALFORMED, USERS, SEED = 4000, 12, 800, 7
 
@@ -53,7 +53,7 @@ def test_corpus_through_real_broker(broker, tmp_path):
     valid = [r for r in decoded_inputs(env.topics.values())
              if -90 <= (r.get("lat") or 0) <= 90 and r.get("status", 200) <= 999
              and (r["ts"].year if hasattr(r["ts"], "year") else 2026) < 3000]
-    withheld = sum(1 for r in valid if not consents(r))
+    withheld = sum(1 for r in valid if not kept(r))
     assert len(valid) == 3 * COUNT and withheld > 0
     assert re.search(rb"dropped=%d\b" % withheld, r.stderr), r.stderr
     assert len(out) + len(dlq) + withheld == 3 * (COUNT + MALFORMED)

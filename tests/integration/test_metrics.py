@@ -34,7 +34,8 @@ def test_metrics_and_health(broker, tmp_path, mode):
         assert dead == {"bad_framing": per, "unknown_schema": per, "decode_error": per,
                         "out_of_range": 2 * per, "empty_value": per, "invalid_ip": 0}
         dropped = sum(metric(text, "kanon_records_dropped_total", '{reason="%s"}' % r)
-                      for r in ("no_analytics_consent", "no_ads_consent", "erased", "key_retired"))
+                      for r in ("no_analytics_consent", "no_ads_consent", "erased", "key_retired",
+                                "minor"))
         produced = metric(text, "kanon_records_produced_total")
         assert produced + sum(dead.values()) + dropped == total and dropped > 0
         assert metric(text, "kanon_assigned_partitions") > 0

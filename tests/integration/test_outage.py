@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (Env, PrivateBroker, consents, consume, decode_deid, decoded_inputs, free_port,
+from conftest import (Env, PrivateBroker, kept, consume, decode_deid, decoded_inputs, free_port,
                       metric, scrape)
 
 N = 60000
@@ -79,9 +79,9 @@ def check_accounted(env, exactly_once):
     exactly-once mode. No dead letters (the corpus has no malformed input)."""
     keys = collections.Counter(decode_deid(m["value"])[1]["event_key"]
                                for m in consume(env.out, broker=env.broker))
-    kept = sum(1 for r in decoded_inputs([env.topics["device"]], broker=env.broker) if consents(r))
+    n_kept = sum(1 for r in decoded_inputs([env.topics["device"]], broker=env.broker) if kept(r))
     assert len(consume(env.dlq, broker=env.broker)) == 0
-    assert len(keys) == kept, "lost %d events" % (kept - len(keys))
+    assert len(keys) == n_kept, "lost %d events" % (n_kept - len(keys))
     if exactly_once:
         dups = sum(c - 1 for c in keys.values())
         assert dups == 0, "%d events written twice" % dups

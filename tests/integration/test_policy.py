@@ -23,7 +23,7 @@ CASES = [  # (record, what must happen)
     (search(0, "adult-a", "北京到上海高铁 13800138000"), "kept"),
     (search(1, "adult-b", "北京 机票 便宜"), "kept"),
     (search(2, "adult-c", "iphone 16 价格"), "kept"),
-    (search(3, "minor-d", "iphone 手机 价格", birth_year=2010), "minor"),
+    (search(3, "minor-d", "iphone 手机 价格", birth_year=2010), "dropped"),  # a minor's
     (search(4, "adult-e", "火锅 推荐"), "kept"),
     (search(5, "optout-f", "外卖 火锅", analytics=False), "dropped"),
     (search(6, "adult-g", "天气预报"), "kept"),
@@ -46,7 +46,7 @@ def test_policy_end_to_end(broker, tmp_path):
         out[(rec["time_bucket"] - DAY) // H] = (rec, m)
     assert consume(env.dlq) == []
     want = {i for i, (_, what) in enumerate(CASES) if what != "dropped"}
-    assert set(out) == want  # opted-out people: nothing at all
+    assert set(out) == want  # opted-out people and minors: nothing at all
 
     raw = b"".join(m["value"] + (m["key"] or b"") for _, m in out.values())
     for r, _ in CASES:
@@ -56,17 +56,12 @@ def test_policy_end_to_end(broker, tmp_path):
         if i not in out:
             continue
         rec = out[i][0]
-        if what == "minor":  # identifiers removed, not pseudonymized
-            assert all(rec[k] is None for k in ("user_pid", "device_pid", "phone_pid", "email_pid",
-                                                 "cookie_pid"))
-            assert out[i][1]["key"] in (None, b"")
-        else:
-            assert rec["user_pid"] and rec["device_pid"]
+        assert rec["user_pid"] and rec["device_pid"]
         if what == "sensitive":  # no query, no URL, category withheld
             assert rec["query_category"] == "withheld"
             assert rec["query"] is None and rec["url_domain"] is None
         else:
-            assert rec["query_category"] != "withheld" and rec["url_domain"] == "www.ctrip.com"
+            assert rec["query_category"] != "withheld" and rec["url_domain"] == "ctrip.com"
         if not r["consent"]["location"]:
             assert rec["geo_cell"] is None and rec["ip_prefix"] is None
         else:

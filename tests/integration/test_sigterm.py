@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import (Env, consents, consume, decode_deid, decoded_inputs, end_offsets, free_port,
+from conftest import (Env, kept, consume, decode_deid, decoded_inputs, end_offsets, free_port,
                       metric, scrape)
 
 N = 150000
@@ -44,7 +44,7 @@ def test_sigterm_mid_stream(broker, tmp_path, mode):
     env.kanon("run", "-c", env.config, "--until-eof", timeout=600)
     keys = collections.Counter(decode_deid(m["value"])[1]["event_key"] for m in consume(env.out))
     assert len(consume(env.dlq)) == 0
-    kept = sum(1 for r in decoded_inputs([env.topics["device"]]) if consents(r))
-    assert len(keys) == kept, "lost %d events" % (kept - len(keys))
+    n_kept = sum(1 for r in decoded_inputs([env.topics["device"]]) if kept(r))
+    assert len(keys) == n_kept, "lost %d events" % (n_kept - len(keys))
     dups = sum(c - 1 for c in keys.values())
     assert dups == 0, "%d events redone after a clean stop" % dups

@@ -1,0 +1,100 @@
+#include <stdlib.h>
+
+#include "fold.h"
+#include "kt.h"
+
+static const char *fold(const char *s, unsigned flags)
+{
+	static char out[4096];
+
+	kn_fold(s, strlen(s), out, sizeof(out), flags);
+	return out;
+}
+
+#define SQ KN_FOLD_SQUEEZE
+
+static void test_unicode_forms(void)
+{
+	KT_STREQ(fold("醫院 同性戀 憂鬱症", 0), "医院 同性恋 忧郁症"); /* traditional */
+	KT_STREQ(fold("ＨＩＶ ＡＩＤＳ", 0), "hiv aids");	       /* full-width */
+	KT_STREQ(fold("艾\xe2\x80\x8b滋\xe2\x80\x8d病", 0), "艾滋病"); /* zero-width */
+	KT_STREQ(fold("so\xc2\xad"
+		      "ft",
+		      0),
+		 "soft");				      /* soft hyphen */
+	KT_STREQ(fold("１３８　００１３", 0), "138 0013");    /* full-width digits, U+3000 */
+	KT_STREQ(fold("\xd9\xa1\xd9\xa2\xd9\xa3", 0), "123"); /* Arabic-Indic digits */
+	KT_STREQ(fold("Straße", 0), "strasse");
+	KT_STREQ(fold("a\xc2\xa0"
+		      "b",
+		      0),
+		 "a b"); /* NBSP */
+	KT_STREQ(fold("Hello World", 0), "hello world");
+	/* Bytes that are not UTF-8 never come out as they went in. */
+	KT_STREQ(fold("ok\xff\xfe!", 0), "ok\xef\xbf\xbd\xef\xbf\xbd"
+					 "!");
+	KT_STREQ(fold("\xe5\x8c", 0), "\xef\xbf\xbd"); /* truncated sequence */
+}
+
+static void test_squeeze(void)
+{
+	KT_STREQ(fold("艾 滋 病", SQ), "艾滋病");
+	KT_STREQ(fold("艾-滋·病", SQ), "艾滋病");
+	KT_STREQ(fold("h.i.v", SQ), "hiv");
+	KT_STREQ(fold("H I V test", SQ), "hiv test");
+	KT_STREQ(fold("a i d s", SQ), "aids");
+	KT_STREQ(fold("i am a boy", SQ), "i am a boy"); /* words keep their spaces */
+	KT_STREQ(fold("  --hiv--  clinic!! ", SQ), "hiv clinic");
+	KT_STREQ(fold("hiv检测 医院", SQ), "hiv检测医院");
+	KT_STREQ(fold("北京 hiv", SQ), "北京 hiv");
+	KT_STREQ(fold("", SQ), "");
+}
+
+static void test_urls(void)
+{
+	KT_STREQ(fold("https://xn--zbxu2mepl.com/", KN_FOLD_URL), "https://艾滋病.com/");
+	KT_STREQ(fold("HTTP://X.cn/%E5%8C%BB%E9%99%A2?a=1", KN_FOLD_URL), "http://x.cn/医院?a=1");
+	KT_STREQ(fold("x.cn/%E9%86%AB%E9%99%A2", KN_FOLD_URL | SQ), "x cn 医院"); /* 醫院 */
+	KT_STREQ(fold("100%25 sure %zz", KN_FOLD_URL), "100% sure %zz");
+	KT_STREQ(fold("xn--broken-", KN_FOLD_URL), "xn--broken-"); /* not punycode: as is */
+	/* Percent-encoded bytes that are not UTF-8 are replaced, not emitted. */
+	KT_STREQ(fold("a%FFb", KN_FOLD_URL), "a\xef\xbf\xbd"
+					     "b");
+}
+
+static void test_limits(void)
+{
+	char big[10000], out[64];
+
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	KT_CHECK(kn_fold(big, strlen(big), out, sizeof(out), SQ) == sizeof(out) - 1);
+	KT_CHECK(strspn(out, "a") == sizeof(out) - 1);
+	/* Cut at a character boundary, never inside one. */
+	for (size_t i = 0; i + 3 < sizeof(big); i += 3)
+		memcpy(big + i, "医", 3);
+	big[9999 - 9999 % 3] = '\0';
+	size_t n = kn_fold(big, strlen(big), out, sizeof(out), 0);
+	KT_CHECK(n == 63 && n % 3 == 0);
+	/* NFKC growing a text (U+FDFA is 18 characters) stays in bounds. */
+	char grow[4096 * 3 + 1] = "";
+	for (int i = 0; i < 1365; i++)
+		strcat(grow, "\xef\xb7\xba");
+	char wide[8192];
+	KT_CHECK(kn_fold(grow, strlen(grow), wide, sizeof(wide), 0) > 0);
+}
+
+int main(void)
+{
+	char err[256];
+
+	if (kn_fold_init(err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	KT_RUN(test_unicode_forms);
+	KT_RUN(test_squeeze);
+	KT_RUN(test_urls);
+	KT_RUN(test_limits);
+	return kt_done();
+}
