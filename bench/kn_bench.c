@@ -5,6 +5,11 @@
  *   kn_bench b4 CONFIG GROUPS EVENTS_PER_GROUP   peak RSS for that many open
  *        groups (run once per process: ru_maxrss is a high-water mark)
  *   kn_bench b5 REPS                      ns per keyed hash, per PRF and size
+ *   kn_bench b6 CONFIG SEARCH.avro REPS   ns per search record: the text
+ *        folder (fold.h), the scrubber, the categorizer (sensitive lexicon and
+ *        taxonomy), and the whole pipeline. Built against an older tree (no
+ *        fold.h) it measures the rest, which is how bench/run.sh --baseline
+ *        gets the "before" of the same run.
  *
  * Every figure is printed as one JSON object per line; bench/run.sh takes
  * medians over the repetitions. The same records go through every B1 case. */
@@ -24,8 +29,13 @@
 #include "keys.h"
 #include "kn_alloc.h"
 #include "pipeline.h"
+#include "policy.h"
 #include "schema.h"
+#include "scrub.h"
 #include "txrun.h"
+#if __has_include("fold.h")
+#include "fold.h"
+#endif
 
 #define BATCH 2000
 
@@ -53,7 +63,7 @@ struct corpus {
 };
 
 static void load_corpus(const struct kn_config *c, const struct kn_schemas *s, const char *path,
-			struct corpus *k)
+			enum kn_event_type type, struct corpus *k)
 {
 	const struct kn_schema_entry *e = NULL;
 	avro_file_reader_t r;
@@ -66,12 +76,12 @@ static void load_corpus(const struct kn_config *c, const struct kn_schemas *s, c
 	if (avro_file_reader(path, &r))
 		die(path, avro_strerror());
 	ws = avro_file_reader_get_writer_schema(r);
-	/* The first configured DeviceLog schema is the one gen writes. */
+	/* The first configured schema of the type is the one gen writes. */
 	for (int i = 0; i < c->n_schemas && !e; i++)
-		if ((e = kn_schemas_find(s, (int32_t)c->schemas[i].id)) && e->type != KN_EV_DEVICE)
+		if ((e = kn_schemas_find(s, (int32_t)c->schemas[i].id)) && e->type != type)
 			e = NULL;
 	if (!e)
-		die(path, "no device schema in the config");
+		die(path, "no schema of that event type in the config");
 	k->schema_id = e->id;
 	iface = avro_generic_class_from_schema(ws);
 	avro_generic_value_new(iface, &v);
@@ -148,7 +158,7 @@ static double run_kanon_decoder(const struct kn_schema_entry *e, const struct co
 /* The run loops' path: batch steps over framed messages; with agg, every
  * consenting adult's event into the windows as txrun does. */
 static double run_pipeline(struct kn_pipeline *p, const struct corpus *k, struct kn_aggregator *agg,
-			   uint64_t *out)
+			   uint64_t *out, int type)
 {
 	struct kn_batch *b = kn_batch_new(BATCH, agg != NULL);
 	double t0 = now_s();
@@ -159,7 +169,7 @@ static double run_pipeline(struct kn_pipeline *p, const struct corpus *k, struct
 		for (int j = 0; j < b->n; j++)
 			b->rec[j] = (struct kn_rec){.msg = k->msg[i + j],
 						    .len = k->len[i + j],
-						    .expected_type = KN_EV_DEVICE,
+						    .expected_type = type,
 						    .ref_ms = INT64_MAX / 2};
 		kn_pipeline_decode(p, b);
 		kn_pipeline_admit(p, b);
@@ -193,14 +203,14 @@ static int b1(const char *config, const char *file, int reps)
 		die(config, err);
 	if (!(p = kn_pipeline_new(c, s, keys, err, sizeof(err))))
 		die("pipeline", err);
-	load_corpus(c, s, file, &k);
+	load_corpus(c, s, file, KN_EV_DEVICE, &k);
 	const struct kn_schema_entry *e = kn_schemas_find(s, k.schema_id);
 	for (int r = 0; r < reps; r++) {
 		struct kn_agg_def *defs;
 		struct kn_aggregator *agg = kn_aggregator_from_config(c, 1, &defs);
 		double a = run_avro_generic(e, &k), d = run_kanon_decoder(e, &k);
-		double pl = run_pipeline(p, &k, NULL, &out);
-		double pa = run_pipeline(p, &k, agg, &out);
+		double pl = run_pipeline(p, &k, NULL, &out, KN_EV_DEVICE);
+		double pa = run_pipeline(p, &k, agg, &out, KN_EV_DEVICE);
 		printf("{\"bench\":\"b1\",\"rep\":%d,\"records\":%zu,\"deid\":%" PRIu64
 		       ",\"avro_generic\":%.0f,\"kanon_decoder\":%.0f,\"pipeline\":%.0f,"
 		       "\"pipeline_aggregates\":%.0f}\n",
@@ -309,6 +319,99 @@ static int b5(int reps)
 	return 0;
 }
 
+/* ---- B6: text cost per search record ---- */
+
+struct texts {
+	char **q;
+	size_t *len, n, ascii;
+};
+
+/* The query of every record that decodes (copied: events borrow). */
+static void load_queries(struct kn_pipeline *p, const struct corpus *k, struct texts *t)
+{
+	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
+	struct kn_verdict v;
+
+	t->q = calloc(k->n, sizeof(*t->q));
+	t->len = calloc(k->n, sizeof(*t->len));
+	for (size_t i = 0; i < k->n; i++) {
+		kn_pipeline_process(p, k->msg[i], k->len[i], -1, INT64_MAX / 2, out, &v);
+		const struct kn_val *q = &kn_pipeline_last_event(p)->role[KN_ROLE_QUERY];
+		if (q->type != KN_VAL_STR)
+			continue;
+		t->q[t->n] = strndup(q->s.p, q->s.len);
+		t->len[t->n] = q->s.len;
+		bool ascii = true;
+		for (size_t j = 0; j < q->s.len; j++)
+			ascii &= !((unsigned char)q->s.p[j] & 0x80);
+		t->ascii += ascii;
+		t->n++;
+	}
+}
+
+static int b6(const char *config, const char *file, int reps)
+{
+	struct kn_config *c;
+	struct kn_schemas *s;
+	struct kn_keys *keys;
+	struct kn_pipeline *p;
+	struct kn_policy *pol;
+	struct corpus k = {0};
+	struct texts t = {0};
+	const uint8_t master[KN_MASTER_KEY_BYTES] = {7};
+	char err[512], buf[KN_SCRUB_MAX];
+	uint64_t out;
+	volatile size_t sink = 0;
+
+	if (kn_config_load(config, NULL, 0, &c, err, sizeof(err)) ||
+	    kn_schemas_load(c, &s, err, sizeof(err)) || kn_keys_from_master(master, c->prf, &keys))
+		die(config, err);
+	if (!(p = kn_pipeline_new(c, s, keys, err, sizeof(err))) ||
+	    kn_policy_new(c, &pol, err, sizeof(err)))
+		die("pipeline", err);
+	load_corpus(c, s, file, KN_EV_SEARCH, &k);
+	load_queries(p, &k, &t);
+	if (!t.n)
+		die(file, "no search queries");
+	for (int r = 0; r < reps; r++) {
+		double t0 = now_s(), fold_ns = -1;
+#ifdef KN_FOLD_H
+		char f[KN_FOLD_IN_MAX];
+		for (size_t i = 0; i < t.n; i++)
+			sink += kn_fold(t.q[i], t.len[i], f, sizeof(f), KN_FOLD_SQUEEZE);
+		fold_ns = (now_s() - t0) * 1e9 / (double)t.n;
+#endif
+		t0 = now_s();
+		for (size_t i = 0; i < t.n; i++)
+			sink += kn_scrub_query(t.q[i], t.len[i], buf, NULL);
+		double scrub_ns = (now_s() - t0) * 1e9 / (double)t.n;
+		t0 = now_s();
+		for (size_t i = 0; i < t.n; i++)
+			sink += (size_t)kn_policy_categorize(pol, t.q[i], t.len[i])[0];
+		double cat_ns = (now_s() - t0) * 1e9 / (double)t.n;
+		double rate = run_pipeline(p, &k, NULL, &out, KN_EV_SEARCH);
+		printf("{\"bench\":\"b6\",\"rep\":%d,\"queries\":%zu,\"ascii\":%zu,"
+		       "\"fold_ns\":%.0f,\"scrub_ns\":%.0f,\"categorize_ns\":%.0f,"
+		       "\"pipeline_ns\":%.0f}\n",
+		       r, t.n, t.ascii, fold_ns, scrub_ns, cat_ns, 1e9 / rate);
+		fflush(stdout);
+	}
+	for (size_t i = 0; i < t.n; i++)
+		free(t.q[i]);
+	free(t.q);
+	free(t.len);
+	for (size_t i = 0; i < k.n; i++)
+		free(k.msg[i]);
+	free(k.msg);
+	free(k.len);
+	kn_policy_destroy(pol);
+	kn_pipeline_destroy(p);
+	kn_keys_destroy(keys);
+	kn_schemas_destroy(s);
+	kn_config_destroy(c);
+	return sink == (size_t)-1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -320,7 +423,9 @@ int main(int argc, char **argv)
 		return b4(argv[2], atol(argv[3]), atol(argv[4]));
 	if (!strcmp(cmd, "b5") && argc == 3)
 		return b5(atoi(argv[2]));
+	if (!strcmp(cmd, "b6") && argc == 5)
+		return b6(argv[2], argv[3], atoi(argv[4]));
 	fprintf(stderr, "usage: kn_bench b1 CONFIG DEVICE.avro REPS | b4 CONFIG GROUPS "
-			"EVENTS_PER_GROUP | b5 REPS\n");
+			"EVENTS_PER_GROUP | b5 REPS | b6 CONFIG SEARCH.avro REPS\n");
 	return 2;
 }

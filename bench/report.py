@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Turns bench/run.sh's raw results (OUT/raw/*.jsonl) into OUT/REPORT.md and
-PNG plots (gnuplot). Standard library only. Usage: report.py OUT QUICK"""
+PNG plots (gnuplot). Standard library only. Usage: report.py OUT QUICK [ONLY]
+(ONLY: the benchmarks this run measured, e.g. b6; the others are reported from
+the raw results already in OUT, each section saying when it was measured)."""
 import json
 import os
 import platform
@@ -10,6 +12,7 @@ import sys
 import time
 
 out, quick = sys.argv[1], sys.argv[2] == "1"
+only = (sys.argv[3] if len(sys.argv) > 3 else "b1,b2,b3,b4,b5,b6").split(",")
 
 
 def load(name):
@@ -17,6 +20,15 @@ def load(name):
     if not os.path.exists(path):
         return []
     return [json.loads(l) for l in open(path) if l.strip()]
+
+
+def measured(name):
+    """When and where NAME's raw results were measured, for a section's
+    heading (run.sh writes raw/NAME.machine beside them)."""
+    try:
+        return open(os.path.join(out, "raw", name + ".machine")).read().strip()
+    except OSError:
+        return "(when and where not recorded)"
 
 
 def spread(xs):
@@ -47,6 +59,10 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def machine():
+    return "%d cores, %s, kernel %s" % (os.cpu_count(), cpu_model(), platform.release())
+
+
 def gnuplot(script):
     try:
         subprocess.run(["gnuplot"], input=script, text=True, check=True, cwd=out,
@@ -65,8 +81,10 @@ md = []
 goals = []
 md.append("# kanon benchmark report\n")
 md.append("- generated: %s by `bench/run.sh%s`" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                                   " --quick" if quick else ""))
-md.append("- machine: %d cores, %s, kernel %s" % (os.cpu_count(), cpu_model(), platform.release()))
+                                                   (" --quick" if quick else "") + (
+    " --only " + ",".join(only) if len(only) < 6 else "")))
+md.append("- this run's machine: %s; each section says when and where it was measured"
+          % machine())
 md.append("- every figure: median of the repetitions, (min-max) after it; ratios are of "
           "figures measured in the same run\n")
 
@@ -78,6 +96,7 @@ if b1:
             ("pipeline", "full de-identification pipeline"),
             ("pipeline_aggregates", "pipeline + aggregation")]
     md.append("## B1 in-process throughput (one core, %d DeviceLog records in memory)\n" % b1[0]["records"])
+    md.append("_measured %s_\n" % measured("b1"))
     md.append("| case | records/s per core |\n|---|---|")
     for k, label in cols:
         md.append("| %s | %s |" % (label, cell([r[k] for r in b1])))
@@ -100,6 +119,7 @@ plot 'b1.dat' using 1:3:xtic(2) with boxes notitle lc rgb '#3060a0'\n""")
 b2 = load("b2")
 if b2:
     md.append("## B2 end to end on the real broker (loopback, %d records pre-loaded)\n" % b2[0]["records"])
+    md.append("_measured %s_\n" % measured("b2"))
     md.append("| client | records/s (wall, start-up included) |\n|---|---|")
     rates = {}
     for c in ("kcat", "ConsumerPerformance", "kanon", "kanon+lat"):
@@ -129,6 +149,7 @@ if b2:
 b3 = load("b3")
 if b3:
     md.append("## B3 latency under a paced load (de-identified-stream mode)\n")
+    md.append("_measured %s_\n" % measured("b3"))
     md.append("Load: `kanon gen --rate` at a share of B2's kanon rate; latencies from `kanon lat "
               "--json` over the whole paced run. End to end is a batch's earliest Kafka "
               "timestamp to its last delivery acknowledgement (the batch's worst record). "
@@ -163,6 +184,7 @@ plot 'b3.dat' using 1:2 with linespoints title 'p50', '' using 1:3 with linespoi
 b4 = load("b4")
 if b4:
     md.append("## B4 memory\n")
+    md.append("_measured %s_\n" % measured("b4"))
     md.append("| open groups | events per group | state bytes | bytes/group (state) | peak RSS MB | "
               "RSS bytes/group |\n|---|---|---|---|---|---|")
     rows = []
@@ -194,6 +216,7 @@ plot 'b4.dat' using 1:2 with linespoints notitle\n""")
 b5 = load("b5")
 if b5:
     md.append("## B5 keyed hash cost (ns per identifier, one core)\n")
+    md.append("_measured %s_\n" % measured("b5"))
     sizes = sorted({r["bytes"] for r in b5})
     prfs = sorted({r["prf"] for r in b5})
     md.append("| PRF | " + " | ".join("%d B" % s for s in sizes) + " |\n|---|" + "---|" * len(sizes))
@@ -213,6 +236,38 @@ plot """ + ", ".join("'b5.dat' using 1:%d with linespoints title '%s'" % (i + 2,
                      for i, p in enumerate(prfs)) + "\n")
     md.append("![B5](b5.png)\n")
 
+# ---- B6 ----
+b6, b6old = load("b6"), load("b6-baseline")
+if b6:
+    md.append("## B6 text cost per search record (ns, one core)\n")
+    md.append("_measured %s_\n" % measured("b6"))
+    md.append("%d search queries from `kanon gen --seed 11` (%d %% plain ASCII), each folded "
+              "(NFKC + case fold + traditional->simplified + separators squeezed), scrubbed, "
+              "categorized (sensitive lexicon and taxonomy), and the whole pipeline per record "
+              "with `policy.emit_scrubbed_query: true`.\n"
+              % (b6[0]["queries"], round(100.0 * b6[0]["ascii"] / max(b6[0]["queries"], 1))))
+    cols = [("fold_ns", "folder (`kn_fold`)"), ("scrub_ns", "scrubber (`kn_scrub_query`)"),
+            ("categorize_ns", "categorizer (`kn_policy_categorize`)"),
+            ("pipeline_ns", "whole pipeline per search record")]
+    rev = b6old[0]["rev"] if b6old else None
+    md.append("| stage | this tree | %s |\n|---|---|---|" % (
+        "before (%s) | after / before" % rev if rev else "before"))
+    if rev:
+        md[-1] = md[-1].replace("|---|---|---|", "|---|---|---|---|")
+    for k, label in cols:
+        now = [r[k] for r in b6]
+        row = "| %s | %s |" % (label, cell(now) if min(now) >= 0 else "-")
+        if rev:
+            old = [r[k] for r in b6old]
+            if min(old) < 0:
+                row += " (none) | - |"
+            else:
+                row += " %s | %.2fx |" % (cell(old), statistics.median(now) / statistics.median(old))
+        else:
+            row += " (run with `--baseline REV`) |"
+        md.append(row)
+    md.append("")
+
 if goals:
     md.insert(4, "## Goals\n\n| goal | measured | met |\n|---|---|---|\n" + "\n".join(
         "| %s | %s | %s |" % (g, v, "yes" if ok else "**no**") for g, v, ok in goals) + "\n")
@@ -221,6 +276,7 @@ with open(os.path.join(out, "REPORT.md"), "w") as f:
     f.write("\n".join(md) + "\n")
 
 # A benchmark that produced nothing is a failure, not a shorter report.
-missing = [b for b, rows in (("B1", b1), ("B2", b2), ("B3", b3), ("B4", b4), ("B5", b5)) if not rows]
-if missing or (b3 and not all(r["end_to_end"]["count"] for r in b3)):
+missing = [b for b, rows in (("B1", b1), ("B2", b2), ("B3", b3), ("B4", b4), ("B5", b5), ("B6", b6))
+           if not rows and b.lower() in only]
+if missing or ("b3" in only and b3 and not all(r["end_to_end"]["count"] for r in b3)):
     sys.exit("report: no results from %s" % (", ".join(missing) or "B3 (no end-to-end samples)"))

@@ -5,6 +5,10 @@
 #   bench/run.sh --quick         a small corpus, every benchmark once (ctest: bench.quick)
 #   options: --build-dir DIR     use this (Release) build instead of build-bench/
 #            --out DIR           results here instead of bench/results/
+#            --only LIST         only these benchmarks (e.g. b6 or b1,b5); the
+#                                others' raw results in OUT are kept and reported
+#            --baseline REV      B6 also for git revision REV (e.g. the commit
+#                                before a change), built in a scratch copy
 #
 # B1 in-process records/s per core: avro-c's generic decoder, kanon's decoder,
 #    the pipeline, the pipeline with aggregates (same records in memory).
@@ -13,6 +17,9 @@
 # B3 latency at 25/50/75 % of B2's kanon rate, from `kanon lat --json`.
 # B4 peak RSS against open groups, and against events at fixed groups.
 # B5 ns per keyed hash: siphash, hmac-sha256, xxh3 on 8-64-byte inputs.
+# B6 ns per search record for the text folder, the scrubber, the categorizer
+#    and the whole pipeline (scrubbed query on); with --baseline REV the same
+#    bench source is also built against REV, so before/after share one run.
 #
 # Writes OUT/REPORT.md, OUT/*.png (gnuplot) and OUT/raw/*.jsonl. Every
 # figure is a median over repetitions, with min and max.
@@ -22,21 +29,36 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
 build=""
 out="$root/bench/results"
+only=b1,b2,b3,b4,b5,b6
+baseline=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
 	--build-dir) build=$2; shift ;;
 	--out) out=$2; shift ;;
-	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--only) only=$2; shift ;;
+	--baseline) baseline=$2; shift ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
+for b in ${only//,/ }; do
+	case "$b" in
+	b[1-6]) ;;
+	*) echo "bench/run.sh: --only: unknown benchmark '$b' (b1 to b6)" >&2; exit 2 ;;
+	esac
+done
+want() { [[ ",$only," == *",$1,"* ]]; }
+if [ -n "$baseline" ] && ! git -C "$root" rev-parse -q --verify "$baseline^{commit}" >/dev/null; then
+	echo "bench/run.sh: --baseline: '$baseline' is not a commit of this repository" >&2
+	exit 2
+fi
 
 if [ $quick -eq 1 ]; then
-	N_B1=50000 REPS=3 N_B2=30000 REPS_E2E=1 B4_GROUPS="1000 10000" B4_FIXED=2000 LAT_SECS=3
+	N_B6=20000 N_B1=50000 REPS=3 N_B2=30000 REPS_E2E=1 B4_GROUPS="1000 10000" B4_FIXED=2000 LAT_SECS=3
 else
-	N_B1=1000000 REPS=5 N_B2=10000000 REPS_E2E=3 B4_GROUPS="10000 100000 1000000"
+	N_B6=200000 N_B1=1000000 REPS=5 N_B2=10000000 REPS_E2E=3 B4_GROUPS="10000 100000 1000000"
 	B4_FIXED=100000 LAT_SECS=20
 fi
 
@@ -65,7 +87,14 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$out/raw"
-rm -f "$out"/raw/*.jsonl
+# Each benchmark's results say where they were measured: a report may
+# combine this run's with older ones (--only).
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+for b in ${only//,/ }; do
+	rm -f "$out/raw/$b.jsonl" "$out/raw/$b-baseline.jsonl"
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores, ${cpu:-unknown CPU}, kernel $(uname -r)" \
+		>"$out/raw/$b.machine"
+done
 export KANON_KEY_FILE=$work/master.key
 "$KANON" keygen "$KANON_KEY_FILE" >/dev/null
 
@@ -84,20 +113,56 @@ make_config() { # prefix with_aggregates linger_ms
 	echo "$cfg"
 }
 
-# ---- B1, B4, B5: in process ----
-log "B1: corpus of $N_B1 DeviceLog records (kanon gen --seed 42)"
-cfg=$(make_config b1 yes 20)
-mkdir -p "$work/corpus"
-"$KANON" gen -c "$cfg" --seed 42 --count "$N_B1" --types device --out-dir "$work/corpus" >/dev/null
-"$BENCH" b1 "$cfg" "$work/corpus/device.avro" "$REPS" >>"$out/raw/b1.jsonl"
-log "B5: keyed hash cost"
-"$BENCH" b5 "$REPS" >>"$out/raw/b5.jsonl"
-log "B4: memory against open groups"
-for g in $B4_GROUPS; do "$BENCH" b4 "$cfg" "$g" 1 >>"$out/raw/b4.jsonl"; done
-for e in 5 20 80; do "$BENCH" b4 "$cfg" "$B4_FIXED" "$e" >>"$out/raw/b4.jsonl"; done
+# ---- B1, B4, B5, B6: in process ----
+if want b1 || want b4; then
+	cfg=$(make_config b1 yes 20)
+fi
+if want b1; then
+	log "B1: corpus of $N_B1 DeviceLog records (kanon gen --seed 42)"
+	mkdir -p "$work/corpus"
+	"$KANON" gen -c "$cfg" --seed 42 --count "$N_B1" --types device --out-dir "$work/corpus" >/dev/null
+	"$BENCH" b1 "$cfg" "$work/corpus/device.avro" "$REPS" >>"$out/raw/b1.jsonl"
+fi
+if want b5; then
+	log "B5: keyed hash cost"
+	"$BENCH" b5 "$REPS" >>"$out/raw/b5.jsonl"
+fi
+if want b4; then
+	log "B4: memory against open groups"
+	for g in $B4_GROUPS; do "$BENCH" b4 "$cfg" "$g" 1 >>"$out/raw/b4.jsonl"; done
+	for e in 5 20 80; do "$BENCH" b4 "$cfg" "$B4_FIXED" "$e" >>"$out/raw/b4.jsonl"; done
+fi
+
+# kn_bench built from this tree's bench source against revision $1, in a
+# scratch copy (git archive: the working tree and its worktrees untouched).
+build_baseline() {
+	local src=$work/baseline
+	mkdir -p "$src"
+	git -C "$root" archive "$1" | tar -x -C "$src"
+	cp "$root/bench/kn_bench.c" "$src/bench/kn_bench.c"
+	cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$src/build" -j"$(nproc)" --target kn_bench >&2
+	echo "$src/build/kn_bench"
+}
+if want b6; then
+	log "B6: corpus of $N_B6 SearchLog records (kanon gen --seed 11)"
+	cfg=$(make_config b6 no 20)
+	sed -i -e '/^inputs:/a\  - {topic: b6.logs.search.v1, type: search}' "$cfg"
+	printf 'policy:\n  emit_scrubbed_query: true\n' >>"$cfg"
+	mkdir -p "$work/corpus6"
+	"$KANON" gen -c "$cfg" --seed 11 --count "$N_B6" --types search --out-dir "$work/corpus6" >/dev/null
+	"$BENCH" b6 "$cfg" "$work/corpus6/search.avro" "$REPS" >>"$out/raw/b6.jsonl"
+	if [ -n "$baseline" ]; then
+		log "B6: the same against $baseline"
+		old=$(build_baseline "$baseline")
+		"$old" b6 "$cfg" "$work/corpus6/search.avro" "$REPS" |
+			sed "s/\"bench\":\"b6\"/\"bench\":\"b6\",\"rev\":\"$(git -C "$root" rev-parse --short "$baseline")\"/" \
+				>>"$out/raw/b6-baseline.jsonl"
+	fi
+fi
 
 # ---- the broker ----
-if ! kcat -b "$BROKER" -L -m 5 >/dev/null 2>&1; then
+if (want b2 || want b3) && ! kcat -b "$BROKER" -L -m 5 >/dev/null 2>&1; then
 	"$root/deploy/kafka-local.sh" start >&2
 	started_broker=1
 fi
@@ -106,64 +171,71 @@ now_s() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ---- B2: end to end ----
-p=b2-$$-$RANDOM
-cfg=$(make_config "$p" no 20)
-topic=$p.logs.device.v1
-log "B2: pre-loading $N_B2 records into $topic"
-"$KANON" gen -c "$cfg" --seed 7 --count "$N_B2" --types device >/dev/null
-for i in $(seq 1 "$REPS_E2E"); do
-	log "B2 round $i: kcat"
-	t=$(now_s)
-	n=$(kcat -C -b "$BROKER" -t "$topic" -o beginning -e -q -f '\n' | wc -l)
-	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kcat\",\"records\":$n,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
+if want b2; then
+	p=b2-$$-$RANDOM
+	cfg=$(make_config "$p" no 20)
+	topic=$p.logs.device.v1
+	log "B2: pre-loading $N_B2 records into $topic"
+	"$KANON" gen -c "$cfg" --seed 7 --count "$N_B2" --types device >/dev/null
+	for i in $(seq 1 "$REPS_E2E"); do
+		log "B2 round $i: kcat"
+		t=$(now_s)
+		n=$(kcat -C -b "$BROKER" -t "$topic" -o beginning -e -q -f '\n' | wc -l)
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kcat\",\"records\":$n,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
 
-	log "B2 round $i: ConsumerPerformance"
-	t=$(now_s)
-	cp=$(java -Xmx512m -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ConsumerPerformance \
-		--bootstrap-server "$BROKER" --topic "$topic" --messages "$N_B2" \
-		--group "$p-cp-$i" --timeout 60000 2>/dev/null | tail -1)
-	s=$(elapsed "$t")
-	# start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.ms, fetch.ms, fetch.MB.sec, fetch.nMsg.sec
-	n=$(echo "$cp" | awk -F', *' '{print $5}')
-	fetch=$(echo "$cp" | awk -F', *' '{print $10}')
-	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"ConsumerPerformance\",\"records\":${n:-0},\"seconds\":$s,\"reported_fetch_rate\":${fetch:-0}}" >>"$out/raw/b2.jsonl"
+		log "B2 round $i: ConsumerPerformance"
+		t=$(now_s)
+		cp=$(java -Xmx512m -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.ConsumerPerformance \
+			--bootstrap-server "$BROKER" --topic "$topic" --messages "$N_B2" \
+			--group "$p-cp-$i" --timeout 60000 2>/dev/null | tail -1)
+		s=$(elapsed "$t")
+		# start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance.ms, fetch.ms, fetch.MB.sec, fetch.nMsg.sec
+		n=$(echo "$cp" | awk -F', *' '{print $5}')
+		fetch=$(echo "$cp" | awk -F', *' '{print $10}')
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"ConsumerPerformance\",\"records\":${n:-0},\"seconds\":$s,\"reported_fetch_rate\":${fetch:-0}}" >>"$out/raw/b2.jsonl"
 
-	log "B2 round $i: kanon run"
-	t=$(now_s)
-	"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn
-	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
+		log "B2 round $i: kanon run"
+		t=$(now_s)
+		"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
 
-	log "B2 round $i: kanon run with kanon lat attached"
-	t=$(now_s)
-	"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-l-$i" -l warn &
-	kp=$!
-	"$KANON" lat --pid $kp --json >"$work/lat.json" 2>"$work/lat.err" &
-	lp=$!
-	wait $kp
-	s=$(elapsed "$t")
-	kill -INT $lp 2>/dev/null || true
-	wait $lp || true
-	seen=$(python3 -c 'import json,sys; print(sum(json.loads(l)["batches"] for l in open(sys.argv[1]) if l.strip()))' "$work/lat.json" 2>/dev/null || echo 0)
-	echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon+lat\",\"records\":$N_B2,\"seconds\":$s,\"lat_batches\":$seen}" >>"$out/raw/b2.jsonl"
-done
+		log "B2 round $i: kanon run with kanon lat attached"
+		t=$(now_s)
+		"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-l-$i" -l warn &
+		kp=$!
+		"$KANON" lat --pid $kp --json >"$work/lat.json" 2>"$work/lat.err" &
+		lp=$!
+		wait $kp
+		s=$(elapsed "$t")
+		kill -INT $lp 2>/dev/null || true
+		wait $lp || true
+		seen=$(python3 -c 'import json,sys; print(sum(json.loads(l)["batches"] for l in open(sys.argv[1]) if l.strip()))' "$work/lat.json" 2>/dev/null || echo 0)
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon+lat\",\"records\":$N_B2,\"seconds\":$s,\"lat_batches\":$seen}" >>"$out/raw/b2.jsonl"
+	done
+fi
 
 # ---- B3: latency under a paced load ----
-rmax=$(python3 -c '
+if want b3 && [ ! -s "$out/raw/b2.jsonl" ]; then
+	echo "bench/run.sh: B3 paces its load at shares of B2's kanon rate: run b2 too" >&2
+	exit 2
+fi
+if want b3; then
+	rmax=$(python3 -c '
 import json, statistics, sys
 r = [json.loads(l) for l in open(sys.argv[1])]
 print(int(statistics.median(x["records"] / x["seconds"] for x in r if x["client"] == "kanon")))' "$out/raw/b2.jsonl")
-for pct in 25 50 75; do
-	rate=$((rmax * pct / 100))
-	p=b3-$pct-$$-$RANDOM
-	# The latency profile: the producer lingers 2 ms instead of 20.
-	cfg=$(make_config "$p" no 2)
-	"$KANON" gen -c "$cfg" --count 10 --types device >/dev/null # creates the topic
-	port=$((20000 + RANDOM % 20000))
-	"$KANON" run -c "$cfg" --metrics-addr 127.0.0.1:$port -l warn &
-	kp=$!
-	# Ready when the warm-up records are delivered: the output topic then
-	# exists, so topic creation does not land in the measured latencies.
-	python3 - "http://127.0.0.1:$port/metrics" <<'PY'
+	for pct in 25 50 75; do
+		rate=$((rmax * pct / 100))
+		p=b3-$pct-$$-$RANDOM
+		# The latency profile: the producer lingers 2 ms instead of 20.
+		cfg=$(make_config "$p" no 2)
+		"$KANON" gen -c "$cfg" --count 10 --types device >/dev/null # creates the topic
+		port=$((20000 + RANDOM % 20000))
+		"$KANON" run -c "$cfg" --metrics-addr 127.0.0.1:$port -l warn &
+		kp=$!
+		# Ready when the warm-up records are delivered: the output topic then
+		# exists, so topic creation does not land in the measured latencies.
+		python3 - "http://127.0.0.1:$port/metrics" <<'PY'
 import re, sys, time, urllib.request
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
@@ -177,23 +249,24 @@ while time.monotonic() < deadline:
     time.sleep(0.1)
 sys.exit("bench: kanon did not deliver its warm-up records")
 PY
-	"$KANON" lat --pid $kp --json --interval "$LAT_SECS" --count 1 >"$work/lat3.json" 2>"$work/lat3.err" &
-	lp=$!
-	until grep -q attached "$work/lat3.err" 2>/dev/null || ! kill -0 $lp 2>/dev/null; do sleep 0.05; done
-	log "B3: $pct % load = $rate records/s for $LAT_SECS s"
-	"$KANON" gen -c "$cfg" --seed 3 --types device --rate "$rate" --count $((rate * LAT_SECS)) >/dev/null
-	wait $lp || true
-	kill -TERM $kp
-	wait $kp || true
-	python3 -c '
+		"$KANON" lat --pid $kp --json --interval "$LAT_SECS" --count 1 >"$work/lat3.json" 2>"$work/lat3.err" &
+		lp=$!
+		until grep -q attached "$work/lat3.err" 2>/dev/null || ! kill -0 $lp 2>/dev/null; do sleep 0.05; done
+		log "B3: $pct % load = $rate records/s for $LAT_SECS s"
+		"$KANON" gen -c "$cfg" --seed 3 --types device --rate "$rate" --count $((rate * LAT_SECS)) >/dev/null
+		wait $lp || true
+		kill -TERM $kp
+		wait $kp || true
+		python3 -c '
 import json, sys
 for l in open(sys.argv[1]):
     if l.strip():
         r = json.loads(l)
         r.update(bench="b3", load_pct=int(sys.argv[2]), rate=int(sys.argv[3]))
         print(json.dumps(r))' "$work/lat3.json" "$pct" "$rate" >>"$out/raw/b3.jsonl"
-done
+	done
+fi
 
 # ---- the report ----
-python3 "$root/bench/report.py" "$out" "$quick"
+python3 "$root/bench/report.py" "$out" "$quick" "$only"
 log "wrote $out/REPORT.md"
