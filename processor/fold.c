@@ -235,18 +235,42 @@ static size_t fold_ascii(const char *in, size_t len, char *out, size_t cap, unsi
 	return n;
 }
 
-/* Digits of any script to ASCII, traditional Han to simplified. */
-static void map_chars(UChar *s, int32_t n)
+/* The ASCII digit a character stands for, or -1: decimal digits of any
+ * script (supplementary planes included: Osmanya, Adlam, ...), and the
+ * Hangzhou numerals U+3021..3029 with U+3007, which write phone numbers
+ * as well as any digit does. */
+static int digit_of(UChar32 c)
 {
-	for (int32_t i = 0; i < n; i++) {
-		UChar c = s[i];
-		if (U16_IS_SURROGATE(c))
-			continue;
-		if (han[c])
-			s[i] = han[c];
-		else if (c >= 0x80 && u_charType(c) == U_DECIMAL_DIGIT_NUMBER)
-			s[i] = (UChar)('0' + u_charDigitValue(c));
+	if (c == 0x3007)
+		return 0;
+	if (c >= 0x3021 && c <= 0x3029)
+		return (int)(c - 0x3020);
+	if (c >= 0x80 && u_charType(c) == U_DECIMAL_DIGIT_NUMBER)
+		return u_charDigitValue(c);
+	return -1;
+}
+
+/* Digits of any script to ASCII, traditional Han to simplified, in place.
+ * Returns the new length (a supplementary digit shrinks to one unit). */
+static int32_t map_chars(UChar *s, int32_t n)
+{
+	int32_t w = 0;
+
+	for (int32_t i = 0; i < n;) {
+		int32_t start = i;
+		UChar32 c;
+		U16_NEXT(s, i, n, c);
+		int d = digit_of(c);
+		if (d >= 0) {
+			s[w++] = (UChar)('0' + d);
+		} else if (c < 0x10000 && han[c]) {
+			s[w++] = han[c];
+		} else {
+			while (start < i)
+				s[w++] = s[start++];
+		}
 	}
+	return w;
 }
 
 /* UTF-16 to UTF-8, stopping before a character that would not fit. */
@@ -300,7 +324,7 @@ size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags
 	}
 	if (U_FAILURE(e))
 		dn = 0;
-	map_chars(d, dn);
+	dn = map_chars(d, dn);
 	if (flags & KN_FOLD_SQUEEZE)
 		return to_utf8(q, squeeze(d, dn, q), out, cap);
 	return to_utf8(d, dn, out, cap);

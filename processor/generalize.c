@@ -562,15 +562,20 @@ static bool ip_in_host(const char *h)
 }
 
 /* A label that carries an identifier rather than a name: a run of 7 or
- * more digits (phones, IDs, accounts), or a long hex string (hashes,
- * device ids). Looked at after folding, so full-width digits count. */
+ * more digits (phones, IDs, accounts, IPs), '-' and '_' between them not
+ * breaking the run, or a long hex string (hashes, device ids, 0x IPs).
+ * Looked at after folding, so full-width digits count. */
 static bool identifier_label(const char *l, size_t n)
 {
 	char f[256];
 	size_t m = kn_fold(l, n, f, sizeof(f), 0), run = 0, hex = 0, hexdigits = 0;
 
+	if (m > 2 && f[0] == '0' && f[1] == 'x' && strspn(f + 2, "0123456789abcdef") >= 6)
+		return true;
 	for (size_t i = 0; i < m; i++) {
 		char c = f[i];
+		if ((c == '-' || c == '_') && run)
+			continue;
 		run = c >= '0' && c <= '9' ? run + 1 : 0;
 		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
 			hex++;
@@ -587,13 +592,14 @@ static bool identifier_label(const char *l, size_t n)
 /* The registrable domain of an ASCII (A-label) host, by the ICANN section
  * of the Public Suffix List only: a private suffix (github.io, blogspot)
  * counts as its owner's domain, so name.github.io is github.io. NULL when
- * the host is itself a public suffix, or a single label. */
+ * the host is itself a public suffix, a single label, or ends in no listed
+ * suffix (no implicit "*" rule: zhangsans-macbook.local is not a domain). */
 static const char *registrable(const char *host)
 {
 	const char *prev = NULL;
 
 	for (const char *p = host; p;) {
-		if (psl_is_public_suffix2(psl, p, PSL_TYPE_ICANN))
+		if (psl_is_public_suffix2(psl, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE))
 			return prev;
 		prev = p;
 		p = strchr(p, '.');
@@ -603,23 +609,39 @@ static const char *registrable(const char *host)
 	return NULL;
 }
 
-/* The registrable domain of ascii (A-labels) into out, or "other" when its
- * own label (not the suffix) carries an identifier. Only a punycode label
- * is decoded (and allocates): the common ASCII host costs no allocation. */
+/* Whether any label of a dotted name carries an identifier (under a
+ * wildcard suffix such as *.ck the registrable domain has three labels, and
+ * the middle one is as free as the first). */
+static bool identifier_labels(const char *name)
+{
+	for (const char *p = name;;) {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		if (identifier_label(p, n))
+			return true;
+		if (!dot)
+			return false;
+		p = dot + 1;
+	}
+}
+
+/* The registrable domain of ascii (A-labels) into out, or "other" when one
+ * of its labels carries an identifier. Only a punycode label is decoded
+ * (and allocates): the common ASCII host costs no allocation. */
 static void emit_domain(const char *ascii, char *out)
 {
-	const char *reg = registrable(ascii), *dot;
+	const char *reg = registrable(ascii);
 	char *uni = NULL;
 	bool id;
 
-	if (!reg || strlen(reg) > KN_HOST_MAX || !(dot = strchr(reg, '.'))) {
+	if (!reg || strlen(reg) > KN_HOST_MAX || !strchr(reg, '.')) {
 		snprintf(out, KN_HOST_MAX + 1, "other");
 		return;
 	}
-	if (strncmp(reg, "xn--", 4))
-		id = identifier_label(reg, (size_t)(dot - reg));
-	else if (idn2_to_unicode_8z8z(reg, &uni, 0) == IDN2_OK && strchr(uni, '.'))
-		id = identifier_label(uni, (size_t)(strchr(uni, '.') - uni));
+	if (!strstr(reg, "xn--"))
+		id = identifier_labels(reg);
+	else if (idn2_to_unicode_8z8z(reg, &uni, 0) == IDN2_OK)
+		id = identifier_labels(uni);
 	else
 		id = true;
 	idn2_free(uni);
@@ -650,7 +672,12 @@ int kn_url_domain(const char *url, size_t len, char *out)
 		for (char *p = ascii; *p; p++)
 			if (*p >= 'A' && *p <= 'Z')
 				*p += 32;
-		emit_domain(ascii, out);
+		/* IDNA maps full-width digits and ideographic dots: an IP may
+		 * only show now. */
+		if (ip_in_host(ascii))
+			snprintf(out, KN_HOST_MAX + 1, "ip-literal");
+		else
+			emit_domain(ascii, out);
 	} else {
 		snprintf(out, KN_HOST_MAX + 1, "other");
 	}

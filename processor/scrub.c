@@ -295,11 +295,25 @@ static size_t match_ip(const char *s, size_t len, size_t i)
 	return 0;
 }
 
-static bool digit_sep(char c)
+static bool numeral(UChar32 c);
+
+/* Bytes of the separator character at k, or 0: anything that is neither a
+ * letter nor a digit (punctuation of any script, spaces, controls) may sit
+ * between the groups of one number. When in doubt, it joins. */
+static size_t sep_len(const char *s, size_t len, size_t k)
 {
-	return c == ' ' || c == '.' || c == ',' || c == '/' || c == '_' || c == '(' || c == ')' ||
-	       c == '-' || c == '+' || c == '~' || c == '*';
+	unsigned char c = (unsigned char)s[k];
+	size_t n;
+
+	if (c < 0x80)
+		return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+			       ? 0
+			       : 1;
+	UChar32 cp = cp_at(s, len, k, &n);
+	return cp < 0 || u_isalnum(cp) || numeral(cp) ? 0 : n;
 }
+
+#define MAX_SEP_RUN 16 /* bytes of separators between two digit groups */
 
 struct digits {
 	char d[MAX_DIGITS + 1];
@@ -312,14 +326,14 @@ struct digits {
 	size_t first_end; /* where the first group of digits ends */
 };
 
-/* Reads a number across separator runs of at most 3 characters. It ends
+/* Reads a number across separator runs of up to MAX_SEP_RUN bytes. It ends
  * before a group of 7 or more digits once it has 7 itself (two numbers
  * side by side), and after a date (4-2-2 with one separator) followed by a
  * space: the date is kept, and what follows is a number of its own.
  * Returns its end. */
 static size_t read_digits(const char *s, size_t len, size_t i, struct digits *g)
 {
-	size_t j = i, k;
+	size_t j = i, k, n;
 
 	memset(g, 0, sizeof(*g));
 	if (j < len && s[j] == '(')
@@ -342,8 +356,8 @@ static size_t read_digits(const char *s, size_t len, size_t i, struct digits *g)
 			j++;
 			break;
 		}
-		for (k = j; k < len && k - j < 3 && digit_sep(s[k]);)
-			k++;
+		for (k = j, n = 1; k < len && k - j < MAX_SEP_RUN && (n = sep_len(s, len, k));)
+			k += n;
 		if (k == j || k >= len || !is_digit(s[k]))
 			break;
 		size_t next = k;
@@ -452,7 +466,7 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 		if (numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
 			count++;
 			last = j += n;
-		} else if (cp < 0x80 && digit_sep((char)cp) && j - last < 3) {
+		} else if (j - last < MAX_SEP_RUN && sep_len(s, len, j)) {
 			j += n;
 		} else {
 			break;

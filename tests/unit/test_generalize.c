@@ -122,6 +122,23 @@ static void test_url_domain(void)
 	KT_STREQ(domain("https://１３８１２３４５６７８.cn/"), "other");
 	KT_STREQ(domain("https://u-5f2a9c81d07be.com/"), "other");
 	KT_STREQ(domain("https://shop2024.com/"), "shop2024.com");
+	KT_STREQ(domain("http://138-1234-5678.com/"), "other");
+	KT_STREQ(domain("http://138_1234_5678.com/"), "other");
+	KT_STREQ(domain("http://１３８－１２３４－５６７８.cn/"), "other");
+	KT_STREQ(domain("http://ip-192-168-10-36.com/"), "other");
+	KT_STREQ(domain("http://0xc0a80a1e.com/"), "other");
+	KT_STREQ(domain("https://7-eleven.com/"), "7-eleven.com");
+	/* Wildcard suffixes (*.ck, *.bd, *.kawasaki.jp): three labels, each
+	 * one checked. */
+	KT_STREQ(domain("http://foo.13812345678.ck/"), "other");
+	KT_STREQ(domain("http://a.110105198707030312.kawasaki.jp/"), "other");
+	KT_STREQ(domain("http://x.13812345678.bd/"), "other");
+	/* No implicit '*' rule: an unlisted TLD is not a suffix, so LAN and
+	 * device names are not domains. */
+	KT_STREQ(domain("http://zhangsan.13812345678/"), "other");
+	KT_STREQ(domain("http://zhangsans-macbook.local:8080/"), "other");
+	KT_STREQ(domain("http://desktop-7h3k2j1.lan/"), "other");
+	KT_STREQ(domain("http://zhang-sans-iphone.home/"), "other");
 	/* IPs in every notation, and names that spell one out. */
 	KT_STREQ(domain("http://3232238108/"), "ip-literal");
 	KT_STREQ(domain("http://0xC0A80A1E/"), "ip-literal");
@@ -130,6 +147,10 @@ static void test_url_domain(void)
 	KT_STREQ(domain("http://192.168.10.36.nip.io/"), "ip-literal");
 	KT_STREQ(domain("http://app.192-168-10-36.sslip.io/"), "ip-literal");
 	KT_STREQ(domain("http://[2001:db8::1]/"), "ip-literal");
+	/* Spelled with full-width digits and ideographic dots: IDNA maps them,
+	 * and the mapped host is looked at again. */
+	KT_STREQ(domain("http://１９２．１６８．１０．３６/"), "ip-literal");
+	KT_CHECK(strcmp(domain("http://１９２-１６８-１０-３６.com/"), "192-168-10-36.com"));
 	/* Not UTF-8, not a name, not registrable. */
 	KT_STREQ(domain("https://ex\xff"
 			"ample.com/"),

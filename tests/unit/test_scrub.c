@@ -199,6 +199,59 @@ static void test_no_long_digit_runs(void)
 	}
 }
 
+/* Any separator, any number of them, any script's digits: what comes out
+ * holds fewer than 7 digits in all (the inputs hold nothing else). */
+static void test_any_separator_any_digits(void)
+{
+	static const char *const in[] = {
+		"138\t0013\t8000",
+		"138\n0013\n8000",
+		"138:0013:8000",
+		"138|0013|8000",
+		"138;0013;8000",
+		"138\xc2\xb7"
+		"0013\xc2\xb7"
+		"8000", /* middle dot */
+		"138\xe2\x80\x94"
+		"0013\xe2\x80\x94"
+		"8000", /* em dash */
+		"138\xe3\x80\x81"
+		"0013\xe3\x80\x81"
+		"8000", /* ideographic comma */
+		"138\xe3\x80\x82"
+		"0013\xe3\x80\x82"
+		"8000", /* ideographic full stop */
+		"192\xe3\x80\x82"
+		"168\xe3\x80\x82"
+		"1\xe3\x80\x82"
+		"1",
+		"4111|1111|1111|1111",
+		"110105\xc2\xb7"
+		"19870703\xc2\xb7"
+		"0312",
+		"138\x7f"
+		"0013\x7f"
+		"8000",
+		"138    0013    8000",
+		"138 -- 0013 -- 8000",
+		"\xf0\x90\x92\xa1\xf0\x90\x92\xa3\xf0\x90\x92\xa8\xf0\x90\x92\xa0\xf0\x90\x92\xa0"
+		"\xf0\x90\x92\xa1\xf0\x90\x92\xa3\xf0\x90\x92\xa8\xf0\x90\x92\xa0\xf0\x90\x92\xa0"
+		"\xf0\x90\x92\xa0", /* Osmanya 13800138000 */
+		"\xe3\x80\xa1\xe3\x80\xa3\xe3\x80\xa8\xe3\x80\x87\xe3\x80\x87\xe3\x80\xa1\xe3\x80"
+		"\xa3"
+		"\xe3\x80\xa8\xe3\x80\x87\xe3\x80\x87\xe3\x80\x87", /* Hangzhou numerals */
+	};
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		const char *o = scrub(in[i]);
+		int digits = 0;
+		for (const char *p = o; *p; p++)
+			digits += *p >= '0' && *p <= '9';
+		KT_CHECK(digits < 7);
+		if (digits >= 7)
+			fprintf(stderr, "  case %zu -> '%s'\n", i, o);
+	}
+}
+
 static void test_counts_and_truncation(void)
 {
 	struct kn_scrub_counts c;
@@ -231,6 +284,7 @@ int main(void)
 	KT_RUN(test_phones);
 	KT_RUN(test_numbers_and_dates);
 	KT_RUN(test_no_long_digit_runs);
+	KT_RUN(test_any_separator_any_digits);
 	KT_RUN(test_counts_and_truncation);
 	return kt_done();
 }
