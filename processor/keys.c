@@ -47,6 +47,7 @@ struct secret {
 	uint8_t base_key[KEY_BYTES];
 	uint8_t cursor_key[KEY_BYTES];
 	uint8_t erase[KEY_BYTES];
+	uint8_t noise[KEY_BYTES]; /* derived from erase: never rotates either */
 	struct slot cache[KN_DOMAINS][CACHE_WAYS];
 };
 
@@ -120,6 +121,7 @@ static int keys_new(int64_t base, const uint8_t chain[KEY_BYTES], const uint8_t 
 	memcpy(k->s->base_key, chain, KEY_BYTES);
 	memcpy(k->s->cursor_key, chain, KEY_BYTES);
 	memcpy(k->s->erase, erase, KEY_BYTES);
+	crypto_kdf_derive_from_key(k->s->noise, KEY_BYTES, 1, "kn_noise", erase);
 	for (int d = 0; d < KN_DOMAINS; d++)
 		for (int w = 0; w < CACHE_WAYS; w++)
 			k->s->cache[d][w].epoch = -1;
@@ -153,6 +155,12 @@ void kn_keys_destroy(struct kn_keys *k)
 int64_t kn_keys_first_epoch(const struct kn_keys *k)
 {
 	return k->base;
+}
+
+void kn_keys_noise_seed(const struct kn_keys *k, const void *label, size_t len,
+			uint8_t seed[KN_NOISE_SEED_BYTES])
+{
+	crypto_generichash(seed, KN_NOISE_SEED_BYTES, label, len, k->s->noise, KEY_BYTES);
 }
 
 /* ---- the key file ---- */

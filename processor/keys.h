@@ -112,6 +112,15 @@ int kn_keys_maintain(struct kn_keys *k, const char *path, int64_t epoch_ms, int6
 /* The first epoch whose keys still exist. */
 int64_t kn_keys_first_epoch(const struct kn_keys *k);
 
+/* The seed of the noise stream of one released aggregate group: keyed
+ * BLAKE2b of label under the noise key, which is derived from the erasure
+ * secret (crypto_kdf, context "kn_noise"): it never rotates, so a replay of a
+ * window, even after its pseudonym epochs were retired, draws the same noise
+ * and never hands out a second sample. The caller wipes seed after use. */
+#define KN_NOISE_SEED_BYTES 32
+void kn_keys_noise_seed(const struct kn_keys *k, const void *label, size_t len,
+			uint8_t seed[KN_NOISE_SEED_BYTES]);
+
 /* out = PRF(K[epoch][domain], in). epoch >= 0, domain < KN_DOMAINS. Derived
  * keys are cached (8 epochs per domain), so the common case costs one PRF
  * call. Returns 0, or -ENOKEY for a retired epoch. Never allocates. */
