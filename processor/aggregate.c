@@ -1,17 +1,17 @@
 #include "aggregate.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 #include <xxhash.h>
 
-#include "distinct.h"
+#include "keys.h"
 #include "kn_alloc.h"
 
-#define ARENA_CHUNK    (64 * 1024)
-#define NULL_MARK      '\x1e' /* a null dimension value inside a group key */
-#define SEP	       '\x1f'
-#define MAX_WINDOWS    4096
-#define SENSITIVE_DIMS ((1u << KN_DIM_QUERY_CATEGORY) | (1u << KN_DIM_URL_DOMAIN))
+#define ARENA_CHUNK (64 * 1024)
+#define NULL_MARK   '\x1e' /* a null dimension value inside a group key */
+#define SEP	    '\x1f'
+#define MAX_WINDOWS 4096
 
 static const char *dim_names[KN_DIMS] = {"event_type",	"geo_cell",   "ip_prefix",     "os_family",
 					 "app_version", "url_domain", "query_category"};
@@ -89,11 +89,9 @@ struct entry {
 };
 
 struct person {
-	uint64_t key; /* fingerprint mixed with the definition: 0 = empty slot */
-	uint64_t fp;
-	struct entry *e; /* in the arena */
+	uint64_t fp;	 /* 0 = empty slot (a zero fingerprint is stored as 1) */
+	struct entry *e; /* in the arena; groups of every definition */
 	uint16_t n, cap;
-	uint8_t def;
 };
 
 struct window {
@@ -107,7 +105,6 @@ struct window {
 	uint32_t n_people, cap_people;
 	int64_t *min_off;    /* per partition: first offset that fed this window, -1 */
 	int64_t *max_before; /* per partition: max_ts[p] just before that offset */
-	uint64_t *bounded;   /* per definition: events dropped by the bounds */
 };
 
 struct kn_aggregator {
@@ -122,12 +119,12 @@ struct kn_aggregator {
 	struct kn_agg_metrics m;
 };
 
-static size_t window_bytes(const struct window *w, int n_parts, int n_defs)
+static size_t window_bytes(const struct window *w, int n_parts)
 {
 	return sizeof(*w) + w->arena.bytes + (size_t)w->cap_groups * sizeof(struct group) +
 	       (size_t)w->cap_gslots * sizeof(uint32_t) +
 	       (size_t)w->cap_people * sizeof(struct person) +
-	       (size_t)n_parts * 2 * sizeof(int64_t) + (size_t)n_defs * sizeof(uint64_t);
+	       (size_t)n_parts * 2 * sizeof(int64_t);
 }
 
 static void window_free(struct window *w)
@@ -140,7 +137,6 @@ static void window_free(struct window *w)
 	kn_free(w->people);
 	kn_free(w->min_off);
 	kn_free(w->max_before);
-	kn_free(w->bounded);
 	kn_free(w);
 }
 
@@ -153,8 +149,7 @@ static struct window *window_new(struct kn_aggregator *a, int64_t start)
 	w->start = start;
 	w->min_off = kn_malloc(sizeof(int64_t) * (size_t)a->o.n_partitions);
 	w->max_before = kn_malloc(sizeof(int64_t) * (size_t)a->o.n_partitions);
-	w->bounded = kn_calloc((size_t)a->n_defs, sizeof(uint64_t));
-	if (!w->min_off || !w->max_before || !w->bounded) {
+	if (!w->min_off || !w->max_before) {
 		window_free(w);
 		return NULL;
 	}
@@ -337,10 +332,10 @@ static int grow_people(struct window *w)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < w->cap_people; i++) {
 		struct person *p = &w->people[i];
-		if (!p->key)
+		if (!p->fp)
 			continue;
-		uint32_t j = (uint32_t)p->key & (ncap - 1);
-		while (np[j].key)
+		uint32_t j = (uint32_t)p->fp & (ncap - 1);
+		while (np[j].fp)
 			j = (j + 1) & (ncap - 1);
 		np[j] = *p;
 	}
@@ -350,18 +345,17 @@ static int grow_people(struct window *w)
 	return 0;
 }
 
-static struct person *find_person(struct window *w, uint64_t fp, int di)
+static struct person *find_person(struct window *w, uint64_t fp)
 {
-	uint64_t key = (fp ^ ((uint64_t)(di + 1) * 0x9e3779b97f4a7c15ULL)) | 1;
 	uint32_t i;
 
 	if ((w->n_people + 1) * 2 > w->cap_people && grow_people(w))
 		return NULL;
-	for (i = (uint32_t)key & (w->cap_people - 1); w->people[i].key;
+	for (i = (uint32_t)fp & (w->cap_people - 1); w->people[i].fp;
 	     i = (i + 1) & (w->cap_people - 1))
-		if (w->people[i].key == key && w->people[i].fp == fp)
+		if (w->people[i].fp == fp)
 			return &w->people[i];
-	w->people[i] = (struct person){.key = key, .fp = fp, .def = (uint8_t)di};
+	w->people[i] = (struct person){.fp = fp};
 	w->n_people++;
 	return &w->people[i];
 }
@@ -409,20 +403,32 @@ static int64_t contribute(struct kn_aggregator *a, struct window *w, struct pers
 	return 0;
 }
 
+bool kn_agg_eligible(const struct kn_deid *d)
+{
+	/* Both consents explicitly given, never a minor's, never a sensitive
+	 * event: the same rule for every definition, so no two releases differ
+	 * by exactly the events some definition skipped. */
+	return d->consent_ads == 1 && d->consent_analytics == 1 && !d->minor && !d->sensitive;
+}
+
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
 				     int64_t ts_ms, int part, int64_t offset)
 {
 	int64_t start = floor_div(ts_ms, a->o.window_ms) * a->o.window_ms;
-	int64_t before = a->max_ts[part];
+	int64_t end = start + a->o.window_ms, before = a->max_ts[part];
 	char key[1024];
 
-	if (before != INT64_MIN && ts_ms < before - a->o.lateness_ms) {
-		a->m.late++;
-		return KN_AGG_LATE;
-	}
 	if (ts_ms > before)
 		a->max_ts[part] = ts_ms;
-	if (start + a->o.window_ms <= a->emitted_until) { /* its window is already out */
+	if (!kn_agg_eligible(d)) {
+		a->m.ineligible++;
+		return KN_AGG_INELIGIBLE;
+	}
+	/* Late iff its window closed for its own partition (end + lateness <=
+	 * the partition's largest event time) or is already released. Out of
+	 * order within an open window is not late. */
+	if (end > INT64_MAX - a->o.lateness_ms || end + a->o.lateness_ms <= a->max_ts[part] ||
+	    end <= a->emitted_until) {
 		a->m.late++;
 		return KN_AGG_LATE;
 	}
@@ -438,18 +444,15 @@ enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_de
 		w->max_before[part] = before;
 	}
 	uint64_t fp = XXH3_64bits(d->pid[a->o.person], KN_PID_HEX_LEN);
+	struct person *p = find_person(w, fp ? fp : 1);
+	if (!p)
+		return KN_AGG_ERROR;
 	for (int di = 0; di < a->n_defs; di++) {
-		/* A sensitive event counts in totals, never behind a dimension that
-		 * could reveal what made it sensitive. */
-		if (d->sensitive && (a->defs[di].dims & SENSITIVE_DIMS))
-			continue;
 		size_t len = build_key(&a->defs[di], di, d, key);
 		int64_t g = intern_group(w, key, len, di);
-		struct person *p = g < 0 ? NULL : find_person(w, fp, di);
-		int64_t dropped = p ? contribute(a, w, p, (uint32_t)g) : -1;
+		int64_t dropped = g < 0 ? -1 : contribute(a, w, p, (uint32_t)g);
 		if (dropped < 0)
 			return KN_AGG_ERROR;
-		w->bounded[di] += (uint64_t)dropped;
 		a->m.bounded += (uint64_t)dropped;
 	}
 	a->m.added++;
@@ -476,56 +479,98 @@ static void key_to_row(const struct kn_agg_def *def, const struct group *g, char
 }
 
 struct tally {
-	uint64_t events;
-	struct kn_distinct users;
+	uint64_t events, people;
 };
+
+/* The noise stream of one group: seeded from the noise key and the group's
+ * identity (definition name, window, dimension values), nothing else. */
+static void group_rng(const struct kn_aggregator *a, const struct window *w, const struct group *g,
+		      struct kn_dp_rng *rng)
+{
+	uint8_t label[1400], seed[KN_NOISE_SEED_BYTES];
+	const char *name = a->defs[g->def].name;
+	size_t nl = strnlen(name, 255), n = 0;
+
+	memcpy(label, name, nl);
+	n = nl;
+	label[n++] = 0;
+	for (int i = 0; i < 8; i++)
+		label[n++] = (uint8_t)((uint64_t)w->start >> (8 * i));
+	memcpy(label + n, g->key + 1, (size_t)g->key_len - 1);
+	n += (size_t)g->key_len - 1;
+	kn_keys_noise_seed(a->o.noise_keys, label, n, seed);
+	kn_dp_rng_init(rng, seed);
+	sodium_memzero(seed, sizeof(seed));
+}
+
+/* Decides one group: fills row->users/events with what is released, or
+ * returns false (suppressed). */
+static bool release(const struct kn_aggregator *a, const struct window *w, const struct group *g,
+		    const struct tally *t, struct kn_agg_row *row)
+{
+	const struct kn_dp_params *dp = &a->o.dp;
+	int64_t k = a->defs[g->def].k;
+
+	if (a->o.mode == KN_AGG_K_ANONYMITY) {
+		row->users = t->people;
+		row->events = t->events;
+		row->users_exact = true;
+		return t->people >= (uint64_t)k;
+	}
+	struct kn_dp_rng rng;
+	group_rng(a, w, g, &rng);
+	/* The people draw comes first and decides; the events draw is made
+	 * either way, so both values depend on the group's identity only. */
+	int64_t people =
+		(int64_t)t->people + kn_dp_discrete_laplace(&rng, dp->people_t, dp->people_s);
+	int64_t events =
+		(int64_t)t->events + kn_dp_discrete_laplace(&rng, dp->events_t, dp->events_s);
+	kn_dp_rng_wipe(&rng);
+	row->users = (uint64_t)(people > 0 ? people : 0);
+	row->events = (uint64_t)(events > 0 ? events : 0);
+	row->users_exact = false;
+	return people >= dp->threshold && people >= k;
+}
 
 static int close_def(struct kn_aggregator *a, struct window *w, int di, bool early,
 		     const struct kn_agg_sink *sink)
 {
 	const struct kn_agg_def *def = &a->defs[di];
 	struct tally *t = kn_calloc(w->n_groups ? w->n_groups : 1, sizeof(*t));
-	struct kn_agg_summary s = {
-		def, w->start, w->start + a->o.window_ms, 0, 0, 0, 0, w->bounded[di], early};
+	struct kn_agg_summary s = {def, w->start, w->start + a->o.window_ms, 0, 0, early};
 	char buf[1024];
-	int err = 0;
 
 	if (!t)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < w->cap_people && !err; i++) {
+	/* Exact counts first: each person holds a group at most once, so the
+	 * entries that name a group are its distinct people. */
+	for (uint32_t i = 0; i < w->cap_people; i++) {
 		const struct person *p = &w->people[i];
-		if (!p->key || p->def != di)
-			continue;
-		for (uint16_t j = 0; j < p->n && !err; j++) {
+		for (uint16_t j = 0; p->fp && j < p->n; j++) {
+			if (w->groups[p->e[j].group].def != di)
+				continue;
 			t[p->e[j].group].events += p->e[j].events;
-			if (kn_distinct_add(&t[p->e[j].group].users, p->fp, a->o.exact_limit) < 0)
-				err = -ENOMEM;
+			t[p->e[j].group].people++;
 		}
 	}
 	for (uint32_t g = 0; g < w->n_groups; g++) {
-		if (w->groups[g].def != di || !t[g].events)
+		if (w->groups[g].def != di || !t[g].people)
 			continue;
 		struct kn_agg_row row = {def, w->start, w->start + a->o.window_ms, 0};
 		row.key_epoch = a->o.epoch_ms ? floor_div(w->start, a->o.epoch_ms) : 0;
-		row.events = t[g].events;
-		row.users = kn_distinct_count(&t[g].users, &row.users_exact);
-		/* Exact regime decides: HLL means more than exact_limit >= k people. */
-		if (!err && (!row.users_exact || row.users >= (uint64_t)def->k)) {
+		if (release(a, w, &w->groups[g], &t[g], &row)) {
 			key_to_row(def, &w->groups[g], buf, &row);
 			sink->row(sink->opaque, &row);
 			s.groups_released++;
 			s.events_released += row.events;
 		} else {
-			s.groups_suppressed++;
-			s.events_suppressed += row.events;
+			a->m.groups_suppressed++;
+			a->m.events_suppressed += t[g].events;
 		}
 	}
-	for (uint32_t g = 0; g < w->n_groups; g++)
-		kn_distinct_free(&t[g].users);
 	kn_free(t);
-	if (!err)
-		sink->summary(sink->opaque, &s);
-	return err;
+	sink->summary(sink->opaque, &s);
+	return 0;
 }
 
 static int close_oldest(struct kn_aggregator *a, bool early, const struct kn_agg_sink *sink)
@@ -544,6 +589,7 @@ static int close_oldest(struct kn_aggregator *a, bool early, const struct kn_agg
 	window_free(w);
 	a->m.windows_closed++;
 	a->m.early_closed += early;
+	a->m.epsilon_spent += a->o.mode == KN_AGG_DP ? a->o.dp.epsilon : 0;
 	return 0;
 }
 
@@ -568,7 +614,7 @@ static uint64_t state_bytes(const struct kn_aggregator *a)
 	uint64_t b = 0;
 
 	for (int i = 0; i < a->n_windows; i++)
-		b += window_bytes(a->w[i], a->o.n_partitions, a->n_defs);
+		b += window_bytes(a->w[i], a->o.n_partitions);
 	return b;
 }
 

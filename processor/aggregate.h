@@ -1,30 +1,39 @@
 /* aggregate: tumbling event-time windows of non-personal group counts,
- * released only where a group holds at least k distinct people.
+ * released through a differentially private mechanism (dp.h).
  *
- * State per open window (and aggregate definition):
- *   - a group dictionary: the tuple of dimension values -> group index;
- *   - a person table: person fingerprint -> the groups that person counts
- *     in, with their (capped) event counts.
- * The person table is what makes the contribution bounds exact AND
- * independent of arrival order (which matters for exactly-once: a replay
- * after a crash interleaves partitions differently):
+ * Eligibility (kn_agg_eligible) is one rule for every definition: both
+ * consents given, not a minor's, not sensitive.
+ *
+ * State per open window:
+ *   - a group dictionary over all definitions: (definition, dimension
+ *     values) -> group index;
+ *   - a person table: person fingerprint -> the groups, of any definition,
+ *     that person counts in, with their (capped) event counts.
+ * The person table makes the contribution bounds exact AND independent of
+ * arrival order (which matters for exactly-once: a replay after a crash
+ * interleaves partitions differently):
  *   - events per person per group are capped at max_events_per_person
- *     (a saturating counter: min(n, cap) whatever the order);
- *   - groups per person per window are capped at max_groups_per_person by
- *     keeping the groups with the smallest rank XXH3(person, group): the same
- *     bottom-k set whatever the order. Evicted contributions are counted as
- *     "bounded" events.
- * At close, each group's distinct people are counted through kn_distinct
- * (exact up to exact_limit, then HyperLogLog) and the group is released iff
- * users >= k, a decision taken in the exact regime (exact_limit >= 4k).
+ *     (Linf; a saturating counter: min(n, cap) whatever the order);
+ *   - groups per person per window, over ALL definitions together, are
+ *     capped at max_groups_per_person (L0) by keeping the groups with the
+ *     smallest rank XXH3(person, group): the same bottom-L0 set whatever
+ *     the order. Evicted contributions count as "bounded" (metrics only).
+ * At close, each group's distinct people are the entries naming it (exact)
+ * and the release decision is dp.h's (mode KN_AGG_DP), or users >= k on
+ * exact counts (KN_AGG_K_ANONYMITY, kept for comparison only: open to
+ * differencing). The noise of a group is drawn from a stream seeded by the
+ * key file's noise key and the group's identity, so a replay releases the
+ * same values.
  *
- * Time: an event joins window floor(ts / W). Per partition p, max_ts[p] is
- * the largest event time seen; an event with ts < max_ts[p] - lateness is
- * late (dropped, counted). The watermark is min over active partitions of
- * max_ts[p] - lateness; windows ending at or before it close. An accepted
- * event can never belong to a closed window (its own partition's bound
- * forbids it), so the released rows do not depend on how partitions
- * interleave. Partitions idle past a grace period leave the minimum.
+ * Time: an event joins window [floor(ts / W) W, + W). Per partition p,
+ * max_ts[p] is the largest event time seen; an event is late iff its
+ * window's end + lateness <= max_ts[p] (out of order inside an open window
+ * is on time), or its window was already released. The watermark is min
+ * over active partitions of max_ts[p] - lateness; windows ending at or
+ * before it close. An accepted event can never belong to a closed window
+ * (its own partition's bound forbids it), so the released rows do not
+ * depend on how partitions interleave. Partitions idle past a grace period
+ * leave the minimum.
  *
  * Exactly-once support: for each partition the aggregator knows the first
  * offset still needed by an open window and max_ts[p] just before it
@@ -38,7 +47,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dp.h"
 #include "event.h"
+
+struct kn_keys;
 
 enum kn_dim {
 	KN_DIM_EVENT_TYPE,
@@ -61,15 +73,22 @@ struct kn_agg_def {
 	int64_t k;
 };
 
+enum kn_agg_mode {
+	KN_AGG_DP,	    /* differentially private (the default) */
+	KN_AGG_K_ANONYMITY, /* exact counts of groups with >= k people */
+};
+
 struct kn_agg_opts {
 	int64_t window_ms;
 	int64_t lateness_ms;
-	int64_t max_events_per_person; /* per group per window */
-	int64_t max_groups_per_person; /* per definition per window */
-	uint32_t exact_limit;
-	enum kn_id_kind person;	 /* which pseudonym defines a person */
-	int64_t epoch_ms;	 /* key epoch length (0: single epoch) */
-	int64_t max_state_bytes; /* beyond it the oldest window closes early */
+	int64_t max_events_per_person; /* Linf: per group per window */
+	int64_t max_groups_per_person; /* L0: per window, all definitions */
+	enum kn_agg_mode mode;
+	struct kn_dp_params dp;		  /* mode KN_AGG_DP */
+	const struct kn_keys *noise_keys; /* mode KN_AGG_DP: borrowed */
+	enum kn_id_kind person;		  /* which pseudonym defines a person */
+	int64_t epoch_ms;		  /* key epoch length (0: single epoch) */
+	int64_t max_state_bytes;	  /* beyond it the oldest window closes early */
 	int n_partitions;
 };
 
@@ -77,15 +96,16 @@ struct kn_agg_row {
 	const struct kn_agg_def *def;
 	int64_t window_start, window_end, key_epoch;
 	const char *dim[KN_DIMS]; /* NULL: null or not a dimension of def */
-	uint64_t events, users;
-	bool users_exact;
+	uint64_t events, users;	  /* noisy under KN_AGG_DP */
+	bool users_exact;	  /* exact counts: KN_AGG_K_ANONYMITY only */
 };
 
 struct kn_agg_summary {
 	const struct kn_agg_def *def;
 	int64_t window_start, window_end;
-	uint64_t groups_released, groups_suppressed;
-	uint64_t events_released, events_suppressed, events_bounded;
+	/* Derived from the released rows only: what was suppressed or bounded
+	 * is counted in kn_agg_metrics (operators), never here. */
+	uint64_t groups_released, events_released;
 	/* Closed before the input's own watermark (every partition with data,
 	 * idle or not) had passed it: by the state cap (always early), by the
 	 * end-of-input flush, or while an idle partition was left out. Except
@@ -102,25 +122,32 @@ struct kn_agg_sink {
 
 enum kn_agg_result {
 	KN_AGG_ADDED,
-	KN_AGG_LATE,	  /* behind its partition's lateness bound, or window closed */
-	KN_AGG_NO_PERSON, /* no pseudonym of the person kind */
-	KN_AGG_ERROR,	  /* out of memory */
+	KN_AGG_LATE,	   /* its window closed for its partition, or was released */
+	KN_AGG_INELIGIBLE, /* kn_agg_eligible said no */
+	KN_AGG_NO_PERSON,  /* no pseudonym of the person kind */
+	KN_AGG_ERROR,	   /* out of memory */
 };
 
 struct kn_agg_metrics {
-	uint64_t added, late, no_person, bounded, early_closed, windows_closed;
+	uint64_t added, late, ineligible, no_person, bounded, early_closed, windows_closed;
+	uint64_t groups_suppressed, events_suppressed; /* exact: operators only */
+	double epsilon_spent; /* per person, summed over released windows */
 	uint64_t open_windows, open_groups, state_bytes;
 };
 
 struct kn_aggregator;
+
+/* The one eligibility rule of the aggregates, applied to every definition. */
+bool kn_agg_eligible(const struct kn_deid *d);
 
 /* defs and o are copied (defs' strings are borrowed: keep them alive). */
 struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_defs,
 					const struct kn_agg_opts *o);
 void kn_aggregator_destroy(struct kn_aggregator *a);
 
-/* Adds one de-identified event with its raw event time, from input
- * partition index part at offset. */
+/* Offers one de-identified event with its raw event time, from input
+ * partition index part at offset (every valid event: ineligible ones still
+ * move the partition's event time on). */
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
 				     int64_t ts_ms, int part, int64_t offset);
 

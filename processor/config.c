@@ -133,12 +133,18 @@ static const struct opt table[] = {
 	 "allowed lateness: events further behind their partition are dropped as late"},
 	{"aggregate.person", O_KIND, OFF(agg_person), 0, 0, "user",
 	 "identifier kind whose pseudonym defines a person: user|device|phone|email|cookie"},
-	{"aggregate.max_events_per_person", O_INT, OFF(agg_max_events), 1, 1000000, "100",
-	 "events one person adds to one group per window"},
-	{"aggregate.max_groups_per_person", O_INT, OFF(agg_max_groups), 1, 1000, "20",
-	 "groups one person counts in per definition and window"},
-	{"aggregate.exact_limit", O_INT, OFF(agg_exact_limit), 16, 1 << 24, "4096",
-	 "people counted exactly per group before HyperLogLog (>= 4 x the largest k)"},
+	{"aggregate.max_events_per_person", O_INT, OFF(agg_max_events), 1, 1000000, "10",
+	 "Linf: events one person adds to one group per window"},
+	{"aggregate.max_groups_per_person", O_INT, OFF(agg_max_groups), 1, 1000, "4",
+	 "L0: groups one person counts in per window, over all definitions together"},
+	{"aggregate.privacy.mode", O_STR, OFF(agg_mode_name), 0, 0, "dp",
+	 "dp: differentially private release (noise, private group selection); "
+	 "k-anonymity: exact counts of groups with >= k people (open to differencing)"},
+	{"aggregate.privacy.epsilon", O_STR, OFF(agg_epsilon), 0, 0, "1",
+	 "epsilon per person per window, all definitions together (decimal, 0 < e <= 20)"},
+	{"aggregate.privacy.delta", O_STR, OFF(agg_delta), 0, 0, "1e-6",
+	 "delta per person per window: bounds the chance that a group of one person is "
+	 "released (0 < d < 1)"},
 	{"aggregate.max_state_bytes", O_INT, OFF(agg_max_state_bytes), 1 << 20, 1LL << 40,
 	 "536870912", "open-window state cap; beyond it the oldest window closes early"},
 	{"aggregate.idle_timeout", O_DURATION, OFF(agg_idle_ms), 0, DAY_MS, "30s",
@@ -832,6 +838,38 @@ static int apply_defaults(struct ctx *x)
 	return 0;
 }
 
+/* aggregate.privacy.*: the mode, and for dp the noise and threshold that
+ * the budget and the contribution bounds imply (kn_dp_params). */
+static int check_privacy(struct ctx *x)
+{
+	struct kn_config *c = x->c;
+	struct kn_dp_budget b = {.l0 = c->agg_max_groups, .linf = c->agg_max_events};
+	char *end;
+
+	if (!strcmp(c->agg_mode_name, "dp"))
+		c->agg_mode = KN_AGG_DP;
+	else if (!strcmp(c->agg_mode_name, "k-anonymity"))
+		c->agg_mode = KN_AGG_K_ANONYMITY;
+	else
+		return err_at(x, 0, "aggregate.privacy.mode", "'%s' is neither dp nor k-anonymity",
+			      c->agg_mode_name);
+	if (kn_dp_parse_epsilon(c->agg_epsilon, &b.eps_num, &b.eps_den))
+		return err_at(x, 0, "aggregate.privacy.epsilon",
+			      "'%s' is not a decimal in (0, %d] with at most 6 decimals",
+			      c->agg_epsilon, KN_DP_MAX_EPSILON);
+	errno = 0;
+	b.delta = strtod(c->agg_delta, &end);
+	if (end == c->agg_delta || *end || errno || !(b.delta > 0 && b.delta < 1))
+		return err_at(x, 0, "aggregate.privacy.delta", "'%s' is not a number in (0, 1)",
+			      c->agg_delta);
+	if (kn_dp_params(&b, &c->agg_dp))
+		return err_at(x, 0, "aggregate.privacy.epsilon",
+			      "this budget with max_groups_per_person %lld and "
+			      "max_events_per_person %lld gives a noise scale beyond the sampler",
+			      (long long)b.l0, (long long)b.linf);
+	return 0;
+}
+
 static int check_whole(struct ctx *x)
 {
 	if (!x->c->n_inputs)
@@ -840,18 +878,15 @@ static int check_whole(struct ctx *x)
 		return err_at(x, 0, "schemas", "at least one schema is required");
 	for (int i = 0; i < x->c->n_aggs; i++) {
 		const struct kn_agg_cfg *a = &x->c->aggs[i];
-		if (a->k * 4 > x->c->agg_exact_limit)
-			return err_at(
-				x, a->line, "aggregates[].k",
-				"k = %lld needs aggregate.exact_limit >= %lld, so the release "
-				"decision is always exact",
-				(long long)a->k, (long long)a->k * 4);
 		if ((a->dims & (1u << KN_DIM_GEO)) && a->geo_precision > x->c->geohash_precision)
 			return err_at(x, a->line, "aggregates[].geo_precision",
 				      "%lld is finer than generalize.geohash_precision (%lld)",
 				      (long long)a->geo_precision,
 				      (long long)x->c->geohash_precision);
 	}
+	int err = check_privacy(x);
+	if (err)
+		return err;
 	if (x->c->n_aggs && x->c->epoch_ms && x->c->epoch_ms % x->c->agg_window_ms)
 		return err_at(x, 0, "aggregate.window",
 			      "must divide keys.epoch, so no window straddles two key epochs");
@@ -1134,6 +1169,13 @@ int kn_config_weaknesses(const struct kn_config *c, const char **out, int max)
 					"de-identified stream"},
 		{c->allow_core_dumps, "security.allow_core_dumps: a core dump would hold raw "
 				      "records"},
+		{c->n_aggs && c->agg_mode == KN_AGG_K_ANONYMITY,
+		 "aggregate.privacy.mode is k-anonymity: exact counts, open to differencing "
+		 "between definitions, windows and summaries"},
+		{c->n_aggs && c->agg_mode == KN_AGG_DP && c->agg_dp.epsilon > 2,
+		 "aggregate.privacy.epsilon is above 2 per window"},
+		{c->n_aggs && c->agg_mode == KN_AGG_DP && c->agg_dp.delta > 1e-5,
+		 "aggregate.privacy.delta is above 1e-5: a group of one person may be released"},
 	};
 	int n = 0;
 

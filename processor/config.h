@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dp.h"
 #include "event.h"
 #include "keys.h"
 
@@ -109,7 +110,9 @@ struct kn_config {
 	int64_t agg_person; /* enum kn_id_kind */
 	int64_t agg_max_events;
 	int64_t agg_max_groups;
-	int64_t agg_exact_limit;
+	char *agg_mode_name, *agg_epsilon, *agg_delta;
+	int agg_mode;		    /* enum kn_agg_mode */
+	struct kn_dp_params agg_dp; /* derived by the loader (mode dp) */
 	int64_t agg_max_state_bytes;
 	int64_t agg_idle_ms;
 	struct kn_agg_cfg *aggs;

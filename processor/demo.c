@@ -216,8 +216,8 @@ static void show_aggregates(const struct kn_config *c, int max)
 				avro_value_get_long(&f, &events);
 				avro_value_get_by_name(&v, "users_exact", &f, NULL);
 				avro_value_get_boolean(&f, &exact);
-				printf(" -> users=%" PRId64 "%s events=%" PRId64 "\n", users,
-				       exact ? "" : " (HLL)", events);
+				printf(" -> users=%" PRId64 " events=%" PRId64 "%s\n", users,
+				       events, exact ? " (exact: k-anonymity)" : " (noisy: dp)");
 				shown++;
 			}
 			avro_reader_free(r);

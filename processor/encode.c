@@ -89,6 +89,19 @@ size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf)
 	return (size_t)(w.p - buf);
 }
 
+/* ["null", "double"]: branch 1 is an IEEE 754 double, little-endian. */
+static void put_opt_double(struct wr *w, bool present, double v)
+{
+	uint64_t bits;
+
+	put_long(w, present);
+	if (!present)
+		return;
+	memcpy(&bits, &v, 8);
+	for (int i = 0; i < 8; i++)
+		*w->p++ = (uint8_t)(bits >> (8 * i));
+}
+
 static void put_cstr(struct wr *w, const char *s)
 {
 	put_str(w, s, strlen(s));
@@ -114,19 +127,25 @@ size_t kn_encode_agg_row(const struct kn_agg_row *r, int64_t window_ms, const ch
 	return (size_t)(w.p - buf);
 }
 
-size_t kn_encode_agg_summary(const struct kn_agg_summary *s, uint8_t *buf)
+size_t kn_encode_agg_summary(const struct kn_agg_summary *s, int mode,
+			     const struct kn_dp_params *dp, uint8_t *buf)
 {
 	struct wr w = {buf};
+	bool is_dp = mode == KN_AGG_DP;
+	int64_t threshold = s->def->k;
 
+	if (is_dp && dp->threshold > threshold)
+		threshold = dp->threshold;
 	put_cstr(&w, s->def->name);
 	put_long(&w, s->window_start);
 	put_long(&w, s->window_end);
 	put_long(&w, s->def->k);
+	put_cstr(&w, is_dp ? "dp" : "k-anonymity");
+	put_opt_double(&w, is_dp, is_dp ? dp->epsilon : 0);
+	put_opt_double(&w, is_dp, is_dp ? dp->delta : 0);
+	put_long(&w, threshold);
 	put_long(&w, (int64_t)s->groups_released);
-	put_long(&w, (int64_t)s->groups_suppressed);
 	put_long(&w, (int64_t)s->events_released);
-	put_long(&w, (int64_t)s->events_suppressed);
-	put_long(&w, (int64_t)s->events_bounded);
 	*w.p++ = s->early;
 	return (size_t)(w.p - buf);
 }

@@ -27,12 +27,15 @@ size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf);
 
 struct kn_agg_row;
 struct kn_agg_summary;
+struct kn_dp_params;
 
 extern const char kn_agg_schema_json[];
 extern const char kn_agg_stats_schema_json[];
 
 size_t kn_encode_agg_row(const struct kn_agg_row *r, int64_t window_ms, const char *person_kind,
 			 uint8_t *buf);
-size_t kn_encode_agg_summary(const struct kn_agg_summary *s, uint8_t *buf);
+/* mode is enum kn_agg_mode; dp is read under KN_AGG_DP. */
+size_t kn_encode_agg_summary(const struct kn_agg_summary *s, int mode,
+			     const struct kn_dp_params *dp, uint8_t *buf);
 
 #endif

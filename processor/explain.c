@@ -242,6 +242,43 @@ static void explain_outputs(FILE *f, const struct kn_config *c)
 				       : "no free text is emitted");
 }
 
+/* The release guarantee, with the numbers a privacy reviewer checks. */
+static void explain_aggregates(FILE *f, const struct kn_config *c)
+{
+	const struct kn_dp_params *dp = &c->agg_dp;
+	double per_day = 86400000.0 / (double)c->agg_window_ms;
+
+	fprintf(f,
+		"Aggregates: '%s' pseudonyms define a person; per window a person counts in "
+		"at most L0 = %lld groups over all %d definitions together and adds at most "
+		"Linf = %lld events to each; only events with both ads and analytics consent, "
+		"never a minor's, never a sensitive one (one rule for every definition).\n",
+		kn_id_kind_name((enum kn_id_kind)c->agg_person), (long long)c->agg_max_groups,
+		c->n_aggs, (long long)c->agg_max_events);
+	if (c->agg_mode == KN_AGG_K_ANONYMITY) {
+		fprintf(f, "Release: k-anonymity (exact counts of groups with >= k people). NO "
+			   "differential privacy: definitions, windows and summaries side by side "
+			   "can be subtracted to single people out.\n");
+		return;
+	}
+	fprintf(f,
+		"Release: (epsilon, delta)-differential privacy per person per window: epsilon "
+		"= %g, delta = %.3g (budget %s, %s).\n"
+		"  people count: + discrete Laplace, scale %.6g (= L0 / (epsilon/2))\n"
+		"  event count:  + discrete Laplace, scale %.6g (= L0 x Linf / (epsilon/2))\n"
+		"  a group is released iff its noisy people count >= %lld (threshold from "
+		"delta and L0; a one-person group passes with probability %.3g) and >= its k\n"
+		"  summaries hold only what the released rows imply; exact suppressed and "
+		"bounded counts are in /metrics only\n",
+		dp->epsilon, dp->delta, c->agg_epsilon, c->agg_delta, dp->people_scale,
+		dp->events_scale, (long long)dp->threshold, dp->delta_group);
+	fprintf(f,
+		"  per day (%g windows of %lld s, sequential composition): epsilon = %g, "
+		"delta = %.3g per person\n",
+		per_day, (long long)(c->agg_window_ms / 1000), per_day * dp->epsilon,
+		per_day * dp->delta);
+}
+
 void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FILE *f)
 {
 	fprintf(f, "kanon policy explain: %s\n\n", c->path);
@@ -249,12 +286,7 @@ void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FI
 		c->dlq_include_payload ? "the raw payload IS copied (dead_letter.include_payload)"
 				       : "no field is copied");
 	if (c->n_aggs)
-		fprintf(f,
-			"Aggregates: '%s' pseudonyms define a person; a person adds at most %lld "
-			"events to a group and counts in at most %lld groups per window; only "
-			"events with both ads and analytics consent, never a minor's.\n",
-			kn_id_kind_name((enum kn_id_kind)c->agg_person),
-			(long long)c->agg_max_events, (long long)c->agg_max_groups);
+		explain_aggregates(f, c);
 	for (int i = 0; i < kn_schemas_count(s); i++) {
 		const struct kn_schema_entry *e = kn_schemas_at(s, i);
 		const struct kn_schema_cfg *sc = &c->schemas[i];

@@ -268,7 +268,8 @@ static int load_config(const struct args *a, struct kn_config **c)
 	return 0;
 }
 
-/* One line at start for each option in force that weakens the promise. */
+/* One line at start (and from check) for each option in force that weakens
+ * the promise. */
 static void warn_weaknesses(const struct kn_config *c)
 {
 	const char *w[16];
@@ -295,8 +296,10 @@ static int cmd_check(const struct args *a)
 		rc = KN_EXIT_CONFIG;
 	}
 	kn_config_print(c, stdout);
-	if (!rc)
+	if (!rc) {
+		warn_weaknesses(c);
 		fprintf(stderr, "kanon: %s is valid\n", a->config);
+	}
 	kn_config_destroy(c);
 	return rc;
 }

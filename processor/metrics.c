@@ -56,6 +56,11 @@ static void gauge(struct buf *b, const char *name, const char *help, uint64_t v)
 	out(b, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, v);
 }
 
+static void gauge_f(struct buf *b, const char *name, const char *help, double v)
+{
+	out(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+}
+
 /* A log2-microsecond histogram in seconds; stage labels one series of a
  * family (the family's HELP and TYPE only before the first). */
 static void histogram(struct buf *b, const char *name, const char *help, const char *stage,
@@ -116,7 +121,24 @@ static void render(const struct kn_metrics_snapshot *s, struct buf *b)
 			"Events dropped by the contribution bounds.", s->agg_bounded);
 		counter(b, "kanon_aggregate_rows_total", "Aggregate rows released.", s->agg_rows);
 		counter(b, "kanon_aggregate_suppressed_groups_total",
-			"Groups under k, not released.", s->agg_suppressed_groups);
+			"Groups not released (exact: for operators, never published).",
+			s->agg_suppressed_groups);
+		counter(b, "kanon_aggregate_suppressed_events_total",
+			"Events in groups not released (exact: for operators, never published).",
+			s->agg_suppressed_events);
+		counter(b, "kanon_aggregate_windows_released_total",
+			"Windows released (one release per definition set).",
+			s->agg_windows_released);
+		if (s->agg_dp) {
+			gauge_f(b, "kanon_dp_epsilon_per_window",
+				"Epsilon one person spends per released window.", s->agg_epsilon);
+			gauge_f(b, "kanon_dp_delta_per_window",
+				"Delta one person spends per released window.", s->agg_delta);
+			gauge_f(b, "kanon_dp_epsilon_spent",
+				"Epsilon spent per person by this process: windows released x "
+				"epsilon (sequential composition).",
+				s->agg_epsilon_spent);
+		}
 		gauge(b, "kanon_aggregate_open_windows", "Open windows.", s->open_windows);
 		gauge(b, "kanon_aggregate_state_bytes", "Open-window state.", s->state_bytes);
 		counter(b, "kanon_transactions_total", "Committed transactions.", s->transactions);

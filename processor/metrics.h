@@ -28,7 +28,12 @@ struct kn_metrics_snapshot {
 	struct kn_trace_stats trace;
 	/* aggregation (exactly-once mode) */
 	bool aggregating;
-	uint64_t agg_late, agg_bounded, agg_rows, agg_suppressed_groups, open_windows, state_bytes;
+	uint64_t agg_late, agg_bounded, agg_rows, agg_suppressed_groups, agg_suppressed_events;
+	uint64_t open_windows, state_bytes;
+	bool agg_dp;		       /* the release is differentially private */
+	double agg_epsilon, agg_delta; /* per person per window */
+	double agg_epsilon_spent;      /* summed over the windows released */
+	uint64_t agg_windows_released;
 	uint64_t transactions;
 	int assigned;
 	int64_t consumer_lag;	  /* -1: unknown */

@@ -55,7 +55,6 @@ struct tx {
 	uint8_t abuf[KN_FRAME_LEN + KN_AGG_MAX_BYTES];
 	bool dirty;
 	uint64_t produced, dead, dropped, skipped, rows, summaries, not_aggregated, transactions;
-	uint64_t suppressed_groups;
 	int64_t txn_started;	/* mono ms the open transaction began */
 	int64_t txn_timeout_ms; /* the producer's transaction.timeout.ms */
 	int64_t last_progress;	/* mono ms of the last committed transaction */
@@ -229,16 +228,13 @@ static void on_summary(void *opaque, const struct kn_agg_summary *s)
 	size_t n;
 
 	kn_frame_put(tx->abuf, (int32_t)tx->cfg->agg_stats_schema_id);
-	n = kn_encode_agg_summary(s, tx->abuf + KN_FRAME_LEN);
+	n = kn_encode_agg_summary(s, tx->cfg->agg_mode, &tx->cfg->agg_dp, tx->abuf + KN_FRAME_LEN);
 	snprintf(key, sizeof(key), "%s|%" PRId64, s->def->name, s->window_start);
 	if (!tx->err[0] && !produce(tx, tx->t_stats, key, strlen(key), tx->abuf, n + KN_FRAME_LEN,
 				    s->window_end, NULL, 0))
 		tx->summaries++;
-	kn_info("aggregate",
-		"%s window %" PRId64 ": %" PRIu64 " groups released, %" PRIu64
-		" suppressed (%" PRIu64 " events), %" PRIu64 " events bounded",
-		s->def->name, s->window_start, s->groups_released, s->groups_suppressed,
-		s->events_suppressed, s->events_bounded);
+	kn_info("aggregate", "%s window %" PRId64 ": %" PRIu64 " groups released", s->def->name,
+		s->window_start, s->groups_released);
 }
 
 /* ---- restart state in offset-commit metadata ---- */
@@ -425,6 +421,7 @@ static int restore_and_assign(struct tx *tx, char *errstr, size_t errsz)
 }
 
 struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
+						const struct kn_keys *keys,
 						struct kn_agg_def **defs)
 {
 	*defs = kn_calloc((size_t)c->n_aggs, sizeof(**defs));
@@ -437,7 +434,9 @@ struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n
 				 .lateness_ms = c->agg_lateness_ms,
 				 .max_events_per_person = c->agg_max_events,
 				 .max_groups_per_person = c->agg_max_groups,
-				 .exact_limit = (uint32_t)c->agg_exact_limit,
+				 .mode = (enum kn_agg_mode)c->agg_mode,
+				 .dp = c->agg_dp,
+				 .noise_keys = keys,
 				 .person = (enum kn_id_kind)c->agg_person,
 				 .epoch_ms = c->epoch_ms,
 				 .max_state_bytes = c->agg_max_state_bytes,
@@ -447,7 +446,7 @@ struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n
 
 static int make_aggregator(struct tx *tx)
 {
-	tx->agg = kn_aggregator_from_config(tx->cfg, tx->n_parts, &tx->defs);
+	tx->agg = kn_aggregator_from_config(tx->cfg, tx->n_parts, tx->st.keys, &tx->defs);
 	return tx->agg ? 0 : -ENOMEM;
 }
 
@@ -549,27 +548,31 @@ static int dead_letter(struct tx *tx, const rd_kafka_message_t *m, const struct 
 		       kn_dead_letter_headers(&dl), tag);
 }
 
-/* Advertiser aggregates take only events with both consents explicitly
- * given, and never a minor's. Returns how many were added, or -ENOMEM. */
+/* Offers every de-identified event to the aggregates, which decide what
+ * they take (kn_agg_eligible). Returns how many were added, or -ENOMEM. */
 static int aggregate_batch(struct tx *tx, const struct kn_batch *b)
 {
 	int added = 0;
 
 	for (int i = 0; i < b->n; i++) {
-		const struct kn_deid *d = &b->deid[i];
 		const rd_kafka_message_t *m = tx->data[i];
 		if (b->rec[i].state != KN_REC_OUT)
 			continue;
-		if (!(d->consent_ads == 1 && d->consent_analytics == 1 && !d->minor)) {
-			tx->not_aggregated++;
-			continue;
-		}
-		if (kn_aggregator_add(tx->agg, d, b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l,
-				      tx->data_part[i], m->offset) == KN_AGG_ERROR) {
+		switch (kn_aggregator_add(tx->agg, &b->deid[i],
+					  b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l, tx->data_part[i],
+					  m->offset)) {
+		case KN_AGG_ERROR:
 			snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
 			return -ENOMEM;
+		case KN_AGG_ADDED:
+			added++;
+			break;
+		case KN_AGG_INELIGIBLE:
+			tx->not_aggregated++;
+			break;
+		default:
+			break;
 		}
-		added++;
 	}
 	return added;
 }
@@ -768,7 +771,13 @@ static void publish(struct tx *tx)
 	s->agg_late = m.late;
 	s->agg_bounded = m.bounded;
 	s->agg_rows = tx->rows;
-	s->agg_suppressed_groups = tx->suppressed_groups;
+	s->agg_suppressed_groups = m.groups_suppressed;
+	s->agg_suppressed_events = m.events_suppressed;
+	s->agg_windows_released = m.windows_closed;
+	s->agg_dp = tx->cfg->agg_mode == KN_AGG_DP;
+	s->agg_epsilon = tx->cfg->agg_dp.epsilon;
+	s->agg_delta = tx->cfg->agg_dp.delta;
+	s->agg_epsilon_spent = m.epsilon_spent;
 	s->open_windows = m.open_windows;
 	s->state_bytes = m.state_bytes;
 	s->transactions = tx->transactions;

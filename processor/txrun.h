@@ -48,6 +48,7 @@ struct kn_aggregator;
  * input partitions. *defs (the caller kn_free()s it) must outlive it.
  * NULL when out of memory. */
 struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
+						const struct kn_keys *keys,
 						struct kn_agg_def **defs);
 
 int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,

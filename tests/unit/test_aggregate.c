@@ -1,7 +1,10 @@
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aggregate.h"
+#include "keys.h"
 #include "kt.h"
 
 #define H 3600000LL
@@ -15,7 +18,7 @@ static struct kn_agg_opts opts(int parts)
 				    .lateness_ms = 5 * 60000,
 				    .max_events_per_person = 100,
 				    .max_groups_per_person = 20,
-				    .exact_limit = 4096,
+				    .mode = KN_AGG_K_ANONYMITY, /* exact: the mechanics */
 				    .person = KN_ID_USER,
 				    .epoch_ms = 24 * H,
 				    .max_state_bytes = 1LL << 40,
@@ -27,6 +30,7 @@ static struct kn_deid ev(int person, const char *geo, const char *os)
 	struct kn_deid d = {0};
 
 	d.type = KN_EV_DEVICE;
+	d.consent_ads = d.consent_analytics = 1;
 	d.has_pid[KN_ID_USER] = person >= 0;
 	snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "%032x", person);
 	snprintf(d.geo_cell, sizeof(d.geo_cell), "%s", geo);
@@ -76,16 +80,20 @@ static void on_summary(void *o, const struct kn_agg_summary *s)
 		out->sum[out->n_summaries].early = s->early;
 	}
 	out->n_summaries++;
-	out->suppressed_groups += s->groups_suppressed;
-	out->bounded += s->events_bounded;
 }
 
+/* Closes every window; the exact suppressed and bounded counts come from
+ * the operators' metrics (summaries never carry them). */
 static struct out *flush(struct kn_aggregator *a)
 {
 	struct out *o = calloc(1, sizeof(*o));
 	struct kn_agg_sink sink = {on_row, on_summary, o};
+	struct kn_agg_metrics m;
 
 	kn_aggregator_advance(a, true, &sink);
+	kn_aggregator_metrics(a, &m);
+	o->suppressed_groups = m.groups_suppressed;
+	o->bounded = m.bounded;
 	return o;
 }
 
@@ -130,16 +138,19 @@ static void test_watermark_and_lateness(void)
 	kn_aggregator_add(a, &d, 2 * H + 5 * 60000, 1, 0);
 	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 1);
 	KT_CHECK(out->n == 1 && out->r[0].start == H && out->r[0].users == 5);
-	/* Within partition 1's bound but its window is closed: late. */
+	/* Within partition 1's bound but its window is released: late. */
 	d = ev(3, "wx4g0", "iOS");
 	KT_CHECK(kn_aggregator_add(a, &d, 2 * H - 1, 1, 1) == KN_AGG_LATE);
-	/* Behind partition 0's own bound (3h - 5min): late, whatever the window. */
-	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 5 * 60000 - 1, 0, 101) == KN_AGG_LATE);
-	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 5 * 60000, 0, 102) == KN_AGG_ADDED);
+	/* Far behind partition 0's largest time (3h), but its window [2h, 3h)
+	 * is open for partition 0 until 3h + 5 min: on time. */
+	KT_CHECK(kn_aggregator_add(a, &d, 2 * H + 1, 0, 101) == KN_AGG_ADDED);
+	kn_aggregator_add(a, &d, 3 * H + 5 * 60000, 0, 102);
+	/* Now its window's end + lateness <= partition 0's time: late. */
+	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 1, 0, 103) == KN_AGG_LATE);
+	KT_CHECK(kn_aggregator_add(a, &d, 3 * H, 0, 104) == KN_AGG_ADDED);
 	kn_aggregator_metrics(a, &m);
 	KT_CHECK(m.late == 2);
 	/* An idle partition leaves the minimum. */
-	kn_aggregator_add(a, &d, 3 * H + 5 * 60000, 0, 103);
 	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 0); /* partition 1 holds it back */
 	kn_aggregator_set_idle(a, 1, true);
 	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 1); /* [2h, 3h) closes */
@@ -177,19 +188,21 @@ static void test_threshold_exact_around_k(void)
 	kn_aggregator_destroy(a);
 }
 
-static void test_hll_regime(void)
+/* Distinct people are counted exactly however many there are (each
+ * person's table entry names a group once). */
+static void test_large_group_exact(void)
 {
 	struct kn_agg_opts o = opts(1);
 	struct kn_aggregator *a = kn_aggregator_new(&def_geo, 1, &o);
 
-	for (int p = 0; p < 30000; p++) {
-		struct kn_deid d = ev(p, "wx4g0", "iOS");
-		kn_aggregator_add(a, &d, H, 0, p);
-	}
+	for (int p = 0; p < 30000; p++)
+		for (int e = 0; e < 1 + p % 3; e++) {
+			struct kn_deid d = ev(p, "wx4g0", "iOS");
+			kn_aggregator_add(a, &d, H, 0, p);
+		}
 	struct out *out = flush(a);
-	KT_CHECK(out->n == 1 && !out->r[0].exact);
-	KT_CHECK(out->r[0].events == 30000);
-	KT_CHECK(fabs((double)out->r[0].users - 30000) / 30000 < 3 * 0.0081);
+	KT_CHECK(out->n == 1 && out->r[0].exact);
+	KT_CHECK(out->r[0].users == 30000 && out->r[0].events == 60000);
 	free(out);
 	kn_aggregator_destroy(a);
 }
@@ -408,16 +421,213 @@ static void test_closed_early_deterministic(void)
 		free(outs[run]);
 }
 
+/* Mobile uploads arrive shuffled: every event of an open window counts,
+ * whatever its order (lateness 0). */
+static void test_shuffled_window_loses_nothing(void)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 1;
+	struct kn_agg_opts o = opts(1);
+	o.lateness_ms = 0;
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+	struct kn_agg_metrics m;
+	enum {
+		N = 824
+	};
+	static int64_t ts[N];
+
+	srand(7);
+	for (int i = 0; i < N; i++)
+		ts[i] = 4 * H + (int64_t)i * (H / N);
+	for (int i = N - 1; i > 0; i--) { /* Fisher-Yates */
+		int j = rand() % (i + 1);
+		int64_t t = ts[i];
+		ts[i] = ts[j], ts[j] = t;
+	}
+	for (int i = 0; i < N; i++) {
+		struct kn_deid d = ev(i, "wx4g0", "iOS");
+		KT_CHECK(kn_aggregator_add(a, &d, ts[i], 0, i) == KN_AGG_ADDED);
+	}
+	kn_aggregator_metrics(a, &m);
+	KT_CHECK(m.late == 0 && m.added == N);
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 1 && out->r[0].users == N);
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+static const struct kn_agg_def two_defs[2] = {
+	{"geo", 1u << KN_DIM_GEO, 4, 1},
+	{"geo_os", (1u << KN_DIM_GEO) | (1u << KN_DIM_OS), 4, 1},
+};
+
+/* L0 bounds a person's groups over all definitions together. */
+static void test_l0_across_definitions(void)
+{
+	struct kn_agg_opts o = opts(1);
+	o.max_groups_per_person = 3;
+	struct kn_aggregator *a = kn_aggregator_new(two_defs, 2, &o);
+	char cell[8];
+
+	for (int g = 0; g < 5; g++) { /* 5 cells: 10 groups over both definitions */
+		snprintf(cell, sizeof(cell), "c%03d", g);
+		struct kn_deid d = ev(1, cell, "iOS");
+		kn_aggregator_add(a, &d, H, 0, g);
+	}
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 3);
+	KT_CHECK(out->bounded == 7);
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+/* One eligibility rule: a sensitive event, a minor's, or one without both
+ * consents counts in no definition at all, so totals agree. */
+static void test_one_eligibility_rule(void)
+{
+	struct kn_agg_opts o = opts(1);
+	struct kn_aggregator *a = kn_aggregator_new(two_defs, 2, &o);
+	struct kn_agg_metrics m;
+	struct kn_deid d;
+
+	for (int p = 0; p < 10; p++) {
+		d = ev(p, "wx4g0", "iOS");
+		d.sensitive = p < 3;
+		d.minor = p == 3;
+		d.consent_ads = p == 4 ? 0 : 1;
+		d.consent_analytics = p == 5 ? -1 : 1;
+		kn_aggregator_add(a, &d, H, 0, p);
+	}
+	kn_aggregator_metrics(a, &m);
+	KT_CHECK(m.ineligible == 6 && m.added == 4);
+	struct out *out = flush(a);
+	KT_CHECK(out->n == 2 && out->r[0].users == 4 && out->r[1].users == 4);
+	free(out);
+	kn_aggregator_destroy(a);
+}
+
+static struct kn_keys *noise_keys(uint8_t tag)
+{
+	uint8_t master[KN_MASTER_KEY_BYTES] = {tag, 42};
+	struct kn_keys *k = NULL;
+
+	kn_keys_from_master(master, KN_PRF_SIPHASH, &k);
+	return k;
+}
+
+static struct kn_agg_opts dp_opts(const struct kn_keys *k, int64_t l0, const char *eps,
+				  double delta)
+{
+	struct kn_agg_opts o = opts(1);
+	struct kn_dp_budget b = {.delta = delta, .l0 = l0, .linf = 5};
+
+	o.mode = KN_AGG_DP;
+	o.noise_keys = k;
+	o.max_groups_per_person = l0;
+	o.max_events_per_person = 5;
+	kn_dp_parse_epsilon(eps, &b.eps_num, &b.eps_den);
+	kn_dp_params(&b, &o.dp);
+	return o;
+}
+
+/* cells x people per cell, one event each, in window w; order reversed if
+ * asked. */
+static struct out *dp_run(const struct kn_agg_opts *o, int cells, int people, bool reverse)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 1;
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, o);
+	char cell[16];
+	int n = cells * people;
+
+	for (int j = 0; j < n; j++) {
+		int i = reverse ? n - 1 - j : j;
+		snprintf(cell, sizeof(cell), "%04x", i / people);
+		struct kn_deid d = ev(i, cell, "iOS");
+		kn_aggregator_add(a, &d, H, 0, j);
+	}
+	struct out *out = flush(a);
+	kn_aggregator_destroy(a);
+	return out;
+}
+
+/* Rows by cell (the test's only dimension that varies). */
+static int cmp_rows(const void *x, const void *y)
+{
+	size_t geo = offsetof(struct out, r[0].geo) - offsetof(struct out, r);
+
+	return strcmp((const char *)x + geo, (const char *)y + geo);
+}
+
+/* Released counts are noisy, unbiased, and the same in every run of the
+ * same input (the noise depends on the noise key and the group only). */
+static void test_dp_noise_keyed_and_unbiased(void)
+{
+	struct kn_keys *k1 = noise_keys(1), *k2 = noise_keys(2);
+	struct kn_agg_opts o = dp_opts(k1, 1, "1", 1e-6);
+	struct out *a = dp_run(&o, 1000, 60, false), *b = dp_run(&o, 1000, 60, true);
+
+	KT_CHECK(o.dp.threshold > 10 && o.dp.threshold < 60 - 20);
+	KT_CHECK(a->n == 1000 && b->n == 1000);
+	qsort(a->r, (size_t)a->n, sizeof(a->r[0]), cmp_rows);
+	qsort(b->r, (size_t)b->n, sizeof(b->r[0]), cmp_rows);
+	KT_CHECK(!memcmp(a->r, b->r, sizeof(a->r[0]) * (size_t)a->n));
+	double err = 0, sq = 0;
+	int exact = 0;
+	for (int i = 0; i < a->n; i++) {
+		double e = (double)a->r[i].users - 60;
+		err += e, sq += e * e;
+		exact += a->r[i].users == 60 && a->r[i].events == 60;
+		KT_CHECK(!a->r[i].exact);
+	}
+	double var = 2 * exp(-0.5) / pow(1 - exp(-0.5), 2); /* DLap(2) */
+	KT_CHECK(fabs(err / a->n) < 5 * sqrt(var / a->n));
+	KT_CHECK(fabs(sq / a->n / var - 1) < 0.2);
+	KT_CHECK(exact < 50); /* P(both exact) ~ 0.24 x 0.05 */
+	/* Another key: other noise. */
+	o.noise_keys = k2;
+	struct out *c = dp_run(&o, 1000, 60, false);
+	qsort(c->r, (size_t)c->n, sizeof(c->r[0]), cmp_rows);
+	int same = 0;
+	for (int i = 0; i < c->n && c->n == a->n; i++)
+		same += c->r[i].users == a->r[i].users && c->r[i].events == a->r[i].events;
+	KT_CHECK(same < 100);
+	free(a), free(b), free(c);
+	kn_keys_destroy(k1), kn_keys_destroy(k2);
+}
+
+/* A group of one person is released with probability delta_group <= delta. */
+static void test_dp_singletons_rarely_released(void)
+{
+	struct kn_keys *k = noise_keys(3);
+	struct kn_agg_opts o = dp_opts(k, 1, "1", 0.05);
+	struct out *a = dp_run(&o, 4000, 1, false);
+	double p = o.dp.delta_group, n = 4000;
+
+	KT_CHECK(p <= 0.05 && o.dp.threshold >= 2);
+	KT_CHECK(a->n <= n * p + 4 * sqrt(n * p) && a->n >= n * p - 4 * sqrt(n * p));
+	KT_CHECK(a->suppressed_groups == 4000 - (uint64_t)a->n);
+	for (int i = 0; i < a->n; i++)
+		KT_CHECK(a->r[i].users >= (uint64_t)o.dp.threshold);
+	free(a);
+	kn_keys_destroy(k);
+}
+
 int main(void)
 {
 	KT_RUN(test_window_boundaries);
 	KT_RUN(test_watermark_and_lateness);
 	KT_RUN(test_threshold_exact_around_k);
-	KT_RUN(test_hll_regime);
+	KT_RUN(test_large_group_exact);
 	KT_RUN(test_contribution_bounds);
 	KT_RUN(test_order_independence);
 	KT_RUN(test_checkpoint_replay);
 	KT_RUN(test_state_cap);
 	KT_RUN(test_closed_early_deterministic);
+	KT_RUN(test_shuffled_window_loses_nothing);
+	KT_RUN(test_l0_across_definitions);
+	KT_RUN(test_one_eligibility_rule);
+	KT_RUN(test_dp_noise_keyed_and_unbiased);
+	KT_RUN(test_dp_singletons_rarely_released);
 	return kt_done();
 }

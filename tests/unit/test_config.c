@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "aggregate.h"
 #include "config.h"
 #include "kafka_conf.h"
 #include "kn_alloc.h"
@@ -125,6 +126,40 @@ static void test_errors_name_key_and_line(void)
 	expect_error(buf, "inputs[].topic", "loop");
 }
 
+/* An invalid privacy budget is refused, by name; a valid one yields the
+ * mechanism's parameters. */
+static void test_privacy_budget(void)
+{
+	static const char *const bad[][2] = {
+		{"  privacy:\n    epsilon: 0\n", "aggregate.privacy.epsilon"},
+		{"  privacy:\n    epsilon: -1\n", "aggregate.privacy.epsilon"},
+		{"  privacy:\n    epsilon: 21\n", "aggregate.privacy.epsilon"},
+		{"  privacy:\n    epsilon: 1e-3\n", "aggregate.privacy.epsilon"},
+		{"  privacy:\n    epsilon: 0.0000001\n", "aggregate.privacy.epsilon"},
+		{"  privacy:\n    delta: 0\n", "aggregate.privacy.delta"},
+		{"  privacy:\n    delta: 1\n", "aggregate.privacy.delta"},
+		{"  privacy:\n    delta: nan\n", "aggregate.privacy.delta"},
+		{"  privacy:\n    delta: 1e-6x\n", "aggregate.privacy.delta"},
+		{"  privacy:\n    mode: laplace\n", "aggregate.privacy.mode"},
+	};
+	char buf[2048];
+	struct kn_config *c = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "%saggregate:\n%s", minimal, bad[i][0]);
+		expect_error(buf, bad[i][1], bad[i][1]);
+	}
+	char err[512];
+	snprintf(buf, sizeof(buf),
+		 "%saggregate:\n  max_groups_per_person: 2\n  privacy:\n"
+		 "    epsilon: 0.5\n    delta: 1e-9\n",
+		 minimal);
+	KT_CHECK(!kn_config_load(write_cfg("ok.yaml", buf), NULL, 0, &c, err, sizeof(err)));
+	KT_CHECK(c && c->agg_mode == KN_AGG_DP && c->agg_dp.epsilon == 0.5);
+	KT_CHECK(c && c->agg_dp.people_scale == 8 && c->agg_dp.delta <= 1e-9);
+	kn_config_destroy(c);
+}
+
 /* YAML lets a mapping repeat a key and libyaml keeps both: kanon refuses,
  * wherever the key is, and however the dotted path is spelled. */
 static void test_duplicates_refused(void)
@@ -232,6 +267,7 @@ int main(void)
 	KT_RUN(test_example_loads);
 	KT_RUN(test_defaults_and_overrides);
 	KT_RUN(test_errors_name_key_and_line);
+	KT_RUN(test_privacy_budget);
 	KT_RUN(test_duplicates_refused);
 	KT_RUN(test_kafka_properties_checked);
 	KT_RUN(test_alloc_failures);
