@@ -53,12 +53,15 @@ if [ ! -f "$libs/.complete" ]; then
 	touch "$libs/.complete"
 fi
 
-# Python tools used only by tests (an Avro reader that is not avro-c).
+# Python tools used only by tests: an Avro reader that is not avro-c, and
+# OpenDP as the independent oracle of the aggregates' noise and thresholds.
+# The marker names the package set, so a new set reinstalls.
 venv=$CACHE/venv
-if [ ! -f "$venv/.complete" ]; then
+pydeps=(fastavro pytest opendp==0.16.0)
+if [ ! -f "$venv/.complete-2" ]; then
 	echo "setup: creating $venv"
 	python3 -m venv "$venv"
-	"$venv/bin/pip" install -q --disable-pip-version-check fastavro pytest
-	touch "$venv/.complete"
+	"$venv/bin/pip" install -q --disable-pip-version-check "${pydeps[@]}"
+	touch "$venv/.complete-2"
 fi
 echo "setup: ok (cache $CACHE)"

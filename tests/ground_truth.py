@@ -181,11 +181,14 @@ def is_minor(rec, ts_ms):
 LEXICON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "policy", "sensitive_terms.txt")
 
 
-def expected(corpus_dir, defs, window_ms, max_events=100, max_groups=20):
-    """Rows keyed by (aggregate, window_start, dims tuple) -> (events, users)."""
+def expected(corpus_dir, defs, window_ms, max_events=10, max_groups=20):
+    """Exact (k-anonymity mode) rows keyed by (aggregate, window_start, dims
+    tuple) -> (events, users). Eligibility is one rule for every definition;
+    max_groups bounds a person's groups over all definitions of a window, and
+    the corpus must not need that bound (the keyed choice is kanon's)."""
     # per (def, window, group) -> person -> events
     contrib = collections.defaultdict(lambda: collections.defaultdict(int))
-    groups_of = collections.defaultdict(set)  # (def, window, person) -> groups
+    groups_of = collections.defaultdict(set)  # (window, person) -> (def, group)
     terms = load_lexicon(LEXICON)
     for etype in ("device", "access", "search"):
         path = os.path.join(corpus_dir, etype + ".avro")
@@ -201,14 +204,13 @@ def expected(corpus_dir, defs, window_ms, max_events=100, max_groups=20):
                 ts = round(ts.timestamp() * 1000) if hasattr(ts, "timestamp") else ts
                 if is_minor(rec, ts):
                     continue
-                sensitive = is_sensitive(rec, terms)
+                if is_sensitive(rec, terms):
+                    continue
                 window = ts // window_ms * window_ms
                 for d in defs:
-                    if sensitive and {"url_domain", "query_category"} & set(d["dimensions"]):
-                        continue
                     dims = tuple(dimension(rec, etype, x, d.get("geo_precision", 4)) for x in d["dimensions"])
                     contrib[(d["name"], window, dims)][person] += 1
-                    groups_of[(d["name"], window, person)].add(dims)
+                    groups_of[(window, person)].add((d["name"], dims))
     worst = max((len(g) for g in groups_of.values()), default=0)
     if worst > max_groups:
         raise ValueError("a person reaches %d groups in a window: corpus too wide for ground truth" % worst)

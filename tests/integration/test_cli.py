@@ -207,7 +207,24 @@ WEAK = {"keys.prf=xxh3": b"keys.prf is xxh3", "keys.epoch=never": b"keys.epoch i
         "keys.link_kinds=true": b"keys.link_kinds", "policy.emit_scrubbed_query=true":
         b"policy.emit_scrubbed_query", "dead_letter.include_payload=true":
         b"dead_letter.include_payload", "policy.minors_in_deid=true": b"policy.minors_in_deid",
-        "security.allow_core_dumps=true": b"security.allow_core_dumps"}
+        "security.allow_core_dumps=true": b"security.allow_core_dumps",
+        "aggregate.privacy.mode=k-anonymity": b"aggregate.privacy.mode is k-anonymity"}
+
+
+def test_check_refuses_invalid_budget_and_warns_on_weak_one(tmp_path):
+    key = str(tmp_path / "k")
+    assert run("keygen", key).returncode == 0
+    env = dict(os.environ, KANON_KEY_FILE=key)
+    r = run("check", "-c", EXAMPLE, env=env)
+    assert r.returncode == 0 and b"weakened" not in r.stderr, r.stderr
+    r = run("check", "-c", EXAMPLE, "--set", "aggregate.privacy.epsilon=3", "--set",
+            "aggregate.privacy.delta=1e-4", env=env)
+    assert r.returncode == 0, r.stderr
+    assert b"weakened: aggregate.privacy.epsilon" in r.stderr, r.stderr
+    assert b"weakened: aggregate.privacy.delta" in r.stderr, r.stderr
+    for bad in ("aggregate.privacy.epsilon=0", "aggregate.privacy.delta=1", "aggregate.privacy.mode=none"):
+        r = run("check", "-c", EXAMPLE, "--set", bad, env=env)
+        assert r.returncode == 2 and bad.split("=")[0].encode() in r.stderr, (bad, r.stderr)
 
 
 def test_weak_settings_warned_once_each(tmp_path):

@@ -150,7 +150,7 @@ def test_broker(broker, tmp_path, variant):
                 {"name": "ver", "dimensions": ["app_version"], "k": 2},
                 {"name": "net", "dimensions": ["ip_prefix"], "k": 2},
                 {"name": "cat", "dimensions": ["query_category"], "k": 2}]
-    env = Env(tmp_path, "closed-kafka", aggregates=aggs, window="1d")
+    env = Env(tmp_path, "closed-kafka", aggregates=aggs, window="1d", privacy="k-anonymity")
     extra = SCRUBBED if variant == "scrubbed-query" else []
     for schema in SCHEMA_ID:
         produce_files(env.topics[TOPIC[schema]], [encode(s, r) for s, r, _ in recs if s == schema], tmp_path)
@@ -175,7 +175,7 @@ def test_record_timestamps(broker, tmp_path):
     processing time."""
     recs, _, _ = corpus()
     env = Env(tmp_path, "closed-ts", aggregates=[{"name": "t", "dimensions": ["event_type"], "k": 2}],
-              window="1h")
+              window="1h", privacy="k-anonymity")
     produce_files(env.topics["device"], [encode(s, r) for s, r, _ in recs if s == "DeviceLog"][:50], tmp_path)
     env.kanon("run", "-c", env.config, "--until-eof", timeout=300)
     out, rows, stats = consume(env.out), consume(env.agg), consume(env.aggstats)
