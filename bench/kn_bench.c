@@ -10,12 +10,18 @@
  *        taxonomy), and the whole pipeline. Built against an older tree (no
  *        fold.h) it measures the rest, which is how bench/run.sh --baseline
  *        gets the "before" of the same run.
+ *   kn_bench b7 CONFIG DRAWS              the differentially private release
+ *        under CONFIG's budget: utility (median relative error of released
+ *        users and events, release rate) at group sizes 50 to 10 000, and
+ *        the cost of closing a window of 10 000 groups, dp against exact
+ *        k-anonymity in the same run.
  *
  * Every figure is printed as one JSON object per line; bench/run.sh takes
  * medians over the repetitions. The same records go through every B1 case. */
 #include <avro.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +31,7 @@
 #include "aggregate.h"
 #include "avrobin.h"
 #include "config.h"
+#include "dp.h"
 #include "decode.h"
 #include "keys.h"
 #include "kn_alloc.h"
@@ -176,8 +183,7 @@ static double run_pipeline(struct kn_pipeline *p, const struct corpus *k, struct
 		*out += (uint64_t)kn_pipeline_deidentify(p, b);
 		for (int j = 0; agg && j < b->n; j++) {
 			const struct kn_deid *d = &b->deid[j];
-			if (b->rec[j].state == KN_REC_OUT && d->consent_ads == 1 &&
-			    d->consent_analytics == 1 && !d->minor)
+			if (b->rec[j].state == KN_REC_OUT) /* eligibility: the aggregator's */
 				kn_aggregator_add(agg, d, b->rec[j].ev.role[KN_ROLE_TIMESTAMP].l, 0,
 						  (int64_t)(i + j));
 		}
@@ -207,7 +213,7 @@ static int b1(const char *config, const char *file, int reps)
 	const struct kn_schema_entry *e = kn_schemas_find(s, k.schema_id);
 	for (int r = 0; r < reps; r++) {
 		struct kn_agg_def *defs;
-		struct kn_aggregator *agg = kn_aggregator_from_config(c, 1, &defs);
+		struct kn_aggregator *agg = kn_aggregator_from_config(c, 1, keys, &defs);
 		double a = run_avro_generic(e, &k), d = run_kanon_decoder(e, &k);
 		double pl = run_pipeline(p, &k, NULL, &out, KN_EV_DEVICE);
 		double pa = run_pipeline(p, &k, agg, &out, KN_EV_DEVICE);
@@ -254,8 +260,8 @@ static int b4(const char *config, long groups, long per_group)
 	struct kn_agg_opts ao = {.window_ms = 3600000,
 				 .lateness_ms = 3600000,
 				 .max_events_per_person = 1000000,
-				 .max_groups_per_person = 1000000,
-				 .exact_limit = (uint32_t)c->agg_exact_limit,
+				 .max_groups_per_person = 1000,
+				 .mode = KN_AGG_K_ANONYMITY,
 				 .person = KN_ID_USER,
 				 .max_state_bytes = INT64_MAX / 2,
 				 .n_partitions = 1};
@@ -412,6 +418,125 @@ static int b6(const char *config, const char *file, int reps)
 	return sink == (size_t)-1;
 }
 
+/* ---- B7: the differentially private release ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* One group of size people (2 events each) released draws times under the
+ * config's budget: median relative errors over the released draws. */
+static void b7_utility(const struct kn_config *c, int64_t k, int64_t size, int draws)
+{
+	const struct kn_dp_params *dp = &c->agg_dp;
+	double *ue = malloc(sizeof(double) * (size_t)draws),
+	       *ee = malloc(sizeof(double) * (size_t)draws);
+	int n = 0;
+
+	for (int i = 0; i < draws; i++) {
+		uint8_t seed[32] = {0};
+		struct kn_dp_rng r;
+		memcpy(seed, &i, sizeof(i));
+		memcpy(seed + 8, &size, sizeof(size));
+		kn_dp_rng_init(&r, seed);
+		int64_t u = size + kn_dp_discrete_laplace(&r, dp->people_t, dp->people_s);
+		int64_t e = 2 * size + kn_dp_discrete_laplace(&r, dp->events_t, dp->events_s);
+		if (u < dp->threshold || u < k)
+			continue;
+		ue[n] = fabs((double)(u - size)) / (double)size;
+		ee[n++] = fabs((double)((e > 0 ? e : 0) - 2 * size)) / (double)(2 * size);
+	}
+	qsort(ue, (size_t)n, sizeof(double), cmp_double);
+	qsort(ee, (size_t)n, sizeof(double), cmp_double);
+	printf("{\"bench\":\"b7\",\"kind\":\"utility\",\"size\":%" PRId64
+	       ",\"draws\":%d,\"released\":%.6f,\"users_mre\":%.6f,\"events_mre\":%.6f,"
+	       "\"epsilon\":%g,\"delta\":%g,\"l0\":%" PRId64 ",\"linf\":%" PRId64
+	       ",\"threshold\":%" PRId64 ",\"k\":%" PRId64 "}\n",
+	       size, draws, (double)n / draws, n ? ue[n / 2] : -1.0, n ? ee[n / 2] : -1.0,
+	       dp->epsilon, dp->delta, c->agg_max_groups, c->agg_max_events, dp->threshold, k);
+	free(ue);
+	free(ee);
+}
+
+static void b7_sink_row(void *o, const struct kn_agg_row *r)
+{
+	(void)r;
+	++*(uint64_t *)o;
+}
+
+static void b7_sink_summary(void *o, const struct kn_agg_summary *s)
+{
+	(void)o;
+	(void)s;
+}
+
+/* Seconds to close one window of groups x 5 people under mode. */
+static double b7_close(const struct kn_config *c, const struct kn_keys *keys, enum kn_agg_mode mode,
+		       long groups)
+{
+	struct kn_agg_def def = {"b7", 1u << KN_DIM_URL_DOMAIN, 0, 2};
+	struct kn_agg_opts ao = {.window_ms = 3600000,
+				 .lateness_ms = 0,
+				 .max_events_per_person = c->agg_max_events,
+				 .max_groups_per_person = c->agg_max_groups,
+				 .mode = mode,
+				 .dp = c->agg_dp,
+				 .noise_keys = keys,
+				 .person = KN_ID_USER,
+				 .max_state_bytes = INT64_MAX / 2,
+				 .n_partitions = 1};
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &ao);
+	uint64_t rows = 0;
+	struct kn_agg_sink sink = {b7_sink_row, b7_sink_summary, &rows};
+	struct kn_deid d;
+
+	memset(&d, 0, sizeof(d));
+	d.consent_ads = d.consent_analytics = 1;
+	d.has_pid[KN_ID_USER] = true;
+	for (long g = 0; g < groups; g++)
+		for (int p = 0; p < 5; p++) {
+			snprintf(d.url_domain, sizeof(d.url_domain), "g%ld.example", g);
+			snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "%032lx", g * 5 + p);
+			kn_aggregator_add(a, &d, 1000, 0, g * 5 + p);
+		}
+	double t0 = now_s();
+	kn_aggregator_advance(a, true, &sink);
+	t0 = now_s() - t0;
+	kn_aggregator_destroy(a);
+	return t0;
+}
+
+static int b7(const char *config, int draws)
+{
+	static const int64_t sizes[] = {50, 100, 1000, 10000};
+	const uint8_t master[KN_MASTER_KEY_BYTES] = {7};
+	struct kn_config *c;
+	struct kn_keys *keys;
+	char err[512];
+	const long groups = 10000;
+
+	if (kn_config_load(config, NULL, 0, &c, err, sizeof(err)) ||
+	    kn_keys_from_master(master, c->prf, &keys))
+		die(config, err);
+	int64_t k = c->n_aggs ? c->aggs[0].k : 2;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		b7_utility(c, k, sizes[i], draws);
+	for (int rep = 0; rep < 3; rep++) {
+		double exact = b7_close(c, keys, KN_AGG_K_ANONYMITY, groups);
+		double noisy = b7_close(c, keys, KN_AGG_DP, groups);
+		printf("{\"bench\":\"b7\",\"kind\":\"close\",\"rep\":%d,\"groups\":%ld,"
+		       "\"exact_ns_per_group\":%.1f,\"dp_ns_per_group\":%.1f}\n",
+		       rep, groups, exact * 1e9 / groups, noisy * 1e9 / groups);
+		fflush(stdout);
+	}
+	kn_keys_destroy(keys);
+	kn_config_destroy(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -425,7 +550,10 @@ int main(int argc, char **argv)
 		return b5(atoi(argv[2]));
 	if (!strcmp(cmd, "b6") && argc == 5)
 		return b6(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: kn_bench b1 CONFIG DEVICE.avro REPS | b4 CONFIG GROUPS "
-			"EVENTS_PER_GROUP | b5 REPS | b6 CONFIG SEARCH.avro REPS\n");
+	if (!strcmp(cmd, "b7") && argc == 4)
+		return b7(argv[2], atoi(argv[3]));
+	fprintf(stderr,
+		"usage: kn_bench b1 CONFIG DEVICE.avro REPS | b4 CONFIG GROUPS "
+		"EVENTS_PER_GROUP | b5 REPS | b6 CONFIG SEARCH.avro REPS | b7 CONFIG DRAWS\n");
 	return 2;
 }

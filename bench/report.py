@@ -12,7 +12,7 @@ import sys
 import time
 
 out, quick = sys.argv[1], sys.argv[2] == "1"
-only = (sys.argv[3] if len(sys.argv) > 3 else "b1,b2,b3,b4,b5,b6").split(",")
+only = (sys.argv[3] if len(sys.argv) > 3 else "b1,b2,b3,b4,b5,b6,b7").split(",")
 
 
 def load(name):
@@ -268,6 +268,36 @@ if b6:
         md.append(row)
     md.append("")
 
+# ---- B7 ----
+b7 = load("b7")
+if b7:
+    util = [r for r in b7 if r["kind"] == "utility"]
+    close = [r for r in b7 if r["kind"] == "close"]
+    u = util[0]
+    md.append("## B7 the differentially private release\n")
+    md.append("_measured %s_\n" % measured("b7"))
+    md.append("The example configuration's budget: epsilon %g and delta %.3g per person per window, "
+              "L0 = %d groups per person over all definitions, Linf = %d events per group; a group is "
+              "released iff its noisy people count reaches max(T = %d, k = %d). %d draws per group size "
+              "(exact discrete Laplace, `processor/dp.c`), each person with 2 events. Median relative "
+              "error over the released draws (those not released have no error to show: the release "
+              "rate says how often a group of that size is published at all).\n"
+              % (u["epsilon"], u["delta"], u["l0"], u["linf"], u["threshold"], u["k"], u["draws"]))
+    md.append("| people in the group | released | median rel. error, users | median rel. error, events |")
+    md.append("|---|---|---|---|")
+    for r in util:
+        err = (lambda v: "-" if v < 0 else "%.2f %%" % (100 * v))
+        md.append("| %d | %.2f %% | %s | %s |" % (r["size"], 100 * r["released"], err(r["users_mre"]),
+                                               err(r["events_mre"])))
+    if close:
+        ex = [r["exact_ns_per_group"] for r in close]
+        dpn = [r["dp_ns_per_group"] for r in close]
+        md.append("\nRelease cost: closing one window of %d groups (5 people each), ns per group: "
+                  "exact k-anonymity %s, dp %s (%.1fx: one keyed BLAKE2b seed and ChaCha20 draws per "
+                  "group), i.e. %.1f ms per window of %d groups.\n"
+                  % (close[0]["groups"], cell(ex), cell(dpn), statistics.median(dpn) / statistics.median(ex),
+                     statistics.median(dpn) * close[0]["groups"] / 1e6, close[0]["groups"]))
+
 if goals:
     md.insert(4, "## Goals\n\n| goal | measured | met |\n|---|---|---|\n" + "\n".join(
         "| %s | %s | %s |" % (g, v, "yes" if ok else "**no**") for g, v, ok in goals) + "\n")
@@ -276,7 +306,8 @@ with open(os.path.join(out, "REPORT.md"), "w") as f:
     f.write("\n".join(md) + "\n")
 
 # A benchmark that produced nothing is a failure, not a shorter report.
-missing = [b for b, rows in (("B1", b1), ("B2", b2), ("B3", b3), ("B4", b4), ("B5", b5), ("B6", b6))
+missing = [b for b, rows in (("B1", b1), ("B2", b2), ("B3", b3), ("B4", b4), ("B5", b5), ("B6", b6),
+                                        ("B7", b7))
            if not rows and b.lower() in only]
 if missing or ("b3" in only and b3 and not all(r["end_to_end"]["count"] for r in b3)):
     sys.exit("report: no results from %s" % (", ".join(missing) or "B3 (no end-to-end samples)"))

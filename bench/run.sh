@@ -20,6 +20,9 @@
 # B6 ns per search record for the text folder, the scrubber, the categorizer
 #    and the whole pipeline (scrubbed query on); with --baseline REV the same
 #    bench source is also built against REV, so before/after share one run.
+# B7 the differentially private release under the example's budget: median
+#    relative error of released users and events at group sizes 50 to 10 000,
+#    and the cost of closing a window, dp against exact counts (same run).
 #
 # Writes OUT/REPORT.md, OUT/*.png (gnuplot) and OUT/raw/*.jsonl. Every
 # figure is a median over repetitions, with min and max.
@@ -29,7 +32,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
 build=""
 out="$root/bench/results"
-only=b1,b2,b3,b4,b5,b6
+only=b1,b2,b3,b4,b5,b6,b7
 baseline=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -45,8 +48,8 @@ while [ $# -gt 0 ]; do
 done
 for b in ${only//,/ }; do
 	case "$b" in
-	b[1-6]) ;;
-	*) echo "bench/run.sh: --only: unknown benchmark '$b' (b1 to b6)" >&2; exit 2 ;;
+	b[1-7]) ;;
+	*) echo "bench/run.sh: --only: unknown benchmark '$b' (b1 to b7)" >&2; exit 2 ;;
 	esac
 done
 want() { [[ ",$only," == *",$1,"* ]]; }
@@ -159,6 +162,11 @@ if want b6; then
 			sed "s/\"bench\":\"b6\"/\"bench\":\"b6\",\"rev\":\"$(git -C "$root" rev-parse --short "$baseline")\"/" \
 				>>"$out/raw/b6-baseline.jsonl"
 	fi
+fi
+if want b7; then
+	log "B7: the differentially private release (example budget)"
+	cfg=$(make_config b7 yes 20)
+	"$BENCH" b7 "$cfg" 20000 >>"$out/raw/b7.jsonl"
 fi
 
 # ---- the broker ----
