@@ -185,7 +185,7 @@ static double run_pipeline(struct kn_pipeline *p, const struct corpus *k, struct
 			const struct kn_deid *d = &b->deid[j];
 			if (b->rec[j].state == KN_REC_OUT) /* eligibility: the aggregator's */
 				kn_aggregator_add(agg, d, b->rec[j].ev.role[KN_ROLE_TIMESTAMP].l, 0,
-						  (int64_t)(i + j));
+						  0, (int64_t)(i + j));
 		}
 	}
 	t0 = now_s() - t0;
@@ -276,7 +276,7 @@ static int b4(const char *config, long groups, long per_group)
 		for (long g = 0; g < groups; g++) {
 			snprintf(d.url_domain, sizeof(d.url_domain), "g%ld.example", g);
 			snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "%032lx", g * 5 + e % 5);
-			if (kn_aggregator_add(a, &d, 1000, 0, e * groups + g) == KN_AGG_ERROR)
+			if (kn_aggregator_add(a, &d, 1000, 0, 0, e * groups + g) == KN_AGG_ERROR)
 				die("b4", "out of memory");
 		}
 	}
@@ -500,7 +500,7 @@ static double b7_close(const struct kn_config *c, const struct kn_keys *keys, en
 		for (int p = 0; p < 5; p++) {
 			snprintf(d.url_domain, sizeof(d.url_domain), "g%ld.example", g);
 			snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "%032lx", g * 5 + p);
-			kn_aggregator_add(a, &d, 1000, 0, g * 5 + p);
+			kn_aggregator_add(a, &d, 1000, 0, 0, g * 5 + p);
 		}
 	double t0 = now_s();
 	kn_aggregator_advance(a, true, &sink);

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -117,6 +119,7 @@ struct kn_aggregator {
 	struct window *w[MAX_WINDOWS]; /* open windows, ascending start */
 	int n_windows;
 	struct kn_agg_metrics m;
+	uint8_t release_id[32]; /* binds the noise to everything that shapes counts */
 };
 
 static size_t window_bytes(const struct window *w, int n_parts)
@@ -158,6 +161,37 @@ static struct window *window_new(struct kn_aggregator *a, int64_t start)
 	return w;
 }
 
+/* A hash of everything that shapes the released counts: the scope (the
+ * deployment), windows, lateness, bounds, mechanism and every definition.
+ * Two releases of the same group that could differ in their true counts
+ * (another config, another deployment sharing the key file) draw unrelated
+ * noise, so their difference is not exact. */
+static void release_id(struct kn_aggregator *a)
+{
+	const struct kn_agg_opts *o = &a->o;
+	crypto_generichash_state st;
+	char buf[256];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(a->release_id));
+	snprintf(buf, sizeof(buf), "kn-release-v1|%s|%lld|%lld|%lld|%lld|%d|%d|%lld",
+		 o->scope ? o->scope : "", (long long)o->window_ms, (long long)o->lateness_ms,
+		 (long long)o->max_groups_per_person, (long long)o->max_events_per_person,
+		 (int)o->mode, (int)o->person, (long long)o->epoch_ms);
+	crypto_generichash_update(&st, (const uint8_t *)buf, strlen(buf) + 1);
+	snprintf(buf, sizeof(buf), "%llu/%llu|%llu/%llu|%lld", (unsigned long long)o->dp.people_t,
+		 (unsigned long long)o->dp.people_s, (unsigned long long)o->dp.events_t,
+		 (unsigned long long)o->dp.events_s, (long long)o->dp.threshold);
+	crypto_generichash_update(&st, (const uint8_t *)buf, strlen(buf) + 1);
+	for (int i = 0; i < a->n_defs; i++) {
+		const struct kn_agg_def *d = &a->defs[i];
+		snprintf(buf, sizeof(buf), "|%u|%d|%lld|", d->dims, d->geo_precision,
+			 (long long)d->k);
+		crypto_generichash_update(&st, (const uint8_t *)d->name, strlen(d->name) + 1);
+		crypto_generichash_update(&st, (const uint8_t *)buf, strlen(buf) + 1);
+	}
+	crypto_generichash_final(&st, a->release_id, sizeof(a->release_id));
+}
+
 struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_defs,
 					const struct kn_agg_opts *o)
 {
@@ -178,6 +212,7 @@ struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_def
 	for (int p = 0; p < o->n_partitions; p++)
 		a->max_ts[p] = INT64_MIN;
 	a->emitted_until = INT64_MIN;
+	release_id(a);
 	return a;
 }
 
@@ -412,18 +447,22 @@ bool kn_agg_eligible(const struct kn_deid *d)
 }
 
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
-				     int64_t ts_ms, int part, int64_t offset)
+				     int64_t ts_ms, int64_t record_ms, int part, int64_t offset)
 {
 	int64_t start = floor_div(ts_ms, a->o.window_ms) * a->o.window_ms;
 	int64_t end = start + a->o.window_ms, before = a->max_ts[part];
+	/* Stream time moves on the event's time, but never past the moment
+	 * its record was written: a device clock set ahead cannot make other
+	 * people's events late. */
+	int64_t stream = record_ms > 0 && ts_ms > record_ms ? record_ms : ts_ms;
 	char key[1024];
 
-	if (ts_ms > before)
-		a->max_ts[part] = ts_ms;
-	if (!kn_agg_eligible(d)) {
+	if (!kn_agg_eligible(d)) { /* touches nothing, not even the time */
 		a->m.ineligible++;
 		return KN_AGG_INELIGIBLE;
 	}
+	if (stream > before)
+		a->max_ts[part] = stream;
 	/* Late iff its window closed for its own partition (end + lateness <=
 	 * the partition's largest event time) or is already released. Out of
 	 * order within an open window is not late. */
@@ -437,6 +476,11 @@ enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_de
 		return KN_AGG_NO_PERSON;
 	}
 	struct window *w = get_window(a, start);
+	if (!w && a->n_windows == MAX_WINDOWS) { /* spread over too many windows */
+		a->m.late++;
+		a->m.windows_full++;
+		return KN_AGG_LATE;
+	}
 	if (!w)
 		return KN_AGG_ERROR;
 	if (w->min_off[part] < 0) {
@@ -482,17 +526,18 @@ struct tally {
 	uint64_t events, people;
 };
 
-/* The noise stream of one group: seeded from the noise key and the group's
- * identity (definition name, window, dimension values), nothing else. */
+/* The noise stream of one group: seeded from the noise key, the release id
+ * and the group's identity (definition, window, dimension values). */
 static void group_rng(const struct kn_aggregator *a, const struct window *w, const struct group *g,
 		      struct kn_dp_rng *rng)
 {
 	uint8_t label[1400], seed[KN_NOISE_SEED_BYTES];
 	const char *name = a->defs[g->def].name;
-	size_t nl = strnlen(name, 255), n = 0;
+	size_t nl = strnlen(name, 255), n = sizeof(a->release_id);
 
-	memcpy(label, name, nl);
-	n = nl;
+	memcpy(label, a->release_id, n);
+	memcpy(label + n, name, nl);
+	n += nl;
 	label[n++] = 0;
 	for (int i = 0; i < 8; i++)
 		label[n++] = (uint8_t)((uint64_t)w->start >> (8 * i));
@@ -532,16 +577,36 @@ static bool release(const struct kn_aggregator *a, const struct window *w, const
 	return people >= dp->threshold && people >= k;
 }
 
+static const struct window *sort_w; /* close_def's qsort context */
+
+static int cmp_group_key(const void *x, const void *y)
+{
+	const struct group *a = &sort_w->groups[*(const uint32_t *)x];
+	const struct group *b = &sort_w->groups[*(const uint32_t *)y];
+	int c = memcmp(a->key, b->key, a->key_len < b->key_len ? a->key_len : b->key_len);
+
+	return c ? c : (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+/* Releases one definition's groups of a window, in the order of their
+ * dimension values (never in the order they first appeared: that would
+ * tell who came first), then its summary. Under dp a summary is written
+ * only when a group was released: its existence must not say that the
+ * window held anyone. */
 static int close_def(struct kn_aggregator *a, struct window *w, int di, bool early,
 		     const struct kn_agg_sink *sink)
 {
 	const struct kn_agg_def *def = &a->defs[di];
 	struct tally *t = kn_calloc(w->n_groups ? w->n_groups : 1, sizeof(*t));
+	uint32_t *order = kn_malloc(sizeof(*order) * (w->n_groups ? w->n_groups : 1)), n = 0;
 	struct kn_agg_summary s = {def, w->start, w->start + a->o.window_ms, 0, 0, early};
 	char buf[1024];
 
-	if (!t)
+	if (!t || !order) {
+		kn_free(t);
+		kn_free(order);
 		return -ENOMEM;
+	}
 	/* Exact counts first: each person holds a group at most once, so the
 	 * entries that name a group are its distinct people. */
 	for (uint32_t i = 0; i < w->cap_people; i++) {
@@ -553,9 +618,13 @@ static int close_def(struct kn_aggregator *a, struct window *w, int di, bool ear
 			t[p->e[j].group].people++;
 		}
 	}
-	for (uint32_t g = 0; g < w->n_groups; g++) {
-		if (w->groups[g].def != di || !t[g].people)
-			continue;
+	for (uint32_t g = 0; g < w->n_groups; g++)
+		if (w->groups[g].def == di && t[g].people)
+			order[n++] = g;
+	sort_w = w;
+	qsort(order, n, sizeof(*order), cmp_group_key);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t g = order[i];
 		struct kn_agg_row row = {def, w->start, w->start + a->o.window_ms, 0};
 		row.key_epoch = a->o.epoch_ms ? floor_div(w->start, a->o.epoch_ms) : 0;
 		if (release(a, w, &w->groups[g], &t[g], &row)) {
@@ -569,7 +638,9 @@ static int close_def(struct kn_aggregator *a, struct window *w, int di, bool ear
 		}
 	}
 	kn_free(t);
-	sink->summary(sink->opaque, &s);
+	kn_free(order);
+	if (a->o.mode != KN_AGG_DP || s.groups_released)
+		sink->summary(sink->opaque, &s);
 	return 0;
 }
 

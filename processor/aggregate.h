@@ -22,13 +22,18 @@
  * and the release decision is dp.h's (mode KN_AGG_DP), or users >= k on
  * exact counts (KN_AGG_K_ANONYMITY, kept for comparison only: open to
  * differencing). The noise of a group is drawn from a stream seeded by the
- * key file's noise key and the group's identity, so a replay releases the
- * same values.
+ * key file's noise key, a hash of everything that shapes the counts (scope,
+ * windows, bounds, mechanism, definitions) and the group's identity, so a
+ * replay releases the same values and another configuration other noise.
+ * Rows come out sorted by dimension values; under dp a definition's window
+ * summary only when it released a group.
  *
  * Time: an event joins window [floor(ts / W) W, + W). Per partition p,
- * max_ts[p] is the largest event time seen; an event is late iff its
- * window's end + lateness <= max_ts[p] (out of order inside an open window
- * is on time), or its window was already released. The watermark is min
+ * max_ts[p] is the largest event time seen among eligible events, each
+ * capped at its Kafka record time (a clock set ahead moves nothing past the
+ * moment its record was written); an event is late iff its window's end +
+ * lateness <= max_ts[p] (out of order inside an open window is on time), or
+ * its window was already released. The watermark is min
  * over active partitions of max_ts[p] - lateness; windows ending at or
  * before it close. An accepted event can never belong to a closed window
  * (its own partition's bound forbids it), so the released rows do not
@@ -86,6 +91,7 @@ struct kn_agg_opts {
 	enum kn_agg_mode mode;
 	struct kn_dp_params dp;		  /* mode KN_AGG_DP */
 	const struct kn_keys *noise_keys; /* mode KN_AGG_DP: borrowed */
+	const char *scope;		  /* the deployment (topics, transactional id): borrowed */
 	enum kn_id_kind person;		  /* which pseudonym defines a person */
 	int64_t epoch_ms;		  /* key epoch length (0: single epoch) */
 	int64_t max_state_bytes;	  /* beyond it the oldest window closes early */
@@ -130,6 +136,7 @@ enum kn_agg_result {
 
 struct kn_agg_metrics {
 	uint64_t added, late, ineligible, no_person, bounded, early_closed, windows_closed;
+	uint64_t windows_full; /* late because MAX_WINDOWS windows were open */
 	uint64_t groups_suppressed, events_suppressed; /* exact: operators only */
 	double epsilon_spent; /* per person, summed over released windows */
 	uint64_t open_windows, open_groups, state_bytes;
@@ -145,11 +152,12 @@ struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_def
 					const struct kn_agg_opts *o);
 void kn_aggregator_destroy(struct kn_aggregator *a);
 
-/* Offers one de-identified event with its raw event time, from input
- * partition index part at offset (every valid event: ineligible ones still
- * move the partition's event time on). */
+/* Offers one de-identified event with its raw event time and its Kafka
+ * record time (record_ms <= 0: none), from input partition index part at
+ * offset. An ineligible event changes nothing; an eligible one moves its
+ * partition's stream time to min(ts_ms, record_ms). */
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
-				     int64_t ts_ms, int part, int64_t offset);
+				     int64_t ts_ms, int64_t record_ms, int part, int64_t offset);
 
 /* Closes every window the watermark has passed (all of them if flush: the
  * end of the input), and the oldest ones while state exceeds

@@ -130,7 +130,8 @@ static const struct opt table[] = {
 	{"aggregate.window", O_DURATION, OFF(agg_window_ms), MIN_MS, DAY_MS, "1h",
 	 "tumbling event-time window; must divide keys.epoch"},
 	{"aggregate.lateness", O_DURATION, OFF(agg_lateness_ms), 0, DAY_MS, "5m",
-	 "allowed lateness: events further behind their partition are dropped as late"},
+	 "an event is late (dropped) once its window's end + this is at or behind its "
+	 "partition's largest event time"},
 	{"aggregate.person", O_KIND, OFF(agg_person), 0, 0, "user",
 	 "identifier kind whose pseudonym defines a person: user|device|phone|email|cookie"},
 	{"aggregate.max_events_per_person", O_INT, OFF(agg_max_events), 1, 1000000, "10",
@@ -741,6 +742,11 @@ static int parse_aggregate(struct ctx *x, yaml_node_t *m, struct kn_agg_cfg *a)
 	}
 	if (!a->name || !a->dims)
 		return err_at(x, a->line, "aggregates[]", "needs 'name' and 'dimensions'");
+	if (strlen(a->name) > KN_AGG_NAME_MAX ||
+	    strspn(a->name, KN_AGG_NAME_CHARS) != strlen(a->name))
+		return err_at(x, a->line, "aggregates[].name",
+			      "'%s' must be 1 to %d characters of [A-Za-z0-9_.-]", a->name,
+			      KN_AGG_NAME_MAX);
 	return 0;
 }
 
@@ -754,6 +760,9 @@ static int parse_aggregates(struct ctx *x, yaml_node_t *seq)
 		struct kn_agg_cfg a = {0};
 		if (m->type != YAML_MAPPING_NODE)
 			return err_at(x, line_of(m), "aggregates[]", "expected a mapping");
+		if (x->c->n_aggs == KN_AGGS_MAX)
+			return err_at(x, line_of(m), "aggregates", "at most %d definitions",
+				      KN_AGGS_MAX);
 		int err = parse_aggregate(x, m, &a);
 		for (int i = 0; !err && i < x->c->n_aggs; i++)
 			if (!strcmp(x->c->aggs[i].name, a.name))
@@ -867,6 +876,11 @@ static int check_privacy(struct ctx *x)
 			      "this budget with max_groups_per_person %lld and "
 			      "max_events_per_person %lld gives a noise scale beyond the sampler",
 			      (long long)b.l0, (long long)b.linf);
+	/* The deployment the noise is bound to: two pipelines sharing a key
+	 * file cannot share a transactional id (one would fence the other), so
+	 * they draw unrelated noise. */
+	if (!(c->release_scope = kn_strdup(c->transactional_id)))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -969,6 +983,7 @@ void kn_config_destroy(struct kn_config *c)
 		if (t == O_STR || t == O_PATH || t == O_DIGITS || t == O_LEVEL)
 			kn_free(*(char **)((char *)c + table[i].off));
 	}
+	kn_free(c->release_scope);
 	for (int i = 0; i < c->n_consumer; i++) {
 		kn_free(c->consumer[i].key);
 		kn_free(c->consumer[i].value);

@@ -40,6 +40,10 @@ struct kn_schema_cfg {
 	int line;
 };
 
+#define KN_AGGS_MAX	  64
+#define KN_AGG_NAME_MAX	  64
+#define KN_AGG_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
+
 struct kn_agg_cfg {
 	char *name;
 	uint32_t dims; /* bit (1 << enum kn_dim) per dimension */
@@ -113,6 +117,7 @@ struct kn_config {
 	char *agg_mode_name, *agg_epsilon, *agg_delta;
 	int agg_mode;		    /* enum kn_agg_mode */
 	struct kn_dp_params agg_dp; /* derived by the loader (mode dp) */
+	char *release_scope;	    /* the transactional id: binds the noise */
 	int64_t agg_max_state_bytes;
 	int64_t agg_idle_ms;
 	struct kn_agg_cfg *aggs;

@@ -437,6 +437,7 @@ struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n
 				 .mode = (enum kn_agg_mode)c->agg_mode,
 				 .dp = c->agg_dp,
 				 .noise_keys = keys,
+				 .scope = c->release_scope,
 				 .person = (enum kn_id_kind)c->agg_person,
 				 .epoch_ms = c->epoch_ms,
 				 .max_state_bytes = c->agg_max_state_bytes,
@@ -558,9 +559,10 @@ static int aggregate_batch(struct tx *tx, const struct kn_batch *b)
 		const rd_kafka_message_t *m = tx->data[i];
 		if (b->rec[i].state != KN_REC_OUT)
 			continue;
+		int64_t written = rd_kafka_message_timestamp(m, NULL);
 		switch (kn_aggregator_add(tx->agg, &b->deid[i],
-					  b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l, tx->data_part[i],
-					  m->offset)) {
+					  b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l, written,
+					  tx->data_part[i], m->offset)) {
 		case KN_AGG_ERROR:
 			snprintf(tx->err, sizeof(tx->err), "aggregation: out of memory");
 			return -ENOMEM;

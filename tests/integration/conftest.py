@@ -106,15 +106,16 @@ class Env:
         return p
 
 
-def consume(topic, committed=True, broker=None):
-    """All records of topic as dicts: partition, offset, timestamp, key, value, headers.
-    Reads with isolation.level=read_committed unless committed=False."""
+def _read(topic, committed, broker):
+    """One pass of kcat to the end of every partition: (records, {partition: end offset})."""
     fmt = "%p\t%o\t%T\t%K\t%S\t%h\n%k%s"
     iso = ["-X", "isolation.level=read_committed"] if committed else []
     r = subprocess.run(["kcat", "-b", broker or BROKER, "-C", *iso, "-t", topic, "-o", "beginning", "-e",
-                        "-q", "-f", fmt],
+                        "-f", fmt],
                        capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()
+    ends = {int(m.group(1)): int(m.group(2))
+            for m in re.finditer(rb"Reached end of topic \S+ \[(\d+)\] at offset (\d+)", r.stderr)}
     data, pos, out = r.stdout, 0, []
     while pos < len(data):
         nl = data.index(b"\n", pos)
@@ -132,7 +133,34 @@ def consume(topic, committed=True, broker=None):
                 headers[k] = v
         out.append({"partition": int(p), "offset": int(o), "timestamp": int(ts), "key": key, "value": value,
                     "headers": headers})
-    return out
+    return out, ends
+
+
+def _high_watermarks(topic, partitions, broker):
+    args = ["kcat", "-b", broker or BROKER, "-Q"]
+    for p in partitions:
+        args += ["-t", "%s:%d:-1" % (topic, p)]
+    r = subprocess.run(args, capture_output=True, timeout=60)
+    return {int(m.group(1)): int(m.group(2))
+            for m in re.finditer(rb"\[(\d+)\] offset (-?\d+)", r.stdout)}
+
+
+def consume(topic, committed=True, broker=None):
+    """All records of topic as dicts: partition, offset, timestamp, key, value, headers.
+    Reads with isolation.level=read_committed unless committed=False. A
+    committed transaction's markers reach the partitions after the producer
+    has returned (the coordinator writes them), so a read_committed reader
+    can stop short at the last stable offset: read again until every
+    partition's end is its high watermark (nothing pending)."""
+    deadline = time.monotonic() + 60
+    while True:
+        out, ends = _read(topic, committed, broker)
+        if not committed:
+            return out
+        hwm = _high_watermarks(topic, sorted(ends), broker)
+        if all(ends[p] >= hwm.get(p, 0) for p in ends) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
 
 
 def end_offsets(topic, partitions=4, broker=None):

@@ -1,5 +1,4 @@
 #include <math.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,8 +105,8 @@ static void test_window_boundaries(void)
 
 	for (int p = 0; p < 5; p++) { /* 5 people so the group is released */
 		d = ev(p, "wx4g0", "iOS");
-		kn_aggregator_add(a, &d, 10 * H - 1, 0, p);
-		kn_aggregator_add(a, &d, 10 * H, 0, 10 + p);
+		kn_aggregator_add(a, &d, 10 * H - 1, 0, 0, p);
+		kn_aggregator_add(a, &d, 10 * H, 0, 0, 10 + p);
 	}
 	struct out *out = flush(a);
 	KT_CHECK(out->n == 2);
@@ -128,26 +127,26 @@ static void test_watermark_and_lateness(void)
 
 	for (int p = 0; p < 5; p++) {
 		d = ev(p, "wx4g0", "iOS");
-		KT_CHECK(kn_aggregator_add(a, &d, H + 60000, 0, p) == KN_AGG_ADDED);
+		KT_CHECK(kn_aggregator_add(a, &d, H + 60000, 0, 0, p) == KN_AGG_ADDED);
 	}
 	/* Partition 0 runs far ahead; partition 1 has not spoken: nothing closes. */
 	d = ev(9, "aaaaa", "iOS");
-	kn_aggregator_add(a, &d, 3 * H, 0, 100);
+	kn_aggregator_add(a, &d, 3 * H, 0, 0, 100);
 	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 0);
 	/* Partition 1 reaches 2h + 5 min: the watermark passes the end of [1h, 2h). */
-	kn_aggregator_add(a, &d, 2 * H + 5 * 60000, 1, 0);
+	kn_aggregator_add(a, &d, 2 * H + 5 * 60000, 0, 1, 0);
 	KT_CHECK(kn_aggregator_advance(a, false, &sink) == 1);
 	KT_CHECK(out->n == 1 && out->r[0].start == H && out->r[0].users == 5);
 	/* Within partition 1's bound but its window is released: late. */
 	d = ev(3, "wx4g0", "iOS");
-	KT_CHECK(kn_aggregator_add(a, &d, 2 * H - 1, 1, 1) == KN_AGG_LATE);
+	KT_CHECK(kn_aggregator_add(a, &d, 2 * H - 1, 0, 1, 1) == KN_AGG_LATE);
 	/* Far behind partition 0's largest time (3h), but its window [2h, 3h)
 	 * is open for partition 0 until 3h + 5 min: on time. */
-	KT_CHECK(kn_aggregator_add(a, &d, 2 * H + 1, 0, 101) == KN_AGG_ADDED);
-	kn_aggregator_add(a, &d, 3 * H + 5 * 60000, 0, 102);
+	KT_CHECK(kn_aggregator_add(a, &d, 2 * H + 1, 0, 0, 101) == KN_AGG_ADDED);
+	kn_aggregator_add(a, &d, 3 * H + 5 * 60000, 0, 0, 102);
 	/* Now its window's end + lateness <= partition 0's time: late. */
-	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 1, 0, 103) == KN_AGG_LATE);
-	KT_CHECK(kn_aggregator_add(a, &d, 3 * H, 0, 104) == KN_AGG_ADDED);
+	KT_CHECK(kn_aggregator_add(a, &d, 3 * H - 1, 0, 0, 103) == KN_AGG_LATE);
+	KT_CHECK(kn_aggregator_add(a, &d, 3 * H, 0, 0, 104) == KN_AGG_ADDED);
 	kn_aggregator_metrics(a, &m);
 	KT_CHECK(m.late == 2);
 	/* An idle partition leaves the minimum. */
@@ -173,7 +172,7 @@ static void test_threshold_exact_around_k(void)
 			for (int e = 0; e < 30;
 			     e++) { /* many events each: people, not events, count */
 				struct kn_deid d = ev(pid, cells[c], "Android");
-				kn_aggregator_add(a, &d, 5 * H + e, 0, pid * 100 + e);
+				kn_aggregator_add(a, &d, 5 * H + e, 0, 0, pid * 100 + e);
 			}
 	struct out *out = flush(a);
 	KT_CHECK(out->n == 2);
@@ -198,7 +197,7 @@ static void test_large_group_exact(void)
 	for (int p = 0; p < 30000; p++)
 		for (int e = 0; e < 1 + p % 3; e++) {
 			struct kn_deid d = ev(p, "wx4g0", "iOS");
-			kn_aggregator_add(a, &d, H, 0, p);
+			kn_aggregator_add(a, &d, H, 0, 0, p);
 		}
 	struct out *out = flush(a);
 	KT_CHECK(out->n == 1 && out->r[0].exact);
@@ -218,13 +217,13 @@ static void test_contribution_bounds(void)
 	/* One chatty person: 1000 events in one group count as 100. */
 	for (int e = 0; e < 1000; e++) {
 		struct kn_deid d = ev(7, "zzzz0", "iOS");
-		kn_aggregator_add(a, &d, H + e, 0, e);
+		kn_aggregator_add(a, &d, H + e, 0, 0, e);
 	}
 	/* One person in 30 groups counts in 20. */
 	for (int g = 0; g < 30; g++) {
 		snprintf(cell, sizeof(cell), "g%03d", g);
 		struct kn_deid d = ev(8, cell, "iOS");
-		kn_aggregator_add(a, &d, H + g, 0, 2000 + g);
+		kn_aggregator_add(a, &d, H + g, 0, 0, 2000 + g);
 	}
 	struct out *out = flush(a);
 	KT_CHECK(out->n == 21);
@@ -265,7 +264,7 @@ static void test_order_independence(void)
 			char cell[8];
 			snprintf(cell, sizeof(cell), "c%02d", evs[i].cell);
 			struct kn_deid d = ev(evs[i].person, cell, "iOS");
-			kn_aggregator_add(a, &d, H + 10, 0, j);
+			kn_aggregator_add(a, &d, H + 10, 0, 0, j);
 		}
 		outs[run] = flush(a);
 		kn_aggregator_destroy(a);
@@ -300,7 +299,7 @@ static void test_checkpoint_replay(void)
 	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
 	for (int i = 0; i < N; i++) {
 		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
-		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_add(a, &d, i * 20000LL, 0, 0, i);
 		kn_aggregator_advance(a, false, &psink); /* rows land in part, ignored */
 	}
 	free(part);
@@ -309,7 +308,7 @@ static void test_checkpoint_replay(void)
 	struct kn_agg_sink fsink = {on_row, on_summary, full};
 	for (int i = 0; i < N; i++) {
 		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
-		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_add(a, &d, i * 20000LL, 0, 0, i);
 		kn_aggregator_advance(a, false, &fsink);
 	}
 	kn_aggregator_advance(a, true, &fsink);
@@ -321,7 +320,7 @@ static void test_checkpoint_replay(void)
 	a = kn_aggregator_new(&def, 1, &o);
 	for (int i = 0; i < 1700; i++) {
 		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
-		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_add(a, &d, i * 20000LL, 0, 0, i);
 		kn_aggregator_advance(a, false, &tsink);
 	}
 	int64_t off, max_ts, until = kn_aggregator_emitted_until(a);
@@ -332,7 +331,7 @@ static void test_checkpoint_replay(void)
 	kn_aggregator_restore(a, 0, max_ts, until);
 	for (int i = (int)off; i < N; i++) {
 		struct kn_deid d = ev(i % 37, i % 2 ? "aaaa0" : "bbbb0", "iOS");
-		kn_aggregator_add(a, &d, i * 20000LL, 0, i);
+		kn_aggregator_add(a, &d, i * 20000LL, 0, 0, i);
 		kn_aggregator_advance(a, false, &tsink);
 	}
 	kn_aggregator_advance(a, true, &tsink);
@@ -356,7 +355,7 @@ static void test_state_cap(void)
 	for (int w = 0; w < 20; w++)
 		for (int p = 0; p < 500; p++) {
 			struct kn_deid d = ev(p, "wx4g0", "iOS");
-			kn_aggregator_add(a, &d, w * H, 0, w * 1000 + p);
+			kn_aggregator_add(a, &d, w * H, 0, 0, w * 1000 + p);
 			kn_aggregator_advance(a, false, &sink);
 		}
 	kn_aggregator_metrics(a, &m);
@@ -388,18 +387,18 @@ static void test_closed_early_deterministic(void)
 			kn_aggregator_set_idle(a, 2, true);
 		for (int i = 0; i < 300; i++) {
 			struct kn_deid d = ev(i % 7, "wx4g0", "iOS");
-			kn_aggregator_add(a, &d, i * (5 * H / 300), 0, i);
+			kn_aggregator_add(a, &d, i * (5 * H / 300), 0, 0, i);
 			if (run == 0) /* p0 first, then p1, advanced only at the end */
 				continue;
 			if (i < 150)
-				kn_aggregator_add(a, &d, i * (5 * H / 300), 1, i);
+				kn_aggregator_add(a, &d, i * (5 * H / 300), 0, 1, i);
 			kn_aggregator_advance(a, false, &sink);
 			if (run == 1 && i == 149) /* p1 at its end, and idle from here */
 				kn_aggregator_set_idle(a, 1, true);
 		}
 		for (int i = 0; run == 0 && i < 150; i++) {
 			struct kn_deid d = ev(i % 7, "wx4g0", "iOS");
-			kn_aggregator_add(a, &d, i * (5 * H / 300), 1, i);
+			kn_aggregator_add(a, &d, i * (5 * H / 300), 0, 1, i);
 		}
 		if (run == 2)
 			kn_aggregator_set_idle(a, 2, true);
@@ -446,7 +445,7 @@ static void test_shuffled_window_loses_nothing(void)
 	}
 	for (int i = 0; i < N; i++) {
 		struct kn_deid d = ev(i, "wx4g0", "iOS");
-		KT_CHECK(kn_aggregator_add(a, &d, ts[i], 0, i) == KN_AGG_ADDED);
+		KT_CHECK(kn_aggregator_add(a, &d, ts[i], 0, 0, i) == KN_AGG_ADDED);
 	}
 	kn_aggregator_metrics(a, &m);
 	KT_CHECK(m.late == 0 && m.added == N);
@@ -472,7 +471,7 @@ static void test_l0_across_definitions(void)
 	for (int g = 0; g < 5; g++) { /* 5 cells: 10 groups over both definitions */
 		snprintf(cell, sizeof(cell), "c%03d", g);
 		struct kn_deid d = ev(1, cell, "iOS");
-		kn_aggregator_add(a, &d, H, 0, g);
+		kn_aggregator_add(a, &d, H, 0, 0, g);
 	}
 	struct out *out = flush(a);
 	KT_CHECK(out->n == 3);
@@ -496,13 +495,54 @@ static void test_one_eligibility_rule(void)
 		d.minor = p == 3;
 		d.consent_ads = p == 4 ? 0 : 1;
 		d.consent_analytics = p == 5 ? -1 : 1;
-		kn_aggregator_add(a, &d, H, 0, p);
+		kn_aggregator_add(a, &d, H, 0, 0, p);
 	}
 	kn_aggregator_metrics(a, &m);
 	KT_CHECK(m.ineligible == 6 && m.added == 4);
 	struct out *out = flush(a);
 	KT_CHECK(out->n == 2 && out->r[0].users == 4 && out->r[1].users == 4);
 	free(out);
+	kn_aggregator_destroy(a);
+}
+
+/* What one person cannot do: push stream time past their record's write
+ * time, move it at all while ineligible, or open windows without end. */
+static void test_one_person_cannot_move_time(void)
+{
+	struct kn_agg_def def = def_geo;
+	def.k = 1;
+	struct kn_agg_opts o = opts(1);
+	o.lateness_ms = 0;
+	struct kn_aggregator *a = kn_aggregator_new(&def, 1, &o);
+	struct kn_agg_metrics m;
+	struct kn_deid d = ev(1, "wx4g0", "iOS");
+
+	/* Opted out, an hour ahead: nothing moves. */
+	d.consent_ads = 0;
+	KT_CHECK(kn_aggregator_add(a, &d, 11 * H + 300000, 0, 0, 0) == KN_AGG_INELIGIBLE);
+	d = ev(2, "wx4g0", "iOS");
+	KT_CHECK(kn_aggregator_add(a, &d, 10 * H + 100, 0, 0, 1) == KN_AGG_ADDED);
+	/* A clock set ahead: its record was written at 10:30, so stream time
+	 * stops there and 10:40 is still on time. */
+	d = ev(3, "wx4g0", "iOS");
+	KT_CHECK(kn_aggregator_add(a, &d, 11 * H + 300000, 10 * H + H / 2, 0, 2) == KN_AGG_ADDED);
+	d = ev(4, "wx4g0", "iOS");
+	KT_CHECK(kn_aggregator_add(a, &d, 10 * H + 2 * H / 3, 10 * H + H / 2, 0, 3) ==
+		 KN_AGG_ADDED);
+	kn_aggregator_metrics(a, &m);
+	KT_CHECK(m.late == 0 && m.ineligible == 1);
+	kn_aggregator_destroy(a);
+
+	/* 5000 windows at once: the ones past the limit are late, no error. */
+	o.lateness_ms = 100000 * H;
+	a = kn_aggregator_new(&def, 1, &o);
+	int errors = 0;
+	for (int w = 0; w < 5000; w++) {
+		d = ev(w, "wx4g0", "iOS");
+		errors += kn_aggregator_add(a, &d, (int64_t)w * H, 0, 0, w) == KN_AGG_ERROR;
+	}
+	kn_aggregator_metrics(a, &m);
+	KT_CHECK(errors == 0 && m.windows_full == 5000 - 4096 && m.late == m.windows_full);
 	kn_aggregator_destroy(a);
 }
 
@@ -544,19 +584,11 @@ static struct out *dp_run(const struct kn_agg_opts *o, int cells, int people, bo
 		int i = reverse ? n - 1 - j : j;
 		snprintf(cell, sizeof(cell), "%04x", i / people);
 		struct kn_deid d = ev(i, cell, "iOS");
-		kn_aggregator_add(a, &d, H, 0, j);
+		kn_aggregator_add(a, &d, H, 0, 0, j);
 	}
 	struct out *out = flush(a);
 	kn_aggregator_destroy(a);
 	return out;
-}
-
-/* Rows by cell (the test's only dimension that varies). */
-static int cmp_rows(const void *x, const void *y)
-{
-	size_t geo = offsetof(struct out, r[0].geo) - offsetof(struct out, r);
-
-	return strcmp((const char *)x + geo, (const char *)y + geo);
 }
 
 /* Released counts are noisy, unbiased, and the same in every run of the
@@ -569,9 +601,10 @@ static void test_dp_noise_keyed_and_unbiased(void)
 
 	KT_CHECK(o.dp.threshold > 10 && o.dp.threshold < 60 - 20);
 	KT_CHECK(a->n == 1000 && b->n == 1000);
-	qsort(a->r, (size_t)a->n, sizeof(a->r[0]), cmp_rows);
-	qsort(b->r, (size_t)b->n, sizeof(b->r[0]), cmp_rows);
+	/* Same rows in the same order (sorted by cell, not by arrival). */
 	KT_CHECK(!memcmp(a->r, b->r, sizeof(a->r[0]) * (size_t)a->n));
+	for (int i = 1; i < a->n; i++)
+		KT_CHECK(strcmp(a->r[i - 1].geo, a->r[i].geo) < 0);
 	double err = 0, sq = 0;
 	int exact = 0;
 	for (int i = 0; i < a->n; i++) {
@@ -584,15 +617,29 @@ static void test_dp_noise_keyed_and_unbiased(void)
 	KT_CHECK(fabs(err / a->n) < 5 * sqrt(var / a->n));
 	KT_CHECK(fabs(sq / a->n / var - 1) < 0.2);
 	KT_CHECK(exact < 50); /* P(both exact) ~ 0.24 x 0.05 */
-	/* Another key: other noise. */
-	o.noise_keys = k2;
-	struct out *c = dp_run(&o, 1000, 60, false);
-	qsort(c->r, (size_t)c->n, sizeof(c->r[0]), cmp_rows);
-	int same = 0;
-	for (int i = 0; i < c->n && c->n == a->n; i++)
-		same += c->r[i].users == a->r[i].users && c->r[i].events == a->r[i].events;
-	KT_CHECK(same < 100);
-	free(a), free(b), free(c);
+	/* Another key, or another configuration (lateness, scope): other
+	 * noise, so two releases never differ by exactly the true difference. */
+	for (int v = 0; v < 3; v++) {
+		struct kn_agg_opts o2 = o;
+		if (v == 0)
+			o2.noise_keys = k2;
+		else if (v == 1)
+			o2.lateness_ms += 1;
+		else
+			o2.scope = "another-deployment|topic";
+		struct out *c = dp_run(&o2, 1000, 60, false);
+		int same = 0;
+		for (int i = 0; i < c->n && c->n == a->n; i++)
+			same += c->r[i].users == a->r[i].users && c->r[i].events == a->r[i].events;
+		KT_CHECK(c->n == a->n && same < 100);
+		free(c);
+	}
+	/* Under dp a window that released nothing writes no summary: its
+	 * existence would say someone was there. */
+	struct out *lone = dp_run(&o, 1, 1, false);
+	KT_CHECK(lone->n == 0 && lone->n_summaries == 0);
+	free(lone);
+	free(a), free(b);
 	kn_keys_destroy(k1), kn_keys_destroy(k2);
 }
 
@@ -627,6 +674,7 @@ int main(void)
 	KT_RUN(test_shuffled_window_loses_nothing);
 	KT_RUN(test_l0_across_definitions);
 	KT_RUN(test_one_eligibility_rule);
+	KT_RUN(test_one_person_cannot_move_time);
 	KT_RUN(test_dp_noise_keyed_and_unbiased);
 	KT_RUN(test_dp_singletons_rarely_released);
 	return kt_done();
