@@ -201,18 +201,34 @@ static bool ascii_alnum(char c)
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+/* Whether text[i, n) is the end of a word after an inflection: plural,
+ * past, gerund, agent, or LGBT's Q ("gays", "jailed", "lgbtq"). */
+static bool inflected_end(const char *text, size_t n, size_t i)
+{
+	static const char *const sfx[] = {"s", "es", "ed", "ing", "er", "ers", "q", "qia"};
+
+	for (size_t k = 0; k < sizeof(sfx) / sizeof(sfx[0]); k++) {
+		size_t l = strlen(sfx[k]);
+		if (l <= n - i && !memcmp(text + i, sfx[k], l) &&
+		    (i + l == n || !ascii_alnum(text[i + l])))
+			return true;
+	}
+	return false;
+}
+
 /* Does t occur at text + i of folded text: anywhere for CJK terms; for
  * ASCII ones at a word start (so longer terms are stems: "psychiatr" finds
- * "psychiatrist"), and as a whole word when short ("gay" is not in
- * "gaydon", "std" not in "standard"). */
+ * "psychiatrist"), and as a whole word, inflections allowed, when short
+ * ("gay" is in "gays" but not in "gaydon", "std" not in "standard"). */
 static bool term_at(const struct term *t, const char *text, size_t n, size_t i)
 {
 	if (t->len > n - i || memcmp(text + i, t->s, t->len))
 		return false;
 	if (!t->ascii)
 		return true;
+	size_t e = i + t->len;
 	bool starts = i == 0 || !ascii_alnum(text[i - 1]);
-	bool ends = i + t->len == n || !ascii_alnum(text[i + t->len]);
+	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e);
 	return starts && (t->len > 4 || ends);
 }
 
@@ -285,7 +301,9 @@ static const char *sensitive_in(struct kn_policy *p, const char *text, size_t le
 
 const char *kn_policy_sensitive(const struct kn_policy *p, const char *text, size_t len)
 {
-	return sensitive_in((struct kn_policy *)p, text, len, 0); /* scratch buffer only */
+	/* Percent- and punycode-decoded too: people paste URLs and hosts into
+	 * search boxes. The cast: only the scratch buffer is written. */
+	return sensitive_in((struct kn_policy *)p, text, len, KN_FOLD_URL);
 }
 
 /* Placeholders (<PHONE>, <CARD>, ...) are scrubbed data, not words: they

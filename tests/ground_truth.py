@@ -154,14 +154,16 @@ def term_in(term, text):
             return False
         begins = i == 0 or not (text[i - 1].isascii() and text[i - 1].isalnum())
         j = i + len(term)
-        ends = j == len(text) or not (text[j].isascii() and text[j].isalnum())
+        ends = any(text.startswith(sfx, j) and (j + len(sfx) == len(text) or not (
+            text[j + len(sfx)].isascii() and text[j + len(sfx)].isalnum()))
+            for sfx in ("", "s", "es", "ed", "ing", "er", "ers", "q", "qia"))
         if begins and (len(term) > 4 or ends):
             return True
         start = i + 1
 
 
 def is_sensitive(rec, terms):
-    texts = [rec.get("query") or ""]
+    texts = [urllib.parse.unquote(rec.get("query") or "")]
     for k in ("url", "clicked_url", "referrer"):
         u = rec.get(k)
         if u:

@@ -172,6 +172,14 @@ static void test_sensitive_spellings(void)
 		"h.i.v test",	      /* dotted letters */
 		"H I V test",	      /* spaced letters */
 		"CANCER treatment",   /* case */
+		"gays near me",	      /* inflections of short terms */
+		"lgbtq events",
+		"jailed for",
+		"pornhub",
+		"愛滋病 检测", /* the Taiwan standard spelling: 爱滋病 after folding */
+		"憂鬱 怎麼辦",
+		"xn--zbxu2mepl.com",			 /* punycode pasted into a query */
+		"%E8%89%BE%E6%BB%8B%E7%97%85 treatment", /* percent-encoded 艾滋病 */
 	};
 	const char *urls[] = {
 		"https://xn--zbxu2mepl.com/",		/* punycode 艾滋病 */
@@ -193,7 +201,8 @@ static void test_sensitive_spellings(void)
 			fprintf(stderr, "  missed url: %s\n", urls[i]);
 	}
 	/* English terms match at a word start only: these are not health. */
-	const char *near[] = {"best deal shoes", "standard size", "braids style", "gaydon road"};
+	const char *near[] = {"best deal shoes", "standard size", "braids style",
+			      "gaydon road",	 "stdio.h",	  "hivemind"};
 	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
 		struct kn_deid d = finish_query(near[i], NULL);
 		KT_CHECK(!d.sensitive);

@@ -147,6 +147,8 @@ static void test_phones(void)
 		{"+44 20 7946 0958", "<PHONE>"},
 		{"QQ123456789", "qq<NUM>"}, /* glued to letters: still caught */
 		{"一三八零零一三八零零零", "<NUM>"},
+		{"壹參捌零零壹參捌零零零", "<NUM>"}, /* 參 folds to 参 */
+		{"幺三八洞洞幺三八洞洞洞", "<NUM>"}, /* spoken zero */
 		{"(010) 6552-9988", "<NUM>"},
 		/* Near misses. */
 		{"12800138000", "<NUM>"}, /* not a mobile, but a long number */
