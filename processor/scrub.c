@@ -266,7 +266,9 @@ static size_t match_ip(const char *s, size_t len, size_t i)
 	unsigned char a[16];
 	size_t j = i, open = 0;
 
-	if (i && (is_alnum(s[i - 1]) || s[i - 1] == '.'))
+	/* Not inside a longer number or dotted sequence; after letters only
+	 * when it starts with a digit ("ip10.0.0.1", "srv10.1.2.3:22"). */
+	if (i && (is_digit(s[i - 1]) || s[i - 1] == '.' || (is_alnum(s[i - 1]) && !is_digit(s[i]))))
 		return 0;
 	if (s[j] == '[')
 		open = ++j;

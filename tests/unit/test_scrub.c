@@ -77,6 +77,8 @@ static void test_ip(void)
 		{"[2001:db8::1]:443", "<IP>"},
 		{"version 1.2.3.4.5", "version 1.2.3.4.5"}, /* not an address */
 		{"999.1.1.1", "999.1.1.1"},
+		{"ip10.0.0.1", "ip<IP>"},
+		{"srv10.1.2.3:22", "srv<IP>"},
 	};
 	EXPECT(c);
 }
