@@ -145,21 +145,29 @@ def _high_watermarks(topic, partitions, broker):
             for m in re.finditer(rb"\[(\d+)\] offset (-?\d+)", r.stdout)}
 
 
+def _partitions(topic, broker):
+    r = subprocess.run(["kcat", "-b", broker or BROKER, "-L", "-t", topic], capture_output=True, timeout=60)
+    return sorted(int(p) for p in re.findall(rb"partition (\d+),", r.stdout))
+
+
 def consume(topic, committed=True, broker=None):
     """All records of topic as dicts: partition, offset, timestamp, key, value, headers.
     Reads with isolation.level=read_committed unless committed=False. A
     committed transaction's markers reach the partitions after the producer
     has returned (the coordinator writes them), so a read_committed reader
     can stop short at the last stable offset: read again until every
-    partition's end is its high watermark (nothing pending)."""
+    partition of the topic was read to its high watermark (nothing pending)."""
     deadline = time.monotonic() + 60
     while True:
         out, ends = _read(topic, committed, broker)
         if not committed:
             return out
-        hwm = _high_watermarks(topic, sorted(ends), broker)
-        if all(ends[p] >= hwm.get(p, 0) for p in ends) or time.monotonic() > deadline:
+        parts = _partitions(topic, broker)
+        hwm = _high_watermarks(topic, parts, broker)
+        if all(p in hwm and ends.get(p, -1) >= hwm[p] for p in parts):
             return out
+        assert time.monotonic() < deadline, (
+            "%s: read_committed ends %s never reached the high watermarks %s" % (topic, ends, hwm))
         time.sleep(0.2)
 
 

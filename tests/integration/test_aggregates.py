@@ -5,6 +5,7 @@ differentially private release byte-identical under repeated kill -9."""
 import collections
 import os
 import random
+import re
 import shutil
 import signal
 import sys
@@ -78,6 +79,7 @@ def test_aggregates_match_ground_truth(broker, tmp_path):
     d = corpus(env, tmp_path)
     r = env.kanon("run", "-c", env.config, "--until-eof", timeout=600)
     assert b"late=0" in r.stderr, r.stderr.decode()[-2000:]
+    assert not re.search(rb" rows=0 ", r.stderr), r.stderr.decode()[-2000:]
     truth, suppressed = ground_truth.expected(d, DEFS, 3600000, MAX_EVENTS, MAX_GROUPS)
     rows = committed_rows(env)
     check_against_truth(rows, truth)

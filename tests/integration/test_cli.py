@@ -246,6 +246,16 @@ def test_weak_settings_warned_once_each(tmp_path):
         assert sum(want in l for l in lines) == 1, (want, r.stderr)
 
 
+def _env_core_dumps_kept(key):
+    """The environment of the process under test; under AddressSanitizer
+    (the ASan build of the suite) the sanitizer's own disable_coredump=1
+    would zero RLIMIT_CORE before kanon runs: it is turned off, so the limit
+    seen is kanon's doing."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return dict(os.environ, KANON_KEY_FILE=key,
+                ASAN_OPTIONS=(asan + ":" if asan else "") + "disable_coredump=0")
+
+
 def _blocked_on_fifo(tmp, extra_args, as_user):
     """Starts `kanon process` reading a FIFO (as uid 65534 when as_user) and
     returns (proc, write end) once it has opened the FIFO: it then waits in
@@ -276,7 +286,7 @@ def _blocked_on_fifo(tmp, extra_args, as_user):
             os.setuid(65534)
     p = subprocess.Popen([binary, "process", "-c", os.path.join(conf, "kanon.example.yaml"),
                           "--input", fifo, "--output", os.path.join(tmp, "out.avro"), *extra_args],
-                         env=dict(os.environ, KANON_KEY_FILE=key), stderr=subprocess.PIPE,
+                         env=_env_core_dumps_kept(key), stderr=subprocess.PIPE,
                          preexec_fn=preexec)
     deadline = time.monotonic() + 30
     while True:  # a non-blocking writer succeeds once a reader has the FIFO open
