@@ -82,6 +82,10 @@ static const struct opt table[] = {
 	 "true: the process may dump core (a dump holds the raw records being processed)"},
 	{"run.batch_size", O_INT, OFF(batch_size), 1, 100000, "2000",
 	 "messages consumed per batch"},
+	{"run.prefetch_memory_mb", O_INT, OFF(prefetch_mb), 16, 16384, "128",
+	 "memory the consumer may fill ahead of the pipeline (MiB); sets librdkafka's "
+	 "queued.max.messages.kbytes, max.partition.fetch.bytes and queued.min.messages "
+	 "unless kafka.consumer.* sets them"},
 	{"run.commit_interval", O_DURATION, OFF(commit_interval_ms), 100, 3600 * 1000LL, "1s",
 	 "how often acknowledged input offsets are committed"},
 	{"run.max_in_flight", O_INT, OFF(max_in_flight), 1000, 10000000, "200000",

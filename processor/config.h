@@ -85,6 +85,7 @@ struct kn_config {
 	bool allow_core_dumps;
 	/* run loop */
 	int64_t batch_size;
+	int64_t prefetch_mb; /* consumer prefetch budget (kafka_conf.c derives from it) */
 	int64_t commit_interval_ms;
 	int64_t max_in_flight;
 	int64_t assign_wait_ms;	  /* --until-eof: how long to wait without partitions */

@@ -118,6 +118,31 @@ static int set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *errstr,
 	return 0;
 }
 
+/* The input consumers' prefetch, derived from run.prefetch_memory_mb and
+ * run.batch_size (librdkafka's defaults starve a pipeline that is faster
+ * than one 1 MiB fetch per partition and round trip): the whole budget for
+ * the queue, a sixteenth of it (1 to 16 MiB) per partition fetch, and
+ * enough queued messages for 500 batches. Defaults: the operator's
+ * kafka.consumer.* still wins. */
+static int set_prefetch(rd_kafka_conf_t *conf, const struct kn_config *c, char *errstr,
+			size_t errsz)
+{
+	int64_t mb = c->prefetch_mb, fetch = mb * 1024 * 1024 / 16;
+	int64_t min_msgs = c->batch_size * 500;
+	char kb[24], fb[24], mm[24];
+
+	fetch = fetch < (1 << 20) ? (1 << 20) : fetch > (16 << 20) ? (16 << 20) : fetch;
+	min_msgs = min_msgs < 100000 ? 100000 : min_msgs > 10000000 ? 10000000 : min_msgs;
+	snprintf(kb, sizeof(kb), "%lld", (long long)(mb * 1024 > 2097151 ? 2097151 : mb * 1024));
+	snprintf(fb, sizeof(fb), "%lld", (long long)fetch);
+	snprintf(mm, sizeof(mm), "%lld", (long long)min_msgs);
+	if (kn_kafka_conf_set(conf, "queued.max.messages.kbytes", kb, errstr, errsz) ||
+	    kn_kafka_conf_set(conf, "max.partition.fetch.bytes", fb, errstr, errsz) ||
+	    kn_kafka_conf_set(conf, "queued.min.messages", mm, errstr, errsz))
+		return -EINVAL;
+	return 0;
+}
+
 rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client role,
 				      const char *group, char *errstr, size_t errstr_size)
 {
@@ -129,7 +154,9 @@ rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client 
 
 	if (!conf)
 		goto fail;
-	if (set_pairs(conf, cl->defaults, why, sizeof(why)))
+	if (set_pairs(conf, cl->defaults, why, sizeof(why)) ||
+	    ((role == KN_CLIENT_CONSUMER || role == KN_CLIENT_TX_CONSUMER) &&
+	     set_prefetch(conf, c, why, sizeof(why))))
 		goto fail_why;
 	for (int i = 0; i < n; i++)
 		if (kn_kafka_conf_set(conf, props[i].key, props[i].value, why, sizeof(why)))

@@ -126,6 +126,57 @@ static void test_errors_name_key_and_line(void)
 	expect_error(buf, "inputs[].topic", "loop");
 }
 
+static void conf_value(rd_kafka_conf_t *conf, const char *name, char *out, size_t n)
+{
+	if (rd_kafka_conf_get(conf, name, out, &n) != RD_KAFKA_CONF_OK)
+		snprintf(out, 4, "?");
+}
+
+/* The input consumers' prefetch follows run.prefetch_memory_mb and
+ * run.batch_size; the operator's kafka.consumer.* wins; the producer and
+ * the erasure consumer keep librdkafka's. */
+static void test_prefetch_defaults(void)
+{
+	struct kn_config *c = NULL;
+	char err[512], v[64], buf[2048];
+	rd_kafka_conf_t *conf;
+
+	snprintf(buf, sizeof(buf), "%srun:\n  prefetch_memory_mb: 256\n  batch_size: 1000\n",
+		 minimal);
+	KT_CHECK(!kn_config_load(write_cfg("pf.yaml", buf), NULL, 0, &c, err, sizeof(err)));
+	for (int role = 0; c && role < 2; role++) {
+		conf = kn_kafka_client_conf(c, role ? KN_CLIENT_TX_CONSUMER : KN_CLIENT_CONSUMER,
+					    NULL, err, sizeof(err));
+		KT_CHECK(conf != NULL);
+		if (!conf)
+			continue;
+		conf_value(conf, "queued.max.messages.kbytes", v, sizeof(v));
+		KT_STREQ(v, "262144");
+		conf_value(conf, "max.partition.fetch.bytes", v, sizeof(v));
+		KT_STREQ(v, "16777216");
+		conf_value(conf, "queued.min.messages", v, sizeof(v));
+		KT_STREQ(v, "500000");
+		rd_kafka_conf_destroy(conf);
+	}
+	conf = c ? kn_kafka_client_conf(c, KN_CLIENT_ERASURE_CONSUMER, NULL, err, sizeof(err))
+		 : NULL;
+	if (conf) { /* a trickle of requests: librdkafka's own */
+		conf_value(conf, "max.partition.fetch.bytes", v, sizeof(v));
+		KT_STREQ(v, "1048576");
+		rd_kafka_conf_destroy(conf);
+	}
+	kn_config_destroy(c);
+	const char *sets[] = {"kafka.consumer.max.partition.fetch.bytes=2097152"};
+	KT_CHECK(!kn_config_load(write_cfg("pf.yaml", buf), sets, 1, &c, err, sizeof(err)));
+	conf = c ? kn_kafka_client_conf(c, KN_CLIENT_CONSUMER, NULL, err, sizeof(err)) : NULL;
+	if (conf) {
+		conf_value(conf, "max.partition.fetch.bytes", v, sizeof(v));
+		KT_STREQ(v, "2097152");
+		rd_kafka_conf_destroy(conf);
+	}
+	kn_config_destroy(c);
+}
+
 /* An invalid privacy budget is refused, by name; a valid one yields the
  * mechanism's parameters. */
 static void test_privacy_budget(void)
@@ -267,6 +318,7 @@ int main(void)
 	KT_RUN(test_example_loads);
 	KT_RUN(test_defaults_and_overrides);
 	KT_RUN(test_errors_name_key_and_line);
+	KT_RUN(test_prefetch_defaults);
 	KT_RUN(test_privacy_budget);
 	KT_RUN(test_duplicates_refused);
 	KT_RUN(test_kafka_properties_checked);
