@@ -1,5 +1,6 @@
 #include "generalize.h"
 
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <idn2.h>
@@ -8,8 +9,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "fold.h"
+#include "kn_alloc.h"
 
 /* ---- geohash ---- */
 
@@ -694,8 +697,44 @@ static void host_of(const struct kn_val *v, char *out)
 		out[0] = '\0';
 }
 
-int kn_generalize_event(const struct kn_gen_opts *o, const struct kn_event *ev, struct kn_deid *d,
-			bool *geo_withheld)
+struct ua_slot {
+	XXH128_hash_t key; /* {0, 0}: empty */
+	struct kn_agent agent;
+};
+
+struct kn_ua_cache {
+	struct ua_slot slot[KN_UA_CACHE_SLOTS];
+};
+
+struct kn_ua_cache *kn_ua_cache_new(void)
+{
+	return kn_calloc(1, sizeof(struct kn_ua_cache));
+}
+
+void kn_ua_cache_destroy(struct kn_ua_cache *c)
+{
+	kn_free(c);
+}
+
+void kn_ua_parse_cached(struct kn_ua_cache *c, const char *ua, size_t len, struct kn_agent *out)
+{
+	XXH128_hash_t h = XXH3_128bits(ua, len);
+	struct ua_slot *s;
+
+	if (!c || (!h.low64 && !h.high64)) {
+		kn_ua_parse(ua, len, out);
+		return;
+	}
+	s = &c->slot[h.low64 & (KN_UA_CACHE_SLOTS - 1)];
+	if (!XXH128_isEqual(s->key, h)) {
+		kn_ua_parse(ua, len, &s->agent);
+		s->key = h;
+	}
+	*out = s->agent;
+}
+
+int kn_generalize_event(const struct kn_gen_opts *o, struct kn_ua_cache *ua_cache,
+			const struct kn_event *ev, struct kn_deid *d, bool *geo_withheld)
 {
 	const struct kn_val *v = ev->role;
 	struct kn_agent ua;
@@ -724,7 +763,8 @@ int kn_generalize_event(const struct kn_gen_opts *o, const struct kn_event *ev, 
 	d->ua_browser[0] = d->os_family[0] = '\0';
 	d->ua_browser_major = d->os_major = -1;
 	if (v[KN_ROLE_USER_AGENT].type == KN_VAL_STR) {
-		kn_ua_parse(v[KN_ROLE_USER_AGENT].s.p, v[KN_ROLE_USER_AGENT].s.len, &ua);
+		kn_ua_parse_cached(ua_cache, v[KN_ROLE_USER_AGENT].s.p, v[KN_ROLE_USER_AGENT].s.len,
+				   &ua);
 		memcpy(d->ua_browser, ua.browser, sizeof(d->ua_browser));
 		d->ua_browser_major = ua.browser_major;
 		memcpy(d->os_family, ua.os, sizeof(d->os_family));

@@ -45,6 +45,16 @@ struct kn_agent {
 };
 
 void kn_ua_parse(const char *ua, size_t len, struct kn_agent *out);
+
+/* A bounded cache of kn_ua_parse results: KN_UA_CACHE_SLOTS direct-mapped
+ * slots keyed by the 128-bit XXH3 of the string, a miss parsing and taking
+ * the slot. Fixed memory, allocated once; a hit costs one hash and one
+ * copy. One per pipeline: not thread-safe. */
+#define KN_UA_CACHE_SLOTS 4096
+struct kn_ua_cache;
+struct kn_ua_cache *kn_ua_cache_new(void); /* NULL: out of memory */
+void kn_ua_cache_destroy(struct kn_ua_cache *c);
+void kn_ua_parse_cached(struct kn_ua_cache *c, const char *ua, size_t len, struct kn_agent *out);
 /* Parses an OS name such as "Android 13", "iOS 17.1", "HarmonyOS 4.0". */
 void kn_os_parse(const char *os, size_t len, char family[KN_FAMILY_MAX], int32_t *major);
 /* "5.2.13-beta" -> "5.2", "v6" -> "6"; "other" when it does not start
@@ -69,8 +79,9 @@ struct kn_gen_opts {
 /* Fills every generalized field of d from ev (validated). Location is kept
  * only when consent_location is present and true. Returns 0, or -EINVAL when
  * the IP field holds no address (the caller dead-letters the record).
- * *geo_withheld is set when coordinates were dropped for lack of consent. */
-int kn_generalize_event(const struct kn_gen_opts *o, const struct kn_event *ev, struct kn_deid *d,
-			bool *geo_withheld);
+ * *geo_withheld is set when coordinates were dropped for lack of consent.
+ * ua_cache (may be NULL) serves user-agent parses. */
+int kn_generalize_event(const struct kn_gen_opts *o, struct kn_ua_cache *ua_cache,
+			const struct kn_event *ev, struct kn_deid *d, bool *geo_withheld);
 
 #endif

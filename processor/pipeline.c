@@ -17,6 +17,7 @@ struct kn_pipeline {
 	struct kn_validate_opts vopts;
 	struct kn_pseudo_opts popts;
 	struct kn_gen_opts gopts;
+	struct kn_ua_cache *ua_cache;
 	struct kn_rec rec;   /* scratch for the one-record calls */
 	struct kn_deid deid; /* scratch, reused */
 	struct kn_pipeline_stats st;
@@ -33,6 +34,11 @@ struct kn_pipeline *kn_pipeline_new(const struct kn_config *c, const struct kn_s
 	}
 	if (kn_policy_new(c, &p->policy, errstr, errstr_size)) {
 		kn_free(p);
+		return NULL;
+	}
+	if (!(p->ua_cache = kn_ua_cache_new())) {
+		snprintf(errstr, errstr_size, "out of memory");
+		kn_pipeline_destroy(p);
 		return NULL;
 	}
 	p->schemas = schemas;
@@ -52,6 +58,7 @@ void kn_pipeline_destroy(struct kn_pipeline *p)
 	if (!p)
 		return;
 	kn_policy_destroy(p->policy);
+	kn_ua_cache_destroy(p->ua_cache);
 	kn_free(p);
 }
 
@@ -138,7 +145,7 @@ static void rec_deid(struct kn_pipeline *p, struct kn_rec *r, struct kn_deid *d,
 	if (kn_pseudonymize(&p->popts, p->keys, &r->ev, d, !d->minor, p->st.invalid_id))
 		/* older than key retention: nothing may be produced */
 		return rec_drop(p, r, KN_DROP_KEY_RETIRED);
-	if (kn_generalize_event(&p->gopts, &r->ev, d, &geo_withheld))
+	if (kn_generalize_event(&p->gopts, p->ua_cache, &r->ev, d, &geo_withheld))
 		return rec_dead(p, r, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
 	p->st.geo_withheld += geo_withheld;
 	kn_policy_finish(p->policy, &r->ev, d);

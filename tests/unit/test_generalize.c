@@ -248,6 +248,38 @@ static void test_os_and_version(void)
 	KT_CHECK(major == -1); /* not a version */
 }
 
+/* The cache answers what the parser answers, for more distinct agents than
+ * it has slots (so slots are taken over), asked in any order, repeatedly. */
+static void test_user_agent_cache(void)
+{
+	static const char *const base[] = {
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/%d.0 "
+		"Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS %d_1 like Mac OS X) Version/17.1 Mobile "
+		"Safari/604.1",
+		"Mozilla/5.0 (Linux; Android %d; V2055A) Chrome/110.0 Mobile MicroMessenger/8.0.42",
+		"Mozilla/5.0 (X11; Linux x86_64; rv:%d.0) Gecko/20100101 Firefox/121.0",
+	};
+	struct kn_ua_cache *c = kn_ua_cache_new();
+	char ua[256];
+	int bad = 0;
+
+	KT_CHECK(c != NULL);
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 3 * KN_UA_CACHE_SLOTS; i++) {
+			int k = (i * 7919 + round * 13) % (3 * KN_UA_CACHE_SLOTS);
+			snprintf(ua, sizeof(ua), base[k % 4], k / 4);
+			struct kn_agent want, got;
+			kn_ua_parse(ua, strlen(ua), &want);
+			kn_ua_parse_cached(c, ua, strlen(ua), &got);
+			bad += strcmp(want.browser, got.browser) || strcmp(want.os, got.os) ||
+			       want.browser_major != got.browser_major ||
+			       want.os_major != got.os_major;
+		}
+	KT_CHECK(bad == 0);
+	kn_ua_cache_destroy(c);
+}
+
 int main(void)
 {
 	char err[256];
@@ -263,5 +295,6 @@ int main(void)
 	KT_RUN(test_time_bucket);
 	KT_RUN(test_user_agent);
 	KT_RUN(test_os_and_version);
+	KT_RUN(test_user_agent_cache);
 	return kt_done();
 }
