@@ -97,9 +97,18 @@ if b1:
             ("pipeline_aggregates", "pipeline + aggregation")]
     md.append("## B1 in-process throughput (one core, %d DeviceLog records in memory)\n" % b1[0]["records"])
     md.append("_measured %s_\n" % measured("b1"))
-    md.append("| case | records/s per core |\n|---|---|")
+    b1old = load("b1-baseline")
+    if b1old:
+        md.append("| case | records/s per core | before (%s) | after / before |\n|---|---|---|---|"
+                  % b1old[0]["rev"])
+    else:
+        md.append("| case | records/s per core |\n|---|---|")
     for k, label in cols:
-        md.append("| %s | %s |" % (label, cell([r[k] for r in b1])))
+        row = "| %s | %s |" % (label, cell([r[k] for r in b1]))
+        if b1old:
+            old = [r[k] for r in b1old]
+            row += " %s | %.2fx |" % (cell(old), statistics.median(r[k] for r in b1) / statistics.median(old))
+        md.append(row)
     ratio = [r["kanon_decoder"] / r["avro_generic"] for r in b1]
     md.append("\nkanon decoder / avro-c generic, same run: **%.2fx** (%.2f-%.2f); goal 5x.\n"
               % spread(ratio))
@@ -122,7 +131,7 @@ if b2:
     md.append("_measured %s_\n" % measured("b2"))
     md.append("| client | records/s (wall, start-up included) |\n|---|---|")
     rates = {}
-    for c in ("kcat", "ConsumerPerformance", "kanon", "kanon+lat"):
+    for c in ("kcat", "ConsumerPerformance", "kanon", "kanon-rdkafka-prefetch", "kanon+lat"):
         xs = [r["records"] / r["seconds"] for r in b2 if r["client"] == c and r["seconds"] > 0]
         if xs:
             rates[c] = xs
@@ -137,6 +146,11 @@ if b2:
                   "goal 0.9.\n" % spread(ratios))
         goals.append(("B2 kanon >= 0.9 of librdkafka consume-only (kcat)",
                       "%.2f" % statistics.median(ratios), statistics.median(ratios) >= 0.9))
+    if "kanon" in rates and "kanon-rdkafka-prefetch" in rates:
+        ratios = [a / b for a, b in zip(rates["kanon"], rates["kanon-rdkafka-prefetch"])]
+        md.append("kanon with its prefetch defaults (`run.prefetch_memory_mb`) / with librdkafka's "
+                  "(queued.min.messages 100 000, 1 MiB per partition fetch, 64 MiB queue), round by "
+                  "round: **%.2f** (%.2f-%.2f).\n" % spread(ratios))
     if "kanon" in rates and "kanon+lat" in rates:
         ratios = [a / b for a, b in zip(rates["kanon+lat"], rates["kanon"])]
         seen = [r.get("lat_batches", 0) for r in b2 if r["client"] == "kanon+lat"]

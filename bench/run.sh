@@ -7,13 +7,16 @@
 #            --out DIR           results here instead of bench/results/
 #            --only LIST         only these benchmarks (e.g. b6 or b1,b5); the
 #                                others' raw results in OUT are kept and reported
-#            --baseline REV      B6 also for git revision REV (e.g. the commit
-#                                before a change), built in a scratch copy
+#            --baseline REV      B1 and B6 also for git revision REV (e.g. the
+#                                commit before a change), built in a scratch copy
+#            --b2-records N      B2 (and B3's capacity) with N records instead
 #
 # B1 in-process records/s per core: avro-c's generic decoder, kanon's decoder,
 #    the pipeline, the pipeline with aggregates (same records in memory).
 # B2 end to end on the real broker: kcat and Kafka's ConsumerPerformance
-#    (consume only) against `kanon run`, and `kanon run` with `kanon lat` attached.
+#    (consume only) against `kanon run`, `kanon run` with librdkafka's own
+#    consumer prefetch settings (the before of run.prefetch_memory_mb), and
+#    `kanon run` with `kanon lat` attached.
 # B3 latency at 25/50/75 % of B2's kanon rate, from `kanon lat --json`.
 # B4 peak RSS against open groups, and against events at fixed groups.
 # B5 ns per keyed hash: siphash, hmac-sha256, xxh3 on 8-64-byte inputs.
@@ -34,6 +37,7 @@ build=""
 out="$root/bench/results"
 only=b1,b2,b3,b4,b5,b6,b7
 baseline=""
+b2_records=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift ;;
 	--only) only=$2; shift ;;
 	--baseline) baseline=$2; shift ;;
+	--b2-records) b2_records=$2; shift ;;
 	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -64,6 +69,7 @@ else
 	N_B6=200000 N_B1=1000000 REPS=5 N_B2=10000000 REPS_E2E=3 B4_GROUPS="10000 100000 1000000"
 	B4_FIXED=100000 LAT_SECS=20
 fi
+[ -z "$b2_records" ] || N_B2=$b2_records
 
 export KANON_KAFKA_PORT=${KANON_KAFKA_PORT:-39092}
 BROKER=127.0.0.1:$KANON_KAFKA_PORT
@@ -117,25 +123,6 @@ make_config() { # prefix with_aggregates linger_ms
 }
 
 # ---- B1, B4, B5, B6: in process ----
-if want b1 || want b4; then
-	cfg=$(make_config b1 yes 20)
-fi
-if want b1; then
-	log "B1: corpus of $N_B1 DeviceLog records (kanon gen --seed 42)"
-	mkdir -p "$work/corpus"
-	"$KANON" gen -c "$cfg" --seed 42 --count "$N_B1" --types device --out-dir "$work/corpus" >/dev/null
-	"$BENCH" b1 "$cfg" "$work/corpus/device.avro" "$REPS" >>"$out/raw/b1.jsonl"
-fi
-if want b5; then
-	log "B5: keyed hash cost"
-	"$BENCH" b5 "$REPS" >>"$out/raw/b5.jsonl"
-fi
-if want b4; then
-	log "B4: memory against open groups"
-	for g in $B4_GROUPS; do "$BENCH" b4 "$cfg" "$g" 1 >>"$out/raw/b4.jsonl"; done
-	for e in 5 20 80; do "$BENCH" b4 "$cfg" "$B4_FIXED" "$e" >>"$out/raw/b4.jsonl"; done
-fi
-
 # kn_bench built from this tree's bench source against revision $1, in a
 # scratch copy (git archive: the working tree and its worktrees untouched).
 build_baseline() {
@@ -147,6 +134,32 @@ build_baseline() {
 	cmake --build "$src/build" -j"$(nproc)" --target kn_bench >&2
 	echo "$src/build/kn_bench"
 }
+if want b1 || want b4; then
+	cfg=$(make_config b1 yes 20)
+fi
+if want b1; then
+	log "B1: corpus of $N_B1 DeviceLog records (kanon gen --seed 42)"
+	mkdir -p "$work/corpus"
+	"$KANON" gen -c "$cfg" --seed 42 --count "$N_B1" --types device --out-dir "$work/corpus" >/dev/null
+	"$BENCH" b1 "$cfg" "$work/corpus/device.avro" "$REPS" >>"$out/raw/b1.jsonl"
+	if [ -n "$baseline" ]; then
+		log "B1: the same against $baseline"
+		old=$(build_baseline "$baseline")
+		"$old" b1 "$cfg" "$work/corpus/device.avro" "$REPS" |
+			sed "s/\"bench\":\"b1\"/\"bench\":\"b1\",\"rev\":\"$(git -C "$root" rev-parse --short "$baseline")\"/" \
+				>>"$out/raw/b1-baseline.jsonl"
+	fi
+fi
+if want b5; then
+	log "B5: keyed hash cost"
+	"$BENCH" b5 "$REPS" >>"$out/raw/b5.jsonl"
+fi
+if want b4; then
+	log "B4: memory against open groups"
+	for g in $B4_GROUPS; do "$BENCH" b4 "$cfg" "$g" 1 >>"$out/raw/b4.jsonl"; done
+	for e in 5 20 80; do "$BENCH" b4 "$cfg" "$B4_FIXED" "$e" >>"$out/raw/b4.jsonl"; done
+fi
+
 if want b6; then
 	log "B6: corpus of $N_B6 SearchLog records (kanon gen --seed 11)"
 	cfg=$(make_config b6 no 20)
@@ -157,7 +170,8 @@ if want b6; then
 	"$BENCH" b6 "$cfg" "$work/corpus6/search.avro" "$REPS" >>"$out/raw/b6.jsonl"
 	if [ -n "$baseline" ]; then
 		log "B6: the same against $baseline"
-		old=$(build_baseline "$baseline")
+		old=$work/baseline/build/kn_bench
+		[ -x "$old" ] || old=$(build_baseline "$baseline")
 		"$old" b6 "$cfg" "$work/corpus6/search.avro" "$REPS" |
 			sed "s/\"bench\":\"b6\"/\"bench\":\"b6\",\"rev\":\"$(git -C "$root" rev-parse --short "$baseline")\"/" \
 				>>"$out/raw/b6-baseline.jsonl"
@@ -206,6 +220,14 @@ if want b2; then
 		t=$(now_s)
 		"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn
 		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
+
+		log "B2 round $i: kanon run with librdkafka's consumer prefetch defaults"
+		t=$(now_s)
+		"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-d-$i" -l warn \
+			--set kafka.consumer.queued.max.messages.kbytes=65536 \
+			--set kafka.consumer.max.partition.fetch.bytes=1048576 \
+			--set kafka.consumer.queued.min.messages=100000
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon-rdkafka-prefetch\",\"records\":$N_B2,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
 
 		log "B2 round $i: kanon run with kanon lat attached"
 		t=$(now_s)
