@@ -1,6 +1,5 @@
 #include "generalize.h"
 
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <idn2.h>
