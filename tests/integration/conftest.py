@@ -110,8 +110,11 @@ def _read(topic, committed, broker):
     """One pass of kcat to the end of every partition: (records, {partition: end offset})."""
     fmt = "%p\t%o\t%T\t%K\t%S\t%h\n%k%s"
     iso = ["-X", "isolation.level=read_committed"] if committed else []
-    r = subprocess.run(["kcat", "-b", broker or BROKER, "-C", *iso, "-t", topic, "-o", "beginning", "-e",
-                        "-f", fmt],
+    # auto.offset.reset: when "beginning" cannot be resolved (a busy broker
+    # answers ListOffsets with a retriable error), librdkafka falls back to
+    # the reset policy, kcat's default being the end: an empty read.
+    r = subprocess.run(["kcat", "-b", broker or BROKER, "-C", *iso, "-X", "auto.offset.reset=earliest",
+                        "-t", topic, "-o", "beginning", "-e", "-f", fmt],
                        capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()
     ends = {int(m.group(1)): int(m.group(2))
