@@ -131,7 +131,7 @@ if b2:
     md.append("_measured %s_\n" % measured("b2"))
     md.append("| client | records/s (wall, start-up included) |\n|---|---|")
     rates = {}
-    for c in ("kcat", "ConsumerPerformance", "kanon", "kanon-rdkafka-prefetch", "kanon+lat"):
+    for c in ("kcat", "ConsumerPerformance", "copy", "kanon", "kanon-rdkafka-prefetch", "kanon+lat"):
         xs = [r["records"] / r["seconds"] for r in b2 if r["client"] == c and r["seconds"] > 0]
         if xs:
             rates[c] = xs
@@ -146,6 +146,15 @@ if b2:
                   "goal 0.9.\n" % spread(ratios))
         goals.append(("B2 kanon >= 0.9 of librdkafka consume-only (kcat)",
                       "%.2f" % statistics.median(ratios), statistics.median(ratios) >= 0.9))
+    if "copy" in rates and "kanon" in rates:
+        ratios = [k / c for k, c in zip(rates["kanon"], rates["copy"])]
+        md.append("kanon / kn_copy (consume + produce the same bytes, kanon's client settings), round "
+                  "by round: **%.2f** (%.2f-%.2f); goal 0.9.\n" % spread(ratios))
+        goals.append(("B2 kanon run >= 0.9 of kn_copy", "%.2f" % statistics.median(ratios),
+                      statistics.median(ratios) >= 0.9))
+        cpu = [r["cpu_seconds"] / r["records"] * 1e6 for r in b2 if r["client"] == "copy" and r["records"]]
+        if cpu:
+            md.append("kn_copy CPU per record: %s us.\n" % cell(cpu))
     if "kanon" in rates and "kanon-rdkafka-prefetch" in rates:
         ratios = [a / b for a, b in zip(rates["kanon"], rates["kanon-rdkafka-prefetch"])]
         md.append("kanon with its prefetch defaults (`run.prefetch_memory_mb`) / with librdkafka's "

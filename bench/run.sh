@@ -14,7 +14,8 @@
 # B1 in-process records/s per core: avro-c's generic decoder, kanon's decoder,
 #    the pipeline, the pipeline with aggregates (same records in memory).
 # B2 end to end on the real broker: kcat and Kafka's ConsumerPerformance
-#    (consume only) against `kanon run`, `kanon run` with librdkafka's own
+#    (consume only), and kn_copy (consume + produce the same bytes with kanon's
+#    client settings: the physical limit) against `kanon run`, `kanon run` with librdkafka's own
 #    consumer prefetch settings (the before of run.prefetch_memory_mb), and
 #    `kanon run` with `kanon lat` attached.
 # B3 latency at 25/50/75 % of B2's kanon rate, from `kanon lat --json`.
@@ -84,10 +85,11 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 if [ -z "$build" ]; then
 	build=$root/build-bench
 	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-	cmake --build "$build" -j"$(nproc)" --target kanon kn_bench >&2
+	cmake --build "$build" -j"$(nproc)" --target kanon kn_bench kn_copy >&2
 fi
 KANON=$build/kanon
 BENCH=$build/kn_bench
+COPY=$build/kn_copy
 work=$(mktemp -d /tmp/kanon-bench.XXXXXX)
 started_broker=0
 cleanup() {
@@ -215,6 +217,10 @@ if want b2; then
 		n=$(echo "$cp" | awk -F', *' '{print $5}')
 		fetch=$(echo "$cp" | awk -F', *' '{print $10}')
 		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"ConsumerPerformance\",\"records\":${n:-0},\"seconds\":$s,\"reported_fetch_rate\":${fetch:-0}}" >>"$out/raw/b2.jsonl"
+
+		log "B2 round $i: kn_copy (consume + produce, kanon's client settings)"
+		"$COPY" "$cfg" "$topic" "$p.copy$i" "$p-c-$i" |
+			sed "s/\"bench\":\"copy\"/\"bench\":\"b2\",\"rep\":$i,\"client\":\"copy\"/" >>"$out/raw/b2.jsonl"
 
 		log "B2 round $i: kanon run"
 		t=$(now_s)
