@@ -47,6 +47,10 @@ start() {
 	local data=${KANON_KAFKA_DIR:-$(mktemp -d /tmp/kanon-kafka-data.XXXXXX)}
 	mkdir -p "$data/logs"
 	echo "$data" >"$RUN/datadir"
+	# No time-based retention: kanon stamps its output records with the
+	# event's time bucket, and the test and bench corpora use fixed dates, so
+	# a 7-day retention would delete them at the broker's next check
+	# (every 5 minutes), in the middle of a test.
 	cat >"$RUN/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -67,6 +71,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.segment.bytes=268435456
 message.max.bytes=10485760
+log.retention.ms=-1
 PROPS
 	cat >"$RUN/log4j.properties" <<'PROPS'
 log4j.rootLogger=WARN, stdout
