@@ -110,9 +110,9 @@ def _read(topic, committed, broker):
     """One pass of kcat to the end of every partition: (records, {partition: end offset})."""
     fmt = "%p\t%o\t%T\t%K\t%S\t%h\n%k%s"
     iso = ["-X", "isolation.level=read_committed"] if committed else []
-    # auto.offset.reset: when "beginning" cannot be resolved (a busy broker
-    # answers ListOffsets with a retriable error), librdkafka falls back to
-    # the reset policy, kcat's default being the end: an empty read.
+    # auto.offset.reset: should "beginning" not be where the log starts any
+    # more (retention or deletion moved it), librdkafka falls back to the
+    # reset policy, and kcat's default, the end, would read nothing.
     r = subprocess.run(["kcat", "-b", broker or BROKER, "-C", *iso, "-X", "auto.offset.reset=earliest",
                         "-t", topic, "-o", "beginning", "-e", "-f", fmt],
                        capture_output=True, timeout=300)
