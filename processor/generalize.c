@@ -13,6 +13,10 @@
 #include "fold.h"
 #include "kn_alloc.h"
 
+/* A string literal into out (which holds at least the literal): the hot
+ * paths use no printf. */
+#define SET_LIT(out, lit) memcpy((out), lit, sizeof(lit))
+
 /* ---- geohash ---- */
 
 int kn_geohash(double lat, double lon, int precision, char *out)
@@ -56,12 +60,9 @@ static void mask_bits(uint8_t *a, int nbytes, int bits)
 	}
 }
 
-/* out = net "/" bits; the hot path, so no printf. */
-static void put_prefix(char *out, const char *net, int bits)
+/* Appends "/" bits at out[n] and terminates. */
+static void put_bits(char *out, size_t n, int bits)
 {
-	size_t n = strlen(net);
-
-	memcpy(out, net, n);
 	out[n++] = '/';
 	if (bits >= 100)
 		out[n++] = (char)('0' + bits / 100);
@@ -69,6 +70,48 @@ static void put_prefix(char *out, const char *net, int bits)
 		out[n++] = (char)('0' + bits / 10 % 10);
 	out[n++] = (char)('0' + bits % 10);
 	out[n] = '\0';
+}
+
+/* Dotted-decimal IPv4 exactly as glibc's inet_pton(AF_INET) takes it: four
+ * decimal octets of at most 255, no leading zeros, nothing else. The hot
+ * path (every access log) without a copy to terminate the string. */
+static bool parse_v4(const char *s, size_t len, uint8_t a[4])
+{
+	size_t i = 0;
+
+	for (int o = 0; o < 4; o++) {
+		unsigned v = 0, digits = 0;
+		if (o && (i >= len || s[i++] != '.'))
+			return false;
+		while (i < len && s[i] >= '0' && s[i] <= '9') {
+			if (digits && !v) /* "01": a leading zero */
+				return false;
+			v = v * 10 + (unsigned)(s[i++] - '0');
+			if (++digits > 3 || v > 255)
+				return false;
+		}
+		if (!digits)
+			return false;
+		a[o] = (uint8_t)v;
+	}
+	return i == len;
+}
+
+/* a as dotted decimal, then "/" bits; no printf on the hot path. */
+static void put_v4_prefix(char *out, const uint8_t a[4], int bits)
+{
+	size_t n = 0;
+
+	for (int o = 0; o < 4; o++) {
+		if (o)
+			out[n++] = '.';
+		if (a[o] >= 100)
+			out[n++] = (char)('0' + a[o] / 100);
+		if (a[o] >= 10)
+			out[n++] = (char)('0' + a[o] / 10 % 10);
+		out[n++] = (char)('0' + a[o] % 10);
+	}
+	put_bits(out, n, bits);
 }
 
 static bool zeros(const uint8_t *a, int n)
@@ -119,24 +162,26 @@ int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out
 
 	if (len == 0 || len >= sizeof(buf))
 		return -EINVAL;
-	memcpy(buf, ip, len);
-	buf[len] = '\0';
-	if (memchr(buf, ':', len)) {
+	if (!memchr(ip, ':', len)) {
+		if (!parse_v4(ip, len, a))
+			return -EINVAL;
+	} else {
+		memcpy(buf, ip, len);
+		buf[len] = '\0';
 		if (inet_pton(AF_INET6, buf, a) != 1)
 			return -EINVAL;
 		if (!embedded_v4(a, v4)) {
 			mask_bits(a, 16, v6_bits);
 			inet_ntop(AF_INET6, a, net, sizeof(net));
-			put_prefix(out, net, v6_bits);
+			size_t n = strlen(net);
+			memcpy(out, net, n);
+			put_bits(out, n, v6_bits);
 			return 0;
 		}
 		memcpy(a, v4, 4); /* generalized as the IPv4 it carries */
-	} else if (inet_pton(AF_INET, buf, a) != 1) {
-		return -EINVAL;
 	}
 	mask_bits(a, 4, v4_bits);
-	inet_ntop(AF_INET, a, net, sizeof(net));
-	put_prefix(out, net, v4_bits);
+	put_v4_prefix(out, a, v4_bits);
 	return 0;
 }
 
@@ -406,7 +451,7 @@ void kn_app_version(const char *v, size_t len, char out[KN_VERSION_MAX])
 	if (nmaj && p < end && !strchr(".-+_ ()", *p))
 		nmaj = 0;
 	if (!nmaj) {
-		snprintf(out, KN_VERSION_MAX, "other");
+		SET_LIT(out, "other");
 		return;
 	}
 	memcpy(out, major, nmaj);
@@ -464,7 +509,7 @@ int kn_url_host(const char *url, size_t len, char *out)
 		}
 	}
 	if (a < e && url[a] == '[') {
-		snprintf(out, KN_HOST_MAX + 1, "ip-literal");
+		SET_LIT(out, "ip-literal");
 		return 0;
 	}
 	for (size_t i = a; i < e; i++) {
@@ -490,8 +535,8 @@ int kn_url_host(const char *url, size_t len, char *out)
 	}
 	out[n] = '\0';
 	uint8_t v4[4];
-	if (inet_pton(AF_INET, out, v4) == 1)
-		snprintf(out, KN_HOST_MAX + 1, "ip-literal");
+	if (parse_v4(out, n, v4))
+		SET_LIT(out, "ip-literal");
 	return 0;
 }
 
@@ -633,11 +678,12 @@ static bool identifier_labels(const char *name)
 static void emit_domain(const char *ascii, char *out)
 {
 	const char *reg = registrable(ascii);
+	size_t n = reg ? strlen(reg) : 0;
 	char *uni = NULL;
 	bool id;
 
-	if (!reg || strlen(reg) > KN_HOST_MAX || !strchr(reg, '.')) {
-		snprintf(out, KN_HOST_MAX + 1, "other");
+	if (!reg || n > KN_HOST_MAX || !memchr(reg, '.', n)) {
+		SET_LIT(out, "other");
 		return;
 	}
 	if (!strstr(reg, "xn--"))
@@ -647,7 +693,10 @@ static void emit_domain(const char *ascii, char *out)
 	else
 		id = true;
 	idn2_free(uni);
-	snprintf(out, KN_HOST_MAX + 1, "%s", id ? "other" : reg);
+	if (id)
+		SET_LIT(out, "other");
+	else
+		memcpy(out, reg, n + 1);
 }
 
 int kn_url_domain(const char *url, size_t len, char *out)
@@ -660,7 +709,7 @@ int kn_url_domain(const char *url, size_t len, char *out)
 		return err;
 	pthread_once(&psl_once, psl_load);
 	if (!strcmp(host, "ip-literal") || ip_in_host(host))
-		return snprintf(out, KN_HOST_MAX + 1, "ip-literal"), 0;
+		return SET_LIT(out, "ip-literal"), 0;
 	for (const char *p = host; *p && plain; p++)
 		plain = !((unsigned char)*p & 0x80);
 	if (plain) { /* already lower case, LDH and '_' (kn_url_host) */
@@ -677,11 +726,11 @@ int kn_url_domain(const char *url, size_t len, char *out)
 		/* IDNA maps full-width digits and ideographic dots: an IP may
 		 * only show now. */
 		if (ip_in_host(ascii))
-			snprintf(out, KN_HOST_MAX + 1, "ip-literal");
+			SET_LIT(out, "ip-literal");
 		else
 			emit_domain(ascii, out);
 	} else {
-		snprintf(out, KN_HOST_MAX + 1, "other");
+		SET_LIT(out, "other");
 	}
 	idn2_free(ascii);
 	return 0;

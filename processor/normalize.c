@@ -95,7 +95,8 @@ static int norm_phone(const char *in, size_t len, char *out, const struct kn_nor
 	if (!plus) {
 		/* National number. Already carrying the country code? Then it is
 		 * longer than any national number of that region would be. */
-		int has_cc = n > nsn_max(o->phone_cc) && !memcmp(num, o->phone_cc, cc_len);
+		int has_cc =
+			n > cc_len && !memcmp(num, o->phone_cc, cc_len) && n > nsn_max(o->phone_cc);
 		if (!has_cc) {
 			if (n && num[0] == '0') { /* trunk prefix */
 				num++;

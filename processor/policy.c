@@ -130,6 +130,11 @@ static int lexicon_parse(struct lexicon *lx, char *text, const char *name, char 
 			return -EINVAL;
 		}
 		*colon = '\0';
+		if (strlen(trim(l)) >= KN_FAMILY_MAX) {
+			snprintf(errstr, errsz, "%s:%d: category name longer than %d bytes", name,
+				 line, KN_FAMILY_MAX - 1);
+			return -EINVAL;
+		}
 		char **nc =
 			kn_realloc(lx->categories, sizeof(*nc) * (size_t)(lx->n_categories + 1));
 		if (!nc)
@@ -423,12 +428,12 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 	if (d->sensitive) {
 		p->st.sensitive++;
 		d->url_domain[0] = d->referrer_domain[0] = '\0';
-		snprintf(d->query_category, sizeof(d->query_category), "withheld");
+		memcpy(d->query_category, "withheld", sizeof("withheld"));
 		return;
 	}
 	if (q->type != KN_VAL_STR)
 		return;
-	kn_scrub_query(q->s.p, q->s.len, d->query, &sc);
+	size_t qlen = kn_scrub_query(q->s.p, q->s.len, d->query, &sc);
 	p->st.scrubbed.url += sc.url;
 	p->st.scrubbed.email += sc.email;
 	p->st.scrubbed.ip += sc.ip;
@@ -436,8 +441,10 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 	p->st.scrubbed.card += sc.card;
 	p->st.scrubbed.phone += sc.phone;
 	p->st.scrubbed.num += sc.num;
-	snprintf(d->query_category, sizeof(d->query_category), "%s",
-		 kn_policy_categorize(p, d->query, strlen(d->query)));
+	const char *cat = kn_policy_categorize(p, d->query, qlen);
+	size_t n = strnlen(cat, sizeof(d->query_category) - 1);
+	memcpy(d->query_category, cat, n); /* names fit: lexicon_parse */
+	d->query_category[n] = '\0';
 }
 
 const struct kn_policy_stats *kn_policy_stats(const struct kn_policy *p)

@@ -34,6 +34,12 @@ static rd_kafka_mock_cluster_t *mc;
 static char brokers[256], keyfile[256];
 
 /* The test's config; extra (may be NULL) overrides one more option. */
+/* Events the policy lets through over the whole input topic, as counted by
+ * the first test's single complete run. A restarted run's own statistics
+ * cannot tell it: records the first run withheld, dead-lettered or delivered
+ * before it stopped may be committed already, and the restart never sees them. */
+static int64_t kept_all;
+
 static struct kn_config *load(const char *tag, const char *extra)
 {
 	char b[300], k[300], g[100], o[100], d[100];
@@ -182,6 +188,7 @@ static void test_retriable_errors_exactly_once_delivery(void)
 	KT_CHECK(distinct_events(c->topic_output, &total) == kept);
 	KT_CHECK(total == kept); /* retried, never duplicated */
 	KT_CHECK(committed(c) == N + 6);
+	kept_all = kept;
 	kn_config_destroy(c);
 }
 
@@ -205,9 +212,9 @@ static void test_permanent_error_commits_nothing_past_it(void)
 
 	/* Restart: everything is there, some perhaps twice (at-least-once). */
 	KT_CHECK(kn_run(c, &o, err, sizeof(err)) == 0);
-	int64_t kept = N - withheld(&st);
-	KT_CHECK(distinct_events(c->topic_output, &total) == kept);
-	KT_CHECK(total >= kept);
+	KT_CHECK(kept_all > 0);
+	KT_CHECK(distinct_events(c->topic_output, &total) == kept_all);
+	KT_CHECK(total >= kept_all);
 	KT_CHECK(committed(c) == N + 6);
 	kn_config_destroy(c);
 }
@@ -264,8 +271,9 @@ static void test_stop_while_broker_sits_on_produce(void)
 
 	/* The next run delivers everything. */
 	KT_CHECK(kn_run(c, &o, err, sizeof(err)) == 0);
-	int64_t kept = N - withheld(&st);
-	KT_CHECK(distinct_events(c->topic_output, &total) == kept);
+	KT_CHECK(kept_all > 0);
+	KT_CHECK(distinct_events(c->topic_output, &total) == kept_all);
+	KT_CHECK(total >= kept_all);
 	KT_CHECK(committed(c) == N + 6);
 	kn_config_destroy(c);
 }

@@ -1,5 +1,8 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "fold.h"
 #include "generalize.h"
@@ -64,6 +67,59 @@ static void test_ip(void)
 	KT_STREQ(pfx("::203.0.113.77", 24, 48), "203.0.113.0/24");	     /* compatible */
 	KT_STREQ(pfx("::ffff:0:203.0.113.77", 24, 48), "203.0.113.0/24");    /* translated */
 	KT_STREQ(pfx("::", 24, 48), "::/48");
+}
+
+/* The IPv4 path parses and prints without libc: it must agree with glibc's
+ * inet_pton/inet_ntop on what is an address and on the prefix, for strings
+ * near the edges (leading zeros, 255/256, missing or extra parts, stray
+ * bytes) as much as for plain ones. */
+static void ip_oracle(const char *ip, int bits)
+{
+	uint8_t a[4];
+	char want[INET_ADDRSTRLEN + 4] = "<invalid>", got[KN_PREFIX_MAX];
+
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		for (int i = 0; i < 4; i++) {
+			int keep = bits - 8 * i;
+			a[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+		}
+		inet_ntop(AF_INET, a, want, INET_ADDRSTRLEN);
+		snprintf(want + strlen(want), 5, "/%d", bits);
+	}
+	if (kn_ip_prefix(ip, strlen(ip), bits, 48, got))
+		snprintf(got, sizeof(got), "<invalid>");
+	if (strcmp(got, want))
+		fprintf(stderr, "ip %s /%d: got %s, inet_pton says %s\n", ip, bits, got, want);
+	KT_STREQ(got, want);
+}
+
+static void test_ip_against_libc(void)
+{
+	static const char *parts[] = {"0",   "00",  "1",   "01",  "9",	 "10",	"99",
+				      "100", "199", "255", "256", "300", "999", "1000",
+				      "",    "a",   "0x1", " 1",  "1 ",	 "+1",	"-1"};
+	const size_t np = sizeof(parts) / sizeof(parts[0]);
+	static const char *whole[] = {"1.2.3.4.", ".1.2.3.4",	"1..2.3",	  "1.2.3.4.5",
+				      "1.2.3",	  "4294967295", "1.2.3.4\n",	  "1.2.3.4/24",
+				      "１.2.3.4", "0.0.0.0",	"255.255.255.255"};
+	char ip[64];
+
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		ip_oracle(whole[i], 24);
+	for (size_t i = 0; i < np; i++)
+		for (size_t j = 0; j < np; j++) {
+			snprintf(ip, sizeof(ip), "%s.%s.7.%s", parts[i], parts[j],
+				 parts[(i + j) % np]);
+			ip_oracle(ip, 24);
+			snprintf(ip, sizeof(ip), "10.%s.%s.1", parts[i], parts[j]);
+			ip_oracle(ip, 13);
+		}
+	srand(7);
+	for (int n = 0; n < 20000; n++) {
+		snprintf(ip, sizeof(ip), "%d.%d.%d.%d", rand() % 256, rand() % 256, rand() % 256,
+			 rand() % 256);
+		ip_oracle(ip, rand() % 33);
+	}
 }
 
 static const char *host(const char *url)
@@ -290,6 +346,7 @@ int main(void)
 	}
 	KT_RUN(test_geohash);
 	KT_RUN(test_ip);
+	KT_RUN(test_ip_against_libc);
 	KT_RUN(test_url_host);
 	KT_RUN(test_url_domain);
 	KT_RUN(test_time_bucket);

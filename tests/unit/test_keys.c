@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "pseudonymize.h"
 #include "kt.h"
 
 #define DAY (86400000LL)
@@ -368,8 +369,25 @@ static void test_keyfile_read_only(void)
 	rmdir(dir);
 }
 
+/* Pseudonyms print as lower-case hex, every byte value alike. */
+static void test_pid_hex(void)
+{
+	uint8_t in[KN_PRF_BYTES];
+	char got[KN_PID_HEX_LEN + 1], want[KN_PID_HEX_LEN + 1];
+
+	for (int start = 0; start < 256; start += KN_PRF_BYTES) {
+		for (int i = 0; i < KN_PRF_BYTES; i++)
+			in[i] = (uint8_t)(start + i);
+		for (int i = 0; i < KN_PRF_BYTES; i++)
+			snprintf(want + 2 * i, 3, "%02x", in[i]);
+		kn_pid_hex(in, got);
+		KT_STREQ(got, want);
+	}
+}
+
 int main(void)
 {
+	KT_RUN(test_pid_hex);
 	KT_RUN(test_determinism_and_separation);
 	KT_RUN(test_matches_reference);
 	KT_RUN(test_retire);
