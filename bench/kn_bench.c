@@ -39,7 +39,7 @@
 #include "policy.h"
 #include "schema.h"
 #include "scrub.h"
-#include "txrun.h"
+#include "run.h"
 #if __has_include("fold.h")
 #include "fold.h"
 #endif

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "config.h"
-#include "kafka_conf.h"
+#include "kafka_rd.h"
 
 #define BATCH 2000
 

@@ -13,9 +13,10 @@ mkdir -p "$out/corpus"
 CLANG=${CLANG:-clang}
 # The decoder and what it needs, instrumented; avro-c as installed.
 $CLANG -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -I"$root/processor" \
-	"$root/tests/fuzz/fuzz_decode.c" "$root/processor/decode.c" "$root/processor/event.c" \
-	"$root/processor/kn_alloc.c" $(pkg-config --cflags --libs avro-c) -lm \
+	-fno-sanitize-recover=undefined -I"$root/processor/core" -I"$root/processor/stages" \
+	"$root/tests/fuzz/fuzz_decode.c" "$root/processor/stages/decode.c" \
+	"$root/processor/core/event.c" "$root/processor/core/kn_alloc.c" \
+	$(pkg-config --cflags --libs avro-c) -lm \
 	-o "$out/fuzz_decode"
 # avro-c allocates a string's declared length before reading it: let a forged
 # 2^60 fail as an allocation (as it does outside ASan), not abort the run.

@@ -4,7 +4,7 @@
 
 #include "aggregate.h"
 #include "config.h"
-#include "kafka_conf.h"
+#include "kafka_rd.h"
 #include "kn_alloc.h"
 #include "kt.h"
 #include "metrics.h"

@@ -1,15 +1,23 @@
-/* run: the Kafka consume -> pipeline -> produce loop (`kanon run`).
+/* run: `kanon run`, the one Kafka loop: consume a batch, run it through
+ * the pipeline (and the aggregates, when configured), write its results,
+ * commit, again. What "commit" means is the loop's commit strategy:
  *
- * Delivery is at-least-once: an input offset is committed only after the
- * record it produced (de-identified or dead-letter) is acknowledged by the
- * broker (offsets.c). A delivery failure stops the loop without committing
- * past the failed record, so a restart redoes it.
+ * At-least-once (engine/alo.c; without aggregates): the consumer group
+ * assigns partitions; an input offset is committed only after the record it
+ * produced (de-identified or dead-letter) is acknowledged by the broker
+ * (offsets.c). A delivery failure stops the loop without committing past
+ * the failed record, so a restart redoes it.
  *
- * Stopping (SIGINT/SIGTERM, stop.h): the loop stops consuming, delivers what
- * is queued, commits what was acknowledged and leaves the group, every step
- * bounded by the stop budget whatever the broker does. kn_run returns 0 when
- * everything consumed was delivered and committed, KN_RUN_ABANDONED when the
- * broker did not let it (the next run redoes the rest).
+ * Exactly-once (engine/eos.c; with aggregates): one transaction at a time
+ * holds the outputs of the records consumed since the last one, the
+ * aggregate rows of the windows that closed, and the input positions with
+ * the restart state (eos.h).
+ *
+ * Stopping (SIGINT/SIGTERM, stop.h): the loop stops consuming, delivers and
+ * commits what it can, and leaves, every step bounded by the stop budget
+ * whatever the broker does. kn_run returns 0 when everything consumed was
+ * delivered and committed, KN_RUN_ABANDONED when the broker did not let it
+ * (the next run redoes the rest).
  *
  * Outages: a lost assignment is waited out. With --until-eof the loop gives
  * up only after run.assignment_wait without any partition, and says why
@@ -27,8 +35,8 @@
 #define KN_RUN_SHUTDOWN_MS 8000	 /* flush/commit/close bound outside a stop */
 #define KN_KEYS_CHECK_MS   60000 /* key retention and retirements by others */
 
-/* kn_run's and kn_txrun's results besides 0 and plain failures (main.c maps
- * them to the exit codes of stop.h). */
+/* kn_run's results besides 0 and plain failures (main.c maps them to the
+ * exit codes of stop.h). */
 #define KN_RUN_ABANDONED (-ECANCELED) /* stopped with uncommitted work: redone on restart */
 #define KN_RUN_FENCED	 (-ESTALE)    /* exactly-once: a newer instance holds the id */
 
@@ -57,7 +65,7 @@ int kn_stack_open(const struct kn_config *c, unsigned what, struct kn_stack *s, 
 /* Closes in reverse order; accepts a zeroed or half-open stack. */
 void kn_stack_close(struct kn_stack *s);
 
-/* Applies keys.retention and follows the key file (both run loops); a
+/* Applies keys.retention and follows the key file (the run loop); a
  * read-only key file is warned about (KN_KEYS_IN_MEMORY). Returns 0 or -EIO
  * with errstr set. */
 int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,
@@ -78,7 +86,7 @@ struct kn_run_opts {
 	const char *metrics_addr;	 /* serve /metrics and /healthz here (NULL: off) */
 };
 
-/* The exit code (stop.h's enum kn_exit) of kn_run's or kn_txrun's result. */
+/* The exit code (stop.h's enum kn_exit) of kn_run's result. */
 int kn_run_exit_code(int err);
 
 /* Runs until stopped (kn_stop_request) or, with until_eof, drained.
@@ -86,5 +94,14 @@ int kn_run_exit_code(int err);
  * set (start-up failure, fatal delivery error, --until-eof gave up). */
 int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	   size_t errstr_size);
+
+struct kn_agg_def;
+struct kn_aggregator;
+/* The aggregator the config's aggregate section describes, over n_parts
+ * input partitions. *defs (the caller kn_free()s it) must outlive it.
+ * NULL when out of memory. */
+struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
+						const struct kn_keys *keys,
+						struct kn_agg_def **defs);
 
 #endif

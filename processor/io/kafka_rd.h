@@ -1,52 +1,28 @@
-/* kafka_conf: the parts of the Kafka transport every module shares.
- *
- * Configurations: every client kanon makes is one of enum kn_client, built
- * in three layers (kanon's defaults, then the operator's kafka.consumer.* /
- * kafka.producer.*, then what the delivery guarantee depends on, which wins)
- * by one function, so `kanon check` can build them all and refuse a bad
- * property before anything connects. librdkafka's logs are routed into log.c.
- *
- * Bounded waits: the blocking librdkafka calls (flush, commit, close,
- * metadata) wrapped so that each waits in slices and gives up at its own
- * deadline or at the stop deadline (stop.h), whichever comes first: a broker
- * that is frozen or gone can delay a stop by no more than the stop budget. */
-#ifndef KN_KAFKA_CONF_H
-#define KN_KAFKA_CONF_H
+/* kafka_rd: the librdkafka side of the transport, for processor/io/ (and
+ * for programs that are librdkafka programs on purpose: bench/kn_copy.c,
+ * kanon's client settings without kanon; tests of the configurations).
+ * Nothing else includes it. */
+#ifndef KN_KAFKA_RD_H
+#define KN_KAFKA_RD_H
 
 #include <librdkafka/rdkafka.h>
+#include <sys/types.h>
 
-#include "config.h"
+#include "kafka.h"
 
-enum kn_client {
-	KN_CLIENT_CONSUMER,	    /* at-least-once input (source.c) */
-	KN_CLIENT_PRODUCER,	    /* at-least-once output (sink.c) */
-	KN_CLIENT_TX_CONSUMER,	    /* exactly-once input (txrun.c) */
-	KN_CLIENT_TX_PRODUCER,	    /* exactly-once output, transactional (txrun.c) */
-	KN_CLIENT_ERASURE_CONSUMER, /* deletion requests and erasure state (erasure.c) */
-	KN_CLIENT_ERASURE_PRODUCER, /* erasure state records (erasure.c) */
-	KN_CLIENT_GEN_PRODUCER,	    /* synthetic input (gen.c) */
-	KN_CLIENTS
-};
-
-/* The configuration of one of kanon's clients (see the file comment). group
- * is the consumer group of consumer roles (NULL: kafka.group_id). Returns a
- * new conf (caller owns it), or NULL with errstr naming the client and the
+/* The configuration of one of kanon's clients (kafka.h). group is the
+ * consumer group of consumer roles (NULL: kafka.group_id). Returns a new
+ * conf (caller owns it), or NULL with errstr naming the client and the
  * property librdkafka refused. */
 rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client role,
 				      const char *group, char *errstr, size_t errstr_size);
-/* Builds every client's configuration and frees it: librdkafka validates
- * names, types and ranges. Returns 0 or -EINVAL with errstr set. No I/O. */
-int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size);
-
-/* A bare conf: the brokers and the log callback, then props/n (for clients
- * that are not kanon's own, such as the demo's readers). Returns a new conf
- * (caller owns it), or NULL with errstr naming the property refused. */
-rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv *props, int n,
-				   char *errstr, size_t errstr_size);
 
 /* Sets one property; NULL-safe message on failure. Returns 0 or -EINVAL. */
 int kn_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
 		      size_t errstr_size);
+/* Sets name, value pairs (NULL-terminated list; NULL: none). */
+int kn_kafka_conf_set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *errstr,
+			    size_t errstr_size);
 
 /* Total consumer lag (messages) from a librdkafka statistics JSON document:
  * the sum of every assigned partition's "consumer_lag" (unknown ones, -1,
@@ -62,7 +38,12 @@ int64_t kn_kafka_stats_lag(const char *json, size_t len);
 ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_message_t **msgs,
 			       size_t max);
 
-/* ---- bounded waits (deadlines are monotonic ms, stop.h) ---- */
+/* The librdkafka handle under a consumer (producer.c: the group metadata
+ * of send_offsets_to_transaction). */
+struct kn_consumer;
+rd_kafka_t *kn_consumer_handle(struct kn_consumer *k);
+
+/* ---- bounded waits ---- */
 
 /* Waits until the producer's queue is empty (delivery reports served), until
  * `until`, or until the stop's drain deadline. Returns 0 when empty,
@@ -70,15 +51,16 @@ ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_mes
 int kn_kafka_flush(rd_kafka_t *rk, int64_t until);
 
 /* Commits offsets (consumer; NULL: the current positions) and waits for the
- * broker's answer, bounded like kn_kafka_flush. Returns 0, -EIO (refused: why says why), -ETIMEDOUT or
- * -ECANCELED (no answer in time: the commit may or may not have landed). */
+ * broker's answer, bounded like kn_kafka_flush. Returns 0, -EIO (refused:
+ * why says why), -ETIMEDOUT or -ECANCELED (no answer in time: the commit
+ * may or may not have landed). */
 int kn_kafka_commit(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *offsets, int64_t until,
 		    char *why, size_t why_size);
 
 /* Destroys a client (rd_kafka_destroy_flags), waiting for it until `until`
- * (0: no deadline of its own) or the stop deadline: past them it walks away and the destruction goes on
- * while the process exits (librdkafka can wait long for a dead broker).
- * Returns true when it finished. Accepts NULL. */
+ * (0: no deadline of its own) or the stop deadline: past them it walks away
+ * and the destruction goes on while the process exits (librdkafka can wait
+ * long for a dead broker). Returns true when it finished. Accepts NULL. */
 bool kn_kafka_destroy(rd_kafka_t *rk, int flags, int64_t until);
 
 /* Closes a consumer and destroys it (bounded: kn_kafka_destroy). With leave
@@ -97,5 +79,12 @@ rd_kafka_resp_err_t kn_kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only,
 /* rd_kafka_committed (offsets and metadata into l), bounded the same way. */
 rd_kafka_resp_err_t kn_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
 				       int64_t until);
+
+/* Partitions of topic from the cluster's metadata (bounded like
+ * kn_kafka_metadata): the count, or -ENOENT (no such topic), -ETIMEDOUT
+ * (no answer), -ECANCELED (a stop came first), -EIO (another error, named
+ * in errstr). */
+int kn_kafka_partition_count(rd_kafka_t *rk, const char *topic, int64_t until, char *errstr,
+			     size_t errsz);
 
 #endif

@@ -1,5 +1,5 @@
-/* txrun: exactly-once consume -> pipeline -> aggregate -> produce, used by
- * `kanon run` when aggregates are configured.
+/* eos: the exactly-once commit strategy of the run loop (run.h), used when
+ * aggregates are configured.
  *
  * One transactional producer (aggregate.transactional_id: a second instance
  * with the same id fences the first) writes, in each transaction, the
@@ -27,7 +27,7 @@
  *
  * Failures: every transactional call waits out an outage (in slices, so a
  * stop is seen) and gives up only at a stop's drain deadline (stop.h): the
- * open transaction is then left to be aborted and kn_txrun returns
+ * open transaction is then left to be aborted and kn_run returns
  * KN_RUN_ABANDONED. transaction.timeout.ms defaults to 5 minutes, so a
  * shorter outage costs nothing. Being fenced (another instance initialised
  * the same transactional.id) is named as such: the instance stops
@@ -35,23 +35,11 @@
  * (returning KN_RUN_FENCED) rather than exit and be restarted into fencing
  * the other. An idle instance still commits a transaction every
  * KN_TXN_HEARTBEAT_MS, which is how it learns it was fenced. */
-#ifndef KN_TXRUN_H
-#define KN_TXRUN_H
+#ifndef KN_EOS_H
+#define KN_EOS_H
 
 #include "run.h"
 
 #define KN_TXN_HEARTBEAT_MS 5000
-
-struct kn_agg_def;
-struct kn_aggregator;
-/* The aggregator the config's aggregate section describes, over n_parts
- * input partitions. *defs (the caller kn_free()s it) must outlive it.
- * NULL when out of memory. */
-struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
-						const struct kn_keys *keys,
-						struct kn_agg_def **defs);
-
-int kn_txrun(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
-	     size_t errstr_size);
 
 #endif

@@ -2,16 +2,16 @@
 
 #include <avro.h>
 #include <errno.h>
-#include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "avrobin.h"
-#include "kafka_conf.h"
+#include "clock.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "producer.h"
 #include "schema.h"
 
 /* ---- deterministic randomness (splitmix64) ---- */
@@ -416,7 +416,7 @@ struct out {
 	avro_value_iface_t *iface;
 	avro_value_t val;
 	avro_file_writer_t file;
-	rd_kafka_topic_t *rkt;
+	int topic; /* the producer's handle */
 };
 
 struct gen {
@@ -425,7 +425,7 @@ struct gen {
 	struct rng rng;
 	struct user *users;
 	struct zipf z;
-	rd_kafka_t *rk;
+	struct kn_producer *prod;
 	struct out out[KN_EV_TYPES];
 	avro_writer_t w;
 	int64_t sent;	    /* for --rate */
@@ -452,7 +452,7 @@ static void pace(struct gen *g)
 		now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 		if (now_ns >= due_ns)
 			return;
-		rd_kafka_poll(g->rk, 0);
+		kn_producer_poll(g->prod, 0);
 		if (due_ns - now_ns > 50000)
 			nanosleep(&(struct timespec){0, due_ns - now_ns - 20000}, NULL);
 	}
@@ -501,20 +501,16 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 		snprintf(errstr, errsz, "no input topic of type %s", kn_event_type_name(t));
 		return -EINVAL;
 	}
-	o->rkt = rd_kafka_topic_new(g->rk, topic, NULL);
+	if ((o->topic = kn_producer_topic(g->prod, topic)) < 0) {
+		snprintf(errstr, errsz, "out of memory");
+		return -ENOMEM;
+	}
 	return 0;
 }
 
 static int send_msg(struct gen *g, struct out *o, const void *p, size_t n)
 {
-	for (;;) {
-		if (!rd_kafka_produce(o->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)p,
-				      n, NULL, 0, NULL))
-			return 0;
-		if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			return -EIO;
-		rd_kafka_poll(g->rk, 50);
-	}
+	return kn_producer_send_wait(g->prod, o->topic, NULL, 0, p, n, 0, NULL, 0);
 }
 
 /* Serializes o->val framed with its schema id into g->buf; returns length. */
@@ -593,24 +589,21 @@ static int emit_type(struct gen *g, enum kn_event_type t, struct kn_gen_result *
 				return -EIO;
 		}
 		res->written[t]++;
-		if ((i & 1023) == 0 && g->rk)
-			rd_kafka_poll(g->rk, 0);
+		if ((i & 1023) == 0 && g->prod)
+			kn_producer_poll(g->prod, 0);
 	}
 	res->malformed[t] = bad;
 	return 0;
 }
 
-static void gen_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void gen_dr(void *opaque, const struct kn_delivery *d)
 {
-	(void)rk;
-	if (m->err)
+	if (d->err)
 		((struct gen *)opaque)->undelivered++;
 }
 
 static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, size_t errsz)
 {
-	char why[512];
-
 	g->users = kn_calloc((size_t)g->o->users, sizeof(*g->users));
 	if (!g->users || zipf_init(&g->z, g->o->users, 1.1)) {
 		snprintf(errstr, errsz, "out of memory for %lld users", (long long)g->o->users);
@@ -620,23 +613,13 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 		gen_user(&g->rng, i, &g->users[i]);
 	g->w = avro_writer_memory((const char *)g->buf, sizeof(g->buf));
 	if (!g->o->out_dir) {
-		rd_kafka_conf_t *conf =
-			kn_kafka_client_conf(c, KN_CLIENT_GEN_PRODUCER, NULL, errstr, errsz);
 		/* Paced: each record should leave at once (latency tests). */
-		if (!conf ||
-		    (g->o->rate && kn_kafka_conf_set(conf, "linger.ms", "1", errstr, errsz))) {
-			if (conf)
-				rd_kafka_conf_destroy(conf);
-			return -EINVAL;
-		}
-		rd_kafka_conf_set_dr_msg_cb(conf, gen_dr);
-		rd_kafka_conf_set_opaque(conf, g);
-		g->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-		if (!g->rk) {
-			rd_kafka_conf_destroy(conf);
-			snprintf(errstr, errsz, "kafka producer: %s", why);
-			return -EINVAL;
-		}
+		static const char *const paced[] = {"linger.ms", "1", NULL};
+		struct kn_producer_opts po = {KN_CLIENT_GEN_PRODUCER, gen_dr, g,
+					      g->o->rate ? paced : NULL};
+		int err = kn_producer_new(c, &po, &g->prod, errstr, errsz);
+		if (err)
+			return err;
 	}
 	for (int t = 0; t < KN_EV_TYPES; t++)
 		if ((g->o->types & (1u << t)) &&
@@ -651,8 +634,6 @@ static void gen_teardown(struct gen *g)
 		struct out *o = &g->out[t];
 		if (o->file)
 			avro_file_writer_close(o->file);
-		if (o->rkt)
-			rd_kafka_topic_destroy(o->rkt);
 		if (o->iface) {
 			avro_value_decref(&o->val);
 			avro_value_iface_decref(o->iface);
@@ -660,8 +641,7 @@ static void gen_teardown(struct gen *g)
 		if (o->schema)
 			avro_schema_decref(o->schema);
 	}
-	if (g->rk)
-		rd_kafka_destroy(g->rk);
+	kn_producer_destroy(g->prod, 0);
 	if (g->w)
 		avro_writer_free(g->w);
 	kn_free(g->z.cdf);
@@ -689,11 +669,13 @@ int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn
 		if (err)
 			snprintf(errstr, errstr_size, "writing %s records: %s",
 				 kn_event_type_name(t),
-				 g->rk ? rd_kafka_err2str(rd_kafka_last_error()) : avro_strerror());
+				 !g->prod		      ? avro_strerror()
+				 : kn_producer_error(g->prod) ? kn_producer_error(g->prod)
+							      : "stopped");
 	}
-	if (!err && g->rk && rd_kafka_flush(g->rk, 60000)) {
+	if (!err && g->prod && kn_producer_flush(g->prod, kn_mono_ms() + 60000)) {
 		snprintf(errstr, errstr_size, "%d record(s) not delivered within 60 s",
-			 rd_kafka_outq_len(g->rk));
+			 kn_producer_queued(g->prod));
 		err = -ETIMEDOUT;
 	}
 	if (!err && g->undelivered) {

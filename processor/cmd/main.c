@@ -12,19 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "clock.h"
 #include "config.h"
 #include "demo.h"
 #include "explain.h"
 #include "filemode.h"
 #include "gen.h"
+#include "kafka.h"
 #include "keys.h"
 #include "lat.h"
 #include "log.h"
 #include "run.h"
-#include "txrun.h"
 #include "schema.h"
 #include "stop.h"
 
@@ -53,8 +51,9 @@ static const char usage[] =
 	"commands:\n"
 	"  run      -c FILE [--until-eof] [--max-messages N] [--metrics-addr HOST:PORT]\n"
 	"           consume the input topics, write de-identified events and dead letters\n"
-	"           (at-least-once; exactly-once with aggregates). SIGINT/SIGTERM stop it\n"
-	"           within 10 s whatever the broker does. --until-eof ends once the input is\n"
+	"           (run.guarantee: at-least-once, or exactly-once, the default with\n"
+	"           aggregates). SIGINT/SIGTERM stop it within 10 s whatever the broker\n"
+	"           does. --until-eof ends once the input is\n"
 	"           drained, waiting out outages for run.assignment_wait. --metrics-addr\n"
 	"           serves /metrics (Prometheus) and /healthz (503 when stuck, fenced or\n"
 	"           failed)\n"
@@ -323,8 +322,8 @@ static int cmd_run(const struct args *a)
 	warn_weaknesses(c);
 	install_signals();
 	kn_stop_arm_watchdog();
-	/* With aggregates, exactly-once transactions; without, at-least-once. */
-	if ((err = (c->n_aggs ? kn_txrun : kn_run)(c, &o, errstr, sizeof(errstr))))
+	/* One loop; run.guarantee picks its commit strategy (run.h). */
+	if ((err = kn_run(c, &o, errstr, sizeof(errstr))))
 		kn_err("main", "%s", errstr);
 	rc = kn_run_exit_code(err);
 	if (kn_stop_walked_away()) {
@@ -540,7 +539,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-		printf("kanon 0.1.0 (librdkafka %s)\n", rd_kafka_version_str());
+		printf("kanon 0.1.0 (librdkafka %s)\n", kn_kafka_version());
 		return 0;
 	}
 	if (!strcmp(cmd, "keygen"))

@@ -4,7 +4,7 @@
  *   admit:       policy admission (consent, minors) -> erasure requests
  *   deidentify:  pseudonymize -> generalize -> policy finish -> encode
  *
- * It owns no I/O: the Kafka loops (run.c, txrun.c) and the file mode
+ * It owns no I/O: the Kafka run loop (engine/run.c) and the file mode
  * (filemode.c) all call it, so the same bytes give the same output either
  * way. A message becomes one encoded DeidEvent, a dead-letter verdict with a
  * reason, or a policy drop with a reason; nothing is silently lost. No

@@ -93,6 +93,9 @@ static const struct opt table[] = {
 	{"run.assignment_wait", O_DURATION, OFF(assign_wait_ms), 1000, DAY_MS, "2m",
 	 "--until-eof: how long to wait for input partitions (at start, or after losing them "
 	 "in an outage) before giving up; keep it above the consumer's session.timeout.ms"},
+	{"run.guarantee", O_STR, OFF(guarantee_name), 0, 0, "auto",
+	 "at-least-once | exactly-once | auto (exactly-once when aggregates are configured, "
+	 "which require it); exactly-once writes every output in Kafka transactions"},
 	{"health.stall_timeout", O_DURATION, OFF(stall_timeout_ms), 1000, DAY_MS, "15s",
 	 "/healthz answers 503 when input waits and nothing was delivered or committed "
 	 "for this long"},
@@ -851,6 +854,30 @@ static int apply_defaults(struct ctx *x)
 	return 0;
 }
 
+/* run.guarantee: the run loop's commit strategy. Aggregates restart from
+ * state kept in the transactions' offset metadata, so they need
+ * exactly-once. */
+static int check_guarantee(struct ctx *x)
+{
+	struct kn_config *c = x->c;
+
+	if (!strcmp(c->guarantee_name, "auto"))
+		c->exactly_once = c->n_aggs > 0;
+	else if (!strcmp(c->guarantee_name, "exactly-once"))
+		c->exactly_once = true;
+	else if (!strcmp(c->guarantee_name, "at-least-once"))
+		c->exactly_once = false;
+	else
+		return err_at(x, 0, "run.guarantee",
+			      "'%s' is none of at-least-once, exactly-once, auto",
+			      c->guarantee_name);
+	if (c->n_aggs && !c->exactly_once)
+		return err_at(x, 0, "run.guarantee",
+			      "aggregates need exactly-once (their state restarts from the "
+			      "transactions' offset metadata): remove them or use exactly-once");
+	return 0;
+}
+
 /* aggregate.privacy.*: the mode, and for dp the noise and threshold that
  * the budget and the contribution bounds imply (kn_dp_params). */
 static int check_privacy(struct ctx *x)
@@ -903,7 +930,7 @@ static int check_whole(struct ctx *x)
 				      (long long)x->c->geohash_precision);
 	}
 	int err = check_privacy(x);
-	if (err)
+	if (err || (err = check_guarantee(x)))
 		return err;
 	if (x->c->n_aggs && x->c->epoch_ms && x->c->epoch_ms % x->c->agg_window_ms)
 		return err_at(x, 0, "aggregate.window",

@@ -1,4 +1,4 @@
-#include "kafka_conf.h"
+#include "kafka_rd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +9,8 @@
 #include "kn_alloc.h"
 #include "log.h"
 #include "stop.h"
+
+#include <librdkafka/rdkafka_mock.h>
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -32,21 +34,18 @@ int kn_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value
 	return 0;
 }
 
-rd_kafka_conf_t *kn_kafka_conf_new(const struct kn_config *c, const struct kn_kv *props, int n,
-				   char *errstr, size_t errstr_size)
+int kn_kafka_conf_set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *errstr,
+			    size_t errstr_size)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	for (; kv && kv[0]; kv += 2)
+		if (kn_kafka_conf_set(conf, kv[0], kv[1], errstr, errstr_size))
+			return -EINVAL;
+	return 0;
+}
 
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-	if (kn_kafka_conf_set(conf, "bootstrap.servers", c->brokers, errstr, errstr_size))
-		goto fail;
-	for (int i = 0; i < n; i++)
-		if (kn_kafka_conf_set(conf, props[i].key, props[i].value, errstr, errstr_size))
-			goto fail;
-	return conf;
-fail:
-	rd_kafka_conf_destroy(conf);
-	return NULL;
+const char *kn_kafka_version(void)
+{
+	return rd_kafka_version_str();
 }
 
 /* Every client kanon makes: its defaults (the operator may override them)
@@ -108,15 +107,14 @@ static const struct client {
 				    false,
 				    {"linger.ms", "20", "client.id", "kanon-gen"},
 				    {"enable.idempotence", "true"}},
+	[KN_CLIENT_READER] = {"reader",
+			      true,
+			      false,
+			      {"client.id", "kanon-reader"},
+			      /* reads what a downstream consumer would see, commits nothing */
+			      {"enable.auto.commit", "false", "enable.partition.eof", "true",
+			       "isolation.level", "read_committed"}},
 };
-
-static int set_pairs(rd_kafka_conf_t *conf, const char *const *kv, char *errstr, size_t errsz)
-{
-	for (; kv && kv[0]; kv += 2)
-		if (kn_kafka_conf_set(conf, kv[0], kv[1], errstr, errsz))
-			return -EINVAL;
-	return 0;
-}
 
 /* The input consumers' prefetch, derived from run.prefetch_memory_mb and
  * run.batch_size (librdkafka's defaults starve a pipeline that is faster
@@ -149,19 +147,19 @@ rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client 
 	const struct client *cl = &clients[role];
 	const struct kn_kv *props = cl->consumer ? c->consumer : c->producer;
 	int n = cl->consumer ? c->n_consumer : c->n_producer;
-	rd_kafka_conf_t *conf = kn_kafka_conf_new(c, NULL, 0, errstr, errstr_size);
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char why[400];
 
-	if (!conf)
-		goto fail;
-	if (set_pairs(conf, cl->defaults, why, sizeof(why)) ||
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (kn_kafka_conf_set(conf, "bootstrap.servers", c->brokers, why, sizeof(why)) ||
+	    kn_kafka_conf_set_pairs(conf, cl->defaults, why, sizeof(why)) ||
 	    ((role == KN_CLIENT_CONSUMER || role == KN_CLIENT_TX_CONSUMER) &&
 	     set_prefetch(conf, c, why, sizeof(why))))
 		goto fail_why;
 	for (int i = 0; i < n; i++)
 		if (kn_kafka_conf_set(conf, props[i].key, props[i].value, why, sizeof(why)))
 			goto fail_why;
-	if (set_pairs(conf, cl->forced, why, sizeof(why)) ||
+	if (kn_kafka_conf_set_pairs(conf, cl->forced, why, sizeof(why)) ||
 	    (cl->consumer &&
 	     kn_kafka_conf_set(conf, "group.id", group ? group : c->group_id, why, sizeof(why))) ||
 	    (cl->tx &&
@@ -171,9 +169,7 @@ rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client 
 fail_why:
 	snprintf(errstr, errstr_size, "%s (kafka.%s.*): %s", cl->name,
 		 cl->consumer ? "consumer" : "producer", why);
-fail:
-	if (conf)
-		rd_kafka_conf_destroy(conf);
+	rd_kafka_conf_destroy(conf);
 	return NULL;
 }
 
@@ -370,4 +366,100 @@ rd_kafka_resp_err_t kn_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_
 	while (err == RD_KAFKA_RESP_ERR__TIMED_OUT && (w = request_wait(until)) > 0)
 		err = rd_kafka_committed(rk, l, w);
 	return err;
+}
+
+int kn_kafka_partition_count(rd_kafka_t *rk, const char *topic, int64_t until, char *errstr,
+			     size_t errsz)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	rd_kafka_resp_err_t err = kn_kafka_metadata(rk, rkt, &md, until);
+	int n = 0;
+
+	if (!err && md->topic_cnt == 1 && !md->topics[0].err)
+		n = md->topics[0].partition_cnt;
+	else if (!err)
+		err = md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+	if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	    err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC)
+		return -ENOENT;
+	if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+		snprintf(errstr, errsz, "%s: %s", topic,
+			 kn_stop_requested() ? "stopped while waiting for metadata"
+					     : "no metadata in time");
+		return kn_stop_requested() ? -ECANCELED : -ETIMEDOUT;
+	}
+	if (err) {
+		snprintf(errstr, errsz, "%s: %s", topic, rd_kafka_err2str(err));
+		return -EIO;
+	}
+	if (!n) {
+		snprintf(errstr, errsz, "%s: no partitions", topic);
+		return -EIO;
+	}
+	return n;
+}
+
+/* ---- the mock cluster ---- */
+
+struct kn_mock {
+	rd_kafka_t *rk;
+	rd_kafka_mock_cluster_t *mc;
+};
+
+int kn_mock_new(int brokers, struct kn_mock **out, const char **bootstraps, char *errstr,
+		size_t errsz)
+{
+	struct kn_mock *m = kn_calloc(1, sizeof(*m));
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char n[16], why[256];
+
+	*out = NULL;
+	snprintf(n, sizeof(n), "%d", brokers);
+	if (!m || kn_kafka_conf_set(conf, "test.mock.num.brokers", n, errstr, errsz) ||
+	    kn_kafka_conf_set(conf, "log_level", "3", errstr, errsz)) {
+		rd_kafka_conf_destroy(conf);
+		kn_free(m);
+		return -EINVAL;
+	}
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (!(m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
+		snprintf(errstr, errsz, "mock cluster: %s", why);
+		rd_kafka_conf_destroy(conf);
+		kn_free(m);
+		return -EINVAL;
+	}
+	m->mc = rd_kafka_handle_mock_cluster(m->rk);
+	*bootstraps = rd_kafka_mock_cluster_bootstraps(m->mc);
+	*out = m;
+	return 0;
+}
+
+int kn_mock_topic(struct kn_mock *m, const char *topic, int partitions)
+{
+	return rd_kafka_mock_topic_create(m->mc, topic, partitions, 1) ? -EIO : 0;
+}
+
+int64_t kn_mock_count(struct kn_mock *m, const char *topic, int partitions)
+{
+	int64_t total = 0, lo, hi;
+
+	for (int p = 0; p < partitions; p++) {
+		if (rd_kafka_query_watermark_offsets(m->rk, topic, p, &lo, &hi, 5000))
+			return -1;
+		total += hi - lo;
+	}
+	return total;
+}
+
+void kn_mock_destroy(struct kn_mock *m)
+{
+	if (!m)
+		return;
+	rd_kafka_destroy(m->rk);
+	kn_free(m);
 }

@@ -1,0 +1,435 @@
+#include "run.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine.h"
+#include "erasure.h"
+#include "kn_alloc.h"
+#include "log.h"
+#include "stop.h"
+
+/* ---- what every front end opens ---- */
+
+int kn_run_maintain_keys(struct kn_keys *keys, const struct kn_config *c, char *errstr,
+			 size_t errsz)
+{
+	int64_t before = kn_keys_first_epoch(keys);
+	int err = kn_keys_maintain(keys, c->key_file, c->epoch_ms, c->key_retention_ms,
+				   kn_wall_ms(), errstr, errsz);
+
+	if (err < 0)
+		return -EIO;
+	if (err > 0) /* KN_KEYS_IN_MEMORY, KN_KEYS_NOT_FOLLOWED: said, and carried on */
+		kn_warn("keys", "%s", errstr);
+	if (kn_keys_first_epoch(keys) != before)
+		kn_info("keys", "epochs before %lld are retired: their keys are destroyed",
+			(long long)kn_keys_first_epoch(keys));
+	return 0;
+}
+
+int kn_stack_open(const struct kn_config *c, unsigned what, struct kn_stack *s, char *errstr,
+		  size_t errsz)
+{
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	err = kn_keys_load(c->key_file, c->prf, c->epoch_ms, kn_wall_ms(), &s->keys, errstr, errsz);
+	if (!err && (what & KN_STACK_MAINTAIN))
+		err = kn_run_maintain_keys(s->keys, c, errstr, errsz);
+	if (!err)
+		err = kn_schemas_load(c, &s->schemas, errstr, errsz);
+	if (!err && !(s->pipe = kn_pipeline_new(c, s->schemas, s->keys, errstr, errsz)))
+		err = -EINVAL;
+	if (!err && (what & KN_STACK_ERASURE) && c->erasure_enabled &&
+	    !(err = kn_erasure_new(c, s->keys, &s->erasure, errstr, errsz)))
+		kn_pipeline_set_erasure(s->pipe, s->erasure);
+	if (err)
+		kn_stack_close(s);
+	return err;
+}
+
+void kn_stack_close(struct kn_stack *s)
+{
+	kn_erasure_destroy(s->erasure);
+	kn_pipeline_destroy(s->pipe);
+	kn_schemas_destroy(s->schemas);
+	kn_keys_destroy(s->keys);
+	memset(s, 0, sizeof(*s));
+}
+
+int kn_run_preflight(const struct kn_config *c, const char *metrics_addr, char *errstr,
+		     size_t errsz)
+{
+	struct kn_stack st;
+	int err = kn_kafka_check_conf(c, errstr, errsz);
+
+	if (!err && metrics_addr)
+		err = kn_metrics_check_addr(metrics_addr, errstr, errsz);
+	if (!err && !(err = kn_stack_open(c, 0, &st, errstr, errsz)))
+		kn_stack_close(&st);
+	return err;
+}
+
+struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
+						const struct kn_keys *keys,
+						struct kn_agg_def **defs)
+{
+	*defs = kn_calloc((size_t)c->n_aggs, sizeof(**defs));
+	if (!*defs)
+		return NULL;
+	for (int i = 0; i < c->n_aggs; i++)
+		(*defs)[i] = (struct kn_agg_def){c->aggs[i].name, c->aggs[i].dims,
+						 (int)c->aggs[i].geo_precision, c->aggs[i].k};
+	struct kn_agg_opts ao = {.window_ms = c->agg_window_ms,
+				 .lateness_ms = c->agg_lateness_ms,
+				 .max_events_per_person = c->agg_max_events,
+				 .max_groups_per_person = c->agg_max_groups,
+				 .mode = (enum kn_agg_mode)c->agg_mode,
+				 .dp = c->agg_dp,
+				 .noise_keys = keys,
+				 .scope = c->release_scope,
+				 .person = (enum kn_id_kind)c->agg_person,
+				 .epoch_ms = c->epoch_ms,
+				 .max_state_bytes = c->agg_max_state_bytes,
+				 .n_partitions = n_parts};
+	return kn_aggregator_new(*defs, c->n_aggs, &ao);
+}
+
+int kn_run_exit_code(int err)
+{
+	switch (err) {
+	case 0:
+		return KN_EXIT_OK;
+	case KN_RUN_ABANDONED:
+		return KN_EXIT_ABANDONED;
+	case KN_RUN_FENCED:
+		return KN_EXIT_FENCED;
+	default:
+		return KN_EXIT_FAILURE;
+	}
+}
+
+/* ---- one batch ---- */
+
+int kn_engine_send(struct kn_engine *e, int i, uint64_t token)
+{
+	const struct kn_rec *r = &e->b->rec[i];
+	const struct kn_msg *m = kn_engine_msg(e, i);
+	bool payload = e->cfg->dlq_include_payload;
+	int err;
+
+	if (r->state == KN_REC_OUT) {
+		err = kn_producer_send_wait(e->out, e->t_out, r->key_len ? r->key : NULL,
+					    r->key_len, e->b->arena + r->out_off, r->out_len,
+					    r->out_ts, NULL, token);
+		e->produced += !err;
+		return err;
+	}
+	struct kn_dead_letter dl = {.reason = kn_dead_reason_name(r->v.reason),
+				    .detail = r->v.detail,
+				    .src_topic = m->topic,
+				    .src_partition = m->partition,
+				    .src_offset = m->offset,
+				    .schema_id = r->v.schema_id};
+	err = kn_producer_send_wait(e->out, e->t_dlq, NULL, 0, payload ? m->payload : NULL,
+				    payload ? m->len : 0, 0, &dl, token);
+	e->dead += !err;
+	return err;
+}
+
+/* The batch's records, for the pipeline; returns the earliest Kafka
+ * timestamp among them (0: none). */
+static int64_t gather(struct kn_engine *e, int n)
+{
+	int64_t min_ts = INT64_MAX, now = kn_wall_ms(); /* one clock read per batch */
+	struct kn_batch *b = e->b;
+
+	b->n = 0;
+	for (int i = 0; i < n; i++) {
+		const struct kn_msg *m = &e->msgs[i];
+		int part = -1;
+		if (m->eof || !e->mode->accept(e, m, &part))
+			continue;
+		e->msg_of[b->n] = i;
+		e->part_of[b->n] = part;
+		b->rec[b->n++] = (struct kn_rec){
+			.msg = m->payload,
+			.len = m->len,
+			.expected_type =
+				m->topic_idx >= 0 ? (int)e->cfg->inputs[m->topic_idx].type : -1,
+			.ref_ms = m->ts_ms ? m->ts_ms : now};
+		if (m->ts_ms && m->ts_ms < min_ts)
+			min_ts = m->ts_ms;
+	}
+	return min_ts == INT64_MAX ? 0 : min_ts;
+}
+
+/* Offers every de-identified event to the aggregates, which decide what
+ * they take (kn_agg_eligible). Returns how many were added, or -ENOMEM. */
+static int aggregate(struct kn_engine *e)
+{
+	const struct kn_batch *b = e->b;
+	int added = 0;
+
+	for (int i = 0; i < b->n; i++) {
+		if (b->rec[i].state != KN_REC_OUT)
+			continue;
+		const struct kn_msg *m = kn_engine_msg(e, i);
+		switch (kn_aggregator_add(e->agg, &b->deid[i],
+					  b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l, m->ts_ms,
+					  e->part_of[i], m->offset)) {
+		case KN_AGG_ERROR:
+			snprintf(e->err, sizeof(e->err), "aggregation: out of memory");
+			return -ENOMEM;
+		case KN_AGG_ADDED:
+			added++;
+			break;
+		case KN_AGG_INELIGIBLE:
+			e->not_aggregated++;
+			break;
+		default:
+			break;
+		}
+	}
+	return added;
+}
+
+/* n consumed messages through every step, each step's end marked. */
+static int process_batch(struct kn_engine *e, int n)
+{
+	int64_t min_ts = gather(e, n);
+	struct kn_batch *b = e->b;
+	struct kn_tspan span;
+	uint32_t queued = 0;
+	int added, err;
+
+	if (!b->n)
+		return 0;
+	kn_trace_begin(e->trace, &span, (uint32_t)b->n, min_ts);
+	kn_trace_mark(e->trace, &span, KN_STAGE_DECODE,
+		      (uint32_t)kn_pipeline_decode(e->st.pipe, b));
+	kn_trace_mark(e->trace, &span, KN_STAGE_POLICY, (uint32_t)kn_pipeline_admit(e->st.pipe, b));
+	kn_trace_mark(e->trace, &span, KN_STAGE_DEID,
+		      (uint32_t)kn_pipeline_deidentify(e->st.pipe, b));
+	if (e->agg) {
+		if ((added = aggregate(e)) < 0)
+			return added;
+		kn_trace_mark(e->trace, &span, KN_STAGE_AGGREGATE, (uint32_t)added);
+	}
+	err = e->mode->emit(e, kn_trace_tag(&span), &queued);
+	kn_trace_mark(e->trace, &span, KN_STAGE_PRODUCE, queued);
+	kn_trace_await(e->trace, &span, queued);
+	return err;
+}
+
+/* ---- observation ---- */
+
+static void publish(struct kn_engine *e)
+{
+	struct kn_metrics_snapshot *s = &e->snap;
+	struct kn_agg_metrics m;
+
+	if (!e->metrics)
+		return;
+	s->pipe = *kn_pipeline_stats(e->st.pipe);
+	s->policy = *kn_pipeline_policy_stats(e->st.pipe);
+	s->produced = e->produced;
+	s->dead_lettered = e->dead;
+	s->trace = *kn_trace_stats(e->trace);
+	s->stall_ms = e->cfg->stall_timeout_ms;
+	if ((s->aggregating = e->agg != NULL)) {
+		kn_aggregator_metrics(e->agg, &m);
+		s->agg_late = m.late;
+		s->agg_bounded = m.bounded;
+		s->agg_suppressed_groups = m.groups_suppressed;
+		s->agg_suppressed_events = m.events_suppressed;
+		s->agg_windows_released = m.windows_closed;
+		s->agg_dp = e->cfg->agg_mode == KN_AGG_DP;
+		s->agg_epsilon = e->cfg->agg_dp.epsilon;
+		s->agg_delta = e->cfg->agg_dp.delta;
+		s->agg_epsilon_spent = m.epsilon_spent;
+		s->open_windows = m.open_windows;
+		s->state_bytes = m.state_bytes;
+	}
+	e->mode->health(e, s);
+	kn_metrics_publish(e->metrics, s);
+}
+
+static void log_stats(struct kn_engine *e)
+{
+	const struct kn_pipeline_stats *st = kn_pipeline_stats(e->st.pipe);
+	const struct kn_policy_stats *ps = kn_pipeline_policy_stats(e->st.pipe);
+	char dead[512] = "", more[768] = "";
+	uint64_t invalid = 0;
+	size_t off = 0;
+
+	for (int i = 0; i < KN_DEAD_REASONS; i++)
+		if (st->dead[i] && off < sizeof(dead))
+			off += (size_t)snprintf(dead + off, sizeof(dead) - off, " %s=%" PRIu64,
+						kn_dead_reason_name(i), st->dead[i]);
+	for (int k = 0; k < KN_ID_KINDS; k++)
+		invalid += st->invalid_id[k];
+	e->mode->log_stats(e, more, sizeof(more));
+	kn_info("run",
+		"consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
+		" (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64 " erased=%" PRIu64
+		" minor=%" PRIu64 ") minors=%" PRIu64 " sensitive=%" PRIu64
+		" invalid_identifier=%" PRIu64 " geo_withheld=%" PRIu64 "%s%s",
+		st->in, e->produced, e->dead, e->dropped, st->dropped[KN_DROP_NO_ANALYTICS],
+		st->dropped[KN_DROP_NO_ADS], st->dropped[KN_DROP_ERASED],
+		st->dropped[KN_DROP_MINOR], ps->minors, ps->sensitive, invalid, st->geo_withheld,
+		dead, more);
+}
+
+/* ---- the loop ---- */
+
+/* Runs batches until a stop, an error, or (--until-eof, --max-messages) the
+ * end; *drained: the input was read to its end. */
+static int loop(struct kn_engine *e, bool *drained)
+{
+	const struct kn_run_opts *o = e->o;
+	int64_t last_keys = 0, seen = 0;
+	int err = 0;
+
+	while (!err && !kn_stop_requested()) {
+		if (kn_mono_ms() - last_keys >= KN_KEYS_CHECK_MS) {
+			if ((err = kn_run_maintain_keys(e->st.keys, e->cfg, e->err,
+							sizeof(e->err))))
+				break;
+			last_keys = kn_mono_ms();
+		}
+		int n = kn_consumer_poll(e->in, e->msgs, (int)e->cfg->batch_size, 100);
+		int64_t t0 = kn_mono_us();
+		err = process_batch(e, n);
+		int records = e->b->n;
+		for (int i = 0; i < n; i++)
+			if (e->msgs[i].eof)
+				e->mode->eof(e, &e->msgs[i]);
+		kn_consumer_release(e->in, e->msgs, n);
+		if (records)
+			kn_hist_add(&e->snap.batch, kn_mono_us() - t0);
+		publish(e);
+		if (err)
+			break;
+		seen += records;
+		kn_producer_poll(e->out, 0);
+		if (e->st.erasure && kn_erasure_poll(e->st.erasure)) {
+			snprintf(e->err, sizeof(e->err), "%s", kn_erasure_error(e->st.erasure));
+			err = -EIO;
+		} else if (!(err = e->mode->tick(e))) {
+			if (o->max_messages && seen >= o->max_messages)
+				break;
+			if (o->until_eof && e->mode->gave_up(e))
+				err = -EIO;
+			else if (o->until_eof && !records && (*drained = e->mode->drained(e)))
+				break;
+		}
+	}
+	return err;
+}
+
+/* Fenced: another instance does the work now. Stay up, saying so on
+ * /healthz, until asked to stop: exiting would have a supervisor restart
+ * this instance, which would fence the other one in turn. */
+static void stand_by(struct kn_engine *e)
+{
+	kn_err("run", "%s; standing by until stopped (exit code %d)", e->err, KN_EXIT_FENCED);
+	while (!kn_stop_requested()) {
+		publish(e);
+		kn_producer_poll(e->out, 200);
+	}
+}
+
+static int setup(struct kn_engine *e, char *errstr, size_t errsz)
+{
+	const struct kn_config *c = e->cfg;
+	int err = kn_stack_open(c, KN_STACK_MAINTAIN | KN_STACK_ERASURE, &e->st, errstr, errsz);
+	size_t n = (size_t)c->batch_size;
+
+	if (err)
+		return err;
+	e->msgs = kn_calloc(n, sizeof(*e->msgs));
+	e->msg_of = kn_calloc(n, sizeof(*e->msg_of));
+	e->part_of = kn_calloc(n, sizeof(*e->part_of));
+	e->b = kn_batch_new((int)n, c->n_aggs > 0); /* the aggregates read b->deid */
+	e->trace = kn_trace_new();
+	if (!e->msgs || !e->msg_of || !e->part_of || !e->b || !e->trace) {
+		snprintf(errstr, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	return e->mode->start(e, errstr, errsz);
+}
+
+/* Every engine whose producer was walked away from mid-transaction: its
+ * delivery callback may still run on that call's thread, so the engine and
+ * its trace stay alive (and reachable from here) until the process exits. */
+static struct kn_engine *orphans[4];
+
+static void teardown(struct kn_engine *e)
+{
+	/* Leaving the group may call the revoke hook, which needs the producer. */
+	kn_consumer_close(e->in, e->leave, kn_mono_ms() + KN_RUN_SHUTDOWN_MS);
+	bool orphaned = e->out && kn_producer_orphaned(e->out);
+	kn_producer_destroy(e->out, 0);
+	if (e->m)
+		e->mode->destroy(e);
+	kn_metrics_stop(e->metrics);
+	kn_stack_close(&e->st);
+	kn_aggregator_destroy(e->agg);
+	kn_free(e->defs);
+	kn_free(e->msgs);
+	kn_free(e->msg_of);
+	kn_free(e->part_of);
+	kn_batch_destroy(e->b);
+	if (orphaned) {
+		for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
+			if (!orphans[i] && (orphans[i] = e))
+				return;
+		return;
+	}
+	kn_trace_destroy(e->trace);
+	kn_free(e);
+}
+
+int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr, size_t errstr_size)
+{
+	struct kn_engine *e = kn_calloc(1, sizeof(*e));
+	bool drained = false;
+	int err;
+
+	if (!e) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -ENOMEM;
+	}
+	e->cfg = c;
+	e->o = o;
+	e->mode = c->exactly_once ? &kn_mode_eos : &kn_mode_alo;
+	e->last_progress = kn_mono_ms();
+	/* The endpoint first: /healthz says "starting" while Kafka connects. */
+	err = o->metrics_addr ? kn_metrics_start(o->metrics_addr, &e->metrics, errstr, errstr_size)
+			      : 0;
+	if (!err)
+		err = setup(e, errstr, errstr_size);
+	if (err == -ECANCELED) { /* stopped before the first record: nothing to redo */
+		kn_info("run", "stopped while starting");
+		err = 0;
+	} else if (!err) {
+		err = loop(e, &drained);
+		err = e->mode->finish(e, err, drained);
+		kn_stop_settle(kn_run_exit_code(err)); /* whatever the teardown does now */
+		log_stats(e);
+		if (err == KN_RUN_FENCED && !o->until_eof)
+			stand_by(e);
+		if (err)
+			snprintf(errstr, errstr_size, "%s", e->err[0] ? e->err : "failed");
+		if (o->stats)
+			*o->stats = *kn_pipeline_stats(e->st.pipe);
+	}
+	kn_stop_settle(kn_run_exit_code(err));
+	teardown(e); /* frees e */
+	return err;
+}
