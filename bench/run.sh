@@ -15,9 +15,12 @@
 #    the pipeline, the pipeline with aggregates (same records in memory).
 # B2 end to end on the real broker: kcat and Kafka's ConsumerPerformance
 #    (consume only), and kn_copy (consume + produce the same bytes with kanon's
-#    client settings: the physical limit) against `kanon run`, `kanon run` with librdkafka's own
+#    client settings: the physical limit) against `kanon run` (at-least-once, and
+#    exactly-once with the example's aggregates), `kanon run` with librdkafka's own
 #    consumer prefetch settings (the before of run.prefetch_memory_mb), and
-#    `kanon run` with `kanon lat` attached.
+#    `kanon run` with `kanon lat` attached, and a Kafka Streams application
+#    doing the same de-identification (bench/peers/streams: Kafka Streams
+#    3.9.1, Avro GenericRecord, at-least-once; --quick runs it too).
 # B3 latency at 25/50/75 % of B2's kanon rate, from `kanon lat --json`.
 # B4 peak RSS against open groups, and against events at fixed groups.
 # B5 ns per keyed hash: siphash, hmac-sha256, xxh3 on 8-64-byte inputs.
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift ;;
 	--baseline) baseline=$2; shift ;;
 	--b2-records) b2_records=$2; shift ;;
-	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -90,6 +93,12 @@ fi
 KANON=$build/kanon
 BENCH=$build/kn_bench
 COPY=$build/kn_copy
+# B2's Kafka Streams peer (bench/peers/streams/README.md), built once.
+PEER=$root/bench/peers/streams/target/kanon-streams-peer.jar
+if want b2; then
+	log "B2: building the Kafka Streams peer (mvn)"
+	mvn -q -B -f "$root/bench/peers/streams/pom.xml" package dependency:copy-dependencies >&2
+fi
 work=$(mktemp -d /tmp/kanon-bench.XXXXXX)
 started_broker=0
 cleanup() {
@@ -192,11 +201,23 @@ if (want b2 || want b3) && ! kcat -b "$BROKER" -L -m 5 >/dev/null 2>&1; then
 fi
 
 now_s() { date +%s.%N; }
+# Runs a command; prints the CPU seconds (user + system) it used.
+cpu_run() {
+	python3 -c 'import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:]).returncode
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%.3f" % (r.ru_utime + r.ru_stime))
+sys.exit(rc)' "$@"
+}
 elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ---- B2: end to end ----
 if want b2; then
 	p=b2-$$-$RANDOM
+	# The same topics, with the example's aggregates: the exactly-once rounds.
+	cfg_eos=$(make_config "$p" yes 20)
+	mv "$cfg_eos" "$work/$p.eos.yaml"
+	cfg_eos=$work/$p.eos.yaml
 	cfg=$(make_config "$p" no 20)
 	topic=$p.logs.device.v1
 	log "B2: pre-loading $N_B2 records into $topic"
@@ -224,8 +245,14 @@ if want b2; then
 
 		log "B2 round $i: kanon run"
 		t=$(now_s)
-		"$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn
-		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t")}" >>"$out/raw/b2.jsonl"
+		c=$(cpu_run "$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn)
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t"),\"cpu_seconds\":$c}" >>"$out/raw/b2.jsonl"
+
+		log "B2 round $i: kanon run, exactly-once with the example aggregates"
+		t=$(now_s)
+		c=$(cpu_run "$KANON" run -c "$cfg_eos" --until-eof --set "kafka.group_id=$p-e-$i" \
+			--set "aggregate.transactional_id=$p-tx-$i" -l warn)
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon-eos\",\"records\":$N_B2,\"seconds\":$(elapsed "$t"),\"cpu_seconds\":$c}" >>"$out/raw/b2.jsonl"
 
 		log "B2 round $i: kanon run with librdkafka's consumer prefetch defaults"
 		t=$(now_s)
@@ -247,6 +274,18 @@ if want b2; then
 		wait $lp || true
 		seen=$(python3 -c 'import json,sys; print(sum(json.loads(l)["batches"] for l in open(sys.argv[1]) if l.strip()))' "$work/lat.json" 2>/dev/null || echo 0)
 		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon+lat\",\"records\":$N_B2,\"seconds\":$s,\"lat_batches\":$seen}" >>"$out/raw/b2.jsonl"
+
+		# Its seconds: KafkaStreams.start() to close() returning (it stops
+		# itself after N_B2 records, and close() commits); wall_seconds
+		# adds the JVM's start-up and the output topics' creation.
+		log "B2 round $i: Kafka Streams peer (the same de-identification)"
+		t=$(now_s)
+		java -Xms256m -Xmx1g -jar "$PEER" --bootstrap-servers "$BROKER" --input "$topic" \
+			--output "$p.streams$i.deid.v1" --dead-letter "$p.streams$i.deadletter.v1" \
+			--application-id "$p-s-$i" --count "$N_B2" --key-file "$KANON_KEY_FILE" >"$work/streams.json"
+		s=$(elapsed "$t")
+		sed -e "s/\"bench\":\"b2\",/\"bench\":\"b2\",\"rep\":$i,/" -e "s/}\$/,\"wall_seconds\":$s}/" \
+			"$work/streams.json" >>"$out/raw/b2.jsonl"
 	done
 fi
 

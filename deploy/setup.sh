@@ -2,7 +2,8 @@
 # Idempotent set-up for a fresh Debian 12 machine (run as root or with sudo available):
 #   - build tools and C libraries from Debian's packages,
 #   - a real Apache Kafka 3.9 broker from Maven Central jars (cached in $KANON_CACHE),
-#   - a Python venv with fastavro/confluent-kafka/pytest for the interoperability tests.
+#   - a Python venv with fastavro/confluent-kafka/pytest for the interoperability tests,
+#   - a JDK and Maven for the benchmark's Kafka Streams peer (bench/peers/streams).
 # Re-running it does nothing that is already done.
 #
 #   deploy/setup.sh              everything (build, broker, test tools)
@@ -24,8 +25,9 @@ PKGS=(build-essential cmake pkg-config git ca-certificates
 	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev libmicrohttpd-dev
 	libicu-dev libpsl-dev libidn2-dev publicsuffix
 	systemtap-sdt-dev libbpf-dev bpftool clang llvm libclang-rt-14-dev)
-[ $build_only -eq 1 ] || PKGS+=(kcat clang-format python3 python3-venv default-jre-headless maven
-	gnuplot-nox avro-bin)
+# default-jdk-headless: javac for bench/peers/streams (B2's Kafka Streams peer).
+[ $build_only -eq 1 ] || PKGS+=(kcat clang-format python3 python3-venv default-jre-headless
+	default-jdk-headless maven gnuplot-nox avro-bin)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,7 +9,7 @@
  * slices of at most KN_STOP_SLICE_MS, so a stop arriving in the middle of one
  * is seen within a slice.
  *
- * The budget is spent in phases (run.c and txrun.c): deliver and commit
+ * The budget is spent in phases (engine/alo.c and eos.c): deliver and commit
  * until kn_stop_drain_deadline() (KN_STOP_DRAIN_MS after the signal); then
  * leave the consumer group, which is started only when KN_STOP_LEAVE_MS
  * remain before the budget's end (librdkafka's LeaveGroup request times out
