@@ -15,8 +15,9 @@
 #    the pipeline, the pipeline with aggregates (same records in memory).
 # B2 end to end on the real broker: kcat and Kafka's ConsumerPerformance
 #    (consume only), and kn_copy (consume + produce the same bytes with kanon's
-#    client settings: the physical limit) against `kanon run` (at-least-once, and
-#    exactly-once with the example's aggregates), `kanon run` with librdkafka's own
+#    client settings: the physical limit) against `kanon run` (at-least-once, on
+#    every core and on one worker, and exactly-once with the example's
+#    aggregates), `kanon run` with librdkafka's own
 #    consumer prefetch settings (the before of run.prefetch_memory_mb), and
 #    `kanon run` with `kanon lat` attached, and a Kafka Streams application
 #    doing the same de-identification (bench/peers/streams: Kafka Streams
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
 	--only) only=$2; shift ;;
 	--baseline) baseline=$2; shift ;;
 	--b2-records) b2_records=$2; shift ;;
-	-h | --help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	*) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -247,6 +248,12 @@ if want b2; then
 		t=$(now_s)
 		c=$(cpu_run "$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-k-$i" -l warn)
 		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon\",\"records\":$N_B2,\"seconds\":$(elapsed "$t"),\"cpu_seconds\":$c}" >>"$out/raw/b2.jsonl"
+
+		log "B2 round $i: kanon run with one worker (run.workers=1)"
+		t=$(now_s)
+		c=$(cpu_run "$KANON" run -c "$cfg" --until-eof --set "kafka.group_id=$p-w-$i" \
+			--set run.workers=1 -l warn)
+		echo "{\"bench\":\"b2\",\"rep\":$i,\"client\":\"kanon-1-worker\",\"records\":$N_B2,\"seconds\":$(elapsed "$t"),\"cpu_seconds\":$c}" >>"$out/raw/b2.jsonl"
 
 		log "B2 round $i: kanon run, exactly-once with the example aggregates"
 		t=$(now_s)

@@ -89,6 +89,7 @@ struct kn_config {
 	int64_t commit_interval_ms;
 	int64_t max_in_flight;
 	int64_t assign_wait_ms;	  /* --until-eof: how long to wait without partitions */
+	int64_t workers;	  /* run.workers: pipeline threads (0: one per core) */
 	char *guarantee_name;	  /* run.guarantee as written */
 	bool exactly_once;	  /* run.guarantee, resolved: the run loop's commit strategy */
 	int64_t stall_timeout_ms; /* /healthz: no progress this long while input waits */

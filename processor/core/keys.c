@@ -11,12 +11,20 @@
  * K[e][domain] = BLAKE2b-KDF(K_e, subkey_id = e, context = domain).
  *
  * Invariant: base <= cursor; cursor_key = K_cursor (the last chain state
- * computed, so epochs that only grow cost one ratchet each). */
+ * computed, so epochs that only grow cost one ratchet each).
+ *
+ * Threads: the run loop's workers call kn_keys_prf at once. Each thread
+ * keeps its own cache of derived per-kind keys (struct tls_cache, in sodium
+ * memory); a miss derives under the keys' mutex, since walking the chain
+ * moves the cursor. Retiring epochs bumps the keys' generation: every
+ * thread's cache empties itself before its next use. */
 #include "keys.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -48,14 +56,37 @@ struct secret {
 	uint8_t cursor_key[KEY_BYTES];
 	uint8_t erase[KEY_BYTES];
 	uint8_t noise[KEY_BYTES]; /* derived from erase: never rotates either */
-	struct slot cache[KN_DOMAINS][CACHE_WAYS];
 };
 
 struct kn_keys {
 	enum kn_prf prf;
 	int64_t base, cursor;
 	struct secret *s;
+	uint64_t id;	    /* unique per kn_keys ever made: what a thread's cache belongs to */
+	uint64_t gen;	    /* bumped when epochs are retired: caches start over */
+	pthread_mutex_t mu; /* derivation walks the chain (cursor, cursor_key) */
 };
+
+/* A thread's derived keys, for the kn_keys it used last (id, gen). */
+struct tls_cache {
+	uint64_t id, gen;
+	struct slot slot[KN_DOMAINS][CACHE_WAYS];
+};
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static pthread_key_t tls_key; /* its destructor frees a thread's cache at its exit */
+static __thread struct tls_cache *tls;
+static atomic_uint_fast64_t next_id = 1;
+
+static void tls_free(void *c)
+{
+	sodium_free(c); /* zeroes before unmapping */
+}
+
+static void tls_init(void)
+{
+	pthread_key_create(&tls_key, tls_free);
+}
 
 /* crypto_kdf contexts are exactly 8 bytes; one per domain. */
 static const char kdf_ctx[KN_DOMAINS][crypto_kdf_CONTEXTBYTES + 1] = {
@@ -90,14 +121,43 @@ static void ratchet(uint8_t key[KEY_BYTES])
 			   KEY_BYTES);
 }
 
-static void clear_cache(struct kn_keys *k, int64_t below)
+/* Empties this thread's cache if it holds k's keys. */
+static void tls_clear(const struct kn_keys *k)
 {
-	for (int d = 0; d < KN_DOMAINS; d++)
-		for (int w = 0; w < CACHE_WAYS; w++)
-			if (k->s->cache[d][w].epoch < below) {
-				sodium_memzero(&k->s->cache[d][w], sizeof(k->s->cache[d][w]));
-				k->s->cache[d][w].epoch = -1;
-			}
+	if (tls && tls->id == k->id) {
+		sodium_memzero(tls->slot, sizeof(tls->slot));
+		tls->id = 0;
+	}
+}
+
+/* Epochs were retired: every thread's cache of k starts over (this one's at
+ * once, the others' at their next kn_keys_prf). */
+static void clear_cache(struct kn_keys *k)
+{
+	k->gen++;
+	tls_clear(k);
+}
+
+/* This thread's cache, made k's (emptied when it held other keys or an
+ * older generation). NULL when no memory could be had. */
+static struct tls_cache *cache_for(const struct kn_keys *k)
+{
+	if (!tls) {
+		pthread_once(&tls_once, tls_init);
+		if (!(tls = sodium_malloc(sizeof(*tls))))
+			return NULL;
+		tls->id = 0;
+		pthread_setspecific(tls_key, tls);
+	}
+	if (tls->id != k->id || tls->gen != k->gen) {
+		sodium_memzero(tls->slot, sizeof(tls->slot));
+		for (int d = 0; d < KN_DOMAINS; d++)
+			for (int w = 0; w < CACHE_WAYS; w++)
+				tls->slot[d][w].epoch = -1;
+		tls->id = k->id;
+		tls->gen = k->gen;
+	}
+	return tls;
 }
 
 static int keys_new(int64_t base, const uint8_t chain[KEY_BYTES], const uint8_t erase[KEY_BYTES],
@@ -118,13 +178,12 @@ static int keys_new(int64_t base, const uint8_t chain[KEY_BYTES], const uint8_t 
 	}
 	k->prf = prf;
 	k->base = k->cursor = base;
+	k->id = atomic_fetch_add(&next_id, 1);
+	pthread_mutex_init(&k->mu, NULL);
 	memcpy(k->s->base_key, chain, KEY_BYTES);
 	memcpy(k->s->cursor_key, chain, KEY_BYTES);
 	memcpy(k->s->erase, erase, KEY_BYTES);
 	crypto_kdf_derive_from_key(k->s->noise, KEY_BYTES, 1, "kn_noise", erase);
-	for (int d = 0; d < KN_DOMAINS; d++)
-		for (int w = 0; w < CACHE_WAYS; w++)
-			k->s->cache[d][w].epoch = -1;
 	*out = k;
 	return 0;
 }
@@ -148,6 +207,10 @@ void kn_keys_destroy(struct kn_keys *k)
 {
 	if (!k)
 		return;
+	/* Other threads' caches went with their threads (the run loop joins
+	 * its workers first); this one's goes now. */
+	tls_clear(k);
+	pthread_mutex_destroy(&k->mu);
 	sodium_free(k->s); /* zeroes before unmapping */
 	kn_free(k);
 }
@@ -479,7 +542,7 @@ static void follow(struct kn_keys *k, int64_t base, const uint8_t chain[KEY_BYTE
 	memcpy(k->s->base_key, chain, KEY_BYTES);
 	memcpy(k->s->cursor_key, chain, KEY_BYTES);
 	k->base = k->cursor = base;
-	clear_cache(k, base);
+	clear_cache(k);
 }
 
 static bool read_only(int err)
@@ -615,12 +678,29 @@ static int derive(struct kn_keys *k, struct slot *sl, int64_t epoch, int domain)
 	return 0;
 }
 
+/* The slot of (epoch, domain) in this thread's cache, derived if missing;
+ * without a cache, tmp. NULL: the epoch's key is destroyed. */
+static const struct slot *slot_of(struct kn_keys *k, int64_t epoch, int domain, struct slot *tmp)
+{
+	struct tls_cache *tc = cache_for(k);
+	struct slot *sl = tc ? &tc->slot[domain][(uint64_t)epoch % CACHE_WAYS] : tmp;
+	int err;
+
+	if (tc && sl->epoch == epoch)
+		return sl;
+	pthread_mutex_lock(&k->mu);
+	err = derive(k, sl, epoch, domain);
+	pthread_mutex_unlock(&k->mu);
+	return err ? NULL : sl;
+}
+
 int kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, size_t len,
 		uint8_t out[KN_PRF_BYTES])
 {
-	struct slot *sl = &k->s->cache[domain][(uint64_t)epoch % CACHE_WAYS];
+	struct slot tmp;
+	const struct slot *sl = slot_of(k, epoch, domain, &tmp);
 
-	if (sl->epoch != epoch && derive(k, sl, epoch, domain))
+	if (!sl)
 		return -ENOKEY;
 	switch (k->prf) {
 	case KN_PRF_SIPHASH:
@@ -643,5 +723,7 @@ int kn_keys_prf(struct kn_keys *k, int64_t epoch, int domain, const void *in, si
 		break;
 	}
 	}
+	if (sl == &tmp)
+		sodium_memzero(&tmp, sizeof(tmp));
 	return 0;
 }

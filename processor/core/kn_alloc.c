@@ -1,15 +1,19 @@
 #include "kn_alloc.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned long alloc_count;
-static unsigned long fail_at; /* 0: never fail */
+/* Atomic: the run loop's workers may allocate at once (not per record). */
+static atomic_ulong alloc_count;
+static atomic_ulong fail_at; /* 0: never fail */
 
 static int should_fail(void)
 {
-	alloc_count++;
-	return fail_at && alloc_count >= fail_at;
+	unsigned long n = atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1;
+	unsigned long at = atomic_load_explicit(&fail_at, memory_order_relaxed);
+
+	return at && n >= at;
 }
 
 void kn_alloc_fail_after(unsigned long n)

@@ -2,12 +2,16 @@
  * commit strategies, alo.c (at-least-once) and eos.c (exactly-once).
  *
  * The loop owns the batch: it polls up to run.batch_size messages, asks the
- * strategy which records belong to the batch, runs decode, policy and
- * de-identification over them (and the aggregates, when there are any),
- * hands the results to the strategy to write, and calls the strategy's tick
- * after every batch so it can commit when due. Everything runs on the
- * loop's thread; the strategies' callbacks (delivery reports, rebalances)
- * are served from inside the transport's poll calls on that thread too. */
+ * strategy which records belong to the batch, and splits them into one
+ * share per worker by partition. The workers run decode, policy and
+ * de-identification over their shares at once (workers.h), one step at a
+ * time; then, share by share on the loop's thread, the aggregates take their
+ * events (when there are any) and the strategy writes the results. After
+ * every batch the strategy's tick commits when due. Every partition's
+ * records stay in one share in consumed order, so the strategies see each
+ * partition in order, as with one worker. Only the pipeline steps run on
+ * other threads; the strategies' callbacks (delivery reports, rebalances)
+ * are served from inside the transport's poll calls on the loop's thread. */
 #ifndef KN_ENGINE_H
 #define KN_ENGINE_H
 
@@ -59,6 +63,15 @@ struct kn_mode {
 
 extern const struct kn_mode kn_mode_alo, kn_mode_eos;
 
+/* One pipeline worker (workers.h): its pipeline and its share of a batch,
+ * every record of a partition in the same share, in consumed order. */
+struct kn_worker {
+	struct kn_pipeline *pipe; /* worker 0's is the stack's */
+	struct kn_batch *b;
+	int *msg_of, *part_of; /* as in struct kn_engine */
+	int count;	       /* what the last step returned */
+};
+
 struct kn_engine {
 	const struct kn_config *cfg;
 	const struct kn_run_opts *o;
@@ -75,22 +88,27 @@ struct kn_engine {
 	struct kn_metrics_snapshot snap;
 	struct kn_trace *trace;
 	struct kn_msg *msgs; /* as consumed */
-	struct kn_batch *b;  /* the records among them, for the pipeline */
-	int *msg_of;	     /* b->rec[i] is msgs[msg_of[i]] */
-	int *part_of;	     /* and has this aggregator partition */
+	struct kn_workers *pool;
+	struct kn_worker *wk;
+	int n_wk;
+	/* The share being aggregated and emitted (one worker's, in turn): */
+	struct kn_batch *b; /* the records, after the pipeline */
+	int *msg_of;	    /* b->rec[i] is msgs[msg_of[i]] */
+	int *part_of;	    /* and has this aggregator partition */
 	uint64_t produced, dead, dropped, not_aggregated;
 	int64_t last_progress; /* mono ms of the last delivery or commit */
 	char err[512];
 };
 
-/* Record i of the batch, consumed as this message. */
+/* Record i of the current share, consumed as this message. */
 static inline const struct kn_msg *kn_engine_msg(const struct kn_engine *e, int i)
 {
 	return &e->msgs[e->msg_of[i]];
 }
 
-/* Writes record i's result (its de-identified event, or its dead letter)
- * with token, waiting for queue space up to the stop's drain deadline.
+/* Writes the result of record i of the current share (its de-identified
+ * event, or its dead letter) with token, waiting for queue space up to the
+ * stop's drain deadline.
  * Returns 0, -ECANCELED (not queued) or the producer's error. */
 int kn_engine_send(struct kn_engine *e, int i, uint64_t token);
 

@@ -11,6 +11,7 @@
 #include "kn_alloc.h"
 #include "log.h"
 #include "stop.h"
+#include "workers.h"
 
 /* ---- what every front end opens ---- */
 
@@ -141,31 +142,85 @@ int kn_engine_send(struct kn_engine *e, int i, uint64_t token)
 	return err;
 }
 
-/* The batch's records, for the pipeline; returns the earliest Kafka
- * timestamp among them (0: none). */
-static int64_t gather(struct kn_engine *e, int n)
+/* The share of a partition: all its records go to one worker. */
+static int worker_of(const struct kn_engine *e, const struct kn_msg *m)
+{
+	return e->n_wk == 1 ? 0
+			    : (int)(((uint32_t)m->topic_idx * 1031u + (uint32_t)m->partition) %
+				    (uint32_t)e->n_wk);
+}
+
+/* Splits the batch's records into the workers' shares; returns the
+ * earliest Kafka timestamp among them (0: none) and *total. */
+static int64_t gather(struct kn_engine *e, int n, int *total)
 {
 	int64_t min_ts = INT64_MAX, now = kn_wall_ms(); /* one clock read per batch */
-	struct kn_batch *b = e->b;
 
-	b->n = 0;
+	for (int w = 0; w < e->n_wk; w++)
+		e->wk[w].b->n = 0;
+	*total = 0;
 	for (int i = 0; i < n; i++) {
 		const struct kn_msg *m = &e->msgs[i];
 		int part = -1;
 		if (m->eof || !e->mode->accept(e, m, &part))
 			continue;
-		e->msg_of[b->n] = i;
-		e->part_of[b->n] = part;
+		struct kn_worker *wk = &e->wk[worker_of(e, m)];
+		struct kn_batch *b = wk->b;
+		wk->msg_of[b->n] = i;
+		wk->part_of[b->n] = part;
 		b->rec[b->n++] = (struct kn_rec){
 			.msg = m->payload,
 			.len = m->len,
 			.expected_type =
 				m->topic_idx >= 0 ? (int)e->cfg->inputs[m->topic_idx].type : -1,
 			.ref_ms = m->ts_ms ? m->ts_ms : now};
+		(*total)++;
 		if (m->ts_ms && m->ts_ms < min_ts)
 			min_ts = m->ts_ms;
 	}
 	return min_ts == INT64_MAX ? 0 : min_ts;
+}
+
+/* ---- the pipeline steps, on every worker ---- */
+
+static void step_decode(void *arg, int w)
+{
+	struct kn_worker *wk = &((struct kn_engine *)arg)->wk[w];
+
+	wk->count = wk->b->n ? kn_pipeline_decode(wk->pipe, wk->b) : 0;
+}
+
+static void step_admit(void *arg, int w)
+{
+	struct kn_worker *wk = &((struct kn_engine *)arg)->wk[w];
+
+	wk->count = wk->b->n ? kn_pipeline_admit(wk->pipe, wk->b) : 0;
+}
+
+static void step_deidentify(void *arg, int w)
+{
+	struct kn_worker *wk = &((struct kn_engine *)arg)->wk[w];
+
+	wk->count = wk->b->n ? kn_pipeline_deidentify(wk->pipe, wk->b) : 0;
+}
+
+/* Runs one step on every worker; returns the records it left live. */
+static uint32_t step(struct kn_engine *e, kn_work_fn *fn)
+{
+	uint32_t n = 0;
+
+	kn_workers_run(e->pool, fn, e);
+	for (int w = 0; w < e->n_wk; w++)
+		n += (uint32_t)e->wk[w].count;
+	return n;
+}
+
+/* Makes worker w's share the current one (engine.h). */
+static void share(struct kn_engine *e, int w)
+{
+	e->b = e->wk[w].b;
+	e->msg_of = e->wk[w].msg_of;
+	e->part_of = e->wk[w].part_of;
 }
 
 /* Offers every de-identified event to the aggregates, which decide what
@@ -198,32 +253,49 @@ static int aggregate(struct kn_engine *e)
 	return added;
 }
 
-/* n consumed messages through every step, each step's end marked. */
-static int process_batch(struct kn_engine *e, int n)
+/* n consumed messages through every step, each step's end marked; *total:
+ * the records among them. */
+static int process_batch(struct kn_engine *e, int n, int *total)
 {
-	int64_t min_ts = gather(e, n);
-	struct kn_batch *b = e->b;
+	int64_t min_ts = gather(e, n, total);
 	struct kn_tspan span;
-	uint32_t queued = 0;
-	int added, err;
+	uint32_t queued = 0, added = 0;
+	int err = 0, a;
 
-	if (!b->n)
+	if (!*total)
 		return 0;
-	kn_trace_begin(e->trace, &span, (uint32_t)b->n, min_ts);
-	kn_trace_mark(e->trace, &span, KN_STAGE_DECODE,
-		      (uint32_t)kn_pipeline_decode(e->st.pipe, b));
-	kn_trace_mark(e->trace, &span, KN_STAGE_POLICY, (uint32_t)kn_pipeline_admit(e->st.pipe, b));
-	kn_trace_mark(e->trace, &span, KN_STAGE_DEID,
-		      (uint32_t)kn_pipeline_deidentify(e->st.pipe, b));
+	kn_trace_begin(e->trace, &span, (uint32_t)*total, min_ts);
+	kn_trace_mark(e->trace, &span, KN_STAGE_DECODE, step(e, step_decode));
+	kn_trace_mark(e->trace, &span, KN_STAGE_POLICY, step(e, step_admit));
+	kn_trace_mark(e->trace, &span, KN_STAGE_DEID, step(e, step_deidentify));
 	if (e->agg) {
-		if ((added = aggregate(e)) < 0)
-			return added;
-		kn_trace_mark(e->trace, &span, KN_STAGE_AGGREGATE, (uint32_t)added);
+		for (int w = 0; w < e->n_wk; w++) {
+			share(e, w);
+			if ((a = aggregate(e)) < 0)
+				return a;
+			added += (uint32_t)a;
+		}
+		kn_trace_mark(e->trace, &span, KN_STAGE_AGGREGATE, added);
 	}
-	err = e->mode->emit(e, kn_trace_tag(&span), &queued);
+	for (int w = 0; w < e->n_wk && !err; w++) {
+		share(e, w);
+		err = e->mode->emit(e, kn_trace_tag(&span), &queued);
+	}
 	kn_trace_mark(e->trace, &span, KN_STAGE_PRODUCE, queued);
 	kn_trace_await(e->trace, &span, queued);
 	return err;
+}
+
+/* The pipeline's counters over every worker. */
+static void pipeline_stats(const struct kn_engine *e, struct kn_pipeline_stats *ps,
+			   struct kn_policy_stats *pol)
+{
+	*ps = *kn_pipeline_stats(e->st.pipe);
+	*pol = *kn_pipeline_policy_stats(e->st.pipe);
+	for (int w = 1; w < e->n_wk; w++) {
+		kn_pipeline_stats_add(ps, kn_pipeline_stats(e->wk[w].pipe));
+		kn_policy_stats_add(pol, kn_pipeline_policy_stats(e->wk[w].pipe));
+	}
 }
 
 /* ---- observation ---- */
@@ -235,8 +307,7 @@ static void publish(struct kn_engine *e)
 
 	if (!e->metrics)
 		return;
-	s->pipe = *kn_pipeline_stats(e->st.pipe);
-	s->policy = *kn_pipeline_policy_stats(e->st.pipe);
+	pipeline_stats(e, &s->pipe, &s->policy);
 	s->produced = e->produced;
 	s->dead_lettered = e->dead;
 	s->trace = *kn_trace_stats(e->trace);
@@ -261,12 +332,13 @@ static void publish(struct kn_engine *e)
 
 static void log_stats(struct kn_engine *e)
 {
-	const struct kn_pipeline_stats *st = kn_pipeline_stats(e->st.pipe);
-	const struct kn_policy_stats *ps = kn_pipeline_policy_stats(e->st.pipe);
+	struct kn_pipeline_stats pst, *st = &pst;
+	struct kn_policy_stats pol, *ps = &pol;
 	char dead[512] = "", more[768] = "";
 	uint64_t invalid = 0;
 	size_t off = 0;
 
+	pipeline_stats(e, st, ps);
 	for (int i = 0; i < KN_DEAD_REASONS; i++)
 		if (st->dead[i] && off < sizeof(dead))
 			off += (size_t)snprintf(dead + off, sizeof(dead) - off, " %s=%" PRIu64,
@@ -275,14 +347,14 @@ static void log_stats(struct kn_engine *e)
 		invalid += st->invalid_id[k];
 	e->mode->log_stats(e, more, sizeof(more));
 	kn_info("run",
-		"consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64 " dropped=%" PRIu64
-		" (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64 " erased=%" PRIu64
-		" minor=%" PRIu64 ") minors=%" PRIu64 " sensitive=%" PRIu64
+		"workers=%d consumed=%" PRIu64 " deid=%" PRIu64 " dead_letter=%" PRIu64
+		" dropped=%" PRIu64 " (no_analytics_consent=%" PRIu64 " no_ads_consent=%" PRIu64
+		" erased=%" PRIu64 " minor=%" PRIu64 ") minors=%" PRIu64 " sensitive=%" PRIu64
 		" invalid_identifier=%" PRIu64 " geo_withheld=%" PRIu64 "%s%s",
-		st->in, e->produced, e->dead, e->dropped, st->dropped[KN_DROP_NO_ANALYTICS],
-		st->dropped[KN_DROP_NO_ADS], st->dropped[KN_DROP_ERASED],
-		st->dropped[KN_DROP_MINOR], ps->minors, ps->sensitive, invalid, st->geo_withheld,
-		dead, more);
+		e->n_wk, st->in, e->produced, e->dead, e->dropped,
+		st->dropped[KN_DROP_NO_ANALYTICS], st->dropped[KN_DROP_NO_ADS],
+		st->dropped[KN_DROP_ERASED], st->dropped[KN_DROP_MINOR], ps->minors, ps->sensitive,
+		invalid, st->geo_withheld, dead, more);
 }
 
 /* ---- the loop ---- */
@@ -302,10 +374,9 @@ static int loop(struct kn_engine *e, bool *drained)
 				break;
 			last_keys = kn_mono_ms();
 		}
-		int n = kn_consumer_poll(e->in, e->msgs, (int)e->cfg->batch_size, 100);
+		int n = kn_consumer_poll(e->in, e->msgs, (int)e->cfg->batch_size, 100), records;
 		int64_t t0 = kn_mono_us();
-		err = process_batch(e, n);
-		int records = e->b->n;
+		err = process_batch(e, n, &records);
 		for (int i = 0; i < n; i++)
 			if (e->msgs[i].eof)
 				e->mode->eof(e, &e->msgs[i]);
@@ -344,24 +415,63 @@ static void stand_by(struct kn_engine *e)
 	}
 }
 
+/* The workers: worker 0 runs the stack's pipeline on the loop's thread,
+ * every other one a pipeline of its own (same schemas, keys, erasure). */
+static int start_workers(struct kn_engine *e, char *errstr, size_t errsz)
+{
+	const struct kn_config *c = e->cfg;
+	int n = c->workers ? (int)c->workers : kn_workers_default();
+	size_t cap = (size_t)c->batch_size;
+
+	if (!(e->wk = kn_calloc((size_t)n, sizeof(*e->wk))))
+		return -ENOMEM;
+	e->n_wk = n;
+	for (int w = 0; w < n; w++) {
+		struct kn_worker *wk = &e->wk[w];
+		/* A share can be the whole batch: one partition, one worker. */
+		wk->b = kn_batch_new((int)cap, c->n_aggs > 0); /* the aggregates read b->deid */
+		wk->msg_of = kn_calloc(cap, sizeof(*wk->msg_of));
+		wk->part_of = kn_calloc(cap, sizeof(*wk->part_of));
+		if (!wk->b || !wk->msg_of || !wk->part_of)
+			return -ENOMEM;
+		wk->pipe = w ? kn_pipeline_new(c, e->st.schemas, e->st.keys, errstr, errsz)
+			     : e->st.pipe;
+		if (!wk->pipe)
+			return -ENOMEM;
+		if (w && e->st.erasure)
+			kn_pipeline_set_erasure(wk->pipe, e->st.erasure);
+	}
+	return kn_workers_new(n, &e->pool);
+}
+
 static int setup(struct kn_engine *e, char *errstr, size_t errsz)
 {
 	const struct kn_config *c = e->cfg;
 	int err = kn_stack_open(c, KN_STACK_MAINTAIN | KN_STACK_ERASURE, &e->st, errstr, errsz);
-	size_t n = (size_t)c->batch_size;
 
 	if (err)
 		return err;
-	e->msgs = kn_calloc(n, sizeof(*e->msgs));
-	e->msg_of = kn_calloc(n, sizeof(*e->msg_of));
-	e->part_of = kn_calloc(n, sizeof(*e->part_of));
-	e->b = kn_batch_new((int)n, c->n_aggs > 0); /* the aggregates read b->deid */
+	e->msgs = kn_calloc((size_t)c->batch_size, sizeof(*e->msgs));
 	e->trace = kn_trace_new();
-	if (!e->msgs || !e->msg_of || !e->part_of || !e->b || !e->trace) {
-		snprintf(errstr, errsz, "out of memory");
-		return -ENOMEM;
+	if (!e->msgs || !e->trace || (err = start_workers(e, errstr, errsz))) {
+		snprintf(errstr, errsz, "out of memory (or no thread) for %d worker(s)", e->n_wk);
+		return err ? err : -ENOMEM;
 	}
 	return e->mode->start(e, errstr, errsz);
+}
+
+static void stop_workers(struct kn_engine *e)
+{
+	/* Joined first: the threads' key caches go with them (keys.c). */
+	kn_workers_destroy(e->pool);
+	for (int w = 0; w < e->n_wk; w++) {
+		if (w)
+			kn_pipeline_destroy(e->wk[w].pipe);
+		kn_batch_destroy(e->wk[w].b);
+		kn_free(e->wk[w].msg_of);
+		kn_free(e->wk[w].part_of);
+	}
+	kn_free(e->wk);
 }
 
 /* Every engine whose producer was walked away from mid-transaction: its
@@ -378,13 +488,11 @@ static void teardown(struct kn_engine *e)
 	if (e->m)
 		e->mode->destroy(e);
 	kn_metrics_stop(e->metrics);
+	stop_workers(e);
 	kn_stack_close(&e->st);
 	kn_aggregator_destroy(e->agg);
 	kn_free(e->defs);
 	kn_free(e->msgs);
-	kn_free(e->msg_of);
-	kn_free(e->part_of);
-	kn_batch_destroy(e->b);
 	if (orphaned) {
 		for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
 			if (!orphans[i] && (orphans[i] = e))
@@ -426,8 +534,10 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 			stand_by(e);
 		if (err)
 			snprintf(errstr, errstr_size, "%s", e->err[0] ? e->err : "failed");
-		if (o->stats)
-			*o->stats = *kn_pipeline_stats(e->st.pipe);
+		if (o->stats) {
+			struct kn_policy_stats pol;
+			pipeline_stats(e, o->stats, &pol);
+		}
 	}
 	kn_stop_settle(kn_run_exit_code(err));
 	teardown(e); /* frees e */

@@ -39,6 +39,17 @@ static void put_opt_str(struct wr *w, const char *s)
 	put_str(w, s, n);
 }
 
+/* A pseudonym (32 hex digits, length known), or null. */
+static void put_opt_pid(struct wr *w, bool present, const char *pid)
+{
+	if (!present) {
+		*w->p++ = 0;
+		return;
+	}
+	*w->p++ = 2;
+	put_str(w, pid, KN_PID_HEX_LEN);
+}
+
 /* ["null","int"]: negative stands for null (versions/status are >= 0). */
 static void put_opt_int(struct wr *w, int32_t v)
 {
@@ -66,12 +77,12 @@ size_t kn_encode_deid(const struct kn_deid *d, uint8_t *buf)
 	const char *type = kn_event_type_name(d->type);
 
 	put_str(&w, type, strlen(type));
-	put_opt_str(&w, d->has_event_key ? d->event_key : "");
+	put_opt_pid(&w, d->has_event_key, d->event_key);
 	put_long(&w, d->time_bucket_ms);
 	put_long(&w, d->bucket_size_ms);
 	put_long(&w, d->key_epoch);
 	for (int k = 0; k < KN_ID_KINDS; k++) /* user, device, phone, email, cookie */
-		put_opt_str(&w, d->has_pid[k] ? d->pid[k] : "");
+		put_opt_pid(&w, d->has_pid[k], d->pid[k]);
 	put_opt_str(&w, d->geo_cell);
 	put_opt_str(&w, d->ip_prefix);
 	put_opt_str(&w, d->ua_browser);

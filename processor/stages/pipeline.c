@@ -307,3 +307,16 @@ const struct kn_policy_stats *kn_pipeline_policy_stats(const struct kn_pipeline 
 {
 	return kn_policy_stats(p->policy);
 }
+
+void kn_pipeline_stats_add(struct kn_pipeline_stats *to, const struct kn_pipeline_stats *from)
+{
+	to->in += from->in;
+	to->out += from->out;
+	to->geo_withheld += from->geo_withheld;
+	for (int i = 0; i < KN_DEAD_REASONS; i++)
+		to->dead[i] += from->dead[i];
+	for (int i = 0; i < KN_ID_KINDS; i++)
+		to->invalid_id[i] += from->invalid_id[i];
+	for (int i = 0; i < KN_DROP_REASONS; i++)
+		to->dropped[i] += from->dropped[i];
+}

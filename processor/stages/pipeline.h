@@ -129,6 +129,8 @@ const struct kn_deid *kn_pipeline_last(const struct kn_pipeline *p);
 /* The decoded input of the most recent one-message call (string views into it). */
 const struct kn_event *kn_pipeline_last_event(const struct kn_pipeline *p);
 const struct kn_pipeline_stats *kn_pipeline_stats(const struct kn_pipeline *p);
+/* to += from, counter by counter (the run loop's workers each count their own). */
+void kn_pipeline_stats_add(struct kn_pipeline_stats *to, const struct kn_pipeline_stats *from);
 const struct kn_policy_stats *kn_pipeline_policy_stats(const struct kn_pipeline *p);
 
 #endif

@@ -451,3 +451,19 @@ const struct kn_policy_stats *kn_policy_stats(const struct kn_policy *p)
 {
 	return &p->st;
 }
+
+void kn_policy_stats_add(struct kn_policy_stats *to, const struct kn_policy_stats *from)
+{
+	for (int i = 0; i < KN_DROP_REASONS; i++)
+		to->dropped[i] += from->dropped[i];
+	to->minors += from->minors;
+	to->sensitive += from->sensitive;
+	to->no_location_consent += from->no_location_consent;
+	to->scrubbed.url += from->scrubbed.url;
+	to->scrubbed.email += from->scrubbed.email;
+	to->scrubbed.ip += from->scrubbed.ip;
+	to->scrubbed.cn_id += from->scrubbed.cn_id;
+	to->scrubbed.card += from->scrubbed.card;
+	to->scrubbed.phone += from->scrubbed.phone;
+	to->scrubbed.num += from->scrubbed.num;
+}

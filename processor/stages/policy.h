@@ -68,6 +68,8 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_deid *d);
 
 const struct kn_policy_stats *kn_policy_stats(const struct kn_policy *p);
+/* to += from, counter by counter. */
+void kn_policy_stats_add(struct kn_policy_stats *to, const struct kn_policy_stats *from);
 
 /* The category of a (scrubbed) query, "withheld" for sensitive text,
  * "other" when nothing matches; for tests and `policy explain`. */

@@ -1,10 +1,13 @@
-"""run.guarantee: the one run loop's two commit strategies, chosen by the
-config, against the real broker.
+"""The one run loop, against the real broker: its two commit strategies
+(run.guarantee) and its workers (run.workers).
 
 - exactly-once without aggregates: the de-identified stream alone, written in
   transactions, holds every kept event exactly once through repeated kill -9
   (read_committed), while the aborted attempts stay in the log;
-- `kanon check` refuses aggregates with at-least-once, and unknown values.
+- `kanon check` refuses aggregates with at-least-once, and unknown values;
+- one worker and several give the same records, de-identified events and
+  aggregate rows byte for byte (several workers change the order in which
+  partitions interleave, which the aggregates must not depend on).
 """
 import collections
 import random
@@ -56,3 +59,35 @@ def test_check_refuses_aggregates_without_exactly_once(tmp_path):
     for ok in ("auto", "exactly-once"):
         r = env.kanon("check", "-c", env.config, "--set", "run.guarantee=" + ok, check=False)
         assert r.returncode == 0, r.stderr
+
+
+def outputs(env, out, agg=None):
+    """The committed records of out (and agg) as a multiset of bytes."""
+    got = collections.Counter((m["key"], m["value"]) for m in consume(out))
+    rows = collections.Counter((m["key"], m["value"]) for m in consume(agg)) if agg else None
+    return got, rows
+
+
+def test_workers_same_output(broker, tmp_path):
+    aggs = [{"name": "geo", "dimensions": ["geo_cell"], "k": 5, "geo_precision": 4},
+            {"name": "os", "dimensions": ["os_family"], "k": 5}]
+    # Exact counts (k-anonymity): any event that moved between groups shows.
+    env = Env(tmp_path, "workers", aggregates=aggs, privacy="k-anonymity")
+    env.kanon("gen", "-c", env.config, "--seed", "21", "--count", "10000", "--users", "400",
+              "--span", "6h", "--types", "device,access,search")
+    results = []
+    for workers in (1, 3):
+        # Same key file and transactional id (the noise's scope), one run
+        # after the other; each its own outputs and group.
+        tag = "w%d" % workers
+        over = ["--set", "run.workers=%d" % workers, "--set", "kafka.group_id=%s-%s" % (env.prefix, tag),
+                "--set", "topics.output=%s.%s.deid" % (env.prefix, tag),
+                "--set", "topics.dead_letter=%s.%s.dlq" % (env.prefix, tag),
+                "--set", "aggregate.topic=%s.%s.agg" % (env.prefix, tag),
+                "--set", "aggregate.stats_topic=%s.%s.aggstats" % (env.prefix, tag)]
+        r = env.kanon("run", "-c", env.config, "--until-eof", *over)
+        assert b"workers=%d " % workers in r.stderr, r.stderr.decode()[-2000:]
+        results.append(outputs(env, "%s.%s.deid" % (env.prefix, tag), "%s.%s.agg" % (env.prefix, tag)))
+    (out1, rows1), (out3, rows3) = results
+    assert sum(out1.values()) > 20000 and out1 == out3
+    assert len(rows1) > 10 and rows1 == rows3

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -40,6 +41,55 @@ static void test_determinism_and_separation(void)
 	prf(k, 100, 0, "+8613800138000", b);
 	KT_CHECK(!memcmp(a, b, 16));
 	kn_keys_destroy(k);
+}
+
+/* Threads at once (the run loop's workers): each with its own cache, all
+ * deriving from the one chain, over epochs that collide in the caches'
+ * ways and walk the chain back and forth, under every PRF. Every result is
+ * the single-threaded one. */
+#define T_THREADS 4
+#define T_EPOCHS  24
+
+struct prf_job {
+	struct kn_keys *k;
+	uint8_t got[T_EPOCHS][KN_DOMAINS][16];
+	int rounds;
+};
+
+static void *prf_thread(void *arg)
+{
+	struct prf_job *j = arg;
+
+	for (int r = 0; r < j->rounds; r++)
+		for (int e = 0; e < T_EPOCHS; e++)
+			for (int d = 0; d < KN_DOMAINS; d++) {
+				int64_t ep = (e * 7 + r) % T_EPOCHS * 8; /* same way, every epoch */
+				kn_keys_prf(j->k, 500 + ep, d, "+8613800138000", 14,
+					    j->got[(ep / 8)][d]);
+			}
+	return NULL;
+}
+
+static void test_prf_threads(void)
+{
+	for (int prf_kind = 0; prf_kind < 3; prf_kind++) {
+		struct kn_keys *k;
+		struct prf_job ref = {.rounds = 1}, jobs[T_THREADS];
+		pthread_t t[T_THREADS];
+
+		KT_CHECK(kn_keys_from_master(master, (enum kn_prf)prf_kind, &k) == 0);
+		ref.k = k;
+		prf_thread(&ref);
+		for (int i = 0; i < T_THREADS; i++) {
+			jobs[i] = (struct prf_job){.k = k, .rounds = 30 + i};
+			KT_CHECK(pthread_create(&t[i], NULL, prf_thread, &jobs[i]) == 0);
+		}
+		for (int i = 0; i < T_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			KT_CHECK(!memcmp(jobs[i].got, ref.got, sizeof(ref.got)));
+		}
+		kn_keys_destroy(k);
+	}
 }
 
 /* The documented derivation, recomputed with libsodium's one-shot calls:
@@ -389,6 +439,7 @@ int main(void)
 {
 	KT_RUN(test_pid_hex);
 	KT_RUN(test_determinism_and_separation);
+	KT_RUN(test_prf_threads);
 	KT_RUN(test_matches_reference);
 	KT_RUN(test_retire);
 	KT_RUN(test_prfs_differ);
