@@ -94,8 +94,9 @@ static const struct opt table[] = {
 	 "--until-eof: how long to wait for input partitions (at start, or after losing them "
 	 "in an outage) before giving up; keep it above the consumer's session.timeout.ms"},
 	{"run.workers", O_INT, OFF(workers), 0, 256, "0",
-	 "threads running the pipeline (0: one per core the process may use); every input "
-	 "partition always goes to the same one, so its order is kept"},
+	 "threads running the pipeline (0: one per core the process may use, less one left to "
+	 "librdkafka's threads); every input partition always goes to the same one, so its "
+	 "order is kept"},
 	{"run.guarantee", O_STR, OFF(guarantee_name), 0, 0, "auto",
 	 "at-least-once | exactly-once | auto (exactly-once when aggregates are configured, "
 	 "which require it); exactly-once writes every output in Kafka transactions"},

@@ -23,7 +23,8 @@ void kn_workers_run(struct kn_workers *w, kn_work_fn *fn, void *arg);
 /* Stops and joins the threads, and frees. Accepts NULL. */
 void kn_workers_destroy(struct kn_workers *w);
 
-/* The default number of workers: the cores this process may run on. */
+/* The default number of workers: the cores this process may run on, less
+ * one for librdkafka's threads (at least one). */
 int kn_workers_default(void);
 
 #endif
