@@ -48,8 +48,11 @@ static int fatal(struct kn_producer *p, rd_kafka_resp_err_t code)
 
 	if (code == RD_KAFKA_RESP_ERR__FATAL)
 		code = rd_kafka_fatal_error(p->rk, why, sizeof(why));
-	if (code != RD_KAFKA_RESP_ERR__FENCED && code != RD_KAFKA_RESP_ERR_PRODUCER_FENCED &&
-	    code != RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+	/* Fencing is a transactional producer's fate; an idempotent one with a
+	 * fatal epoch error is just broken. */
+	if (p->o.role != KN_CLIENT_TX_PRODUCER ||
+	    (code != RD_KAFKA_RESP_ERR__FENCED && code != RD_KAFKA_RESP_ERR_PRODUCER_FENCED &&
+	     code != RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)) {
 		set_error(p, "producer fatal error: %s", why[0] ? why : rd_kafka_err2str(code));
 		return -EIO;
 	}
