@@ -212,8 +212,9 @@ static int b1(const char *config, const char *file, int reps)
 	load_corpus(c, s, file, KN_EV_DEVICE, &k);
 	const struct kn_schema_entry *e = kn_schemas_find(s, k.schema_id);
 	for (int r = 0; r < reps; r++) {
-		struct kn_agg_def *defs;
-		struct kn_aggregator *agg = kn_aggregator_from_config(c, 1, keys, &defs);
+		struct kn_agg_def *defs = kn_agg_defs_from_config(c);
+		struct kn_aggregator *agg =
+			kn_aggregator_from_config(c, defs, 1, keys, KN_AGG_WHOLE);
 		double a = run_avro_generic(e, &k), d = run_kanon_decoder(e, &k);
 		double pl = run_pipeline(p, &k, NULL, &out, KN_EV_DEVICE);
 		double pa = run_pipeline(p, &k, agg, &out, KN_EV_DEVICE);

@@ -6,13 +6,14 @@ the raw results already in OUT, each section saying when it was measured)."""
 import json
 import os
 import platform
+import math
 import statistics
 import subprocess
 import sys
 import time
 
 out, quick = sys.argv[1], sys.argv[2] == "1"
-only = (sys.argv[3] if len(sys.argv) > 3 else "b1,b2,b3,b4,b5,b6,b7").split(",")
+only = (sys.argv[3] if len(sys.argv) > 3 else "b1,b2,b3,b4,b5,b6,b7,b8").split(",")
 
 
 def load(name):
@@ -355,6 +356,73 @@ if b7:
                   % (close[0]["groups"], cell(ex), cell(dpn), statistics.median(dpn) / statistics.median(ex),
                      statistics.median(dpn) * close[0]["groups"] / 1e6, close[0]["groups"]))
 
+# ---- B8 ----
+b8 = load("b8")
+if b8:
+    md.append("## B8 the aggregation topology, one stage at a time\n")
+    md.append("_measured %s_\n" % measured("b8"))
+    md.append("Each stage alone (`kanon run --role STAGE --until-eof`, one instance, default workers) "
+              "over the whole backlog its upstream left: %d DeviceLog records in, the example's two "
+              "aggregate definitions. Records are what the stage reads: input records (deid), "
+              "contributions and marks (bound), partial tallies and marks (release).\n"
+              % next(r["records"] for r in b8 if r["stage"] == "deid"))
+    md.append("| stage | records | records/s per instance | CPU us per record |\n|---|---|---|---|")
+    rate = {}
+    for st in ("deid", "bound", "release"):
+        rs = [r for r in b8 if r["stage"] == st and r["seconds"] > 0]
+        if not rs:
+            continue
+        rate[st] = statistics.median(r["records"] / r["seconds"] for r in rs)
+        md.append("| %s | %d | %s | %s |" % (st, rs[0]["records"], cell([r["records"] / r["seconds"] for r in rs]),
+                                           cell([r["cpu_seconds"] / max(r["records"], 1) * 1e6 for r in rs])))
+    deid = [r for r in b8 if r["stage"] == "deid"]
+    bound = [r for r in b8 if r["stage"] == "bound"]
+    sizes = next((r for r in b8 if r["stage"] == "sizes"), None)
+    if len(rate) == 3 and deid and bound:
+        n_in = deid[0]["records"]
+        contrib_per_rec = statistics.median(r["extra"] for r in deid) / n_in
+        bound_per_rec = bound[0]["records"] / n_in  # contributions + marks per input record
+        peak = statistics.median(r["extra"] for r in bound)
+        eos = [r["records"] / r["seconds"] for r in (b2 or []) if r["client"] == "kanon-eos"]
+        today = statistics.median(eos) if eos else rate["deid"]
+        md.append("\nPer input record: %.2f contributions (eligible, on time, with a person); the bound "
+                  "stage reads %.2f records per input record (contributions and marks). Peak open-window "
+                  "state of the one bound instance: %.1f MiB.\n"
+                  % (contrib_per_rec, bound_per_rec, peak / 2 ** 20))
+        md.append("### Capacity model\n")
+        md.append("Today's load L = %s records/s: one process running all three stages "
+                  "(B2 `kanon-eos`%s). Instances per stage = load / its rate above, rounded up, "
+                  "each instance a 2-core machine like this one; partitions at least twice the "
+                  "instances, so a stage can grow without repartitioning (the contributions topic's "
+                  "count is fixed once windows are open: size it for the largest plan)."
+                  % (fmt(today), "" if eos else "; no B2 in this run, so deid's rate"))
+        rows = []
+        for mult in (10, 100):
+            x = today * mult
+            d = math.ceil(x / rate["deid"])
+            b = math.ceil(x * bound_per_rec / rate["bound"])
+            r = 2  # one, and a spare: its load follows groups, not events (below)
+            bw = ""
+            if sizes:
+                w = x * (sizes["input"] + sizes["deid"] + contrib_per_rec * sizes["contribution"])
+                bw = "%.0f MB/s in, x3 replication %.0f MB/s, reads %.0f MB/s" % (
+                    w / 1e6, 3 * w / 1e6,
+                    x * (sizes["input"] + contrib_per_rec * sizes["contribution"]) / 1e6)
+            rows.append("| %dx (%s rec/s) | %d deid, %d bound, %d release | input >= %d, contributions "
+                        ">= %d, partials >= %d | %s | %.0f MiB per bound instance |"
+                        % (mult, fmt(x), d, b, r, 2 * d, 2 * b, 2 * r, bw or "-",
+                           peak / 2 ** 20 * mult * today / max(rate["deid"], 1) / b))
+        md.append("\n| load | instances | partitions | broker bandwidth | open-window state |\n"
+                  "|---|---|---|---|---|")
+        md.extend(rows)
+        md.append("\nRelease work grows with groups, not with events: per window it reads one partial "
+                  "tally per group and bound partition, so one or two release instances carry any of "
+                  "these loads (its rate above is per tally). Open-window state grows with the people "
+                  "per window and divides across bound instances (one person, one partition); it is "
+                  "what the one instance held here scaled by load over instances. The broker writes "
+                  "each input, de-identified and contribution byte once per replica; partial tallies "
+                  "and marks are negligible.\n")
+
 if goals:
     md.insert(4, "## Goals\n\n| goal | measured | met |\n|---|---|---|\n" + "\n".join(
         "| %s | %s | %s |" % (g, v, "yes" if ok else "**no**") for g, v, ok in goals) + "\n")
@@ -364,7 +432,7 @@ with open(os.path.join(out, "REPORT.md"), "w") as f:
 
 # A benchmark that produced nothing is a failure, not a shorter report.
 missing = [b for b, rows in (("B1", b1), ("B2", b2), ("B3", b3), ("B4", b4), ("B5", b5), ("B6", b6),
-                                        ("B7", b7))
+                                        ("B7", b7), ("B8", b8))
            if not rows and b.lower() in only]
 if missing or ("b3" in only and b3 and not all(r["end_to_end"]["count"] for r in b3)):
     sys.exit("report: no results from %s" % (", ".join(missing) or "B3 (no end-to-end samples)"))

@@ -25,6 +25,9 @@
 # B3 latency at 25/50/75 % of B2's kanon rate, from `kanon lat --json`.
 # B4 peak RSS against open groups, and against events at fixed groups.
 # B5 ns per keyed hash: siphash, hmac-sha256, xxh3 on 8-64-byte inputs.
+# B8 the aggregation topology one stage at a time (deid, bound, release, one
+#    instance each over the whole backlog): records/s per instance and per
+#    stage, and the capacity model built from them.
 # B6 ns per search record for the text folder, the scrubber, the categorizer
 #    and the whole pipeline (scrubbed query on); with --baseline REV the same
 #    bench source is also built against REV, so before/after share one run.
@@ -40,7 +43,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
 build=""
 out="$root/bench/results"
-only=b1,b2,b3,b4,b5,b6,b7
+only=b1,b2,b3,b4,b5,b6,b7,b8
 baseline=""
 b2_records=""
 while [ $# -gt 0 ]; do
@@ -58,8 +61,8 @@ while [ $# -gt 0 ]; do
 done
 for b in ${only//,/ }; do
 	case "$b" in
-	b[1-7]) ;;
-	*) echo "bench/run.sh: --only: unknown benchmark '$b' (b1 to b7)" >&2; exit 2 ;;
+	b[1-8]) ;;
+	*) echo "bench/run.sh: --only: unknown benchmark '$b' (b1 to b8)" >&2; exit 2 ;;
 	esac
 done
 want() { [[ ",$only," == *",$1,"* ]]; }
@@ -353,6 +356,38 @@ for l in open(sys.argv[1]):
         r.update(bench="b3", load_pct=int(sys.argv[2]), rate=int(sys.argv[3]))
         print(json.dumps(r))' "$work/lat3.json" "$pct" "$rate" >>"$out/raw/b3.jsonl"
 	done
+fi
+
+# ---- B8: the aggregation topology, one stage at a time ----
+# Each stage alone over the whole backlog its upstream left (deid, then
+# bound, then release, as one instance each): its records/s per instance.
+if want b8; then
+	p=b8-$$-$RANDOM
+	cfg=$(make_config "$p" yes 20)
+	log "B8: pre-loading $N_B2 records"
+	"$KANON" gen -c "$cfg" --seed 7 --count "$N_B2" --types device >/dev/null
+	for i in $(seq 1 "$REPS_E2E"); do
+		for role in deid bound release; do
+			log "B8 round $i: --role $role alone"
+			t=$(now_s)
+			c=$(cpu_run "$KANON" run -c "$cfg" --role $role --instance b8 --until-eof \
+				--set "kafka.group_id=$p-$i" --set "aggregate.transactional_id=$p-tx-$i" \
+				-l info 2>"$work/b8.log")
+			s=$(elapsed "$t")
+			if [ $role = deid ]; then
+				n=$N_B2
+				x=$(grep -o 'contributions=[0-9]*' "$work/b8.log" | tail -1 | cut -d= -f2)
+			else
+				n=$(grep -o "\[$role\] records=[0-9]*" "$work/b8.log" | tail -1 | cut -d= -f2)
+				x=$(grep -o 'peak_state_bytes=[0-9]*' "$work/b8.log" | tail -1 | cut -d= -f2)
+			fi
+			echo "{\"bench\":\"b8\",\"rep\":$i,\"stage\":\"$role\",\"records\":${n:-0},\"seconds\":$s,\"cpu_seconds\":$c,\"extra\":${x:-0}}" >>"$out/raw/b8.jsonl"
+		done
+	done
+	# Record sizes for the broker's bandwidth: input, de-identified, contribution.
+	avg() { kcat -C -b "$BROKER" -t "$1" -o beginning -c 20000 -e -q -f '%S\n' 2>/dev/null |
+		awk '{ s += $1 } END { printf "%.0f", NR ? s / NR : 0 }'; }
+	echo "{\"bench\":\"b8\",\"stage\":\"sizes\",\"input\":$(avg "$p.logs.device.v1"),\"deid\":$(avg "$p.deid.v1"),\"contribution\":$(avg "$p-1.agg-contrib")}" >>"$out/raw/b8.jsonl"
 fi
 
 # ---- the report ----

@@ -18,6 +18,7 @@
 
 #define TASK_RUNNING 0
 #define CYCLE_BIT    (1ULL << 63) /* transaction cycle ids share the map */
+#define STAGE_BIT    (1ULL << 62) /* and so do the aggregation stages' cycle ids */
 
 const volatile __u32 targ_tgid = 0;
 const volatile __s64 mono_to_real_ns = 0; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
@@ -205,6 +206,23 @@ int BPF_USDT(txn_committed, __u64 id, __u64 n, __s64 ts)
 	if (ts > 0 && bpf_map_lookup_elem(&spans, &key))
 		observe(KN_LAT_E2E_TXN, since_kafka_ts_us(bpf_ktime_get_ns(), ts));
 	boundary(key, KN_LAT_COMMIT, true);
+	return 0;
+}
+
+/* The aggregation stages' commit cycles (bound, release), from their threads. */
+SEC("usdt")
+int BPF_USDT(stage_begin, __u64 id, __u64 stage, __s64 n)
+{
+	count(KN_P_STAGE_BEGIN);
+	begin(id | STAGE_BIT, 0, -1);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(stage_committed, __u64 id, __u64 stage, __s64 n)
+{
+	count(KN_P_STAGE_COMMITTED);
+	boundary(id | STAGE_BIT, stage == 1 ? KN_LAT_BOUND : KN_LAT_RELEASE, true);
 	return 0;
 }
 

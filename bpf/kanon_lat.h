@@ -28,6 +28,8 @@ enum kn_lat_hist {
 	KN_LAT_E2E_TXN,	  /* earliest Kafka timestamp of a transaction -> committed */
 	KN_LAT_RUNQ,	  /* run-queue delay, every thread of the process */
 	KN_LAT_RUNQ_LOOP, /* run-queue delay, the main (pipeline loop) thread */
+	KN_LAT_BOUND,	  /* bound stage: stage_begin -> stage_committed */
+	KN_LAT_RELEASE,	  /* release stage: stage_begin -> stage_committed */
 	KN_LAT_HISTS
 };
 
@@ -43,6 +45,8 @@ enum kn_lat_probe {
 	KN_P_TXN_BEGIN,
 	KN_P_WINDOWS_EMITTED,
 	KN_P_TXN_COMMITTED,
+	KN_P_STAGE_BEGIN,
+	KN_P_STAGE_COMMITTED,
 	KN_LAT_PROBES
 };
 

@@ -289,6 +289,8 @@ int kn_demo(int64_t per_type, uint64_t seed, char *errstr, size_t errstr_size)
 	kn_mock_topic(mock, c->erasure_requests_topic, 1);
 	kn_mock_topic(mock, c->erasure_state_topic, 1);
 	kn_mock_topic(mock, c->agg_stats_topic, 1);
+	kn_mock_topic(mock, c->contrib_topic, (int)c->contrib_partitions);
+	kn_mock_topic(mock, c->partials_topic, (int)c->partials_partitions);
 
 	printf("kanon demo: mock Kafka cluster at %s, config and key in %s\n", brokers, dir);
 	struct kn_gen_opts go = {.seed = seed,

@@ -34,7 +34,10 @@ static const char lat_usage[] =
 	"    last delivery report) and, per transaction, window and commit;\n"
 	"  - end to end: a batch's earliest Kafka timestamp to its last delivery\n"
 	"    acknowledgement (and, exactly-once, to the transaction's commit);\n"
-	"  - the run-queue delay of the process's threads and of its pipeline thread.\n"
+	"  - the run-queue delay of the process's threads and of its pipeline thread;\n"
+	"  - with aggregates, each aggregation stage's commit cycle (bound, release:\n"
+	"    closing due windows, writing, committing), from whichever process runs\n"
+	"    that stage (run.role).\n"
 	"Stages that fired no probe are listed as not seen (aggregate, window and\n"
 	"commit exist only with aggregates configured).\n"
 	"\n"
@@ -136,8 +139,9 @@ static int preflight(pid_t pid)
 /* ---- attaching ---- */
 
 static const char *const probe_names[KN_LAT_PROBES] = {
-	"batch_consumed", "batch_decoded", "batch_policy", "batch_deid",      "batch_aggregated",
-	"batch_produced", "batch_acked",   "txn_begin",	   "windows_emitted", "txn_committed",
+	"batch_consumed",   "batch_decoded",  "batch_policy", "batch_deid",
+	"batch_aggregated", "batch_produced", "batch_acked",  "txn_begin",
+	"windows_emitted",  "txn_committed",  "stage_begin",  "stage_committed",
 };
 
 #define PROBE_PROGS(s)                                                                             \
@@ -145,6 +149,7 @@ static const char *const probe_names[KN_LAT_PROBES] = {
 		X(s, batch_consumed), X(s, batch_decoded), X(s, batch_policy), X(s, batch_deid),   \
 			X(s, batch_aggregated), X(s, batch_produced), X(s, batch_acked),           \
 			X(s, txn_begin), X(s, windows_emitted), X(s, txn_committed),               \
+			X(s, stage_begin), X(s, stage_committed),                                  \
 	}
 
 static struct bpf_program *probe_prog(struct kanon_lat_bpf *s, int i)
@@ -293,8 +298,9 @@ static void summarize(const uint64_t *h, struct summary *m)
 
 static const char *hist_name(int h)
 {
-	static const char *const extra[] = {"end_to_end", "end_to_end_committed", "runq",
-					    "runq_loop_thread"};
+	static const char *const extra[] = {"end_to_end",  "end_to_end_committed",
+					    "runq",	   "runq_loop_thread",
+					    "bound_cycle", "release_cycle"};
 	return h < KN_STAGES ? kn_stage_name(h) : extra[h - KN_STAGES];
 }
 
@@ -383,12 +389,17 @@ static void print_text_hist(const char *title, const struct summary *m)
 
 static const char *text_title(int h)
 {
-	static const char *const extra[] = {"end to end (Kafka timestamp -> delivery ack)",
-					    "end to end (Kafka timestamp -> transaction committed)",
-					    "run-queue delay, all threads",
-					    "run-queue delay, pipeline thread"};
+	static const char *const extra[] = {
+		"end to end (Kafka timestamp -> delivery ack)",
+		"end to end (Kafka timestamp -> transaction committed)",
+		"run-queue delay, all threads",
+		"run-queue delay, pipeline thread",
+		"bound stage: commit cycle (close windows, commit)",
+		"release stage: commit cycle (release windows, commit)"};
 	static char buf[48];
 
+	_Static_assert(sizeof(extra) / sizeof(extra[0]) == KN_LAT_HISTS - KN_STAGES,
+		       "a title for every histogram after the stages");
 	if (h >= KN_STAGES)
 		return extra[h - KN_STAGES];
 	snprintf(buf, sizeof(buf), "stage %s", hist_name(h));

@@ -49,14 +49,19 @@ static const char usage[] =
 	"usage: kanon COMMAND [options]\n"
 	"\n"
 	"commands:\n"
-	"  run      -c FILE [--until-eof] [--max-messages N] [--metrics-addr HOST:PORT]\n"
+	"  run      -c FILE [--role ROLE] [--instance NAME] [--until-eof] [--max-messages N]\n"
+	"           [--metrics-addr HOST:PORT]\n"
 	"           consume the input topics, write de-identified events and dead letters\n"
 	"           (run.guarantee: at-least-once, or exactly-once, the default with\n"
 	"           aggregates). SIGINT/SIGTERM stop it within 10 s whatever the broker\n"
 	"           does. --until-eof ends once the input is\n"
 	"           drained, waiting out outages for run.assignment_wait. --metrics-addr\n"
 	"           serves /metrics (Prometheus) and /healthz (503 when stuck, fenced or\n"
-	"           failed)\n"
+	"           failed). With aggregates, --role deid|bound|release runs one stage of\n"
+	"           the aggregation topology (run.role; default all: the three stages in\n"
+	"           one process, through the same internal topics); run as many instances\n"
+	"           of a stage as its topic has partitions, each with its own --instance\n"
+	"           (run.instance, default the host name)\n"
 	"  process  -c FILE --input IN.avro --output OUT.avro [--dead-letter FILE.jsonl]\n"
 	"           the same pipeline over Avro container files, no Kafka\n"
 	"  gen      -c FILE [--seed N] [--count N] [--users N] [--types device,access,search]\n"
@@ -91,7 +96,8 @@ static const char usage[] =
 	"exit status: 0 success (or stopped with everything committed), 1 runtime failure,\n"
 	"  2 usage or configuration error (before any network I/O), 3 stopped with\n"
 	"  uncommitted work (the next run redoes it: nothing is lost), 4 exactly-once\n"
-	"  instance fenced by another with the same aggregate.transactional_id\n";
+	"  instance fenced by another with the same transactional.id (same role and\n"
+	"  --instance)\n";
 
 struct args {
 	const char *config, *input, *output, *dead, *out_dir, *types, *start, *span;
@@ -102,6 +108,7 @@ struct args {
 	uint64_t seed;
 	const char *log_level;
 	const char *metrics_addr;
+	char role_set[64], instance_set[300]; /* --role, --instance as --set */
 };
 
 static int parse_int(const char *s, int64_t *out)
@@ -138,6 +145,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 					     {"out-dir", required_argument, 0, 'O'},
 					     {"describe", no_argument, 0, 'd'},
 					     {"metrics-addr", required_argument, 0, 'A'},
+					     {"role", required_argument, 0, 'r'},
+					     {"instance", required_argument, 0, 'I'},
 					     {0, 0, 0, 0}};
 	int ch;
 	int64_t v;
@@ -156,6 +165,17 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'l':
 			a->log_level = optarg;
 			break;
+		case 'r':
+		case 'I': {
+			char *buf = ch == 'r' ? a->role_set : a->instance_set;
+			size_t size = ch == 'r' ? sizeof(a->role_set) : sizeof(a->instance_set);
+			if (a->n_sets == MAX_SETS ||
+			    snprintf(buf, size, "%s=%s", ch == 'r' ? "run.role" : "run.instance",
+				     optarg) >= (int)size)
+				return -1;
+			a->sets[a->n_sets++] = buf;
+			break;
+		}
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);

@@ -1,10 +1,12 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 #include <yaml.h>
 
@@ -100,6 +102,13 @@ static const struct opt table[] = {
 	{"run.guarantee", O_STR, OFF(guarantee_name), 0, 0, "auto",
 	 "at-least-once | exactly-once | auto (exactly-once when aggregates are configured, "
 	 "which require it); exactly-once writes every output in Kafka transactions"},
+	{"run.role", O_STR, OFF(role_name), 0, 0, "all",
+	 "all | deid | bound | release: the aggregation stages this process runs (all: the "
+	 "three, one thread each, through the internal topics); without aggregates only deid"},
+	{"run.instance", O_STR, OFF(instance), 0, 0, "auto",
+	 "this instance's name, unique per role (auto: the host name); its transactional.id "
+	 "is aggregate.transactional_id plus role and name, so a restart under the same name "
+	 "fences its predecessor at once"},
 	{"health.stall_timeout", O_DURATION, OFF(stall_timeout_ms), 1000, DAY_MS, "15s",
 	 "/healthz answers 503 when input waits and nothing was delivered or committed "
 	 "for this long"},
@@ -159,6 +168,22 @@ static const struct opt table[] = {
 	 "released (0 < d < 1)"},
 	{"aggregate.max_state_bytes", O_INT, OFF(agg_max_state_bytes), 1 << 20, 1LL << 40,
 	 "536870912", "open-window state cap; beyond it the oldest window closes early"},
+	{"aggregate.contrib_topic", O_STR, OFF(contrib_topic), 0, 0, "auto",
+	 "internal topic deid -> bound, keyed by person (auto: "
+	 "<kafka.group_id>.agg-contrib: a deployment's, like its consumer groups)"},
+	{"aggregate.partials_topic", O_STR, OFF(partials_topic), 0, 0, "auto",
+	 "internal topic bound -> release, keyed by group (auto: "
+	 "<kafka.group_id>.agg-partials)"},
+	{"aggregate.contrib_partitions", O_INT, OFF(contrib_partitions), 1, 10000, "8",
+	 "partitions of the contributions topic when kanon creates it: the most bound "
+	 "instances that can share the work; fixed once windows are open"},
+	{"aggregate.partials_partitions", O_INT, OFF(partials_partitions), 1, 10000, "4",
+	 "partitions of the partial-tallies topic when kanon creates it: the most release "
+	 "instances that can share the work"},
+	{"aggregate.internal_retention", O_DURATION, OFF(internal_retention_ms), 3600 * 1000LL,
+	 3660 * DAY_MS, "7d",
+	 "retention.ms of the internal topics: longer than any window stays open plus the "
+	 "longest outage of a stage"},
 	{"aggregate.idle_timeout", O_DURATION, OFF(agg_idle_ms), 0, DAY_MS, "30s",
 	 "a partition at its end this long stops holding the watermark back"},
 };
@@ -919,6 +944,69 @@ static int check_privacy(struct ctx *x)
 	return 0;
 }
 
+/* Replaces an "auto" topic name by <group id>.<suffix>: the internal
+ * topics belong to a deployment as its consumer groups do (two runs that
+ * share a group would share its offsets too). */
+static int derive_topic(struct ctx *x, char **topic, const char *suffix)
+{
+	if (strcmp(*topic, "auto"))
+		return 0;
+	size_t n = strlen(x->c->group_id) + strlen(suffix) + 2;
+	char *t = kn_malloc(n);
+	if (!t)
+		return -ENOMEM;
+	snprintf(t, n, "%s.%s", x->c->group_id, suffix);
+	kn_free(*topic);
+	*topic = t;
+	return 0;
+}
+
+/* run.role, run.instance and the internal topics. */
+static int check_topology(struct ctx *x)
+{
+	static const char *const roles[] = {"all", "deid", "bound", "release"};
+	struct kn_config *c = x->c;
+	int err;
+
+	c->role = -1;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(c->role_name, roles[i]))
+			c->role = i;
+	if (c->role < 0)
+		return err_at(x, 0, "run.role", "'%s' is none of all, deid, bound, release",
+			      c->role_name);
+	if (c->role >= KN_RUN_BOUND && !c->n_aggs)
+		return err_at(x, 0, "run.role",
+			      "%s is a stage of the aggregates, and none are configured",
+			      c->role_name);
+	for (const char *p = c->instance; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.'))
+			return err_at(x, 0, "run.instance",
+				      "'%s': only letters, digits, '-', '_' and '.'", c->instance);
+	if (!strcmp(c->instance, "auto")) {
+		char host[256] = "";
+		if (gethostname(host, sizeof(host) - 1) || !host[0])
+			snprintf(host, sizeof(host), "kanon");
+		kn_free(c->instance);
+		if (!(c->instance = kn_strdup(host)))
+			return -ENOMEM;
+	}
+	if ((err = derive_topic(x, &c->contrib_topic, "agg-contrib")) ||
+	    (err = derive_topic(x, &c->partials_topic, "agg-partials")))
+		return err;
+	if (c->n_aggs &&
+	    c->internal_retention_ms < c->agg_window_ms + c->agg_lateness_ms + 3600 * 1000LL)
+		return err_at(x, 0, "aggregate.internal_retention",
+			      "shorter than a window plus its lateness plus an hour: open windows "
+			      "would lose contributions before they close");
+	for (int i = 0; i < c->n_inputs; i++)
+		if (!strcmp(c->inputs[i].topic, c->contrib_topic) ||
+		    !strcmp(c->inputs[i].topic, c->partials_topic))
+			return err_at(x, 0, "inputs[].topic", "'%s' is an internal topic",
+				      c->inputs[i].topic);
+	return 0;
+}
+
 static int check_whole(struct ctx *x)
 {
 	if (!x->c->n_inputs)
@@ -934,7 +1022,7 @@ static int check_whole(struct ctx *x)
 				      (long long)x->c->geohash_precision);
 	}
 	int err = check_privacy(x);
-	if (err || (err = check_guarantee(x)))
+	if (err || (err = check_guarantee(x)) || (err = check_topology(x)))
 		return err;
 	if (x->c->n_aggs && x->c->epoch_ms && x->c->epoch_ms % x->c->agg_window_ms)
 		return err_at(x, 0, "aggregate.window",

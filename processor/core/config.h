@@ -52,6 +52,14 @@ struct kn_agg_cfg {
 	int line;
 };
 
+/* run.role: which stages of the topology this process runs. */
+enum kn_run_role {
+	KN_RUN_ALL,
+	KN_RUN_DEID,
+	KN_RUN_BOUND,
+	KN_RUN_RELEASE
+};
+
 struct kn_config {
 	char *path;
 	/* kafka */
@@ -124,6 +132,15 @@ struct kn_config {
 	char *release_scope;	    /* the transactional id: binds the noise */
 	int64_t agg_max_state_bytes;
 	int64_t agg_idle_ms;
+	/* the aggregation topology (engine/stage.h) */
+	char *role_name;	       /* run.role as written */
+	int role;		       /* enum kn_run_role */
+	char *instance;		       /* run.instance, resolved (the host name by default) */
+	char *contrib_topic;	       /* deid -> bound: contributions, keyed by person */
+	char *partials_topic;	       /* bound -> release: partial tallies, keyed by group */
+	int64_t contrib_partitions;    /* when kanon creates it */
+	int64_t partials_partitions;   /* when kanon creates it */
+	int64_t internal_retention_ms; /* retention.ms of both */
 	struct kn_agg_cfg *aggs;
 	int n_aggs;
 

@@ -23,6 +23,8 @@ KN_SEMAPHORE(batch_acked);
 KN_SEMAPHORE(txn_begin);
 KN_SEMAPHORE(windows_emitted);
 KN_SEMAPHORE(txn_committed);
+KN_SEMAPHORE(stage_begin);
+KN_SEMAPHORE(stage_committed);
 
 #define KN_PROBE(name, id, n, ts)                                                                  \
 	do {                                                                                       \
@@ -209,4 +211,19 @@ void kn_trace_txn_begin(struct kn_trace *t, struct kn_tspan *c, uint32_t records
 void kn_trace_txn_mark(struct kn_trace *t, struct kn_tspan *c, enum kn_stage s, uint32_t count)
 {
 	kn_trace_mark(t, c, s, count);
+}
+
+/* Stage cycles come from several threads: one counter for the process. */
+static uint64_t stage_cycles;
+
+void kn_trace_stage_begin(struct kn_tspan *c, int stage, uint32_t records)
+{
+	c->id = __atomic_add_fetch(&stage_cycles, 1, __ATOMIC_RELAXED);
+	c->n = records;
+	KN_PROBE(stage_begin, c->id, (uint64_t)stage, records);
+}
+
+void kn_trace_stage_end(const struct kn_tspan *c, int stage, uint32_t written)
+{
+	KN_PROBE(stage_committed, c->id, (uint64_t)stage, written);
 }

@@ -102,4 +102,16 @@ void kn_trace_delivered(struct kn_trace *t, uint32_t tag);
 void kn_trace_txn_begin(struct kn_trace *t, struct kn_tspan *c, uint32_t records, int64_t min_ts);
 void kn_trace_txn_mark(struct kn_trace *t, struct kn_tspan *c, enum kn_stage s, uint32_t count);
 
+/* The commit cycle of an aggregation stage (engine/stage.c), from any
+ * thread: stage_begin when it starts closing windows, stage_committed when
+ * its transaction is committed, each with a process-wide cycle id, the
+ * stage (KN_TRACE_BOUND, KN_TRACE_RELEASE) and a count (records read since
+ * the last cycle; records written). */
+enum {
+	KN_TRACE_BOUND = 1,
+	KN_TRACE_RELEASE = 2
+};
+void kn_trace_stage_begin(struct kn_tspan *c, int stage, uint32_t records);
+void kn_trace_stage_end(const struct kn_tspan *c, int stage, uint32_t written);
+
 #endif

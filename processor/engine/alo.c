@@ -207,7 +207,7 @@ static bool drained(struct kn_engine *e)
 /* --until-eof and no partition: wait out a rebalance or an outage for
  * run.assignment_wait (longer than the session timeout, so a crashed
  * predecessor's partitions come back in time), then say what happened. */
-static bool gave_up(struct kn_engine *e)
+bool kn_engine_unassigned_too_long(struct kn_engine *e)
 {
 	int64_t since = kn_consumer_unassigned_since(e->in);
 	char why[400];
@@ -304,7 +304,7 @@ const struct kn_mode kn_mode_alo = {
 	.eof = eof,
 	.tick = tick,
 	.drained = drained,
-	.gave_up = gave_up,
+	.gave_up = kn_engine_unassigned_too_long,
 	.finish = finish,
 	.health = health,
 	.log_stats = log_stats,

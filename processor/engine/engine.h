@@ -5,8 +5,8 @@
  * strategy which records belong to the batch, and splits them into one
  * share per worker by partition. The workers run decode, policy and
  * de-identification over their shares at once (workers.h), one step at a
- * time; then, share by share on the loop's thread, the aggregates take their
- * events (when there are any) and the strategy writes the results. After
+ * time; then, share by share on the loop's thread, the strategy hands the
+ * events to the aggregates (when there are any) and writes the results. After
  * every batch the strategy's tick commits when due. Every partition's
  * records stay in one share in consumed order, so the strategies see each
  * partition in order, as with one worker. Only the pipeline steps run on
@@ -36,8 +36,11 @@ struct kn_mode {
 	/* Creates e->in, e->out and the topic handles, and restores what the
 	 * strategy keeps; may create e->agg. -ECANCELED: stopped while starting. */
 	int (*start)(struct kn_engine *e, char *errstr, size_t errsz);
-	/* Whether record m is processed; *part: its index for the aggregator. */
+	/* Whether record m is processed; *part: its input partition index. */
 	bool (*accept)(struct kn_engine *e, const struct kn_msg *m, int *part);
+	/* With aggregates: hands the share's de-identified events on to them
+	 * (before emit); *added counts those taken. NULL: none. */
+	int (*aggregate)(struct kn_engine *e, uint32_t *added);
 	/* Writes the batch's results (e->b, in consumed order); tag is the
 	 * batch's trace tag; *queued counts records written. */
 	int (*emit)(struct kn_engine *e, uint32_t tag, uint32_t *queued);
@@ -63,6 +66,10 @@ struct kn_mode {
 
 extern const struct kn_mode kn_mode_alo, kn_mode_eos;
 
+/* --until-eof and no partition for run.assignment_wait (a gave_up hook):
+ * says why in e->err. */
+bool kn_engine_unassigned_too_long(struct kn_engine *e);
+
 /* One pipeline worker (workers.h): its pipeline and its share of a batch,
  * every record of a partition in the same share, in consumed order. */
 struct kn_worker {
@@ -80,10 +87,8 @@ struct kn_engine {
 	struct kn_stack st;
 	struct kn_consumer *in;
 	struct kn_producer *out;
-	int t_out, t_dlq;	   /* producer topic handles */
-	bool leave;		   /* leave the consumer group at the close */
-	struct kn_aggregator *agg; /* NULL: no aggregates */
-	struct kn_agg_def *defs;
+	int t_out, t_dlq; /* producer topic handles */
+	bool leave;	  /* leave the consumer group at the close */
 	struct kn_metrics *metrics;
 	struct kn_metrics_snapshot snap;
 	struct kn_trace *trace;
@@ -94,7 +99,7 @@ struct kn_engine {
 	/* The share being aggregated and emitted (one worker's, in turn): */
 	struct kn_batch *b; /* the records, after the pipeline */
 	int *msg_of;	    /* b->rec[i] is msgs[msg_of[i]] */
-	int *part_of;	    /* and has this aggregator partition */
+	int *part_of;	    /* and has this input partition index */
 	uint64_t produced, dead, dropped, not_aggregated;
 	int64_t last_progress; /* mono ms of the last delivery or commit */
 	char err[512];

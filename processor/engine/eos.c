@@ -5,24 +5,32 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "avrobin.h"
 #include "clock.h"
-#include "encode.h"
 #include "engine.h"
+#include "exchange.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "stage.h"
 #include "stop.h"
 
-#define START_TIMEOUT_MS 30000 /* metadata and committed offsets at start-up */
-#define META_MAX	 160
+#define START_TIMEOUT_MS  30000 /* metadata and committed offsets */
+#define MARK_HEARTBEAT_MS 10000 /* an unchanged mark is repeated this often */
+#define META_MAX	  160
 
 struct tpart {
 	const char *topic; /* the config's string */
 	int32_t partition;
-	int64_t position;  /* next offset to read; -1 before the first message */
-	int64_t deid_done; /* offsets below it already have de-identified output */
+	bool mine; /* assigned to this instance */
 	bool eof;
 	int64_t eof_since;
+	int64_t position;  /* next offset to read; -1: from the start */
+	int64_t deid_done; /* an earlier format's: outputs below exist already */
+	int64_t released;  /* an earlier format's: windows ending at or before are released */
+	int64_t max_ts;	   /* stream time (aggregates.h's lateness rule) */
+	/* the mark last sent for this partition */
+	bool marked;
+	int64_t marked_ts, marked_at;
+	enum kn_part_state marked_state;
 };
 
 struct eos {
@@ -30,16 +38,18 @@ struct eos {
 	int n_parts;
 	int *first_part;     /* per input topic: index of its partition 0 in parts; -1: none */
 	const char **topics; /* the input topics, as the consumer indexes them */
-	struct kn_tp *tps;   /* n_parts: checkpoints, lag */
+	struct kn_tp *tps;   /* n_parts: checkpoints, lag, restores */
 	char (*meta)[META_MAX];
-	int t_agg, t_stats;
-	uint8_t abuf[KN_FRAME_LEN + KN_AGG_MAX_BYTES];
+	int t_contrib, n_contrib; /* the contributions topic (aggregates) */
+	uint32_t dims;		  /* the dimensions some definition uses */
+	uint8_t xbuf[KN_XCH_MAX_BYTES];
 	int64_t txn_min_ts; /* earliest Kafka timestamp in the open transaction */
 	uint32_t txn_records;
 	int64_t last_cycle; /* mono ms of the last commit cycle */
 	bool dirty;	    /* the open transaction holds work */
-	int out_err;	    /* first failure writing rows or summaries */
-	uint64_t skipped, rows, summaries, transactions;
+	bool ending;	    /* the last cycle of --until-eof: every partition ended */
+	int hook_err;	    /* a failure inside a rebalance */
+	uint64_t skipped, contributions, late, no_person, transactions, rewinds;
 };
 
 static struct eos *eos(struct kn_engine *e)
@@ -68,68 +78,139 @@ static int failed(struct kn_engine *e, int err)
 	return err == KN_KAFKA_FENCED ? KN_RUN_FENCED : -EIO;
 }
 
-/* ---- aggregate output ---- */
-
-static void on_row(void *opaque, const struct kn_agg_row *row)
-{
-	struct kn_engine *e = opaque;
-	struct eos *x = eos(e);
-	char key[1024];
-	size_t n, kl;
-
-	kn_frame_put(x->abuf, (int32_t)e->cfg->agg_schema_id);
-	n = kn_encode_agg_row(row, e->cfg->agg_window_ms,
-			      kn_id_kind_name((enum kn_id_kind)e->cfg->agg_person),
-			      x->abuf + KN_FRAME_LEN);
-	kl = (size_t)snprintf(key, sizeof(key), "%s|%" PRId64, row->def->name, row->window_start);
-	for (int d = 0; d < KN_DIMS && kl < sizeof(key); d++)
-		if (row->def->dims & (1u << d))
-			kl += (size_t)snprintf(key + kl, sizeof(key) - kl, "|%s",
-					       row->dim[d] ? row->dim[d] : "");
-	if (kl >= sizeof(key))
-		kl = sizeof(key) - 1;
-	if (!x->out_err &&
-	    !(x->out_err = kn_producer_send_wait(e->out, x->t_agg, key, kl, x->abuf,
-						 n + KN_FRAME_LEN, row->window_end, NULL, 0)))
-		x->rows++;
-}
-
-static void on_summary(void *opaque, const struct kn_agg_summary *s)
-{
-	struct kn_engine *e = opaque;
-	struct eos *x = eos(e);
-	char key[300];
-	size_t n;
-
-	kn_frame_put(x->abuf, (int32_t)e->cfg->agg_stats_schema_id);
-	n = kn_encode_agg_summary(s, e->cfg->agg_mode, &e->cfg->agg_dp, x->abuf + KN_FRAME_LEN);
-	snprintf(key, sizeof(key), "%s|%" PRId64, s->def->name, s->window_start);
-	if (!x->out_err &&
-	    !(x->out_err = kn_producer_send_wait(e->out, x->t_stats, key, strlen(key), x->abuf,
-						 n + KN_FRAME_LEN, s->window_end, NULL, 0)))
-		x->summaries++;
-	kn_info("aggregate", "%s window %" PRId64 ": %" PRIu64 " groups released", s->def->name,
-		s->window_start, s->groups_released);
-}
-
 /* ---- restart state in offset-commit metadata ---- */
 
-static void fmt_meta(char *buf, size_t n, int64_t until, int64_t max_ts, int64_t deid_done)
+static void fmt_meta(char *buf, size_t n, const struct tpart *tp)
 {
-	snprintf(buf, n, "kn1 w=%" PRId64 " m=%" PRId64 " d=%" PRId64, until, max_ts, deid_done);
+	snprintf(buf, n, "kd1 m=%" PRId64 " d=%" PRId64 " u=%" PRId64, tp->max_ts, tp->deid_done,
+		 tp->released);
 }
 
-static bool parse_meta(const char *m, size_t len, int64_t *until, int64_t *max_ts,
-		       int64_t *deid_done)
+/* Ours ("kd1") or the single-process format before the topology ("kn1
+ * w=<released> m=<max_ts> d=<deid_done>": its committed offset could lie
+ * before outputs already written). */
+static void parse_meta(const char *m, size_t len, struct tpart *tp)
 {
 	char buf[256];
+	int64_t a, b, c;
 
 	if (!m || !len || len >= sizeof(buf))
-		return false;
+		return;
 	memcpy(buf, m, len);
 	buf[len] = '\0';
-	return sscanf(buf, "kn1 w=%" SCNd64 " m=%" SCNd64 " d=%" SCNd64, until, max_ts,
-		      deid_done) == 3;
+	if (sscanf(buf, "kd1 m=%" SCNd64 " d=%" SCNd64 " u=%" SCNd64, &a, &b, &c) == 3) {
+		tp->max_ts = a;
+		tp->deid_done = b;
+		tp->released = c;
+	} else if (sscanf(buf, "kn1 w=%" SCNd64 " m=%" SCNd64 " d=%" SCNd64, &a, &b, &c) == 3) {
+		tp->released = a;
+		tp->max_ts = b;
+		tp->deid_done = c;
+	}
+}
+
+static int index_of(const struct kn_engine *e, const char *topic, int32_t partition)
+{
+	const struct eos *x = e->m;
+
+	for (int i = 0; i < e->cfg->n_inputs; i++) {
+		if (strcmp(x->topics[i], topic))
+			continue;
+		int p = x->first_part[i] < 0 ? -1 : x->first_part[i] + partition;
+		return p >= 0 && p < x->n_parts && partition >= 0 &&
+				       x->parts[p].topic == x->topics[i]
+			       ? p
+			       : -1;
+	}
+	return -1;
+}
+
+/* Restores tps[0..n) (assigned to this instance) from what was committed
+ * and sets where each starts. Returns 0 or -EIO with e->err set. */
+static int restore(struct kn_engine *e, struct kn_tp *tps, int n)
+{
+	struct eos *x = eos(e);
+	char why[256];
+
+	if (kn_consumer_committed(e->in, tps, n, kn_mono_ms() + START_TIMEOUT_MS, why,
+				  sizeof(why))) {
+		snprintf(e->err, sizeof(e->err), "committed offsets: %s", why);
+		return -EIO;
+	}
+	int restored = 0;
+	for (int i = 0; i < n; i++) {
+		int p = index_of(e, tps[i].topic, tps[i].partition);
+		if (p < 0) /* a partition added after start-up: picked up on restart */
+			continue;
+		struct tpart *tp = &x->parts[p];
+		*tp = (struct tpart){tp->topic,	     tp->partition,	    .mine = true,
+				     .position = -1, .released = INT64_MIN, .max_ts = INT64_MIN};
+		if (tps[i].offset == KN_OFFSET_NONE) {
+			tps[i].offset = KN_OFFSET_BEGINNING;
+			continue;
+		}
+		tp->position = tp->deid_done = tps[i].offset;
+		parse_meta(tps[i].meta, tps[i].meta_len, tp);
+		restored++;
+	}
+	if (restored)
+		kn_info("run",
+			"restored from Kafka: %d partition(s) resume at their committed offsets",
+			restored);
+	return 0;
+}
+
+/* ---- rebalances ---- */
+
+static void on_assign(void *opaque, struct kn_tp *tps, int n)
+{
+	struct kn_engine *e = opaque;
+	struct eos *x = eos(e);
+
+	if (restore(e, tps, n) && !x->hook_err)
+		x->hook_err = -EIO;
+	kn_info("run", "exactly-once: %d partition(s) of %d topic(s) assigned", n,
+		e->cfg->n_inputs);
+}
+
+static int commit_cycle(struct kn_engine *e, bool flush);
+
+/* Before partitions go: commit what is done for them (they are still ours
+ * until this returns). Lost: they are someone else's; the abort leaves
+ * their work to the new owner. */
+static void on_revoke(void *opaque, const struct kn_tp *tps, int n, bool lost)
+{
+	struct kn_engine *e = opaque;
+	struct eos *x = eos(e);
+	int err = 0;
+
+	if (!lost && !x->hook_err)
+		err = commit_cycle(e, false);
+	else if (!kn_producer_txn(e->out, KN_TXN_ABORT, NULL, 0, NULL))
+		err = kn_producer_txn(e->out, KN_TXN_BEGIN, NULL, 0, NULL);
+	if (err && !x->hook_err)
+		x->hook_err = err;
+	for (int i = 0; i < n; i++) {
+		int p = index_of(e, tps[i].topic, tps[i].partition);
+		if (p >= 0)
+			x->parts[p].mine = false;
+	}
+}
+
+/* After an aborted transaction: every partition back to what was committed. */
+static int rewind_all(struct kn_engine *e)
+{
+	struct eos *x = eos(e);
+	int n = 0;
+
+	for (int p = 0; p < x->n_parts; p++)
+		if (x->parts[p].mine)
+			x->tps[n++] = (struct kn_tp){x->parts[p].topic, x->parts[p].partition, 0};
+	kn_warn("run", "transaction aborted: %d partition(s) back to their committed offsets", n);
+	x->rewinds++;
+	if (restore(e, x->tps, n))
+		return -EIO;
+	return kn_consumer_seek(e->in, x->tps, n) ? -EIO : 0;
 }
 
 /* ---- set-up ---- */
@@ -138,32 +219,48 @@ static int clients(struct kn_engine *e, char *errstr, size_t errsz)
 {
 	const struct kn_config *c = e->cfg;
 	struct eos *x = eos(e);
-	struct kn_producer_opts po = {KN_CLIENT_TX_PRODUCER, on_delivery, e, NULL};
-	struct kn_consumer_opts co = {
-		.role = KN_CLIENT_TX_CONSUMER, .topics = x->topics, .n_topics = c->n_inputs};
+	char txn[300];
+	const char *extra[] = {"transactional.id", txn, NULL};
+	/* Static membership under the same name: a restarted instance takes
+	 * its partitions back at once, where a new member would wait for the
+	 * dead one's session to time out. */
+	const char *cextra[] = {"group.instance.id", txn, NULL};
+	struct kn_producer_opts po = {KN_CLIENT_TX_PRODUCER, on_delivery, e, extra};
+	struct kn_consumer_opts co = {.role = KN_CLIENT_TX_CONSUMER,
+				      .extra = cextra,
+				      .topics = x->topics,
+				      .n_topics = c->n_inputs,
+				      .subscribe = true,
+				      .on_revoke = on_revoke,
+				      .on_assign = on_assign,
+				      .opaque = e};
 	int err;
 
-	if ((err = kn_producer_new(c, &po, &e->out, errstr, errsz)) ||
-	    (err = kn_consumer_new(c, &co, &e->in, errstr, errsz)))
+	kn_topology_txn_id(c, KN_RUN_DEID, txn, sizeof(txn));
+	if ((err = kn_producer_new(c, &po, &e->out, errstr, errsz)))
 		return err;
 	if ((e->t_out = kn_producer_topic(e->out, c->topic_output)) < 0 ||
 	    (e->t_dlq = kn_producer_topic(e->out, c->topic_dead_letter)) < 0 ||
-	    (x->t_agg = kn_producer_topic(e->out, c->agg_topic)) < 0 ||
-	    (x->t_stats = kn_producer_topic(e->out, c->agg_stats_topic)) < 0) {
+	    (x->t_contrib = kn_producer_topic(e->out, c->contrib_topic)) < 0) {
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
 	}
+	if (c->n_aggs && (err = kn_topology_ensure(e->out, c, errstr, errsz)))
+		return err;
 	/* Fences any older instance with this transactional.id and aborts what
 	 * it left open. */
 	if ((err = kn_producer_txn(e->out, KN_TXN_INIT, NULL, 0, NULL))) {
 		err = failed(e, err);
 		snprintf(errstr, errsz, "%s",
 			 err == -ECANCELED ? "stopped while starting" : e->err);
+		return err;
 	}
-	return err;
+	kn_info("run", "exactly-once: group '%s', transactional.id '%s'", c->group_id, txn);
+	return kn_consumer_new(c, &co, &e->in, errstr, errsz);
 }
 
-/* Every partition of every input topic, from the cluster's metadata. */
+/* Every partition of every input topic, from the cluster's metadata: the
+ * numbering of input partitions that every stage shares. */
 static int discover(struct kn_engine *e, char *errstr, size_t errsz)
 {
 	const struct kn_config *c = e->cfg;
@@ -191,7 +288,8 @@ static int discover(struct kn_engine *e, char *errstr, size_t errsz)
 		x->parts = np;
 		x->first_part[i] = x->n_parts;
 		for (int p = 0; p < n; p++)
-			x->parts[x->n_parts++] = (struct tpart){c->inputs[i].topic, p, -1, 0};
+			x->parts[x->n_parts++] =
+				(struct tpart){c->inputs[i].topic, p, .position = -1};
 	}
 	if (!x->n_parts) {
 		snprintf(errstr, errsz, "none of the input topics exists");
@@ -200,40 +298,6 @@ static int discover(struct kn_engine *e, char *errstr, size_t errsz)
 	x->tps = kn_calloc((size_t)x->n_parts, sizeof(*x->tps));
 	x->meta = kn_calloc((size_t)x->n_parts, sizeof(*x->meta));
 	return x->tps && x->meta ? 0 : -ENOMEM;
-}
-
-/* Reads committed offsets and their metadata, restores, and assigns. */
-static int restore_and_assign(struct kn_engine *e, char *errstr, size_t errsz)
-{
-	struct eos *x = eos(e);
-	int restored = 0, err;
-
-	for (int p = 0; p < x->n_parts; p++)
-		x->tps[p] = (struct kn_tp){x->parts[p].topic, x->parts[p].partition};
-	err = kn_consumer_committed(e->in, x->tps, x->n_parts, kn_mono_ms() + START_TIMEOUT_MS,
-				    errstr, errsz);
-	if (err)
-		return err;
-	for (int p = 0; p < x->n_parts; p++) {
-		struct kn_tp *tp = &x->tps[p];
-		int64_t until, max_ts, done;
-		if (tp->offset == KN_OFFSET_NONE) {
-			tp->offset = KN_OFFSET_BEGINNING;
-			continue;
-		}
-		x->parts[p].position = x->parts[p].deid_done = tp->offset;
-		if (parse_meta(tp->meta, tp->meta_len, &until, &max_ts, &done)) {
-			if (e->agg)
-				kn_aggregator_restore(e->agg, p, max_ts, until);
-			x->parts[p].deid_done = done;
-			restored++;
-		}
-	}
-	if (restored)
-		kn_info("run",
-			"restored from Kafka: %d partition(s), windows released up to %" PRId64,
-			restored, e->agg ? kn_aggregator_emitted_until(e->agg) : 0);
-	return kn_consumer_assign(e->in, x->tps, x->n_parts, errstr, errsz);
 }
 
 static int start(struct kn_engine *e, char *errstr, size_t errsz)
@@ -255,15 +319,19 @@ static int start(struct kn_engine *e, char *errstr, size_t errsz)
 	}
 	for (int i = 0; i < c->n_inputs; i++)
 		x->topics[i] = c->inputs[i].topic;
+	for (int i = 0; i < c->n_aggs; i++)
+		x->dims |= c->aggs[i].dims;
 	if ((err = clients(e, errstr, errsz)) || (err = discover(e, errstr, errsz)))
 		return err;
-	if (c->n_aggs &&
-	    !(e->agg = kn_aggregator_from_config(c, x->n_parts, e->st.keys, &e->defs))) {
-		snprintf(errstr, errsz, "out of memory");
-		return -ENOMEM;
+	if (c->n_aggs) {
+		x->n_contrib = kn_consumer_partitions(
+			e->in, c->contrib_topic, kn_mono_ms() + START_TIMEOUT_MS, errstr, errsz);
+		if (x->n_contrib <= 0) {
+			if (x->n_contrib == -ENOENT)
+				snprintf(errstr, errsz, "%s does not exist", c->contrib_topic);
+			return x->n_contrib ? x->n_contrib : -ENOENT;
+		}
 	}
-	if ((err = restore_and_assign(e, errstr, errsz)))
-		return err;
 	if ((err = kn_producer_txn(e->out, KN_TXN_BEGIN, NULL, 0, NULL))) {
 		err = failed(e, err);
 		snprintf(errstr, errsz, "%s",
@@ -271,10 +339,9 @@ static int start(struct kn_engine *e, char *errstr, size_t errsz)
 		return err;
 	}
 	x->last_cycle = e->last_progress = kn_mono_ms();
-	kn_info("run",
-		"exactly-once: %d partition(s) of %d topic(s), %d aggregate(s), "
-		"transactional.id '%s'",
-		x->n_parts, c->n_inputs, c->n_aggs, c->transactional_id);
+	kn_info("run", "exactly-once: %d input partition(s) of %d topic(s), %d aggregate(s)%s%s",
+		x->n_parts, c->n_inputs, c->n_aggs, c->n_aggs ? ", contributions to " : "",
+		c->n_aggs ? c->contrib_topic : "");
 	return 0;
 }
 
@@ -292,9 +359,98 @@ static int part_of(const struct kn_engine *e, const struct kn_msg *m)
 	return p;
 }
 
+/* Records of partitions this instance holds, each once. */
 static bool accept(struct kn_engine *e, const struct kn_msg *m, int *part)
 {
-	return (*part = part_of(e, m)) >= 0;
+	const struct tpart *tp;
+
+	if ((*part = part_of(e, m)) < 0)
+		return false;
+	tp = &eos(e)->parts[*part];
+	return tp->mine && (tp->position < 0 || m->offset >= tp->position);
+}
+
+/* Partition p's mark to every contributions partition. */
+static int mark(struct kn_engine *e, int p, enum kn_part_state st, int64_t now)
+{
+	struct eos *x = eos(e);
+	struct tpart *tp = &x->parts[p];
+	struct kn_xch_mark m = {(uint32_t)p, (uint32_t)x->n_parts, tp->max_ts, st};
+	size_t n = kn_xch_mark(x->xbuf, &m);
+	int err = 0;
+
+	for (int q = 0; q < x->n_contrib && !err; q++)
+		err = kn_producer_send_to(e->out, x->t_contrib, q, NULL, 0, x->xbuf, n, 0);
+	tp->marked = true;
+	tp->marked_ts = tp->max_ts;
+	tp->marked_state = st;
+	tp->marked_at = now;
+	return err;
+}
+
+/* One de-identified event into the aggregates: the lateness rule of its
+ * input partition, then a contribution to its person's partition. */
+static int contribute(struct kn_engine *e, int i)
+{
+	struct eos *x = eos(e);
+	const struct kn_msg *m = kn_engine_msg(e, i);
+	const struct kn_deid *d = &e->b->deid[i];
+	struct tpart *tp = &x->parts[e->part_of[i]];
+	int64_t ts = e->b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l;
+	int64_t end = kn_agg_window_start(ts, e->cfg->agg_window_ms) + e->cfg->agg_window_ms;
+	int64_t stream = kn_agg_stream_time(ts, m->ts_ms);
+	struct kn_agg_point pt;
+	int err;
+
+	if (!kn_agg_eligible(d)) {
+		e->not_aggregated++;
+		return 0;
+	}
+	if (stream > tp->max_ts)
+		tp->max_ts = stream;
+	if (kn_agg_late(end, e->cfg->agg_lateness_ms, tp->max_ts) || end <= tp->released) {
+		x->late++;
+		return 0;
+	}
+	if (!kn_agg_point_of(d, (enum kn_id_kind)e->cfg->agg_person, e->cfg->agg_window_ms, ts,
+			     &pt)) {
+		x->no_person++;
+		return 0;
+	}
+	/* Active again after idle or ended: said before the event, so no
+	 * downstream window closes without it. */
+	if (tp->marked && tp->marked_state != KN_PART_ACTIVE &&
+	    (err = mark(e, e->part_of[i], KN_PART_ACTIVE, kn_mono_ms())))
+		return err;
+	size_t n = kn_xch_contrib(x->xbuf, &pt, (uint32_t)e->part_of[i], x->dims);
+	if (!n)
+		return 0; /* a value beyond the exchange format: cannot happen (event.h) */
+	uint8_t key[8];
+	for (int k = 0; k < 8; k++)
+		key[k] = (uint8_t)(pt.person >> (56 - 8 * k));
+	err = kn_producer_send_to(e->out, x->t_contrib,
+				  kn_topology_person_partition(pt.person, x->n_contrib), key,
+				  sizeof(key), x->xbuf, n, 0);
+	x->contributions += !err;
+	return err;
+}
+
+/* The aggregation step: the share's contributions into the transaction. */
+static int aggregate(struct kn_engine *e, uint32_t *added)
+{
+	struct eos *x = eos(e);
+	int err = 0;
+
+	for (int i = 0; i < e->b->n && !err; i++) {
+		const struct kn_msg *m = kn_engine_msg(e, i);
+		if (e->b->rec[i].state != KN_REC_OUT ||
+		    m->offset < x->parts[e->part_of[i]].deid_done)
+			continue; /* replayed records of the earlier format were counted then */
+		uint64_t before = x->contributions;
+		err = contribute(e, i);
+		*added += (uint32_t)(x->contributions - before);
+	}
+	return err ? failed(e, err) : 0;
 }
 
 /* Writes each record's de-identified event or dead letter into the open
@@ -307,8 +463,7 @@ static int emit(struct kn_engine *e, uint32_t tag, uint32_t *queued)
 
 	for (int i = 0; i < e->b->n && !err; i++) {
 		const struct kn_msg *m = kn_engine_msg(e, i);
-		int p = e->part_of[i];
-		struct tpart *tp = &x->parts[p];
+		struct tpart *tp = &x->parts[e->part_of[i]];
 		if (e->b->rec[i].state == KN_REC_DROPPED)
 			e->dropped++; /* withheld by the policy: no output anywhere */
 		else if (m->offset < tp->deid_done)
@@ -317,8 +472,6 @@ static int emit(struct kn_engine *e, uint32_t tag, uint32_t *queued)
 			(*queued)++;
 		tp->position = m->offset + 1;
 		tp->eof = false;
-		if (e->agg)
-			kn_aggregator_set_idle(e->agg, p, false);
 		if (m->ts_ms && (!x->txn_min_ts || m->ts_ms < x->txn_min_ts))
 			x->txn_min_ts = m->ts_ms;
 		x->txn_records++;
@@ -332,7 +485,7 @@ static void eof(struct kn_engine *e, const struct kn_msg *m)
 	int p = part_of(e, m);
 	struct eos *x = eos(e);
 
-	if (p >= 0 && !x->parts[p].eof) {
+	if (p >= 0 && x->parts[p].mine && !x->parts[p].eof) {
 		x->parts[p].eof = true;
 		x->parts[p].eof_since = kn_mono_ms();
 	}
@@ -340,62 +493,76 @@ static void eof(struct kn_engine *e, const struct kn_msg *m)
 
 /* ---- transactions ---- */
 
-/* The input positions to commit, with their restart metadata (eos.h).
- * Returns the count written to x->tps. */
+/* Every partition's mark, when its stream time moved, its state changed
+ * (idle after aggregate.idle_timeout at its end; ended at the end of
+ * --until-eof), or it was last said long ago. */
+static int marks(struct kn_engine *e, int64_t now, uint32_t *marked)
+{
+	struct eos *x = eos(e);
+	int err = 0;
+
+	for (int p = 0; p < x->n_parts && !err; p++) {
+		struct tpart *tp = &x->parts[p];
+		if (!tp->mine)
+			continue;
+		enum kn_part_state st = x->ending ? KN_PART_ENDED
+					: tp->eof && now - tp->eof_since >= e->cfg->agg_idle_ms
+						? KN_PART_IDLE
+						: KN_PART_ACTIVE;
+		if (tp->marked && st == tp->marked_state && tp->max_ts == tp->marked_ts &&
+		    now - tp->marked_at < MARK_HEARTBEAT_MS)
+			continue;
+		err = mark(e, p, st, now);
+		x->dirty = true;
+		(*marked)++;
+	}
+	return err;
+}
+
+/* The positions to commit, with their restart metadata. Returns the count
+ * written to x->tps. */
 static int checkpoint(struct kn_engine *e)
 {
 	struct eos *x = eos(e);
-	int64_t until = e->agg ? kn_aggregator_emitted_until(e->agg) : 0;
 	int n = 0;
 
 	for (int p = 0; p < x->n_parts; p++) {
 		struct tpart *tp = &x->parts[p];
-		int64_t off = tp->position, max_ts = 0;
-		if (tp->position < 0)
+		if (!tp->mine || tp->position < 0)
 			continue; /* never read, nothing committed before: nothing to say */
-		if (e->agg)
-			kn_aggregator_checkpoint(e->agg, p, tp->position, &off, &max_ts);
-		/* A replay has not yet caught up with what an earlier run already
-		 * wrote: never move deid_done backwards. */
-		if (tp->position > tp->deid_done)
-			tp->deid_done = tp->position;
-		fmt_meta(x->meta[n], META_MAX, until, max_ts, tp->deid_done);
-		x->tps[n] = (struct kn_tp){tp->topic, tp->partition, off, x->meta[n],
+		fmt_meta(x->meta[n], META_MAX, tp);
+		x->tps[n] = (struct kn_tp){tp->topic, tp->partition, tp->position, x->meta[n],
 					   strlen(x->meta[n])};
 		n++;
 	}
 	return n;
 }
 
-/* Closes due windows into the open transaction, commits it with the
- * checkpointed input offsets, and begins the next one. Returns 0, -EIO or
- * KN_RUN_FENCED (e->err says why), or -ECANCELED (stopped first). */
+/* Sends the marks, commits the open transaction with the positions, and
+ * begins the next one. An abortable error rewinds to what was committed.
+ * Returns 0, -EIO or KN_RUN_FENCED (e->err says why), or -ECANCELED. */
 static int commit_cycle(struct kn_engine *e, bool flush)
 {
-	struct kn_agg_sink sink = {on_row, on_summary, e};
 	struct eos *x = eos(e);
 	int64_t now = kn_mono_ms();
-	uint64_t rows = x->rows;
+	uint32_t marked = 0;
 	struct kn_tspan cyc;
-	int err;
+	int err = 0;
 
+	x->ending = x->ending ||
+		    (flush && e->cfg->n_aggs); /* for good: a revoke at the close commits again */
 	kn_trace_txn_begin(e->trace, &cyc, x->txn_records, x->txn_min_ts);
-	if (e->agg) {
-		for (int p = 0; p < x->n_parts; p++)
-			if (x->parts[p].eof && now - x->parts[p].eof_since >= e->cfg->agg_idle_ms)
-				kn_aggregator_set_idle(e->agg, p, true);
-		if (kn_aggregator_advance(e->agg, flush, &sink) < 0) {
-			snprintf(e->err, sizeof(e->err), "aggregation: out of memory");
-			return -ENOMEM;
-		}
-	}
-	if (x->out_err)
-		return failed(e, x->out_err);
-	kn_trace_txn_mark(e->trace, &cyc, KN_STAGE_WINDOW, (uint32_t)(x->rows - rows));
+	if (e->cfg->n_aggs && x->n_contrib)
+		err = marks(e, now, &marked);
+	if (err)
+		return failed(e, err);
+	kn_trace_txn_mark(e->trace, &cyc, KN_STAGE_WINDOW, marked);
 	int n = checkpoint(e);
-	err = kn_producer_txn(e->out, KN_TXN_SEND_OFFSETS, x->tps, n, e->in);
+	err = n ? kn_producer_txn(e->out, KN_TXN_SEND_OFFSETS, x->tps, n, e->in) : 0;
 	if (!err)
 		err = kn_producer_txn(e->out, KN_TXN_COMMIT, NULL, 0, NULL);
+	if (err == KN_KAFKA_TXN_ABORTED && !(err = rewind_all(e)))
+		x->dirty = false;
 	if (err)
 		return failed(e, err);
 	kn_trace_txn_mark(e->trace, &cyc, KN_STAGE_COMMIT, x->txn_records);
@@ -416,6 +583,20 @@ static int tick(struct kn_engine *e)
 	int64_t since = kn_mono_ms() - x->last_cycle;
 	int err = 0;
 
+	if (x->hook_err) /* already the run's result, e->err set */
+		return x->hook_err;
+	if (!kn_consumer_healthy(e->in)) {
+		if (!kn_consumer_fenced(e->in)) {
+			snprintf(e->err, sizeof(e->err), "consumer: fatal error");
+			return -EIO;
+		}
+		snprintf(e->err, sizeof(e->err),
+			 "fenced: another kanon joined group '%s' under this instance's name "
+			 "(two instances with one name? give each its own --instance); this one "
+			 "has stopped processing",
+			 e->cfg->group_id);
+		return KN_RUN_FENCED;
+	}
 	if (since >= e->cfg->commit_interval_ms && (x->dirty || since >= KN_TXN_HEARTBEAT_MS)) {
 		err = commit_cycle(e, false);
 		x->last_cycle = kn_mono_ms();
@@ -425,26 +606,20 @@ static int tick(struct kn_engine *e)
 
 static bool drained(struct kn_engine *e)
 {
-	struct eos *x = eos(e);
-
-	for (int p = 0; p < x->n_parts; p++)
-		if (!x->parts[p].eof)
-			return false;
-	return true;
+	return kn_consumer_at_eof(e->in);
 }
 
-static bool gave_up(struct kn_engine *e)
-{
-	(void)e; /* every partition is assigned by this instance itself */
-	return false;
-}
-
-/* A stop or the end of input: commit what is done; open windows resume on
- * restart (drained: the input is complete, every window closes). */
+/* A stop or the end of input: commit what is done (done: the input is
+ * complete, every partition is marked ended). */
 static int finish(struct kn_engine *e, int err, bool done)
 {
+	struct eos *x = eos(e);
+
+	if (!err && x->hook_err)
+		err = x->hook_err;
 	if (!err)
 		err = commit_cycle(e, done);
+	e->leave = !err;
 	if (err == -ECANCELED)
 		snprintf(e->err, sizeof(e->err),
 			 "stopped before the open transaction could be committed: its input is "
@@ -457,36 +632,36 @@ static void health(struct kn_engine *e, struct kn_metrics_snapshot *s)
 	struct eos *x = eos(e);
 	int n = 0;
 
-	s->agg_rows = x->rows;
+	s->agg_late = x->late;
 	s->transactions = x->transactions;
-	s->assigned = x->n_parts;
+	s->assigned = kn_consumer_assigned(e->in);
 	/* Offsets go through the transaction, so librdkafka's own lag (based on
 	 * its committed offsets) is unknown here: the cached high watermarks
 	 * against the positions instead. */
 	for (int p = 0; p < x->n_parts; p++)
-		x->tps[n++] = (struct kn_tp){x->parts[p].topic, x->parts[p].partition,
-					     x->parts[p].position};
+		if (x->parts[p].mine)
+			x->tps[n++] = (struct kn_tp){x->parts[p].topic, x->parts[p].partition,
+						     x->parts[p].position};
 	s->consumer_lag = kn_consumer_lag_of(e->in, x->tps, n);
 	s->last_progress_ms = e->last_progress;
 	s->work_pending = x->dirty || s->consumer_lag > 0;
-	s->healthy = !e->err[0] && x->n_parts > 0;
+	s->healthy = !e->err[0] && s->assigned > 0 && kn_consumer_healthy(e->in);
 	snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason), "%.150s",
-		 e->err[0] ? e->err : "no input partition");
+		 e->err[0]		       ? e->err
+		 : !kn_consumer_healthy(e->in) ? "consumer: fatal error"
+					       : "no input partition assigned");
 }
 
 static void log_stats(struct kn_engine *e, char *buf, size_t size)
 {
 	struct eos *x = eos(e);
-	struct kn_agg_metrics m = {0};
 
-	if (e->agg)
-		kn_aggregator_metrics(e->agg, &m);
 	snprintf(buf, size,
-		 " replayed=%" PRIu64 " not_aggregated=%" PRIu64 " aggregated=%" PRIu64
-		 " late=%" PRIu64 " bounded=%" PRIu64 " rows=%" PRIu64 " summaries=%" PRIu64
-		 " transactions=%" PRIu64 " open_windows=%" PRIu64 " state_bytes=%" PRIu64,
-		 x->skipped, e->not_aggregated, m.added, m.late, m.bounded, x->rows, x->summaries,
-		 x->transactions, m.open_windows, m.state_bytes);
+		 " replayed=%" PRIu64 " not_aggregated=%" PRIu64 " contributions=%" PRIu64
+		 " late=%" PRIu64 " no_person=%" PRIu64 " transactions=%" PRIu64
+		 " rewinds=%" PRIu64,
+		 x->skipped, e->not_aggregated, x->contributions, x->late, x->no_person,
+		 x->transactions, x->rewinds);
 }
 
 static void destroy(struct kn_engine *e)
@@ -506,11 +681,12 @@ const struct kn_mode kn_mode_eos = {
 	.name = "exactly-once",
 	.start = start,
 	.accept = accept,
+	.aggregate = aggregate,
 	.emit = emit,
 	.eof = eof,
 	.tick = tick,
 	.drained = drained,
-	.gave_up = gave_up,
+	.gave_up = kn_engine_unassigned_too_long,
 	.finish = finish,
 	.health = health,
 	.log_stats = log_stats,

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "erasure.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "stage.h"
 #include "stop.h"
 #include "workers.h"
 
@@ -75,16 +77,20 @@ int kn_run_preflight(const struct kn_config *c, const char *metrics_addr, char *
 	return err;
 }
 
-struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
-						const struct kn_keys *keys,
-						struct kn_agg_def **defs)
+struct kn_agg_def *kn_agg_defs_from_config(const struct kn_config *c)
 {
-	*defs = kn_calloc((size_t)c->n_aggs, sizeof(**defs));
-	if (!*defs)
-		return NULL;
-	for (int i = 0; i < c->n_aggs; i++)
-		(*defs)[i] = (struct kn_agg_def){c->aggs[i].name, c->aggs[i].dims,
-						 (int)c->aggs[i].geo_precision, c->aggs[i].k};
+	struct kn_agg_def *defs = kn_calloc((size_t)(c->n_aggs ? c->n_aggs : 1), sizeof(*defs));
+
+	for (int i = 0; defs && i < c->n_aggs; i++)
+		defs[i] = (struct kn_agg_def){c->aggs[i].name, c->aggs[i].dims,
+					      (int)c->aggs[i].geo_precision, c->aggs[i].k};
+	return defs;
+}
+
+struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c,
+						const struct kn_agg_def *defs, int n_parts,
+						const struct kn_keys *keys, int stage)
+{
 	struct kn_agg_opts ao = {.window_ms = c->agg_window_ms,
 				 .lateness_ms = c->agg_lateness_ms,
 				 .max_events_per_person = c->agg_max_events,
@@ -96,8 +102,9 @@ struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n
 				 .person = (enum kn_id_kind)c->agg_person,
 				 .epoch_ms = c->epoch_ms,
 				 .max_state_bytes = c->agg_max_state_bytes,
-				 .n_partitions = n_parts};
-	return kn_aggregator_new(*defs, c->n_aggs, &ao);
+				 .n_partitions = n_parts,
+				 .stage = (enum kn_agg_stage)stage};
+	return kn_aggregator_new(defs, c->n_aggs, &ao);
 }
 
 int kn_run_exit_code(int err)
@@ -223,36 +230,6 @@ static void share(struct kn_engine *e, int w)
 	e->part_of = e->wk[w].part_of;
 }
 
-/* Offers every de-identified event to the aggregates, which decide what
- * they take (kn_agg_eligible). Returns how many were added, or -ENOMEM. */
-static int aggregate(struct kn_engine *e)
-{
-	const struct kn_batch *b = e->b;
-	int added = 0;
-
-	for (int i = 0; i < b->n; i++) {
-		if (b->rec[i].state != KN_REC_OUT)
-			continue;
-		const struct kn_msg *m = kn_engine_msg(e, i);
-		switch (kn_aggregator_add(e->agg, &b->deid[i],
-					  b->rec[i].ev.role[KN_ROLE_TIMESTAMP].l, m->ts_ms,
-					  e->part_of[i], m->offset)) {
-		case KN_AGG_ERROR:
-			snprintf(e->err, sizeof(e->err), "aggregation: out of memory");
-			return -ENOMEM;
-		case KN_AGG_ADDED:
-			added++;
-			break;
-		case KN_AGG_INELIGIBLE:
-			e->not_aggregated++;
-			break;
-		default:
-			break;
-		}
-	}
-	return added;
-}
-
 /* n consumed messages through every step, each step's end marked; *total:
  * the records among them. */
 static int process_batch(struct kn_engine *e, int n, int *total)
@@ -268,12 +245,11 @@ static int process_batch(struct kn_engine *e, int n, int *total)
 	kn_trace_mark(e->trace, &span, KN_STAGE_DECODE, step(e, step_decode));
 	kn_trace_mark(e->trace, &span, KN_STAGE_POLICY, step(e, step_admit));
 	kn_trace_mark(e->trace, &span, KN_STAGE_DEID, step(e, step_deidentify));
-	if (e->agg) {
+	if (e->cfg->n_aggs && e->mode->aggregate) {
 		for (int w = 0; w < e->n_wk; w++) {
 			share(e, w);
-			if ((a = aggregate(e)) < 0)
+			if ((a = e->mode->aggregate(e, &added)) < 0)
 				return a;
-			added += (uint32_t)a;
 		}
 		kn_trace_mark(e->trace, &span, KN_STAGE_AGGREGATE, added);
 	}
@@ -303,7 +279,6 @@ static void pipeline_stats(const struct kn_engine *e, struct kn_pipeline_stats *
 static void publish(struct kn_engine *e)
 {
 	struct kn_metrics_snapshot *s = &e->snap;
-	struct kn_agg_metrics m;
 
 	if (!e->metrics)
 		return;
@@ -312,19 +287,12 @@ static void publish(struct kn_engine *e)
 	s->dead_lettered = e->dead;
 	s->trace = *kn_trace_stats(e->trace);
 	s->stall_ms = e->cfg->stall_timeout_ms;
-	if ((s->aggregating = e->agg != NULL)) {
-		kn_aggregator_metrics(e->agg, &m);
-		s->agg_late = m.late;
-		s->agg_bounded = m.bounded;
-		s->agg_suppressed_groups = m.groups_suppressed;
-		s->agg_suppressed_events = m.events_suppressed;
-		s->agg_windows_released = m.windows_closed;
+	/* The aggregates' own counters come from their stages (metrics.c sums
+	 * them); the strategy's health() adds what this loop counts. */
+	if ((s->aggregating = e->cfg->n_aggs > 0)) {
 		s->agg_dp = e->cfg->agg_mode == KN_AGG_DP;
 		s->agg_epsilon = e->cfg->agg_dp.epsilon;
 		s->agg_delta = e->cfg->agg_dp.delta;
-		s->agg_epsilon_spent = m.epsilon_spent;
-		s->open_windows = m.open_windows;
-		s->state_bytes = m.state_bytes;
 	}
 	e->mode->health(e, s);
 	kn_metrics_publish(e->metrics, s);
@@ -487,11 +455,8 @@ static void teardown(struct kn_engine *e)
 	kn_producer_destroy(e->out, 0);
 	if (e->m)
 		e->mode->destroy(e);
-	kn_metrics_stop(e->metrics);
 	stop_workers(e);
 	kn_stack_close(&e->st);
-	kn_aggregator_destroy(e->agg);
-	kn_free(e->defs);
 	kn_free(e->msgs);
 	if (orphaned) {
 		for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
@@ -503,7 +468,9 @@ static void teardown(struct kn_engine *e)
 	kn_free(e);
 }
 
-int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr, size_t errstr_size)
+/* The de-identification stage: the one run loop. */
+static int run_deid(const struct kn_config *c, const struct kn_run_opts *o,
+		    struct kn_metrics *metrics, char *errstr, size_t errstr_size)
 {
 	struct kn_engine *e = kn_calloc(1, sizeof(*e));
 	bool drained = false;
@@ -517,11 +484,8 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 	e->o = o;
 	e->mode = c->exactly_once ? &kn_mode_eos : &kn_mode_alo;
 	e->last_progress = kn_mono_ms();
-	/* The endpoint first: /healthz says "starting" while Kafka connects. */
-	err = o->metrics_addr ? kn_metrics_start(o->metrics_addr, &e->metrics, errstr, errstr_size)
-			      : 0;
-	if (!err)
-		err = setup(e, errstr, errstr_size);
+	e->metrics = metrics;
+	err = setup(e, errstr, errstr_size);
 	if (err == -ECANCELED) { /* stopped before the first record: nothing to redo */
 		kn_info("run", "stopped while starting");
 		err = 0;
@@ -539,7 +503,82 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 			pipeline_stats(e, o->stats, &pol);
 		}
 	}
-	kn_stop_settle(kn_run_exit_code(err));
 	teardown(e); /* frees e */
+	return err;
+}
+
+/* A stage of the aggregates on a thread of its own (run.role all). */
+struct stage_thread {
+	pthread_t t;
+	const struct kn_config *c;
+	const struct kn_run_opts *o;
+	struct kn_metrics *metrics;
+	enum kn_run_role role;
+	int err;
+	char errstr[512];
+};
+
+static void *stage_main(void *arg)
+{
+	struct stage_thread *st = arg;
+
+	st->err = kn_stage_run(st->c, st->role, st->o, st->metrics, st->errstr, sizeof(st->errstr));
+	/* A stage that failed takes the process down with it, so the
+	 * supervisor restarts all of it; one that finished (--until-eof) does
+	 * not. */
+	if (st->err && st->err != -ECANCELED)
+		kn_stop_request();
+	return NULL;
+}
+
+/* run.role all: bound and release on threads of their own, deid here. */
+static int run_all(const struct kn_config *c, const struct kn_run_opts *o,
+		   struct kn_metrics *metrics, char *errstr, size_t errstr_size)
+{
+	struct stage_thread st[2] = {{.c = c, .o = o, .metrics = metrics, .role = KN_RUN_BOUND},
+				     {.c = c, .o = o, .metrics = metrics, .role = KN_RUN_RELEASE}};
+	int started = 0, err = 0;
+
+	for (; started < 2; started++)
+		if (pthread_create(&st[started].t, NULL, stage_main, &st[started])) {
+			snprintf(errstr, errstr_size, "no thread for the %s stage",
+				 started ? "release" : "bound");
+			kn_stop_request();
+			err = -EAGAIN;
+			break;
+		}
+	if (!err)
+		err = run_deid(c, o, metrics, errstr, errstr_size);
+	if (err && err != KN_RUN_ABANDONED)
+		kn_stop_request(); /* the stages stop too; their work is redone on restart */
+	for (int i = 0; i < started; i++) {
+		pthread_join(st[i].t, NULL);
+		if (!err && st[i].err) {
+			err = st[i].err;
+			snprintf(errstr, errstr_size, "%s", st[i].errstr);
+		}
+	}
+	return err;
+}
+
+int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr, size_t errstr_size)
+{
+	struct kn_metrics *metrics = NULL;
+	int role = c->n_aggs ? c->role : KN_RUN_DEID, err;
+
+	/* The endpoint first: /healthz says "starting" while Kafka connects. */
+	err = o->metrics_addr ? kn_metrics_start(o->metrics_addr, &metrics, errstr, errstr_size)
+			      : 0;
+	if (!err) {
+		if (role == KN_RUN_BOUND || role == KN_RUN_RELEASE)
+			err = kn_stage_run(c, (enum kn_run_role)role, o, metrics, errstr,
+					   errstr_size);
+		else if (role == KN_RUN_ALL)
+			err = run_all(c, o, metrics, errstr, errstr_size);
+		else
+			err = run_deid(c, o, metrics, errstr, errstr_size);
+	}
+	kn_stop_settle(kn_run_exit_code(err));
+	kn_metrics_stop(metrics);
 	return err;
 }

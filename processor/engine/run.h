@@ -1,5 +1,5 @@
 /* run: `kanon run`, the one Kafka loop: consume a batch, run it through
- * the pipeline (and the aggregates, when configured), write its results,
+ * the pipeline (and, with aggregates, their contributions), write its results,
  * commit, again. What "commit" means is the loop's commit strategy:
  *
  * At-least-once (engine/alo.c; without aggregates): the consumer group
@@ -10,8 +10,10 @@
  *
  * Exactly-once (engine/eos.c; with aggregates): one transaction at a time
  * holds the outputs of the records consumed since the last one, the
- * aggregate rows of the windows that closed, and the input positions with
- * the restart state (eos.h).
+ * contributions and marks for the aggregation stages, and the input
+ * positions with the restart state (eos.h). The aggregates themselves are
+ * computed by the bound and release stages (stage.h): run.role picks which
+ * stages a process runs, all three by default.
  *
  * Stopping (SIGINT/SIGTERM, stop.h): the loop stops consuming, delivers and
  * commits what it can, and leaves, every step bounded by the stop budget
@@ -97,11 +99,14 @@ int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr,
 
 struct kn_agg_def;
 struct kn_aggregator;
-/* The aggregator the config's aggregate section describes, over n_parts
- * input partitions. *defs (the caller kn_free()s it) must outlive it.
- * NULL when out of memory. */
-struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c, int n_parts,
-						const struct kn_keys *keys,
-						struct kn_agg_def **defs);
+/* The config's aggregate definitions (kn_free() them; they borrow the
+ * config's strings). NULL when out of memory. */
+struct kn_agg_def *kn_agg_defs_from_config(const struct kn_config *c);
+/* An aggregator for stage (enum kn_agg_stage) that the config's aggregate
+ * section describes, over n_parts upstream partitions; defs must outlive
+ * it. NULL when out of memory. */
+struct kn_aggregator *kn_aggregator_from_config(const struct kn_config *c,
+						const struct kn_agg_def *defs, int n_parts,
+						const struct kn_keys *keys, int stage);
 
 #endif

@@ -16,6 +16,7 @@ struct assigned {
 	char topic[256];
 	int32_t partition;
 	bool eof;
+	int64_t start; /* on_assign's start offset (KN_OFFSET_NONE: committed) */
 };
 
 struct kn_consumer {
@@ -28,8 +29,9 @@ struct kn_consumer {
 	int raw_cap;
 	struct assigned *a;
 	int n_assigned;
-	int n_eof; /* entries of a[] at their end */
-	bool lost; /* a fatal consumer error: nothing more comes */
+	int n_eof;   /* entries of a[] at their end */
+	bool lost;   /* a fatal consumer error: nothing more comes */
+	bool fenced; /* that error: another member took our group.instance.id */
 	bool ever_assigned;
 	int64_t unassigned_since;   /* mono ms the last partition went; 0 while holding some */
 	int64_t last_commit;	    /* mono ms of the last commit the broker accepted */
@@ -37,6 +39,7 @@ struct kn_consumer {
 	rd_kafka_topic_t *last_rkt; /* cache for topic_idx */
 	int last_idx;
 	rd_kafka_topic_partition_list_t *committed; /* the last kn_consumer_committed's */
+	uint64_t assignments;			    /* assignments so far (on_assign) */
 };
 
 rd_kafka_t *kn_consumer_handle(struct kn_consumer *k)
@@ -57,6 +60,7 @@ static void track(struct kn_consumer *k, const char *topic, int32_t partition, b
 		snprintf(k->a[j].topic, sizeof(k->a[j].topic), "%s", topic);
 		k->a[j].partition = partition;
 		k->a[j].eof = false;
+		k->a[j].start = KN_OFFSET_NONE;
 		k->n_assigned++;
 	} else if (!add && j < k->n_assigned) {
 		k->n_eof -= k->a[j].eof;
@@ -128,6 +132,32 @@ static void revoke(struct kn_consumer *k, const rd_kafka_topic_partition_list_t 
 	}
 }
 
+/* Asks on_assign where each newly assigned partition starts, and sets it. */
+static void starts(struct kn_consumer *k, rd_kafka_topic_partition_list_t *parts)
+{
+	struct kn_tp *tp = kn_calloc((size_t)parts->cnt + 1, sizeof(*tp));
+
+	k->assignments++;
+	if (!tp) {
+		kn_err("consumer", "assign: out of memory");
+		return;
+	}
+	for (int i = 0; i < parts->cnt; i++)
+		tp[i] = (struct kn_tp){parts->elems[i].topic, parts->elems[i].partition,
+				       KN_OFFSET_NONE};
+	k->o.on_assign(k->o.opaque, tp, parts->cnt);
+	for (int i = 0; i < parts->cnt; i++) {
+		if (tp[i].offset == KN_OFFSET_NONE)
+			continue;
+		parts->elems[i].offset = tp[i].offset;
+		for (int j = 0; j < k->n_assigned; j++)
+			if (k->a[j].partition == tp[i].partition &&
+			    !strcmp(k->a[j].topic, tp[i].topic))
+				k->a[j].start = tp[i].offset;
+	}
+	kn_free(tp);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -138,6 +168,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		kn_info("consumer", "assigned %d partition(s)", parts->cnt);
 		track_list(k, parts, true);
+		if (k->o.on_assign)
+			starts(k, parts);
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, parts);
 		else
@@ -206,6 +238,13 @@ int kn_consumer_new(const struct kn_config *c, const struct kn_consumer_opts *o,
 	if (!(conf = kn_kafka_client_conf(c, o->role, k->group, errstr, errsz)) ||
 	    kn_kafka_conf_set_pairs(conf, o->extra, errstr, errsz))
 		goto fail;
+	/* A cooperative assignor would revoke some partitions and keep others:
+	 * on_assign's exact restart takes every partition at once. */
+	if (o->on_assign && kn_kafka_conf_set(conf, "partition.assignment.strategy",
+					      "range,roundrobin", why, sizeof(why))) {
+		snprintf(errstr, errsz, "%s", why);
+		goto fail;
+	}
 	if (o->subscribe)
 		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_stats_cb(conf, stats_cb);
@@ -328,8 +367,12 @@ static bool convert(struct kn_consumer *k, rd_kafka_message_t *m, struct kn_msg 
 	if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 		kn_warn("consumer", "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
 			m->partition, rd_kafka_message_errstr(m));
-		if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+		if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+			char why[256];
 			k->lost = true;
+			k->fenced = rd_kafka_fatal_error(k->rk, why, sizeof(why)) ==
+				    RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
+		}
 		return false;
 	}
 	*out = (struct kn_msg){.payload = m->payload,
@@ -351,6 +394,52 @@ static bool convert(struct kn_consumer *k, rd_kafka_message_t *m, struct kn_msg 
 	return true;
 }
 
+/* Every assigned partition back to its start (on_assign's). */
+static void restart(struct kn_consumer *k)
+{
+	struct kn_tp tp[256];
+	int n = 0;
+
+	for (int j = 0; j < k->n_assigned; j++) {
+		if (k->a[j].start == KN_OFFSET_NONE)
+			continue;
+		tp[n++] = (struct kn_tp){k->a[j].topic, k->a[j].partition, k->a[j].start};
+		if (n == 256 || j == k->n_assigned - 1) {
+			kn_consumer_seek(k, tp, n);
+			n = 0;
+		}
+	}
+	if (n)
+		kn_consumer_seek(k, tp, n);
+}
+
+int kn_consumer_seek(struct kn_consumer *k, const struct kn_tp *tps, int n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	rd_kafka_error_t *e;
+	int err = 0;
+
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition)->offset =
+			tps[i].offset == KN_OFFSET_NONE ? RD_KAFKA_OFFSET_BEGINNING : tps[i].offset;
+	if ((e = rd_kafka_seek_partitions(k->rk, l, 5000))) {
+		kn_warn("consumer", "seek: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		err = -EIO;
+	}
+	for (int i = 0; i < l->cnt && !err; i++)
+		if (l->elems[i].err) {
+			kn_warn("consumer", "seek %s [%d]: %s", l->elems[i].topic,
+				l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
+			err = -EIO;
+		}
+	/* The partition's position moves: its end mark no longer holds. */
+	for (int i = 0; i < n; i++)
+		mark_eof(k, tps[i].topic, tps[i].partition, false);
+	rd_kafka_topic_partition_list_destroy(l);
+	return err;
+}
+
 int kn_consumer_poll(struct kn_consumer *k, struct kn_msg *msgs, int max, int timeout_ms)
 {
 	ssize_t n;
@@ -363,7 +452,16 @@ int kn_consumer_poll(struct kn_consumer *k, struct kn_msg *msgs, int max, int ti
 		k->raw = r;
 		k->raw_cap = max;
 	}
+	uint64_t before = k->assignments;
 	n = kn_kafka_consume_ready(k->q, timeout_ms, k->raw, (size_t)max);
+	if (k->assignments != before) {
+		/* Some records may predate the new assignment: drop them all and
+		 * read every partition again from where on_assign said. */
+		for (ssize_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(k->raw[i]);
+		restart(k);
+		return 0;
+	}
 	for (ssize_t i = 0; i < n; i++) {
 		if (convert(k, k->raw[i], &msgs[kept]))
 			kept++;
@@ -419,6 +517,11 @@ bool kn_consumer_at_eof(const struct kn_consumer *k)
 bool kn_consumer_healthy(const struct kn_consumer *k)
 {
 	return !k->lost;
+}
+
+bool kn_consumer_fenced(const struct kn_consumer *k)
+{
+	return k->fenced;
 }
 
 int kn_consumer_assigned(const struct kn_consumer *k)

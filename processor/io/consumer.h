@@ -46,6 +46,10 @@ struct kn_msg {
 /* Called on revocation with the partitions about to go; lost: they already
  * belong to another member, so committing for them would fail. */
 typedef void(kn_revoke_cb)(void *opaque, const struct kn_tp *parts, int n, bool lost);
+/* Called when partitions are assigned, before any of their records is
+ * read: sets where each starts (parts[i].offset; KN_OFFSET_NONE: where the
+ * group's committed offset says). */
+typedef void(kn_assign_cb)(void *opaque, struct kn_tp *parts, int n);
 
 /* The consumer copies group; topics must outlive it (kn_msg.topic_idx and
  * the diagnosis read them). */
@@ -54,9 +58,15 @@ struct kn_consumer_opts {
 	const char *group;	   /* consumer group (NULL: kafka.group_id) */
 	const char *const *topics; /* what kn_msg.topic_idx indexes; subscribed in group mode */
 	int n_topics;
-	bool subscribe;		  /* group mode */
-	kn_revoke_cb *on_revoke;  /* group mode (may be NULL) */
-	void *opaque;		  /* for on_revoke */
+	bool subscribe;		 /* group mode */
+	kn_revoke_cb *on_revoke; /* group mode (may be NULL) */
+	/* Group mode (may be NULL). With it, a poll during which the group
+	 * rebalanced returns nothing, and every assigned partition starts
+	 * again where on_assign said: no record read before the rebalance is
+	 * handed out after it (exactly-once stages rebuild their state from
+	 * those start offsets). Forces an eager assignor. */
+	kn_assign_cb *on_assign;
+	void *opaque;		  /* for on_revoke and on_assign */
 	const char *const *extra; /* name, value pairs over the role's (NULL-terminated) */
 };
 
@@ -92,6 +102,9 @@ int kn_consumer_assign(struct kn_consumer *k, const struct kn_tp *tps, int n, ch
  * most timeout_ms for the first. Returns the count (0 on timeout). Serves
  * the consumer's callbacks (rebalances, statistics, commit results). */
 int kn_consumer_poll(struct kn_consumer *k, struct kn_msg *msgs, int max, int timeout_ms);
+/* Moves the reading position of tps[0..n) (assigned) to their offsets:
+ * what was fetched beyond is dropped. Returns 0 or -EIO. */
+int kn_consumer_seek(struct kn_consumer *k, const struct kn_tp *tps, int n);
 /* Gives msgs[0..n) back to the transport. */
 void kn_consumer_release(struct kn_consumer *k, struct kn_msg *msgs, int n);
 
@@ -108,6 +121,9 @@ int kn_consumer_commit(struct kn_consumer *k, const struct kn_tp *tps, int n, in
 bool kn_consumer_at_eof(const struct kn_consumer *k);
 /* False after a fatal consumer error. */
 bool kn_consumer_healthy(const struct kn_consumer *k);
+/* True when that error was another member joining with this one's
+ * group.instance.id (static membership: a second instance of one name). */
+bool kn_consumer_fenced(const struct kn_consumer *k);
 int kn_consumer_assigned(const struct kn_consumer *k);
 bool kn_consumer_ever_assigned(const struct kn_consumer *k);
 /* Monotonic ms since which no partition is assigned (since creation, or

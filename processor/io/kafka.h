@@ -44,6 +44,10 @@ enum kn_client {
 #define KN_KAFKA_TXN_EXPIRED                                                                       \
 	(-ETIME) /* the broker aborted a transaction that outlived
 					  transaction.timeout.ms (an outage) */
+/* An abortable transaction error (the group moved on and took the
+ * partitions, say): the transaction was aborted and the producer is usable.
+ * Go back to the committed offsets and carry on. */
+#define KN_KAFKA_TXN_ABORTED (-ECONNABORTED)
 
 /* Start positions for kn_consumer_assign, and "nothing committed". */
 #define KN_OFFSET_BEGINNING (-2)

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,20 @@ struct kn_metrics {
 	struct MHD_Daemon *d;
 	pthread_mutex_t lock;
 	struct kn_metrics_snapshot snap;
+	bool have_main;
+	bool have_stage[KN_METRICS_STAGES];
+	struct kn_stage_snapshot stage[KN_METRICS_STAGES];
 };
+
+/* What the HTTP thread renders: copies taken under the lock. */
+struct view {
+	struct kn_metrics_snapshot s;
+	bool have_main;
+	bool have_stage[KN_METRICS_STAGES];
+	struct kn_stage_snapshot st[KN_METRICS_STAGES];
+};
+
+static const char *stage_names[KN_METRICS_STAGES] = {"bound", "release"};
 
 struct buf {
 	char *p;
@@ -87,8 +101,35 @@ static void histogram(struct buf *b, const char *name, const char *help, const c
 	    lab, h->count);
 }
 
-static void render(const struct kn_metrics_snapshot *s, struct buf *b)
+static void render_stages(const struct view *v, struct buf *b);
+
+/* The kanon_aggregate_* totals over the stages this process runs. */
+static void aggregate_totals(const struct view *v, struct kn_metrics_snapshot *t)
 {
+	for (int i = 0; i < KN_METRICS_STAGES; i++) {
+		const struct kn_stage_snapshot *st = &v->st[i];
+		if (!v->have_stage[i])
+			continue;
+		t->aggregating = true;
+		t->agg_late += st->late;
+		t->agg_bounded += st->bounded;
+		t->agg_suppressed_groups += st->suppressed_groups;
+		t->agg_suppressed_events += st->suppressed_events;
+		t->agg_windows_released += st->windows_released;
+		t->agg_epsilon_spent += st->epsilon_spent;
+		t->open_windows += st->open_windows;
+		t->state_bytes += st->state_bytes;
+		t->transactions += st->transactions;
+		if (i == KN_METRICS_RELEASE)
+			t->agg_rows += st->written;
+	}
+}
+
+static void render(const struct view *v, struct buf *b)
+{
+	struct kn_metrics_snapshot tot = v->s, *s = &tot;
+
+	aggregate_totals(v, s);
 	counter(b, "kanon_records_consumed_total", "Input records read.", s->pipe.in);
 	counter(b, "kanon_records_produced_total", "De-identified events written.", s->produced);
 	out(b, "# HELP kanon_records_dead_lettered_total Input records dead-lettered, by reason.\n"
@@ -155,6 +196,83 @@ static void render(const struct kn_metrics_snapshot *s, struct buf *b)
 	histogram(b, "kanon_end_to_end_seconds",
 		  "Earliest Kafka timestamp of a batch to its last delivery acknowledgement.", NULL,
 		  &s->trace.end_to_end, true);
+	render_stages(v, b);
+}
+
+/* A family with one series per stage this process runs. */
+static void stage_family(const struct view *v, struct buf *b, const char *name, const char *type,
+			 const char *help, size_t field)
+{
+	bool first = true;
+
+	for (int i = 0; i < KN_METRICS_STAGES; i++) {
+		if (!v->have_stage[i])
+			continue;
+		if (first)
+			out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+		first = false;
+		uint64_t val = *(const uint64_t *)((const char *)&v->st[i] + field);
+		out(b, "%s{stage=\"%s\"} %" PRIu64 "\n", name, stage_names[i], val);
+	}
+}
+
+#define SF(f) offsetof(struct kn_stage_snapshot, f)
+
+static void render_stages(const struct view *v, struct buf *b)
+{
+	bool any = false;
+
+	stage_family(v, b, "kanon_stage_records_total", "counter",
+		     "Internal records read by an aggregation stage.", SF(records));
+	stage_family(v, b, "kanon_stage_dead_lettered_total", "counter",
+		     "Internal records refused (written to the dead-letter topic).", SF(dead));
+	stage_family(v, b, "kanon_stage_written_total", "counter",
+		     "Records written downstream: partial tallies (bound), rows (release).",
+		     SF(written));
+	stage_family(v, b, "kanon_stage_transactions_total", "counter",
+		     "Transactions committed by a stage.", SF(transactions));
+	stage_family(v, b, "kanon_stage_open_windows", "gauge", "Windows open in a stage.",
+		     SF(open_windows));
+	for (int i = 0; i < KN_METRICS_STAGES; i++) {
+		const struct kn_stage_snapshot *st = &v->st[i];
+		if (!v->have_stage[i])
+			continue;
+		if (!any)
+			out(b,
+			    "# HELP kanon_stage_assigned_partitions Internal partitions assigned "
+			    "to a stage.\n# TYPE kanon_stage_assigned_partitions gauge\n");
+		any = true;
+		out(b, "kanon_stage_assigned_partitions{stage=\"%s\"} %d\n", stage_names[i],
+		    st->assigned);
+	}
+	any = false;
+	for (int i = 0; i < KN_METRICS_STAGES; i++) {
+		const struct kn_stage_snapshot *st = &v->st[i];
+		if (!v->have_stage[i] || st->lag < 0)
+			continue;
+		if (!any)
+			out(b,
+			    "# HELP kanon_stage_consumer_lag Messages behind the ends of a stage's "
+			    "internal partitions.\n# TYPE kanon_stage_consumer_lag gauge\n");
+		any = true;
+		out(b, "kanon_stage_consumer_lag{stage=\"%s\"} %" PRId64 "\n", stage_names[i],
+		    st->lag);
+	}
+	any = false;
+	for (int i = 0; i < KN_METRICS_STAGES; i++) {
+		const struct kn_stage_snapshot *st = &v->st[i];
+		for (int w = 0; v->have_stage[i] && w < st->n_waiting; w++) {
+			if (!any)
+				out(b, "# HELP kanon_stage_window_waiting 1 for each upstream "
+				       "partition "
+				       "the oldest open window of a stage waits for (bound: input "
+				       "partitions, release: bound partitions).\n"
+				       "# TYPE kanon_stage_window_waiting gauge\n");
+			any = true;
+			out(b, "kanon_stage_window_waiting{stage=\"%s\",upstream=\"%d\"} 1\n",
+			    stage_names[i], st->waiting[w]);
+		}
+	}
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body,
@@ -169,52 +287,100 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
 	return ret;
 }
 
-/* /healthz's verdict on a snapshot, now: the loop's own view, then
- * progress (which the loop cannot report while it is blocked). */
-static bool health(const struct kn_metrics_snapshot *s, struct buf *b)
+/* One loop's verdict, now: its own view, then progress (which the loop
+ * cannot report while it is blocked). */
+static bool judge(bool healthy, const char *reason, bool pending, int64_t stall_ms,
+		  int64_t last_progress_ms, const char *who, struct buf *b)
 {
-	int64_t idle = kn_mono_ms() - s->last_progress_ms;
+	int64_t idle = kn_mono_ms() - last_progress_ms;
 
-	if (!s->healthy) {
-		out(b, "%s\n", s->unhealthy_reason);
+	if (!healthy) {
+		out(b, "%s%s\n", who, reason);
 		return false;
 	}
-	if (s->work_pending && s->stall_ms && s->last_progress_ms && idle > s->stall_ms) {
+	if (pending && stall_ms && last_progress_ms && idle > stall_ms) {
 		out(b,
-		    "no progress: nothing delivered or committed for %" PRId64
+		    "%sno progress: nothing delivered or committed for %" PRId64
 		    " s while input waits (broker unreachable?)\n",
-		    idle / 1000);
+		    who, idle / 1000);
 		return false;
 	}
-	out(b, "ok\n");
 	return true;
 }
+
+/* /healthz: every loop of the process must be well. */
+static bool health(const struct view *v, struct buf *b)
+{
+	const struct kn_metrics_snapshot *s = &v->s;
+	bool ok = true, any = v->have_main;
+
+	if (v->have_main)
+		ok = judge(s->healthy, s->unhealthy_reason, s->work_pending, s->stall_ms,
+			   s->last_progress_ms, "", b);
+	for (int i = 0; i < KN_METRICS_STAGES; i++) {
+		const struct kn_stage_snapshot *st = &v->st[i];
+		char who[32];
+		if (!v->have_stage[i])
+			continue;
+		any = true;
+		snprintf(who, sizeof(who), "%s stage: ", stage_names[i]);
+		ok = judge(st->healthy, st->unhealthy_reason, st->work_pending, st->stall_ms,
+			   st->last_progress_ms, who, b) &&
+		     ok;
+	}
+	if (!any) {
+		out(b, "%s\n", s->unhealthy_reason); /* "starting" */
+		return false;
+	}
+	if (ok)
+		out(b, "ok\n");
+	return ok;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, const char *method, const char *url,
+			      const struct view *v, struct buf *bp);
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
 {
 	struct kn_metrics *m = cls;
-	struct kn_metrics_snapshot s;
+	struct view *v = malloc(sizeof(*v));
 	struct buf b = {malloc(16384), 0, 16384};
 	(void)version, (void)upload, (void)upload_size, (void)con_cls;
 
-	if (!b.p)
+	if (!b.p || !v) {
+		free(b.p);
+		free(v);
 		return MHD_NO;
+	}
 	b.p[0] = '\0';
 	pthread_mutex_lock(&m->lock);
-	s = m->snap;
+	v->s = m->snap;
+	v->have_main = m->have_main;
+	memcpy(v->have_stage, m->have_stage, sizeof(v->have_stage));
+	memcpy(v->st, m->stage, sizeof(v->st));
 	pthread_mutex_unlock(&m->lock);
+	enum MHD_Result res = answer(c, method, url, v, &b);
+	free(v);
+	return res;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, const char *method, const char *url,
+			      const struct view *v, struct buf *bp)
+{
+	struct buf b = *bp;
+
 	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
 		out(&b, "method not allowed\n");
 		return reply(c, 405, "text/plain", b.p, b.n);
 	}
 	if (!strcmp(url, "/metrics")) {
-		render(&s, &b);
+		render(v, &b);
 		return reply(c, 200, "text/plain; version=0.0.4", b.p, b.n);
 	}
 	if (!strcmp(url, "/healthz")) {
-		bool ok = health(&s, &b);
+		bool ok = health(v, &b);
 		return reply(c, ok ? 200 : 503, "text/plain", b.p, b.n);
 	}
 	out(&b, "not found: try /metrics or /healthz\n");
@@ -296,6 +462,18 @@ void kn_metrics_publish(struct kn_metrics *m, const struct kn_metrics_snapshot *
 		return;
 	pthread_mutex_lock(&m->lock);
 	m->snap = *s;
+	m->have_main = true;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void kn_metrics_publish_stage(struct kn_metrics *m, enum kn_metrics_stage st,
+			      const struct kn_stage_snapshot *s)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stage[st] = *s;
+	m->have_stage[st] = true;
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -44,6 +44,36 @@ struct kn_metrics_snapshot {
 	char unhealthy_reason[160];
 };
 
+/* One aggregation stage of the topology (engine/stage.h) run by this
+ * process: its own series, labelled stage="bound" or stage="release", and
+ * its share of the kanon_aggregate_* totals. */
+enum kn_metrics_stage {
+	KN_METRICS_BOUND,
+	KN_METRICS_RELEASE,
+	KN_METRICS_STAGES
+};
+
+#define KN_METRICS_WAITING_MAX 32
+
+struct kn_stage_snapshot {
+	int assigned;	  /* internal partitions */
+	int64_t lag;	  /* -1: unknown */
+	uint64_t records; /* internal records read */
+	uint64_t dead;	  /* internal records refused (dead letters) */
+	uint64_t late, bounded, written, summaries, transactions;
+	uint64_t suppressed_groups, suppressed_events, windows_released;
+	double epsilon_spent;
+	uint64_t open_windows, state_bytes;
+	/* The upstream partitions the oldest open window waits for. */
+	int n_waiting;
+	int waiting[KN_METRICS_WAITING_MAX];
+	int64_t last_progress_ms;
+	bool work_pending;
+	int64_t stall_ms;
+	bool healthy;
+	char unhealthy_reason[160];
+};
+
 struct kn_metrics;
 
 /* Checks addr's form (IPv4:PORT, [IPv6]:PORT, localhost:PORT) without
@@ -52,7 +82,11 @@ int kn_metrics_check_addr(const char *addr, char *errstr, size_t errstr_size);
 /* Starts serving on addr ("127.0.0.1:9464", "[::1]:9464"). Returns 0 or a
  * negative errno with errstr set. */
 int kn_metrics_start(const char *addr, struct kn_metrics **out, char *errstr, size_t errstr_size);
+/* The run loop's snapshot (the de-identification stage); a process that
+ * never publishes one (--role bound|release) is judged by its stages. */
 void kn_metrics_publish(struct kn_metrics *m, const struct kn_metrics_snapshot *s);
+void kn_metrics_publish_stage(struct kn_metrics *m, enum kn_metrics_stage st,
+			      const struct kn_stage_snapshot *s);
 /* Stops the server and frees; accepts NULL. */
 void kn_metrics_stop(struct kn_metrics *m);
 

@@ -24,6 +24,7 @@ struct kn_producer {
 	const struct kn_config *cfg;
 	int64_t txn_started;	/* mono ms the open transaction began; 0: none */
 	int64_t txn_timeout_ms; /* the producer's transaction.timeout.ms */
+	char txn_id[256];	/* its transactional.id */
 	bool orphaned;
 	char error[512];
 };
@@ -65,9 +66,9 @@ static int fatal(struct kn_producer *p, rd_kafka_resp_err_t code)
 		return KN_KAFKA_TXN_EXPIRED;
 	}
 	snprintf(p->error, sizeof(p->error),
-		 "fenced: another kanon took over aggregate.transactional_id '%s' (two "
-		 "instances with one id?); this one has stopped processing",
-		 p->cfg->transactional_id);
+		 "fenced: another kanon took over transactional.id '%s' (two instances with "
+		 "one id? give each its own --instance); this one has stopped processing",
+		 p->txn_id);
 	return KN_KAFKA_FENCED;
 }
 
@@ -140,6 +141,9 @@ int kn_producer_new(const struct kn_config *c, const struct kn_producer_opts *o,
 		goto fail;
 	}
 	p->txn_timeout_ms = txn_timeout(p->rk);
+	size_t idn = sizeof(p->txn_id);
+	if (rd_kafka_conf_get(rd_kafka_conf(p->rk), "transactional.id", p->txn_id, &idn))
+		p->txn_id[0] = '\0';
 	*out = p;
 	return 0;
 fail:
@@ -195,16 +199,16 @@ static rd_kafka_headers_t *dead_letter_headers(const struct kn_dead_letter *dl)
 	return h;
 }
 
-int kn_producer_send(struct kn_producer *p, int topic, const void *key, size_t key_len,
-		     const void *val, size_t val_len, int64_t ts_ms,
-		     const struct kn_dead_letter *dl, uint64_t token)
+static int produce(struct kn_producer *p, int topic, int32_t partition, const void *key,
+		   size_t key_len, const void *val, size_t val_len, int64_t ts_ms,
+		   const struct kn_dead_letter *dl, uint64_t token)
 {
 	rd_kafka_headers_t *h = dl ? dead_letter_headers(dl) : NULL;
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-		p->rk, RD_KAFKA_V_RKT(p->topics[topic]), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
-		RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_HEADERS(h),
-		RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
+		p->rk, RD_KAFKA_V_RKT(p->topics[topic]), RD_KAFKA_V_PARTITION(partition),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
+		RD_KAFKA_V_VALUE((void *)val, val_len), RD_KAFKA_V_TIMESTAMP(ts_ms),
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
 
 	if (!err)
 		return 0;
@@ -218,12 +222,21 @@ int kn_producer_send(struct kn_producer *p, int topic, const void *key, size_t k
 	return -EIO;
 }
 
-int kn_producer_send_wait(struct kn_producer *p, int topic, const void *key, size_t key_len,
-			  const void *val, size_t val_len, int64_t ts_ms,
-			  const struct kn_dead_letter *dl, uint64_t token)
+int kn_producer_send(struct kn_producer *p, int topic, const void *key, size_t key_len,
+		     const void *val, size_t val_len, int64_t ts_ms,
+		     const struct kn_dead_letter *dl, uint64_t token)
+{
+	return produce(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, val, val_len, ts_ms, dl,
+		       token);
+}
+
+static int produce_wait(struct kn_producer *p, int topic, int32_t partition, const void *key,
+			size_t key_len, const void *val, size_t val_len, int64_t ts_ms,
+			const struct kn_dead_letter *dl, uint64_t token)
 {
 	for (;;) {
-		int err = kn_producer_send(p, topic, key, key_len, val, val_len, ts_ms, dl, token);
+		int err =
+			produce(p, topic, partition, key, key_len, val, val_len, ts_ms, dl, token);
 		if (err != -EAGAIN)
 			return err;
 		/* Local queue full: let deliveries drain, for as long as the
@@ -232,6 +245,20 @@ int kn_producer_send_wait(struct kn_producer *p, int topic, const void *key, siz
 			return -ECANCELED;
 		rd_kafka_poll(p->rk, 50);
 	}
+}
+
+int kn_producer_send_wait(struct kn_producer *p, int topic, const void *key, size_t key_len,
+			  const void *val, size_t val_len, int64_t ts_ms,
+			  const struct kn_dead_letter *dl, uint64_t token)
+{
+	return produce_wait(p, topic, RD_KAFKA_PARTITION_UA, key, key_len, val, val_len, ts_ms, dl,
+			    token);
+}
+
+int kn_producer_send_to(struct kn_producer *p, int topic, int32_t partition, const void *key,
+			size_t key_len, const void *val, size_t val_len, uint64_t token)
+{
+	return produce_wait(p, topic, partition, key, key_len, val, val_len, 0, NULL, token);
 }
 
 void kn_producer_poll(struct kn_producer *p, int timeout_ms)
@@ -362,18 +389,28 @@ static rd_kafka_error_t *attempt(struct kn_producer *p, enum kn_txn_op op, const
 	return e;
 }
 
-/* A call that failed for good: says why, aborts when required. */
+/* A call that failed for good: says why, aborts when required. An
+ * abortable error whose abort went through leaves the producer usable:
+ * KN_KAFKA_TXN_ABORTED, and p->error stays clear. */
 static int txn_failed(struct kn_producer *p, enum kn_txn_op op, rd_kafka_error_t *e)
 {
 	bool abort = op != KN_TXN_ABORT && rd_kafka_error_txn_requires_abort(e);
-	int err = rd_kafka_error_is_fatal(e) ? fatal(p, rd_kafka_error_code(e)) : -EIO;
+	bool is_fatal = rd_kafka_error_is_fatal(e);
+	int err = is_fatal ? fatal(p, rd_kafka_error_code(e)) : -EIO;
+	char why[512];
 
-	if (err == -EIO && !p->error[0])
-		snprintf(p->error, sizeof(p->error), "%s: %s%s", txn_name(op),
-			 rd_kafka_error_string(e), rd_kafka_error_is_fatal(e) ? " (fatal)" : "");
+	snprintf(why, sizeof(why), "%s: %s%s", txn_name(op), rd_kafka_error_string(e),
+		 is_fatal ? " (fatal)" : "");
 	rd_kafka_error_destroy(e);
-	kn_err("producer", "%s", p->error);
-	if (abort)
+	if (!is_fatal && abort) {
+		kn_warn("producer", "%s: aborting the transaction", why);
+		if (!kn_producer_txn(p, KN_TXN_ABORT, NULL, 0, NULL))
+			return KN_KAFKA_TXN_ABORTED;
+	}
+	if (err == -EIO && !p->error[0])
+		snprintf(p->error, sizeof(p->error), "%s", why);
+	kn_err("producer", "%s", p->error[0] ? p->error : why);
+	if (abort && is_fatal)
 		kn_producer_txn(p, KN_TXN_ABORT, NULL, 0, NULL);
 	return err;
 }
@@ -468,6 +505,12 @@ int kn_producer_ensure_topics(struct kn_producer *p, const struct kn_new_topic *
 	if (ev) {
 		err = created(ev, errstr, errsz);
 		rd_kafka_event_destroy(ev);
+		/* Created is not yet visible: the brokers' metadata follows the
+		 * controller a moment later, and a caller that looks the topic up
+		 * at once (another client, another thread) would find nothing. */
+		for (int i = 0; !err && i < n; i++)
+			while (!topic_exists(p, t[i].name, end) && kn_stop_wait(end) > 0)
+				rd_kafka_poll(p->rk, 50);
 	} else if (kn_stop_requested()) {
 		snprintf(errstr, errsz, "stopped while starting");
 		err = -ECANCELED;

@@ -89,6 +89,11 @@ int kn_producer_send_wait(struct kn_producer *p, int topic, const void *key, siz
 			  const void *val, size_t val_len, int64_t ts_ms,
 			  const struct kn_dead_letter *dl, uint64_t token);
 
+/* kn_producer_send_wait into the given partition (not the partitioner's),
+ * timestamped now. */
+int kn_producer_send_to(struct kn_producer *p, int topic, int32_t partition, const void *key,
+			size_t key_len, const void *val, size_t val_len, uint64_t token);
+
 /* Serves delivery reports for at most timeout_ms. */
 void kn_producer_poll(struct kn_producer *p, int timeout_ms);
 /* Waits until all queued records are delivered, until `until` or the stop's
@@ -112,9 +117,11 @@ enum kn_txn_op {
 
 /* Runs op (see the file comment). For KN_TXN_SEND_OFFSETS: offs[0..n) and
  * the consumer whose group they belong to. Returns 0, -ECANCELED (a stop
- * came first, or a call was walked away from), KN_KAFKA_FENCED,
- * KN_KAFKA_TXN_EXPIRED or -EIO; then kn_producer_error says why, and a
- * transaction that needs an abort was aborted. */
+ * came first, or a call was walked away from), KN_KAFKA_TXN_ABORTED (an
+ * abortable error: aborted, the producer goes on; rewind to what was
+ * committed), KN_KAFKA_FENCED, KN_KAFKA_TXN_EXPIRED or -EIO; then
+ * kn_producer_error says why, and a transaction that needs an abort was
+ * aborted. */
 int kn_producer_txn(struct kn_producer *p, enum kn_txn_op op, const struct kn_tp *offs, int n,
 		    struct kn_consumer *group);
 /* True once a transactional call was walked away from (see above). */

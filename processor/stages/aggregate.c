@@ -82,6 +82,7 @@ struct group {
 	const char *key; /* def index byte, then values separated by SEP; in the arena */
 	uint16_t key_len;
 	uint8_t def;
+	uint64_t p_events, p_people; /* KN_AGG_RELEASE: the partial tallies added */
 };
 
 struct entry {
@@ -107,6 +108,7 @@ struct window {
 	uint32_t n_people, cap_people;
 	int64_t *min_off;    /* per partition: first offset that fed this window, -1 */
 	int64_t *max_before; /* per partition: max_ts[p] just before that offset */
+	bool p_early;	     /* KN_AGG_RELEASE: a partial tally closed early */
 };
 
 struct kn_aggregator {
@@ -114,7 +116,7 @@ struct kn_aggregator {
 	int n_defs;
 	struct kn_agg_opts o;
 	int64_t *max_ts;
-	bool *idle;
+	uint8_t *state; /* enum kn_part_state */
 	int64_t emitted_until;
 	struct window *w[MAX_WINDOWS]; /* open windows, ascending start */
 	int n_windows;
@@ -203,8 +205,8 @@ struct kn_aggregator *kn_aggregator_new(const struct kn_agg_def *defs, int n_def
 	a->n_defs = n_defs;
 	a->defs = kn_calloc((size_t)n_defs, sizeof(*a->defs));
 	a->max_ts = kn_malloc(sizeof(int64_t) * (size_t)(o->n_partitions ? o->n_partitions : 1));
-	a->idle = kn_calloc((size_t)(o->n_partitions ? o->n_partitions : 1), sizeof(bool));
-	if (!a->defs || !a->max_ts || !a->idle) {
+	a->state = kn_calloc((size_t)(o->n_partitions ? o->n_partitions : 1), sizeof(uint8_t));
+	if (!a->defs || !a->max_ts || !a->state) {
 		kn_aggregator_destroy(a);
 		return NULL;
 	}
@@ -224,7 +226,7 @@ void kn_aggregator_destroy(struct kn_aggregator *a)
 		window_free(a->w[i]);
 	kn_free(a->defs);
 	kn_free(a->max_ts);
-	kn_free(a->idle);
+	kn_free(a->state);
 	kn_free(a);
 }
 
@@ -233,6 +235,11 @@ static int64_t floor_div(int64_t a, int64_t b)
 	int64_t q = a / b;
 
 	return (a % b < 0) ? q - 1 : q;
+}
+
+int64_t kn_agg_window_start(int64_t ts_ms, int64_t window_ms)
+{
+	return floor_div(ts_ms, window_ms) * window_ms;
 }
 
 /* The open window starting at start, created (in order) if needed. */
@@ -268,42 +275,22 @@ static size_t put_dim(char *key, size_t n, const char *v, size_t len)
 	return n;
 }
 
-static size_t build_key(const struct kn_agg_def *def, int di, const struct kn_deid *d, char *key)
+/* The group key of definition di: its index byte, then each of its
+ * dimensions' values (geo cut to the definition's precision). dim[d] NULL
+ * or "" is null. */
+static size_t build_key(const struct kn_agg_def *def, int di, const char *const dim[KN_DIMS],
+			char *key)
 {
 	size_t n = 0;
-	const char *type = kn_event_type_name(d->type);
 
 	key[n++] = (char)di;
-	for (int dim = 0; dim < KN_DIMS; dim++) {
-		if (!(def->dims & (1u << dim)))
+	for (int d = 0; d < KN_DIMS; d++) {
+		if (!(def->dims & (1u << d)))
 			continue;
-		switch (dim) {
-		case KN_DIM_EVENT_TYPE:
-			n = put_dim(key, n, type, strlen(type));
-			break;
-		case KN_DIM_GEO: {
-			size_t g = strlen(d->geo_cell);
-			n = put_dim(key, n, d->geo_cell,
-				    g < (size_t)def->geo_precision ? g
-								   : (size_t)def->geo_precision);
-			break;
-		}
-		case KN_DIM_IP_PREFIX:
-			n = put_dim(key, n, d->ip_prefix, strlen(d->ip_prefix));
-			break;
-		case KN_DIM_OS:
-			n = put_dim(key, n, d->os_family, strlen(d->os_family));
-			break;
-		case KN_DIM_APP_VERSION:
-			n = put_dim(key, n, d->app_version, strlen(d->app_version));
-			break;
-		case KN_DIM_URL_DOMAIN:
-			n = put_dim(key, n, d->url_domain, strlen(d->url_domain));
-			break;
-		case KN_DIM_QUERY_CATEGORY:
-			n = put_dim(key, n, d->query_category, strlen(d->query_category));
-			break;
-		}
+		size_t len = dim[d] ? strlen(dim[d]) : 0;
+		if (d == KN_DIM_GEO && len > (size_t)def->geo_precision)
+			len = (size_t)def->geo_precision;
+		n = put_dim(key, n, dim[d], len);
 	}
 	return n;
 }
@@ -446,16 +433,82 @@ bool kn_agg_eligible(const struct kn_deid *d)
 	return d->consent_ads == 1 && d->consent_analytics == 1 && !d->minor && !d->sensitive;
 }
 
+bool kn_agg_point_of(const struct kn_deid *d, enum kn_id_kind person, int64_t window_ms,
+		     int64_t ts_ms, struct kn_agg_point *pt)
+{
+	if (!d->has_pid[person])
+		return false;
+	uint64_t fp = XXH3_64bits(d->pid[person], KN_PID_HEX_LEN);
+	pt->person = fp ? fp : 1;
+	pt->window_start = kn_agg_window_start(ts_ms, window_ms);
+	pt->dim[KN_DIM_EVENT_TYPE] = kn_event_type_name(d->type);
+	pt->dim[KN_DIM_GEO] = d->geo_cell;
+	pt->dim[KN_DIM_IP_PREFIX] = d->ip_prefix;
+	pt->dim[KN_DIM_OS] = d->os_family;
+	pt->dim[KN_DIM_APP_VERSION] = d->app_version;
+	pt->dim[KN_DIM_URL_DOMAIN] = d->url_domain;
+	pt->dim[KN_DIM_QUERY_CATEGORY] = d->query_category;
+	return true;
+}
+
+/* The open window of start for an event from part at offset; NULL with
+ * *res set when there is none to be had. */
+static struct window *window_for(struct kn_aggregator *a, int64_t start, int part, int64_t offset,
+				 int64_t before, enum kn_agg_result *res)
+{
+	struct window *w;
+
+	if (start + a->o.window_ms <= a->emitted_until) {
+		a->m.late++;
+		*res = KN_AGG_LATE;
+		return NULL;
+	}
+	if (!(w = get_window(a, start))) {
+		*res = KN_AGG_ERROR;
+		if (a->n_windows == MAX_WINDOWS) { /* spread over too many windows */
+			a->m.late++;
+			a->m.windows_full++;
+			*res = KN_AGG_LATE;
+		}
+		return NULL;
+	}
+	if (w->min_off[part] < 0) {
+		w->min_off[part] = offset;
+		w->max_before[part] = before; /* max_ts[part] just before offset */
+	}
+	return w;
+}
+
+static enum kn_agg_result add_point(struct kn_aggregator *a, const struct kn_agg_point *pt,
+				    int part, int64_t offset, int64_t before)
+{
+	enum kn_agg_result res;
+	struct window *w = window_for(a, pt->window_start, part, offset, before, &res);
+	char key[1024];
+
+	if (!w)
+		return res;
+	struct person *p = find_person(w, pt->person);
+	if (!p)
+		return KN_AGG_ERROR;
+	for (int di = 0; di < a->n_defs; di++) {
+		size_t len = build_key(&a->defs[di], di, pt->dim, key);
+		int64_t g = intern_group(w, key, len, di);
+		int64_t dropped = g < 0 ? -1 : contribute(a, w, p, (uint32_t)g);
+		if (dropped < 0)
+			return KN_AGG_ERROR;
+		a->m.bounded += (uint64_t)dropped;
+	}
+	a->m.added++;
+	return KN_AGG_ADDED;
+}
+
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
 				     int64_t ts_ms, int64_t record_ms, int part, int64_t offset)
 {
-	int64_t start = floor_div(ts_ms, a->o.window_ms) * a->o.window_ms;
-	int64_t end = start + a->o.window_ms, before = a->max_ts[part];
-	/* Stream time moves on the event's time, but never past the moment
-	 * its record was written: a device clock set ahead cannot make other
-	 * people's events late. */
-	int64_t stream = record_ms > 0 && ts_ms > record_ms ? record_ms : ts_ms;
-	char key[1024];
+	int64_t end = kn_agg_window_start(ts_ms, a->o.window_ms) + a->o.window_ms;
+	int64_t before = a->max_ts[part], stream = kn_agg_stream_time(ts_ms, record_ms);
+	struct kn_agg_point pt;
 
 	if (!kn_agg_eligible(d)) { /* touches nothing, not even the time */
 		a->m.ineligible++;
@@ -463,42 +516,41 @@ enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_de
 	}
 	if (stream > before)
 		a->max_ts[part] = stream;
-	/* Late iff its window closed for its own partition (end + lateness <=
-	 * the partition's largest event time) or is already released. Out of
-	 * order within an open window is not late. */
-	if (end > INT64_MAX - a->o.lateness_ms || end + a->o.lateness_ms <= a->max_ts[part] ||
-	    end <= a->emitted_until) {
+	/* Out of order within an open window is not late (kn_agg_late). */
+	if (kn_agg_late(end, a->o.lateness_ms, a->max_ts[part])) {
 		a->m.late++;
 		return KN_AGG_LATE;
 	}
-	if (!d->has_pid[a->o.person]) {
+	if (!kn_agg_point_of(d, a->o.person, a->o.window_ms, ts_ms, &pt)) {
 		a->m.no_person++;
 		return KN_AGG_NO_PERSON;
 	}
-	struct window *w = get_window(a, start);
-	if (!w && a->n_windows == MAX_WINDOWS) { /* spread over too many windows */
-		a->m.late++;
-		a->m.windows_full++;
-		return KN_AGG_LATE;
-	}
+	return add_point(a, &pt, part, offset, before);
+}
+
+enum kn_agg_result kn_aggregator_add_point(struct kn_aggregator *a, const struct kn_agg_point *pt,
+					   int part, int64_t offset)
+{
+	return add_point(a, pt, part, offset, a->max_ts[part]);
+}
+
+enum kn_agg_result kn_aggregator_add_partial(struct kn_aggregator *a, int def, int64_t window_start,
+					     const char *const dim[KN_DIMS], uint64_t events,
+					     uint64_t users, bool early, int part, int64_t offset)
+{
+	enum kn_agg_result res;
+	struct window *w = window_for(a, window_start, part, offset, a->max_ts[part], &res);
+	char key[1024];
+
 	if (!w)
+		return res;
+	size_t len = build_key(&a->defs[def], def, dim, key);
+	int64_t g = intern_group(w, key, len, def);
+	if (g < 0)
 		return KN_AGG_ERROR;
-	if (w->min_off[part] < 0) {
-		w->min_off[part] = offset;
-		w->max_before[part] = before;
-	}
-	uint64_t fp = XXH3_64bits(d->pid[a->o.person], KN_PID_HEX_LEN);
-	struct person *p = find_person(w, fp ? fp : 1);
-	if (!p)
-		return KN_AGG_ERROR;
-	for (int di = 0; di < a->n_defs; di++) {
-		size_t len = build_key(&a->defs[di], di, d, key);
-		int64_t g = intern_group(w, key, len, di);
-		int64_t dropped = g < 0 ? -1 : contribute(a, w, p, (uint32_t)g);
-		if (dropped < 0)
-			return KN_AGG_ERROR;
-		a->m.bounded += (uint64_t)dropped;
-	}
+	w->groups[g].p_events += events;
+	w->groups[g].p_people += users;
+	w->p_early |= early;
 	a->m.added++;
 	return KN_AGG_ADDED;
 }
@@ -618,16 +670,26 @@ static int close_def(struct kn_aggregator *a, struct window *w, int di, bool ear
 			t[p->e[j].group].people++;
 		}
 	}
-	for (uint32_t g = 0; g < w->n_groups; g++)
+	for (uint32_t g = 0; g < w->n_groups; g++) {
+		t[g].events += w->groups[g].p_events; /* KN_AGG_RELEASE's tallies */
+		t[g].people += w->groups[g].p_people;
 		if (w->groups[g].def == di && t[g].people)
 			order[n++] = g;
+	}
 	sort_w = w;
 	qsort(order, n, sizeof(*order), cmp_group_key);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t g = order[i];
 		struct kn_agg_row row = {def, w->start, w->start + a->o.window_ms, 0};
 		row.key_epoch = a->o.epoch_ms ? floor_div(w->start, a->o.epoch_ms) : 0;
-		if (release(a, w, &w->groups[g], &t[g], &row)) {
+		row.early = early;
+		if (a->o.stage == KN_AGG_BOUND) { /* exact, for the release stage */
+			row.events = t[g].events;
+			row.users = t[g].people;
+			row.users_exact = true;
+			key_to_row(def, &w->groups[g], buf, &row);
+			sink->row(sink->opaque, &row);
+		} else if (release(a, w, &w->groups[g], &t[g], &row)) {
 			key_to_row(def, &w->groups[g], buf, &row);
 			sink->row(sink->opaque, &row);
 			s.groups_released++;
@@ -639,7 +701,10 @@ static int close_def(struct kn_aggregator *a, struct window *w, int di, bool ear
 	}
 	kn_free(t);
 	kn_free(order);
-	if (a->o.mode != KN_AGG_DP || s.groups_released)
+	/* A release partition holds all of a definition's groups of a window
+	 * or none (stage.h): only the one holding them speaks for it. */
+	bool mine = a->o.stage != KN_AGG_RELEASE || n > 0;
+	if (a->o.stage != KN_AGG_BOUND && mine && (a->o.mode != KN_AGG_DP || s.groups_released))
 		sink->summary(sink->opaque, &s);
 	return 0;
 }
@@ -660,8 +725,16 @@ static int close_oldest(struct kn_aggregator *a, bool early, const struct kn_agg
 	window_free(w);
 	a->m.windows_closed++;
 	a->m.early_closed += early;
-	a->m.epsilon_spent += a->o.mode == KN_AGG_DP ? a->o.dp.epsilon : 0;
+	a->m.epsilon_spent +=
+		a->o.mode == KN_AGG_DP && a->o.stage != KN_AGG_BOUND ? a->o.dp.epsilon : 0;
 	return 0;
+}
+
+/* The release stage's marks are watermarks already (lateness applied
+ * upstream); its configured lateness only binds the noise. */
+static int64_t lateness(const struct kn_aggregator *a)
+{
+	return a->o.stage == KN_AGG_RELEASE ? 0 : a->o.lateness_ms;
 }
 
 static int64_t watermark(const struct kn_aggregator *a)
@@ -670,10 +743,10 @@ static int64_t watermark(const struct kn_aggregator *a)
 	bool any = false;
 
 	for (int p = 0; p < a->o.n_partitions; p++) {
-		if (a->idle[p])
+		if (a->state[p] != KN_PART_ACTIVE)
 			continue;
 		any = true;
-		int64_t v = a->max_ts[p] == INT64_MIN ? INT64_MIN : a->max_ts[p] - a->o.lateness_ms;
+		int64_t v = a->max_ts[p] == INT64_MIN ? INT64_MIN : a->max_ts[p] - lateness(a);
 		if (v < wm)
 			wm = v;
 	}
@@ -699,9 +772,17 @@ static int64_t input_watermark(const struct kn_aggregator *a)
 	int64_t wm = INT64_MAX;
 
 	for (int p = 0; p < a->o.n_partitions; p++)
-		if (a->max_ts[p] != INT64_MIN && a->max_ts[p] - a->o.lateness_ms < wm)
-			wm = a->max_ts[p] - a->o.lateness_ms;
+		if (a->max_ts[p] != INT64_MIN && a->max_ts[p] - lateness(a) < wm)
+			wm = a->max_ts[p] - lateness(a);
 	return wm == INT64_MAX ? INT64_MIN : wm;
+}
+
+static bool all_ended(const struct kn_aggregator *a)
+{
+	for (int p = 0; p < a->o.n_partitions; p++)
+		if (a->state[p] != KN_PART_ENDED)
+			return false;
+	return a->o.n_partitions > 0;
 }
 
 int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_agg_sink *sink)
@@ -709,6 +790,7 @@ int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_a
 	int64_t wm = watermark(a), input_wm = input_watermark(a);
 	int closed = 0, err;
 
+	flush = flush || all_ended(a);
 	while (a->n_windows) {
 		int64_t end = a->w[0]->start + a->o.window_ms;
 		bool due = end <= wm;
@@ -719,6 +801,9 @@ int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_a
 		 * the state cap, always; by an idle partition's absence or the
 		 * end of the input, when the input's own watermark says so). */
 		bool early = due || flush ? end > input_wm : true;
+		/* The release stage's windows closed where the tallies were made. */
+		if (a->o.stage == KN_AGG_RELEASE)
+			early = (!due && !flush) || a->w[0]->p_early;
 		if ((err = close_oldest(a, early, sink)))
 			return err;
 		closed++;
@@ -728,7 +813,65 @@ int kn_aggregator_advance(struct kn_aggregator *a, bool flush, const struct kn_a
 
 void kn_aggregator_set_idle(struct kn_aggregator *a, int part, bool idle)
 {
-	a->idle[part] = idle;
+	a->state[part] = idle ? KN_PART_IDLE : KN_PART_ACTIVE;
+}
+
+void kn_aggregator_set_state(struct kn_aggregator *a, int part, enum kn_part_state state)
+{
+	a->state[part] = (uint8_t)state;
+}
+
+void kn_aggregator_mark(struct kn_aggregator *a, int part, int64_t max_ts, enum kn_part_state state)
+{
+	if (max_ts > a->max_ts[part])
+		a->max_ts[part] = max_ts;
+	a->state[part] = (uint8_t)state;
+}
+
+enum kn_part_state kn_aggregator_part(const struct kn_aggregator *a, int part, int64_t *max_ts)
+{
+	*max_ts = a->max_ts[part];
+	return (enum kn_part_state)a->state[part];
+}
+
+int64_t kn_aggregator_watermark(const struct kn_aggregator *a, enum kn_part_state *state)
+{
+	bool active = false;
+
+	for (int p = 0; p < a->o.n_partitions && !active; p++)
+		active = a->state[p] == KN_PART_ACTIVE;
+	*state = active ? KN_PART_ACTIVE : all_ended(a) ? KN_PART_ENDED : KN_PART_IDLE;
+	return *state == KN_PART_ENDED ? INT64_MAX : watermark(a);
+}
+
+int64_t kn_aggregator_first_offset(const struct kn_aggregator *a, int64_t position)
+{
+	int64_t off = position;
+
+	for (int i = 0; i < a->n_windows; i++)
+		for (int p = 0; p < a->o.n_partitions; p++)
+			if (a->w[i]->min_off[p] >= 0 && a->w[i]->min_off[p] < off)
+				off = a->w[i]->min_off[p];
+	return off;
+}
+
+bool kn_aggregator_idle_now(const struct kn_aggregator *a)
+{
+	return a->n_windows == 0;
+}
+
+int kn_aggregator_waiting(const struct kn_aggregator *a, int *parts, int max)
+{
+	int n = 0;
+
+	if (!a->n_windows)
+		return 0;
+	int64_t end = a->w[0]->start + a->o.window_ms;
+	for (int p = 0; p < a->o.n_partitions && n < max; p++)
+		if (a->state[p] == KN_PART_ACTIVE &&
+		    (a->max_ts[p] == INT64_MIN || a->max_ts[p] - lateness(a) < end))
+			parts[n++] = p;
+	return n;
 }
 
 void kn_aggregator_restore(struct kn_aggregator *a, int part, int64_t max_ts, int64_t emitted_until)
