@@ -23,6 +23,7 @@
 #include "lat.h"
 #include "log.h"
 #include "run.h"
+#include "stage.h"
 #include "schema.h"
 #include "stop.h"
 
@@ -71,10 +72,12 @@ static const char usage[] =
 	"           --rate paces them at N records/s (producer linger 1 ms, for latency tests)\n"
 	"  demo     [--count N] [--seed N]\n"
 	"           everything end to end on an in-process mock Kafka cluster; no broker needed\n"
-	"  check    -c FILE [--describe] [--metrics-addr HOST:PORT]\n"
+	"  check    -c FILE [--describe] [--metrics-addr HOST:PORT] [--kafka]\n"
 	"           validate the config, every Kafka client's properties, the schemas, the\n"
 	"           policy files and the key file, as 'run' does before connecting; print\n"
-	"           the effective config with secrets masked (--describe: every option)\n"
+	"           the effective config with secrets masked (--describe: every option);\n"
+	"           --kafka also asks the brokers about the aggregation's internal topics\n"
+	"           (partitions, cleanup.policy, retention.ms)\n"
 	"  policy explain -c FILE\n"
 	"           for every input field of every schema, what reaches each output\n"
 	"  keys retire EPOCH -c FILE\n"
@@ -103,7 +106,7 @@ struct args {
 	const char *config, *input, *output, *dead, *out_dir, *types, *start, *span;
 	const char *sets[MAX_SETS];
 	int n_sets;
-	bool until_eof, describe;
+	bool until_eof, describe, kafka;
 	int64_t max_messages, count, users, malformed, rate;
 	uint64_t seed;
 	const char *log_level;
@@ -146,6 +149,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					     {"describe", no_argument, 0, 'd'},
 					     {"metrics-addr", required_argument, 0, 'A'},
 					     {"role", required_argument, 0, 'r'},
+					     {"kafka", no_argument, 0, 'K'},
 					     {"instance", required_argument, 0, 'I'},
 					     {0, 0, 0, 0}};
 	int ch;
@@ -164,6 +168,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'l':
 			a->log_level = optarg;
+			break;
+		case 'K':
+			a->kafka = true;
 			break;
 		case 'r':
 		case 'I': {
@@ -312,6 +319,10 @@ static int cmd_check(const struct args *a)
 		return rc;
 	if (kn_run_preflight(c, a->metrics_addr, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		rc = KN_EXIT_CONFIG;
+	}
+	if (!rc && a->kafka && c->n_aggs && kn_topology_check(c, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: internal topics: %s\n", errstr);
 		rc = KN_EXIT_CONFIG;
 	}
 	kn_config_print(c, stdout);

@@ -526,8 +526,10 @@ static void *stage_main(void *arg)
 	/* A stage that failed takes the process down with it, so the
 	 * supervisor restarts all of it; one that finished (--until-eof) does
 	 * not. */
-	if (st->err && st->err != -ECANCELED)
+	if (st->err && st->err != -ECANCELED) {
+		kn_stop_settle(kn_run_exit_code(st->err));
 		kn_stop_request();
+	}
 	return NULL;
 }
 

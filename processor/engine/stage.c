@@ -116,6 +116,64 @@ int32_t kn_topology_group_partition(const char *def, int64_t window_start, int n
 	return (int32_t)(h % (uint64_t)n);
 }
 
+static int check_topic(struct kn_producer *p, const struct kn_config *c, const char *topic,
+		       int64_t want_parts, const char *opt, char *errstr, size_t errsz)
+{
+	struct kn_topic_info ti;
+	int64_t min_ms = c->agg_window_ms + c->agg_lateness_ms + 3600 * 1000LL;
+	int err = kn_producer_describe_topic(p, topic, &ti, kn_mono_ms() + START_TIMEOUT_MS, errstr,
+					     errsz);
+
+	if (err)
+		return err;
+	if (!ti.exists) {
+		kn_info("check", "%s: missing; created at start with %lld partition(s)", topic,
+			(long long)want_parts);
+		return 0;
+	}
+	if (strstr(ti.cleanup_policy, "compact")) {
+		snprintf(errstr, errsz,
+			 "%s: cleanup.policy=%s: compaction would drop contributions of open "
+			 "windows (it must be delete)",
+			 topic, ti.cleanup_policy);
+		return -EINVAL;
+	}
+	if (ti.retention_ms >= 0 && ti.retention_ms < min_ms) {
+		snprintf(errstr, errsz,
+			 "%s: retention.ms=%lld is shorter than a window plus its lateness plus an "
+			 "hour (%lld): open windows would lose their records",
+			 topic, (long long)ti.retention_ms, (long long)min_ms);
+		return -EINVAL;
+	}
+	if (ti.partitions != want_parts)
+		kn_warn("check",
+			"%s has %d partition(s), %s says %lld: the topic's count is used; to "
+			"change "
+			"it, drain the topology (--until-eof) and recreate the topic",
+			topic, ti.partitions, opt, (long long)want_parts);
+	else
+		kn_info("check", "%s: %d partition(s), cleanup.policy=%s, retention.ms=%lld: ok",
+			topic, ti.partitions, ti.cleanup_policy, (long long)ti.retention_ms);
+	return 0;
+}
+
+int kn_topology_check(const struct kn_config *c, char *errstr, size_t errsz)
+{
+	struct kn_producer_opts po = {KN_CLIENT_PRODUCER, NULL, NULL, NULL};
+	struct kn_producer *p;
+	int err = kn_producer_new(c, &po, &p, errstr, errsz);
+
+	if (err)
+		return err;
+	err = check_topic(p, c, c->contrib_topic, c->contrib_partitions,
+			  "aggregate.contrib_partitions", errstr, errsz);
+	if (!err)
+		err = check_topic(p, c, c->partials_topic, c->partials_partitions,
+				  "aggregate.partials_partitions", errstr, errsz);
+	kn_producer_destroy(p, kn_mono_ms() + 2000);
+	return err;
+}
+
 /* ---- failures ---- */
 
 /* A failure of the transport, as the run's result (e.g. in eos.c). */

@@ -75,8 +75,14 @@ static const struct client {
 	[KN_CLIENT_TX_CONSUMER] = {"exactly-once consumer",
 				   true,
 				   false,
+				   /* Static members (the instance's name): a session
+				    * that outlives a 5-minute outage, as the transactions
+				    * do; shorter, a member whose session expired while the
+				    * broker was away can be fenced by its own rejoin
+				    * (librdkafka#3437). A restart under the same name
+				    * takes its partitions back at once whatever this is. */
 				   {"auto.offset.reset", "earliest", "client.id",
-				    "kanon-tx-consumer"},
+				    "kanon-tx-consumer", "session.timeout.ms", "300000"},
 				   /* offsets go through the transactions; aborted input
 				    * is never read */
 				   {"enable.auto.commit", "false", "enable.partition.eof", "true",

@@ -160,9 +160,13 @@ void kn_producer_destroy(struct kn_producer *p, int64_t until)
 	if (p->orphaned) {
 		kn_warn("producer", "a transactional call is still waiting for the broker: the "
 				    "producer is left to the process's exit");
-		for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++)
-			if (!orphans[i] && (orphans[i] = p))
+		/* The stages' producers may be left at the same moment. */
+		for (size_t i = 0; i < sizeof(orphans) / sizeof(orphans[0]); i++) {
+			struct kn_producer *none = NULL;
+			if (__atomic_compare_exchange_n(&orphans[i], &none, p, false,
+							__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 				break;
+		}
 		return;
 	}
 	for (int i = 0; i < p->n_topics; i++)
@@ -520,6 +524,77 @@ int kn_producer_ensure_topics(struct kn_producer *p, const struct kn_new_topic *
 		err = -ETIMEDOUT;
 	}
 	rd_kafka_NewTopic_destroy_array(nt, (size_t)missing);
+	rd_kafka_queue_destroy(q);
+	return err;
+}
+
+/* ---- describing a topic ---- */
+
+static int partitions_of(struct kn_producer *p, const char *name, int64_t until)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	int n = -1;
+
+	if (kn_kafka_metadata(p->rk, NULL, &md, until))
+		return -1;
+	for (int i = 0; i < md->topic_cnt; i++)
+		if (!strcmp(md->topics[i].topic, name) && !md->topics[i].err)
+			n = md->topics[i].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	return n < 0 ? 0 : n;
+}
+
+static void read_configs(const rd_kafka_DescribeConfigs_result_t *res, struct kn_topic_info *info)
+{
+	size_t nr = 0, nc = 0;
+	const rd_kafka_ConfigResource_t **r = rd_kafka_DescribeConfigs_result_resources(res, &nr);
+	const rd_kafka_ConfigEntry_t **e = nr ? rd_kafka_ConfigResource_configs(r[0], &nc) : NULL;
+
+	for (size_t i = 0; i < nc; i++) {
+		const char *name = rd_kafka_ConfigEntry_name(e[i]);
+		const char *v = rd_kafka_ConfigEntry_value(e[i]);
+		if (!v)
+			continue;
+		if (!strcmp(name, "cleanup.policy"))
+			snprintf(info->cleanup_policy, sizeof(info->cleanup_policy), "%s", v);
+		else if (!strcmp(name, "retention.ms"))
+			info->retention_ms = strtoll(v, NULL, 10);
+	}
+}
+
+int kn_producer_describe_topic(struct kn_producer *p, const char *topic, struct kn_topic_info *info,
+			       int64_t until, char *errstr, size_t errsz)
+{
+	rd_kafka_ConfigResource_t *cr;
+	rd_kafka_queue_t *q;
+	rd_kafka_event_t *ev = NULL;
+	int n = partitions_of(p, topic, until), err = 0;
+
+	*info = (struct kn_topic_info){.retention_ms = -1};
+	if (n < 0) {
+		snprintf(errstr, errsz, "no broker at %s answers", p->cfg->brokers);
+		return kn_stop_requested() ? -ECANCELED : -ETIMEDOUT;
+	}
+	if (!(info->exists = n > 0))
+		return 0;
+	info->partitions = n;
+	cr = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+	q = rd_kafka_queue_new(p->rk);
+	rd_kafka_DescribeConfigs(p->rk, &cr, 1, NULL, q);
+	while (!ev && kn_stop_wait(until))
+		ev = rd_kafka_queue_poll(q, kn_stop_wait(until));
+	if (!ev) {
+		snprintf(errstr, errsz, "%s: no answer to DescribeConfigs", topic);
+		err = kn_stop_requested() ? -ECANCELED : -ETIMEDOUT;
+	} else if (rd_kafka_event_error(ev)) {
+		snprintf(errstr, errsz, "%s: %s", topic, rd_kafka_event_error_string(ev));
+		err = -EIO;
+	} else {
+		read_configs(rd_kafka_event_DescribeConfigs_result(ev), info);
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_ConfigResource_destroy(cr);
 	rd_kafka_queue_destroy(q);
 	return err;
 }

@@ -143,4 +143,18 @@ struct kn_new_topic {
 int kn_producer_ensure_topics(struct kn_producer *p, const struct kn_new_topic *t, int n,
 			      int64_t until, char *errstr, size_t errsz);
 
+/* What the cluster says about a topic. */
+struct kn_topic_info {
+	bool exists;
+	int partitions;
+	char cleanup_policy[64];
+	int64_t retention_ms; /* -1: forever */
+};
+
+/* Describes topic (metadata and DescribeConfigs). Returns 0 (also when it
+ * does not exist: info->exists false), or -EIO / -ETIMEDOUT / -ECANCELED
+ * with errstr set. */
+int kn_producer_describe_topic(struct kn_producer *p, const char *topic, struct kn_topic_info *info,
+			       int64_t until, char *errstr, size_t errsz);
+
 #endif

@@ -629,7 +629,8 @@ static bool release(const struct kn_aggregator *a, const struct window *w, const
 	return people >= dp->threshold && people >= k;
 }
 
-static const struct window *sort_w; /* close_def's qsort context */
+/* close_def's qsort context; per thread, as the stages close windows at once. */
+static __thread const struct window *sort_w;
 
 static int cmp_group_key(const void *x, const void *y)
 {

@@ -109,6 +109,12 @@ def test_lat_matches_metrics(broker, tmp_path, mode):
     assert sum(r["runq_loop_thread"]["count"] for r in reports) > 0
     if mode == "at-least-once":
         assert set(reports[-1]["stages_not_seen"]) >= TXN_STAGES
+    # The aggregation stages' commit cycles, from their threads (run.role all).
+    cycles = {c: sum(r[c]["count"] for r in reports) for c in ("bound_cycle", "release_cycle")}
+    if mode == "exactly-once":
+        assert all(n > 0 for n in cycles.values()), cycles
+    else:
+        assert not any(cycles.values()), cycles
     # The in-process histograms saw the same stages.
     for s in expected:
         assert metric(text, "kanon_stage_duration_seconds_count", '{stage="%s"}' % s) > 0, s

@@ -162,3 +162,37 @@ def test_window_waits_for_every_input_partition(broker, tmp_path):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
+
+
+def create_topic(broker, topic, partitions, *configs):
+    """A topic made as an operator would, with Kafka's own tool."""
+    import glob
+    import os
+    import subprocess
+    cache = os.environ.get("KANON_CACHE", os.path.expanduser("~/.cache/kanon"))
+    libs = glob.glob(os.path.join(cache, "kafka-*", "libs"))[0]
+    args = ["java", "-cp", libs + "/*", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server",
+            broker, "--create", "--topic", topic, "--partitions", str(partitions)]
+    for c in configs:
+        args += ["--config", c]
+    r = subprocess.run(args, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+
+
+def test_check_validates_internal_topics(broker, tmp_path):
+    env = Env(tmp_path, "check", aggregates=AGGS)
+    contrib, partials = env.prefix + "-group.agg-contrib", env.prefix + "-group.agg-partials"
+    r = env.kanon("check", "-c", env.config, "--kafka")
+    assert b"%s: missing; created at start with 8 partition(s)" % contrib.encode() in r.stderr, r.stderr
+    # Another partition count is said, not refused: the topic's is used.
+    create_topic(broker, partials, 3)
+    r = env.kanon("check", "-c", env.config, "--kafka")
+    assert b"%s has 3 partition(s), aggregate.partials_partitions says 4" % partials.encode() in r.stderr
+    # Compaction would drop contributions of open windows: refused.
+    create_topic(broker, contrib, 8, "cleanup.policy=compact")
+    r = env.kanon("check", "-c", env.config, "--kafka", check=False)
+    assert r.returncode == 2 and b"cleanup.policy=compact" in r.stderr, r.stderr
+    env2 = Env(tmp_path / "short", "check2", aggregates=AGGS) if (tmp_path / "short").mkdir() is None else None
+    create_topic(broker, env2.prefix + "-group.agg-contrib", 8, "retention.ms=600000")
+    r = env2.kanon("check", "-c", env2.config, "--kafka", check=False)
+    assert r.returncode == 2 and b"retention.ms=600000 is shorter" in r.stderr, r.stderr
