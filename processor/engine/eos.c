@@ -16,6 +16,7 @@
 #define START_TIMEOUT_MS  30000 /* metadata and committed offsets */
 #define MARK_HEARTBEAT_MS 10000 /* an unchanged mark is repeated this often */
 #define META_MAX	  160
+#define COALESCE_MAX	  65536 /* distinct contributions held per transaction */
 
 struct tpart {
 	const char *topic; /* the config's string */
@@ -42,6 +43,9 @@ struct eos {
 	char (*meta)[META_MAX];
 	int t_contrib, n_contrib; /* the contributions topic (aggregates) */
 	uint32_t dims;		  /* the dimensions some definition uses */
+	/* The open transaction's contributions, identical ones coalesced:
+	 * written before the marks that cover them (commit_cycle). */
+	struct kn_xch_coalesce *pending;
 	uint8_t xbuf[KN_XCH_MAX_BYTES];
 	int64_t txn_min_ts; /* earliest Kafka timestamp in the open transaction */
 	uint32_t txn_records;
@@ -50,6 +54,7 @@ struct eos {
 	bool ending;	    /* the last cycle of --until-eof: every partition ended */
 	int hook_err;	    /* a failure inside a rebalance */
 	uint64_t skipped, contributions, late, no_person, transactions, rewinds;
+	uint64_t written; /* contribution records, after coalescing */
 };
 
 static struct eos *eos(struct kn_engine *e)
@@ -184,10 +189,14 @@ static void on_revoke(void *opaque, const struct kn_tp *tps, int n, bool lost)
 	struct eos *x = eos(e);
 	int err = 0;
 
-	if (!lost && !x->hook_err)
+	if (!lost && !x->hook_err) {
 		err = commit_cycle(e, false);
-	else if (!kn_producer_txn(e->out, KN_TXN_ABORT, NULL, 0, NULL))
-		err = kn_producer_txn(e->out, KN_TXN_BEGIN, NULL, 0, NULL);
+	} else {
+		if (x->pending)
+			kn_xch_coalesce_clear(x->pending);
+		if (!kn_producer_txn(e->out, KN_TXN_ABORT, NULL, 0, NULL))
+			err = kn_producer_txn(e->out, KN_TXN_BEGIN, NULL, 0, NULL);
+	}
 	if (err && !x->hook_err)
 		x->hook_err = err;
 	for (int i = 0; i < n; i++) {
@@ -208,6 +217,8 @@ static int rewind_all(struct kn_engine *e)
 			x->tps[n++] = (struct kn_tp){x->parts[p].topic, x->parts[p].partition, 0};
 	kn_warn("run", "transaction aborted: %d partition(s) back to their committed offsets", n);
 	x->rewinds++;
+	if (x->pending)
+		kn_xch_coalesce_clear(x->pending); /* they were the aborted transaction's */
 	if (restore(e, x->tps, n))
 		return -EIO;
 	return kn_consumer_seek(e->in, x->tps, n) ? -EIO : 0;
@@ -323,6 +334,10 @@ static int start(struct kn_engine *e, char *errstr, size_t errsz)
 		x->dims |= c->aggs[i].dims;
 	if ((err = clients(e, errstr, errsz)) || (err = discover(e, errstr, errsz)))
 		return err;
+	if (c->n_aggs && !(x->pending = kn_xch_coalesce_new(COALESCE_MAX))) {
+		snprintf(errstr, errsz, "out of memory");
+		return -ENOMEM;
+	}
 	if (c->n_aggs) {
 		x->n_contrib = kn_consumer_partitions(
 			e->in, c->contrib_topic, kn_mono_ms() + START_TIMEOUT_MS, errstr, errsz);
@@ -388,6 +403,22 @@ static int mark(struct kn_engine *e, int p, enum kn_part_state st, int64_t now)
 	return err;
 }
 
+static int send_contribution(void *opaque, int32_t q, const uint8_t *rec, size_t len)
+{
+	struct kn_engine *e = opaque;
+	uint8_t key[8]; /* the person's fingerprint, as in the record */
+
+	memcpy(key, rec + 3 + 8 + 4, sizeof(key));
+	eos(e)->written++;
+	return kn_producer_send_to(e->out, eos(e)->t_contrib, q, key, sizeof(key), rec, len, 0);
+}
+
+/* The transaction's coalesced contributions, into it. */
+static int flush_contributions(struct kn_engine *e)
+{
+	return kn_xch_coalesce_flush(eos(e)->pending, send_contribution, e);
+}
+
 /* One de-identified event into the aggregates: the lateness rule of its
  * input partition, then a contribution to its person's partition. */
 static int contribute(struct kn_engine *e, int i)
@@ -422,17 +453,15 @@ static int contribute(struct kn_engine *e, int i)
 	if (tp->marked && tp->marked_state != KN_PART_ACTIVE &&
 	    (err = mark(e, e->part_of[i], KN_PART_ACTIVE, kn_mono_ms())))
 		return err;
-	size_t n = kn_xch_contrib(x->xbuf, &pt, (uint32_t)e->part_of[i], x->dims);
+	size_t n = kn_xch_contrib(x->xbuf, &pt, (uint32_t)e->part_of[i], x->dims, 1);
 	if (!n)
 		return 0; /* a value beyond the exchange format: cannot happen (event.h) */
-	uint8_t key[8];
-	for (int k = 0; k < 8; k++)
-		key[k] = (uint8_t)(pt.person >> (56 - 8 * k));
-	err = kn_producer_send_to(e->out, x->t_contrib,
-				  kn_topology_person_partition(pt.person, x->n_contrib), key,
-				  sizeof(key), x->xbuf, n, 0);
+	int32_t q = kn_topology_person_partition(pt.person, x->n_contrib);
+	if ((err = kn_xch_coalesce_add(x->pending, x->xbuf, n, q)) == 1 &&
+	    !(err = flush_contributions(e)))
+		err = kn_xch_coalesce_add(x->pending, x->xbuf, n, q);
 	x->contributions += !err;
-	return err;
+	return err == -ENOMEM ? -EIO : err;
 }
 
 /* The aggregation step: the share's contributions into the transaction. */
@@ -552,7 +581,7 @@ static int commit_cycle(struct kn_engine *e, bool flush)
 	x->ending = x->ending ||
 		    (flush && e->cfg->n_aggs); /* for good: a revoke at the close commits again */
 	kn_trace_txn_begin(e->trace, &cyc, x->txn_records, x->txn_min_ts);
-	if (e->cfg->n_aggs && x->n_contrib)
+	if (e->cfg->n_aggs && x->n_contrib && !(err = flush_contributions(e)))
 		err = marks(e, now, &marked);
 	if (err)
 		return failed(e, err);
@@ -658,9 +687,9 @@ static void log_stats(struct kn_engine *e, char *buf, size_t size)
 
 	snprintf(buf, size,
 		 " replayed=%" PRIu64 " not_aggregated=%" PRIu64 " contributions=%" PRIu64
-		 " late=%" PRIu64 " no_person=%" PRIu64 " transactions=%" PRIu64
-		 " rewinds=%" PRIu64,
-		 x->skipped, e->not_aggregated, x->contributions, x->late, x->no_person,
+		 " contribution_records=%" PRIu64 " late=%" PRIu64 " no_person=%" PRIu64
+		 " transactions=%" PRIu64 " rewinds=%" PRIu64,
+		 x->skipped, e->not_aggregated, x->contributions, x->written, x->late, x->no_person,
 		 x->transactions, x->rewinds);
 }
 
@@ -673,6 +702,7 @@ static void destroy(struct kn_engine *e)
 	kn_free(x->topics);
 	kn_free(x->tps);
 	kn_free(x->meta);
+	kn_xch_coalesce_destroy(x->pending);
 	kn_free(x);
 	e->m = NULL;
 }

@@ -547,7 +547,8 @@ static void apply(struct stage *s, const struct kn_msg *m)
 		if ((int)x.part >= s->n_up)
 			dead(s, m, "a contribution from an unknown input partition");
 		else
-			r = kn_aggregator_add_point(sp->agg, &x.point, (int)x.part, m->offset);
+			r = kn_aggregator_add_point(sp->agg, &x.point, x.n_events, (int)x.part,
+						    m->offset);
 	} else if (s->role == KN_RUN_RELEASE && x.type == KN_XCH_PARTIAL) {
 		int d = def_index(s, x.def);
 		if (d < 0)

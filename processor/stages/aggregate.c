@@ -382,20 +382,23 @@ static struct person *find_person(struct window *w, uint64_t fp)
 	return &w->people[i];
 }
 
-/* Counts one event of person p in group g under both bounds. Returns the
- * number of events dropped by the bounds (0 or 1, or more on eviction). */
-static int64_t contribute(struct kn_aggregator *a, struct window *w, struct person *p, uint32_t g)
+/* Counts n events of person p in group g under both bounds (as n times
+ * one: the counter saturates, the kept groups are ranked). Returns the
+ * number of events dropped by the bounds. */
+static int64_t contribute(struct kn_aggregator *a, struct window *w, struct person *p, uint32_t g,
+			  uint32_t n)
 {
 	uint64_t rank = XXH3_64bits_withSeed(&w->groups[g].hash, 8, p->fp);
 	uint16_t max_groups = (uint16_t)a->o.max_groups_per_person;
+	uint32_t cap = (uint32_t)a->o.max_events_per_person, take = n < cap ? n : cap;
 
 	for (uint16_t i = 0; i < p->n; i++) {
 		if (p->e[i].group != g)
 			continue;
-		if (p->e[i].events >= a->o.max_events_per_person)
-			return 1;
-		p->e[i].events++;
-		return 0;
+		uint32_t room = cap - p->e[i].events;
+		take = n < room ? n : room;
+		p->e[i].events += take;
+		return n - take;
 	}
 	if (p->n == max_groups) {
 		/* Keep the max_groups smallest ranks: the same set in any order. */
@@ -404,10 +407,10 @@ static int64_t contribute(struct kn_aggregator *a, struct window *w, struct pers
 			if (p->e[i].rank > p->e[worst].rank)
 				worst = i;
 		if (rank > p->e[worst].rank)
-			return 1;
+			return n;
 		int64_t evicted = p->e[worst].events;
-		p->e[worst] = (struct entry){rank, g, 1};
-		return evicted;
+		p->e[worst] = (struct entry){rank, g, take};
+		return evicted + (n - take);
 	}
 	if (p->n == p->cap) {
 		uint16_t ncap = p->cap ? (uint16_t)(p->cap * 2) : 2;
@@ -421,8 +424,8 @@ static int64_t contribute(struct kn_aggregator *a, struct window *w, struct pers
 		p->e = ne;
 		p->cap = ncap;
 	}
-	p->e[p->n++] = (struct entry){rank, g, 1};
-	return 0;
+	p->e[p->n++] = (struct entry){rank, g, take};
+	return n - take;
 }
 
 bool kn_agg_eligible(const struct kn_deid *d)
@@ -480,26 +483,28 @@ static struct window *window_for(struct kn_aggregator *a, int64_t start, int par
 }
 
 static enum kn_agg_result add_point(struct kn_aggregator *a, const struct kn_agg_point *pt,
-				    int part, int64_t offset, int64_t before)
+				    uint32_t n, int part, int64_t offset, int64_t before)
 {
 	enum kn_agg_result res;
 	struct window *w = window_for(a, pt->window_start, part, offset, before, &res);
 	char key[1024];
 
-	if (!w)
+	if (!w) {
+		a->m.late += res == KN_AGG_LATE ? n - 1 : 0; /* window_for counted one */
 		return res;
+	}
 	struct person *p = find_person(w, pt->person);
 	if (!p)
 		return KN_AGG_ERROR;
 	for (int di = 0; di < a->n_defs; di++) {
 		size_t len = build_key(&a->defs[di], di, pt->dim, key);
 		int64_t g = intern_group(w, key, len, di);
-		int64_t dropped = g < 0 ? -1 : contribute(a, w, p, (uint32_t)g);
+		int64_t dropped = g < 0 ? -1 : contribute(a, w, p, (uint32_t)g, n);
 		if (dropped < 0)
 			return KN_AGG_ERROR;
 		a->m.bounded += (uint64_t)dropped;
 	}
-	a->m.added++;
+	a->m.added += n;
 	return KN_AGG_ADDED;
 }
 
@@ -525,13 +530,13 @@ enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_de
 		a->m.no_person++;
 		return KN_AGG_NO_PERSON;
 	}
-	return add_point(a, &pt, part, offset, before);
+	return add_point(a, &pt, 1, part, offset, before);
 }
 
 enum kn_agg_result kn_aggregator_add_point(struct kn_aggregator *a, const struct kn_agg_point *pt,
-					   int part, int64_t offset)
+					   uint32_t n_events, int part, int64_t offset)
 {
-	return add_point(a, pt, part, offset, a->max_ts[part]);
+	return add_point(a, pt, n_events, part, offset, a->max_ts[part]);
 }
 
 enum kn_agg_result kn_aggregator_add_partial(struct kn_aggregator *a, int def, int64_t window_start,

@@ -223,11 +223,12 @@ void kn_aggregator_destroy(struct kn_aggregator *a);
 enum kn_agg_result kn_aggregator_add(struct kn_aggregator *a, const struct kn_deid *d,
 				     int64_t ts_ms, int64_t record_ms, int part, int64_t offset);
 
-/* KN_AGG_BOUND: adds a point from upstream partition part (for the
- * watermark) found at offset of the consumed partition (for the restart).
- * Late only when its window was already closed here. */
+/* KN_AGG_BOUND: adds n_events events at a point from upstream partition
+ * part (for the watermark) found at offset of the consumed partition (for
+ * the restart): the same as adding them one by one. Late only when its
+ * window was already closed here. */
 enum kn_agg_result kn_aggregator_add_point(struct kn_aggregator *a, const struct kn_agg_point *pt,
-					   int part, int64_t offset);
+					   uint32_t n_events, int part, int64_t offset);
 
 /* KN_AGG_RELEASE: adds one bound partition's tally of a group (definition
  * index def, dimension values dim as in a row: NULL is null) from bound

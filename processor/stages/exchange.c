@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
+
+#include "kn_alloc.h"
 
 #define MAGIC	 'K'
 #define VERSION	 1
@@ -50,7 +53,8 @@ static uint8_t *header(uint8_t *p, enum kn_xch_type t)
 	return p + 3;
 }
 
-size_t kn_xch_contrib(uint8_t *out, const struct kn_agg_point *pt, uint32_t part, uint32_t dims)
+size_t kn_xch_contrib(uint8_t *out, const struct kn_agg_point *pt, uint32_t part, uint32_t dims,
+		      uint32_t n_events)
 {
 	uint8_t *p = header(out, KN_XCH_CONTRIB);
 
@@ -59,6 +63,8 @@ size_t kn_xch_contrib(uint8_t *out, const struct kn_agg_point *pt, uint32_t part
 	p = put64(p, pt->person);
 	for (int d = 0; d < KN_DIMS && p; d++)
 		p = putstr(p, (dims & (1u << d)) ? pt->dim[d] : NULL);
+	if (p)
+		p = put32(p, n_events); /* last: kn_xch_coalesce rewrites it */
 	return p ? (size_t)(p - out) : 0;
 }
 
@@ -186,8 +192,11 @@ static void decode_contrib(struct rd *r, struct kn_xch *x)
 	get_dims(r, dim);
 	for (int d = 0; d < KN_DIMS; d++)
 		x->point.dim[d] = dim[d] ? dim[d] : "";
+	x->n_events = get32(r);
 	if (!r->why && !x->point.person)
 		r->why = "person fingerprint 0";
+	else if (!r->why && (!x->n_events || x->n_events > KN_XCH_MAX_EVENTS))
+		r->why = "event count out of range";
 }
 
 static void decode_partial(struct rd *r, struct kn_xch *x)
@@ -341,4 +350,110 @@ int kn_xch_state_parse(const char *in, size_t len, char tag, int64_t *emitted_un
 		return 0; /* another partition count: the marks in the log restore it */
 	*n_got = n;
 	return 0;
+}
+
+/* ---- coalescing ---- */
+
+struct centry {
+	uint64_t hash;
+	size_t off; /* into bytes */
+	uint32_t len, n_events;
+	int32_t partition;
+};
+
+struct kn_xch_coalesce {
+	struct centry *e;
+	size_t n, max;
+	uint32_t *slots; /* open addressing: entry index + 1; 0: empty */
+	size_t cap;	 /* power of two, >= 2 max */
+	uint8_t *bytes;
+	size_t used, size;
+};
+
+struct kn_xch_coalesce *kn_xch_coalesce_new(size_t max_records)
+{
+	struct kn_xch_coalesce *c = kn_calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->max = max_records;
+	for (c->cap = 16; c->cap < 2 * max_records; c->cap *= 2)
+		;
+	c->size = max_records * 64;
+	c->e = kn_calloc(max_records, sizeof(*c->e));
+	c->slots = kn_calloc(c->cap, sizeof(*c->slots));
+	c->bytes = kn_malloc(c->size);
+	if (!c->e || !c->slots || !c->bytes) {
+		kn_xch_coalesce_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+void kn_xch_coalesce_destroy(struct kn_xch_coalesce *c)
+{
+	if (!c)
+		return;
+	kn_free(c->e);
+	kn_free(c->slots);
+	kn_free(c->bytes);
+	kn_free(c);
+}
+
+int kn_xch_coalesce_add(struct kn_xch_coalesce *c, const uint8_t *rec, size_t len,
+			int32_t partition)
+{
+	size_t klen = len - 4; /* all but the event count */
+	uint64_t h = XXH3_64bits(rec, klen);
+	size_t i;
+
+	for (i = h & (c->cap - 1); c->slots[i]; i = (i + 1) & (c->cap - 1)) {
+		struct centry *e = &c->e[c->slots[i] - 1];
+		if (e->hash == h && e->len == len && !memcmp(c->bytes + e->off, rec, klen)) {
+			if (e->n_events <
+			    KN_XCH_MAX_EVENTS) /* beyond, the bounds drop them anyway */
+				e->n_events++;
+			return 0;
+		}
+	}
+	if (c->n == c->max)
+		return 1;
+	if (c->used + len > c->size) {
+		uint8_t *nb = kn_realloc(c->bytes, c->size * 2);
+		if (!nb)
+			return -ENOMEM;
+		c->bytes = nb;
+		c->size *= 2;
+	}
+	memcpy(c->bytes + c->used, rec, len);
+	c->e[c->n] = (struct centry){h, c->used, (uint32_t)len, 1, partition};
+	c->used += len;
+	c->slots[i] = (uint32_t)++c->n;
+	return 0;
+}
+
+int kn_xch_coalesce_flush(struct kn_xch_coalesce *c, kn_xch_send_fn *send, void *opaque)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < c->n && !err; i++) {
+		struct centry *e = &c->e[i];
+		uint8_t *rec = c->bytes + e->off;
+		put32(rec + e->len - 4, e->n_events);
+		err = send(opaque, e->partition, rec, e->len);
+	}
+	kn_xch_coalesce_clear(c);
+	return err;
+}
+
+void kn_xch_coalesce_clear(struct kn_xch_coalesce *c)
+{
+	if (c->n)
+		memset(c->slots, 0, c->cap * sizeof(*c->slots));
+	c->n = c->used = 0;
+}
+
+size_t kn_xch_coalesce_count(const struct kn_xch_coalesce *c)
+{
+	return c->n;
 }

@@ -1,11 +1,13 @@
 /* exchange: the records of kanon's internal topics, between the stages of
  * the aggregation topology (engine/stage.h).
  *
- *   contribution  deid -> bound, keyed by the person: one eligible event as
- *                 its window, the input partition it came from, the person's
- *                 fingerprint (64 bits of a hash of the pseudonym: enough to
- *                 tell the people of one window apart, and less than the
- *                 pseudonym) and the dimension values the definitions use;
+ *   contribution  deid -> bound, keyed by the person: eligible events as
+ *                 their window, the input partition they came from, the
+ *                 person's fingerprint (64 bits of a hash of the pseudonym:
+ *                 enough to tell the people of one window apart, and less
+ *                 than the pseudonym), the dimension values the definitions
+ *                 use, and how many events had exactly these (the deid stage
+ *                 coalesces a transaction's identical ones, kn_xch_coalesce);
  *   partial       bound -> release, keyed by the group: one bound
  *                 partition's exact bounded tally of a group in a window;
  *   mark          both ways, to every partition: "upstream partition `from`
@@ -34,8 +36,9 @@ enum kn_xch_type {
 	KN_XCH_MARK = 'M',
 };
 
-#define KN_XCH_MAX_BYTES 2048 /* any encoded record fits */
-#define KN_XCH_DIM_MAX	 253  /* longest dimension value (a host name) */
+#define KN_XCH_MAX_BYTES  2048	  /* any encoded record fits */
+#define KN_XCH_DIM_MAX	  253	  /* longest dimension value (a host name) */
+#define KN_XCH_MAX_EVENTS 1000000 /* events in one contribution (>= any Linf) */
 
 struct kn_xch_mark {
 	uint32_t from, n_from;
@@ -51,6 +54,7 @@ struct kn_xch {
 	/* contribution */
 	struct kn_agg_point point;
 	uint32_t part;
+	uint32_t n_events; /* >= 1 */
 	/* partial */
 	const char *def;
 	int64_t window_start;
@@ -63,7 +67,8 @@ struct kn_xch {
 /* Encoders return the length written to out (KN_XCH_MAX_BYTES), or 0 when
  * a value is out of bounds (a dimension longer than KN_XCH_DIM_MAX). Only
  * the dimensions in dims (bit per enum kn_dim) are written. */
-size_t kn_xch_contrib(uint8_t *out, const struct kn_agg_point *pt, uint32_t part, uint32_t dims);
+size_t kn_xch_contrib(uint8_t *out, const struct kn_agg_point *pt, uint32_t part, uint32_t dims,
+		      uint32_t n_events);
 size_t kn_xch_partial(uint8_t *out, const struct kn_agg_row *row);
 size_t kn_xch_mark(uint8_t *out, const struct kn_xch_mark *m);
 
@@ -81,5 +86,28 @@ size_t kn_xch_state_fmt(char *out, size_t size, char tag, int64_t emitted_until,
  * Returns 0, or -EINVAL (not ours: start afresh). */
 int kn_xch_state_parse(const char *in, size_t len, char tag, int64_t *emitted_until, int n,
 		       int64_t *max_ts, enum kn_part_state *state, int *n_got);
+
+/* Coalescing contributions: identical records (all but their event count)
+ * become one with the sum. Insertion order is kept, so what is written does
+ * not depend on hashing. */
+struct kn_xch_coalesce;
+
+typedef int(kn_xch_send_fn)(void *opaque, int32_t partition, const uint8_t *rec, size_t len);
+
+/* max_records: distinct records held before kn_xch_coalesce_add says full. */
+struct kn_xch_coalesce *kn_xch_coalesce_new(size_t max_records);
+void kn_xch_coalesce_destroy(struct kn_xch_coalesce *c);
+/* Adds a contribution of one event (from kn_xch_contrib), bound for
+ * partition. Returns 0, 1 when it is full (flush, then add again) or
+ * -ENOMEM. */
+int kn_xch_coalesce_add(struct kn_xch_coalesce *c, const uint8_t *rec, size_t len,
+			int32_t partition);
+/* Sends every record with its event count, in first-seen order, then
+ * empties. Stops at the first error send returns (and returns it); what was
+ * not sent is dropped with the rest (the transaction fails anyway). */
+int kn_xch_coalesce_flush(struct kn_xch_coalesce *c, kn_xch_send_fn *send, void *opaque);
+/* Forgets everything held (the transaction it was for was aborted). */
+void kn_xch_coalesce_clear(struct kn_xch_coalesce *c);
+size_t kn_xch_coalesce_count(const struct kn_xch_coalesce *c);
 
 #endif

@@ -22,10 +22,11 @@ static void test_codec_round_trips(void)
 		0x1234567890abcdefULL,
 		7 * H,
 		{"device", "wx4g0", "1.2.3.0/24", "Mac OS X", "3.1", "jd.com", ""}};
-	size_t n = kn_xch_contrib(buf, &pt, 5, (1u << KN_DIM_GEO) | (1u << KN_DIM_OS));
+	size_t n = kn_xch_contrib(buf, &pt, 5, (1u << KN_DIM_GEO) | (1u << KN_DIM_OS), 3);
 
 	KT_CHECK(n > 0 && !kn_xch_decode(buf, n, &x, &why));
 	KT_CHECK(x.type == KN_XCH_CONTRIB && x.part == 5 && x.point.person == pt.person);
+	KT_CHECK(x.n_events == 3);
 	KT_CHECK(x.point.window_start == 7 * H);
 	KT_STREQ(x.point.dim[KN_DIM_GEO], "wx4g0");
 	KT_STREQ(x.point.dim[KN_DIM_OS], "Mac OS X");
@@ -57,7 +58,7 @@ static void test_codec_refuses(void)
 	struct kn_xch x;
 	const char *why;
 	struct kn_agg_point pt = {42, H, {"device", "wx4g0", "", "iOS", "", "", "travel"}};
-	size_t n = kn_xch_contrib(buf, &pt, 0, 0x7f);
+	size_t n = kn_xch_contrib(buf, &pt, 0, 0x7f, 1);
 
 	for (size_t len = 0; len < n; len++)
 		KT_CHECK(kn_xch_decode(buf, len, &x, &why) == -EINVAL && why);
@@ -71,11 +72,14 @@ static void test_codec_refuses(void)
 	bad[2] = 'Z';
 	KT_CHECK(kn_xch_decode(bad, n, &x, &why) && strstr(why, "type"));
 	memcpy(bad, buf, n);
-	bad[n - 2] = '\n'; /* inside "travel" */
+	bad[n - 6] = '\n'; /* inside "travel" */
 	KT_CHECK(kn_xch_decode(bad, n, &x, &why) && strstr(why, "control"));
 	pt.person = 0;
-	n = kn_xch_contrib(buf, &pt, 0, 0x7f);
+	n = kn_xch_contrib(buf, &pt, 0, 0x7f, 1);
 	KT_CHECK(kn_xch_decode(buf, n, &x, &why) && strstr(why, "fingerprint"));
+	pt.person = 1;
+	n = kn_xch_contrib(buf, &pt, 0, 0x7f, 0);
+	KT_CHECK(kn_xch_decode(buf, n, &x, &why) && strstr(why, "event count"));
 
 	struct kn_xch_mark m = {9, 9, 0, KN_PART_ACTIVE};
 	n = kn_xch_mark(buf, &m);
@@ -89,9 +93,8 @@ static void test_codec_refuses(void)
 	char host[300];
 	memset(host, 'a', sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	pt.person = 1;
 	pt.dim[KN_DIM_URL_DOMAIN] = host; /* longer than any host name */
-	KT_CHECK(kn_xch_contrib(buf, &pt, 0, 0x7f) == 0);
+	KT_CHECK(kn_xch_contrib(buf, &pt, 0, 0x7f, 1) == 0);
 }
 
 static void test_state_round_trip(void)
@@ -160,6 +163,7 @@ static int cmp_row(const void *a, const void *b)
 
 struct topo {
 	struct kn_aggregator *whole, *bound[Q], *release[R];
+	struct kn_xch_coalesce *pending; /* deid's contributions, coalesced */
 	int64_t max_ts[PARTS];
 	struct rows out_whole, out_staged;
 	int64_t off; /* a running offset for every consumed record */
@@ -192,6 +196,7 @@ static void new_topo(struct topo *t, enum kn_agg_mode mode, const struct kn_keys
 		t->release[r] = kn_aggregator_new(defs, 2, &o);
 	for (int p = 0; p < PARTS; p++)
 		t->max_ts[p] = INT64_MIN;
+	t->pending = kn_xch_coalesce_new(64); /* small: full often, flushed early */
 }
 
 static void free_topo(struct topo *t)
@@ -201,6 +206,19 @@ static void free_topo(struct topo *t)
 		kn_aggregator_destroy(t->bound[q]);
 	for (int r = 0; r < R; r++)
 		kn_aggregator_destroy(t->release[r]);
+	kn_xch_coalesce_destroy(t->pending);
+}
+
+/* A coalesced contribution, through the wire, into its bound partition. */
+static int to_bound(void *o, int32_t q, const uint8_t *rec, size_t len)
+{
+	struct topo *t = o;
+	struct kn_xch x;
+	const char *why;
+
+	KT_CHECK(!kn_xch_decode(rec, len, &x, &why) && x.n_events >= 1);
+	kn_aggregator_add_point(t->bound[q], &x.point, x.n_events, (int)x.part, t->off++);
+	return 0;
 }
 
 /* A bound partition's partial tally, through the wire, into its release
@@ -232,6 +250,7 @@ static void advance_all(struct topo *t, enum kn_part_state st)
 	enum kn_part_state bst;
 
 	cur = t;
+	kn_xch_coalesce_flush(t->pending, to_bound, t); /* before the marks, as eos.c */
 	for (int q = 0; q < Q; q++) {
 		for (int p = 0; p < PARTS; p++)
 			kn_aggregator_mark(t->bound[q], p, t->max_ts[p], st);
@@ -261,10 +280,13 @@ static void offer(struct topo *t, const struct kn_deid *d, int64_t ts, int p)
 	if (kn_agg_late(end, 10 * 60000, t->max_ts[p]) ||
 	    !kn_agg_point_of(d, KN_ID_USER, H, ts, &pt))
 		return;
-	size_t n = kn_xch_contrib(buf, &pt, (uint32_t)p, 0x7f);
+	size_t n = kn_xch_contrib(buf, &pt, (uint32_t)p, 0x7f, 1);
 	KT_CHECK(n && !kn_xch_decode(buf, n, &x, &why));
 	int q = (int)(x.point.person % Q);
-	kn_aggregator_add_point(t->bound[q], &x.point, (int)x.part, t->off++);
+	if (kn_xch_coalesce_add(t->pending, buf, n, q) == 1) {
+		kn_xch_coalesce_flush(t->pending, to_bound, t);
+		KT_CHECK(kn_xch_coalesce_add(t->pending, buf, n, q) == 0);
+	}
 }
 
 static void run_topo(enum kn_agg_mode mode, const struct kn_keys *keys, unsigned seed, int min_rows)
@@ -321,6 +343,41 @@ static void run_topo(enum kn_agg_mode mode, const struct kn_keys *keys, unsigned
 	free(t);
 }
 
+/* Identical contributions become one with the sum, in first-seen order. */
+static int collect(void *o, int32_t q, const uint8_t *rec, size_t len)
+{
+	struct kn_xch *x = o;
+	const char *why;
+
+	KT_CHECK(q == 7 && !kn_xch_decode(rec, len, &x[x[0].part++ + 1], &why));
+	return 0;
+}
+
+static void test_coalesce(void)
+{
+	struct kn_xch_coalesce *c = kn_xch_coalesce_new(2);
+	struct kn_agg_point a = {11, H, {"device", "wx4g0", "", "", "", "", ""}}, b = a;
+	uint8_t buf[KN_XCH_MAX_BYTES];
+	struct kn_xch *got = calloc(4, sizeof(*got));
+
+	b.person = 12;
+	for (int i = 0; i < 5; i++) {
+		size_t n = kn_xch_contrib(buf, i == 1 ? &b : &a, 0, 0x3, 1);
+		KT_CHECK(kn_xch_coalesce_add(c, buf, n, 7) == 0);
+	}
+	size_t n = kn_xch_contrib(buf, &a, 1, 0x3, 1);	  /* another input partition */
+	KT_CHECK(kn_xch_coalesce_add(c, buf, n, 7) == 1); /* full: two held */
+	KT_CHECK(kn_xch_coalesce_count(c) == 2);
+	KT_CHECK(kn_xch_coalesce_flush(c, collect, got) == 0 && got[0].part == 2);
+	KT_CHECK(got[1].point.person == 11 && got[1].n_events == 4);
+	KT_CHECK(got[2].point.person == 12 && got[2].n_events == 1);
+	KT_CHECK(kn_xch_coalesce_count(c) == 0 && kn_xch_coalesce_add(c, buf, n, 7) == 0);
+	kn_xch_coalesce_clear(c);
+	KT_CHECK(kn_xch_coalesce_count(c) == 0);
+	kn_xch_coalesce_destroy(c);
+	free(got);
+}
+
 static void test_topology_exact(void)
 {
 	for (unsigned seed = 1; seed <= 3; seed++)
@@ -372,6 +429,7 @@ int main(void)
 	KT_RUN(test_codec_round_trips);
 	KT_RUN(test_codec_refuses);
 	KT_RUN(test_state_round_trip);
+	KT_RUN(test_coalesce);
 	KT_RUN(test_topology_exact);
 	KT_RUN(test_topology_noisy);
 	KT_RUN(test_topology_waits_for_every_partition);
