@@ -411,15 +411,17 @@ if b8:
             rows.append("| %dx (%s rec/s) | %d deid, %d bound, %d release | input >= %d, contributions "
                         ">= %d, partials >= %d | %s | %.0f MiB per bound instance |"
                         % (mult, fmt(x), d, b, r, 2 * d, 2 * b, 2 * r, bw or "-",
-                           peak / 2 ** 20 * mult * today / max(rate["deid"], 1) / b))
+                           peak / 2 ** 20 * mult / b))
         md.append("\n| load | instances | partitions | broker bandwidth | open-window state |\n"
                   "|---|---|---|---|---|")
         md.extend(rows)
         md.append("\nRelease work grows with groups, not with events: per window it reads one partial "
                   "tally per group and bound partition, so one or two release instances carry any of "
-                  "these loads (its rate above is per tally). Open-window state grows with the people "
-                  "per window and divides across bound instances (one person, one partition); it is "
-                  "what the one instance held here scaled by load over instances. The broker writes "
+                  "these loads (its rate above is per tally; start-up dominates it here). Open-window "
+                  "state grows with the people per window and divides across bound instances (one "
+                  "person, one partition): the model assumes people grow with the load (the same "
+                  "behaviour per person), so it is the peak the one instance held here (the corpus' "
+                  "5 000 people) times the load factor over the bound instances. The broker writes "
                   "each input, de-identified and contribution byte once per replica; partial tallies "
                   "and marks are negligible.\n")
 

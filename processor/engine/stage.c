@@ -475,6 +475,7 @@ static int cycle(struct stage *s)
 
 	kn_trace_stage_begin(&cyc, tstage, (uint32_t)(s->records - s->records_cycled));
 	s->records_cycled = s->records;
+	state_peak(s); /* before windows close */
 	for (int q = 0; q < s->n_parts; q++) {
 		if (!s->parts[q].mine)
 			continue;
@@ -487,7 +488,6 @@ static int cycle(struct stage *s)
 	}
 	if (s->out_err)
 		return failed(s, s->out_err);
-	state_peak(s);
 	int n = checkpoint(s);
 	err = n ? kn_producer_txn(s->out, KN_TXN_SEND_OFFSETS, s->tps, n, s->in) : 0;
 	if (!err)
@@ -829,8 +829,12 @@ static int loop(struct stage *s)
 			err = failed(s, s->out_err);
 		publish(s);
 		int64_t since = kn_mono_ms() - s->last_cycle;
-		if (!err && since >= s->c->commit_interval_ms &&
-		    (s->dirty || since >= KN_TXN_HEARTBEAT_MS || s->o->until_eof))
+		/* --until-eof and caught up: no reason to wait for the interval
+		 * (each stage would add one to the end of the run). */
+		bool now = s->o->until_eof && s->dirty && kn_consumer_at_eof(s->in);
+		if (!err &&
+		    (now || (since >= s->c->commit_interval_ms &&
+			     (s->dirty || since >= KN_TXN_HEARTBEAT_MS || s->o->until_eof))))
 			err = cycle(s);
 		if (!err && s->o->until_eof && (finished(s) || nothing_to_do(s)))
 			break;
