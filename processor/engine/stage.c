@@ -216,20 +216,27 @@ static void dead(struct stage *s, const struct kn_msg *m, const char *why)
 
 /* ---- what the stages write ---- */
 
+/* A group's Kafka key, "definition|window start|value|...": the same for
+ * its partial tallies and its released row. Returns its length. */
+static size_t row_key(const struct kn_agg_row *row, char *key, size_t size)
+{
+	int kl = snprintf(key, size, "%s|%" PRId64, row->def->name, row->window_start);
+
+	for (int d = 0; d < KN_DIMS && kl < (int)size; d++)
+		if (row->def->dims & (1u << d))
+			kl += snprintf(key + kl, size - (size_t)kl, "|%s",
+				       row->dim[d] ? row->dim[d] : "");
+	return kl < (int)size ? (size_t)kl : size - 1;
+}
+
 /* bound: a group's exact tally, to the partition of its definition's window. */
 static void on_partial(void *opaque, const struct kn_agg_row *row)
 {
 	struct stage *s = opaque;
 	size_t n = kn_xch_partial(s->buf, row);
 	char key[1100];
-	int kl = snprintf(key, sizeof(key), "%s|%" PRId64, row->def->name, row->window_start);
+	size_t kl = row_key(row, key, sizeof(key));
 
-	for (int d = 0; d < KN_DIMS && kl < (int)sizeof(key); d++)
-		if (row->def->dims & (1u << d))
-			kl += snprintf(key + kl, sizeof(key) - (size_t)kl, "|%s",
-				       row->dim[d] ? row->dim[d] : "");
-	if (kl >= (int)sizeof(key))
-		kl = (int)sizeof(key) - 1;
 	if (!n) {
 		kn_err(s->name, "%s: a dimension value beyond the exchange format", row->def->name);
 		return;
@@ -238,7 +245,7 @@ static void on_partial(void *opaque, const struct kn_agg_row *row)
 	    !(s->out_err = kn_producer_send_to(
 		      s->out, s->t_next,
 		      kn_topology_group_partition(row->def->name, row->window_start, s->n_down),
-		      key, (size_t)kl, s->buf, n, 0)))
+		      key, kl, s->buf, n, 0)))
 		s->written++;
 }
 
@@ -248,22 +255,14 @@ static void on_row(void *opaque, const struct kn_agg_row *row)
 	struct stage *s = opaque;
 	const struct kn_config *c = s->c;
 	char key[1100];
-	size_t n;
-	int kl;
+	size_t n, kl = row_key(row, key, sizeof(key));
 
 	kn_frame_put(s->buf, (int32_t)c->agg_schema_id);
 	n = kn_encode_agg_row(row, c->agg_window_ms,
 			      kn_id_kind_name((enum kn_id_kind)c->agg_person),
 			      s->buf + KN_FRAME_LEN);
-	kl = snprintf(key, sizeof(key), "%s|%" PRId64, row->def->name, row->window_start);
-	for (int d = 0; d < KN_DIMS && kl < (int)sizeof(key); d++)
-		if (row->def->dims & (1u << d))
-			kl += snprintf(key + kl, sizeof(key) - (size_t)kl, "|%s",
-				       row->dim[d] ? row->dim[d] : "");
-	if (kl >= (int)sizeof(key))
-		kl = (int)sizeof(key) - 1;
 	if (!s->out_err &&
-	    !(s->out_err = kn_producer_send_wait(s->out, s->t_agg, key, (size_t)kl, s->buf,
+	    !(s->out_err = kn_producer_send_wait(s->out, s->t_agg, key, kl, s->buf,
 						 n + KN_FRAME_LEN, row->window_end, NULL, 0)))
 		s->written++;
 }
@@ -653,11 +652,11 @@ static void publish(struct stage *s)
 	}
 	sn->lag = kn_consumer_lag_of(s->in, s->tps, n);
 	sn->work_pending = s->dirty || sn->lag > 0;
-	sn->healthy = !s->err[0] && kn_consumer_healthy(s->in) && (n > 0 || !s->o->until_eof);
+	/* No partition is no fault here: a stage may have more instances than
+	 * its topic has partitions. */
+	sn->healthy = !s->err[0] && kn_consumer_healthy(s->in);
 	snprintf(sn->unhealthy_reason, sizeof(sn->unhealthy_reason), "%.150s",
 		 s->err[0] ? s->err : "consumer: fatal error");
-	if (sn->healthy && !n && kn_consumer_ever_assigned(s->in) == false)
-		sn->healthy = true; /* waiting for the group: not a fault */
 	kn_metrics_publish_stage(
 		s->metrics, s->role == KN_RUN_BOUND ? KN_METRICS_BOUND : KN_METRICS_RELEASE, sn);
 }
