@@ -29,11 +29,11 @@ def need_root():
         pytest.exit("kanon lat needs root: skipped", returncode=77)
 
 
-def wait_metric(base, name, pred, p, timeout=120):
+def wait_metric(base, name, pred, p, timeout=120, labels=""):
     deadline = time.monotonic() + timeout
     while True:
         code, text = scrape(base + "/metrics")
-        v = metric(text, name) if code == 200 else None
+        v = metric(text, name, labels) if code == 200 else None
         if v is not None and pred(v):
             return v, text
         assert p.poll() is None, p.stderr.read().decode()
@@ -70,6 +70,12 @@ def test_lat_matches_metrics(broker, tmp_path, mode):
         if mode == "exactly-once":  # a transaction with the load in it
             t0, _ = wait_metric(base, "kanon_transactions_total", lambda v: True, p)
             wait_metric(base, "kanon_transactions_total", lambda v: v > t0, p)
+            # And two more commit cycles of each aggregation stage: at least one
+            # lat saw whole (its stage_begin after lat attached).
+            for st in ("bound", "release"):
+                lab = '{stage="%s"}' % st
+                c0, _ = wait_metric(base, "kanon_stage_transactions_total", lambda v: True, p, labels=lab)
+                wait_metric(base, "kanon_stage_transactions_total", lambda v: v >= c0 + 2, p, labels=lab)
         after, _ = wait_metric(base, "kanon_batches_total", lambda v: True, p)
         # Every batch acknowledged (its ack and end-to-end latencies recorded).
         _, text = wait_metric(base, "kanon_end_to_end_seconds_count", lambda v: v >= after, p,
