@@ -2,6 +2,7 @@
 # Idempotent set-up for a fresh Debian 12 machine (run as root or with sudo available):
 #   - build tools and C libraries from Debian's packages,
 #   - a real Apache Kafka 3.9 broker from Maven Central jars (cached in $KANON_CACHE),
+#   - Apicurio Registry 3 (a Confluent-compatible Schema Registry) from Maven Central,
 #   - a Python venv with fastavro/confluent-kafka/pytest for the interoperability tests,
 #   - a JDK and Maven for the benchmark's Kafka Streams peer (bench/peers/streams).
 # Re-running it does nothing that is already done.
@@ -21,13 +22,15 @@ mkdir -p "$CACHE"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-PKGS=(build-essential cmake pkg-config git ca-certificates
+PKGS=(build-essential cmake pkg-config git ca-certificates curl
 	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev libmicrohttpd-dev
-	libicu-dev libpsl-dev libidn2-dev publicsuffix
+	libicu-dev libpsl-dev libidn2-dev publicsuffix libcurl4-openssl-dev libjson-c-dev
 	systemtap-sdt-dev libbpf-dev bpftool clang llvm libclang-rt-14-dev)
-# default-jdk-headless: javac for bench/peers/streams (B2's Kafka Streams peer).
+# default-jdk-headless: javac for bench/peers/streams (B2's Kafka Streams peer);
+# prometheus: the real scraper and promtool for deploy/prometheus/; systemd:
+# systemd-analyze for deploy/systemd/.
 [ $build_only -eq 1 ] || PKGS+=(kcat clang-format python3 python3-venv default-jre-headless
-	default-jdk-headless maven gnuplot-nox avro-bin)
+	default-jdk-headless maven gnuplot-nox avro-bin prometheus systemd)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -55,15 +58,21 @@ if [ ! -f "$libs/.complete" ]; then
 	touch "$libs/.complete"
 fi
 
-# Python tools used only by tests: an Avro reader that is not avro-c, and
-# OpenDP as the independent oracle of the aggregates' noise and thresholds.
+# A Schema Registry for the registry tests: Apicurio Registry 3 from Maven
+# Central, packaged once into the cache (deploy/registry-local.sh).
+"$here/registry-local.sh" fetch
+
+# Python tools used only by tests: an Avro reader that is not avro-c, OpenDP
+# as the independent oracle of the aggregates' noise and thresholds,
+# confluent-kafka's registry-aware AvroDeserializer as a Schema Registry peer,
+# and PyYAML to cross-check the deployment manifests.
 # The marker names the package set, so a new set reinstalls.
 venv=$CACHE/venv
-pydeps=(fastavro pytest opendp==0.16.0)
-if [ ! -f "$venv/.complete-2" ]; then
+pydeps=(fastavro pytest opendp==0.16.0 "confluent-kafka[avro]==2.6.1" pyyaml)
+if [ ! -f "$venv/.complete-3" ]; then
 	echo "setup: creating $venv"
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check "${pydeps[@]}"
-	touch "$venv/.complete-2"
+	touch "$venv/.complete-3"
 fi
 echo "setup: ok (cache $CACHE)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: set up, build (warnings are errors), start a real
-# Kafka broker, run every ctest (unit, sanitizer-built unit, integration), stop
+# Kafka broker and a Schema Registry, run every ctest (unit, sanitizer-built unit, integration), stop
 # the broker, exit with the tests' status. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +23,20 @@ if ! ./deploy/kafka-local.sh status >/dev/null 2>&1; then
 	./deploy/kafka-local.sh start
 	started=1
 fi
-stop_broker() { [ $started -eq 0 ] || ./deploy/kafka-local.sh stop; }
-trap stop_broker EXIT
+# The Schema Registry the registry tests talk to (Apicurio Registry 3,
+# in memory, its Confluent-compatible API).
+export KANON_REGISTRY_PORT=${KANON_REGISTRY_PORT:-38081}
+export KANON_REGISTRY_URL=http://127.0.0.1:$KANON_REGISTRY_PORT/apis/ccompat/v7
+reg_started=0
+if ! ./deploy/registry-local.sh status >/dev/null 2>&1; then
+	./deploy/registry-local.sh start
+	reg_started=1
+fi
+stop_services() {
+	[ $reg_started -eq 0 ] || ./deploy/registry-local.sh stop
+	[ $started -eq 0 ] || ./deploy/kafka-local.sh stop
+}
+trap stop_services EXIT
 
 status=0
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \

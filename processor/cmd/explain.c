@@ -290,8 +290,11 @@ void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FI
 	for (int i = 0; i < kn_schemas_count(s); i++) {
 		const struct kn_schema_entry *e = kn_schemas_at(s, i);
 		const struct kn_schema_cfg *sc = &c->schemas[i];
-		fprintf(f, "\nschema %d %s (%s logs, %s)\n", (int)e->id,
-			avro_schema_name(e->schema), kn_event_type_name(e->type), sc->file);
+		char id[48] = "(ids from the schema registry)";
+		if (e->id >= 0)
+			snprintf(id, sizeof(id), "%d", (int)e->id);
+		fprintf(f, "\nschema %s %s (%s logs, %s)\n", id, avro_schema_name(e->schema),
+			kn_event_type_name(e->type), sc->file);
 		walk(f, c, sc, e->schema, "");
 	}
 	explain_outputs(f, c);

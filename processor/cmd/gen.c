@@ -473,10 +473,12 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 	char path[4096];
 
 	for (int i = 0; i < c->n_schemas && !o->sc; i++)
-		if (c->schemas[i].type == t)
+		if (c->schemas[i].type == t && c->schemas[i].id >= 0)
 			o->sc = &c->schemas[i];
 	if (!o->sc) {
-		snprintf(errstr, errsz, "no schema of type %s in the config",
+		snprintf(errstr, errsz,
+			 "no schema of type %s with an id in the config (gen frames its records "
+			 "with schemas[].id; it does not register them)",
 			 kn_event_type_name(t));
 		return -EINVAL;
 	}

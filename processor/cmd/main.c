@@ -23,8 +23,9 @@
 #include "lat.h"
 #include "log.h"
 #include "run.h"
-#include "stage.h"
 #include "schema.h"
+#include "sreg.h"
+#include "stage.h"
 #include "stop.h"
 
 #define MAX_SETS 64
@@ -77,7 +78,9 @@ static const char usage[] =
 	"           policy files and the key file, as 'run' does before connecting; print\n"
 	"           the effective config with secrets masked (--describe: every option);\n"
 	"           --kafka also asks the brokers about the aggregation's internal topics\n"
-	"           (partitions, cleanup.policy, retention.ms)\n"
+	"           (partitions, cleanup.policy, retention.ms) and, with schema_registry.url,\n"
+	"           the registry whether kanon's output schemas fit their <topic>-value\n"
+	"           subjects (registering nothing)\n"
 	"  policy explain -c FILE\n"
 	"           for every input field of every schema, what reaches each output\n"
 	"  keys retire EPOCH -c FILE\n"
@@ -323,6 +326,10 @@ static int cmd_check(const struct args *a)
 	}
 	if (!rc && a->kafka && c->n_aggs && kn_topology_check(c, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: internal topics: %s\n", errstr);
+		rc = KN_EXIT_CONFIG;
+	}
+	if (!rc && a->kafka && kn_sreg_check(c, errstr, sizeof(errstr))) {
+		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = KN_EXIT_CONFIG;
 	}
 	kn_config_print(c, stdout);

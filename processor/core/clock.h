@@ -30,4 +30,10 @@ static inline int64_t kn_mono_ms(void)
 	return kn_mono_us() / 1000;
 }
 
+/* Sleeps ms milliseconds (a signal may end it early: callers re-check). */
+static inline void kn_sleep_ms(int64_t ms)
+{
+	nanosleep(&(struct timespec){(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L}, NULL);
+}
+
 #endif

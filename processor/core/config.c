@@ -25,7 +25,9 @@ enum opt_type {
 	O_DATE,
 	O_DIGITS,
 	O_LEVEL,
-	O_KIND
+	O_KIND,
+	O_OPTSTR, /* a string that may be empty (unset) */
+	O_OPTPATH /* a path that may be empty (unset) */
 };
 
 struct opt {
@@ -109,6 +111,27 @@ static const struct opt table[] = {
 	 "this instance's name, unique per role (auto: the host name); its transactional.id "
 	 "is aggregate.transactional_id plus role and name, so a restart under the same name "
 	 "fences its predecessor at once"},
+	{"schema_registry.url", O_OPTSTR, OFF(registry_url), 0, 0, "",
+	 "Confluent-compatible Schema Registry (http[s]://host:port[/path]); empty: the static "
+	 "schema ids of schemas[] and topics.*_schema_id only"},
+	{"schema_registry.username", O_OPTSTR, OFF(registry_username), 0, 0, "",
+	 "basic-auth user (empty: no authentication)"},
+	{"schema_registry.password", O_OPTSTR, OFF(registry_password), 0, 0, "",
+	 "basic-auth password (use ${VAR}; masked in every printout)"},
+	{"schema_registry.ca_file", O_OPTPATH, OFF(registry_ca_file), 0, 0, "",
+	 "PEM CA bundle that verifies the registry's certificate (empty: the system's)"},
+	{"schema_registry.cert_file", O_OPTPATH, OFF(registry_cert_file), 0, 0, "",
+	 "client certificate for mutual TLS (empty: none)"},
+	{"schema_registry.key_file", O_OPTPATH, OFF(registry_key_file), 0, 0, "",
+	 "the client certificate's private key"},
+	{"schema_registry.timeout", O_DURATION, OFF(registry_timeout_ms), 100, 5 * MIN_MS, "10s",
+	 "per request; a registry that does not answer is asked again (records wait, none is "
+	 "dropped)"},
+	{"schema_registry.startup_wait", O_DURATION, OFF(registry_startup_wait_ms), 1000, DAY_MS,
+	 "2m", "how long start-up waits for an unreachable registry before giving up"},
+	{"schema_registry.register_outputs", O_BOOL, OFF(registry_register), 0, 0, "true",
+	 "register kanon's output schemas under <topic>-value (after a compatibility check); "
+	 "false: only look their ids up (registered beforehand by someone allowed to)"},
 	{"health.stall_timeout", O_DURATION, OFF(stall_timeout_ms), 1000, DAY_MS, "15s",
 	 "/healthz answers 503 when input waits and nothing was delivered or committed "
 	 "for this long"},
@@ -349,6 +372,12 @@ static int set_opt(struct ctx *x, const struct opt *o, char *raw, int line)
 		if (!*raw)
 			goto bad;
 		return set_str(dst, raw);
+	case O_OPTSTR:
+		return set_str(dst, raw);
+	case O_OPTPATH:
+		if (!*raw)
+			return set_str(dst, raw);
+		/* fall through */
 	case O_PATH: {
 		if (!strcmp(raw, "builtin"))
 			return set_str(dst, raw);
@@ -678,13 +707,15 @@ static int parse_schema(struct ctx *x, yaml_node_t *m, struct kn_schema_cfg *s)
 			return err_at(x, line_of(v), "schemas[]", "unknown key '%s'", k ? k : "?");
 		}
 	}
-	if (!has_id || !has_type || !s->file)
-		return err_at(x, s->line, "schemas[]", "needs 'id', 'file', 'type' and 'roles'");
+	if (!has_id)
+		s->id = -1; /* registry mode only: check_registry says so otherwise */
+	if (!has_type || !s->file)
+		return err_at(x, s->line, "schemas[]", "needs 'file', 'type' and 'roles'");
 	for (int r = KN_ROLE_EVENT_ID; r <= KN_ROLE_TIMESTAMP; r++)
 		if (!s->roles[r])
 			return err_at(x, s->line, "schemas[].roles", "role '%s' is required",
 				      kn_roles[r].name);
-	for (int i = 0; i < x->c->n_schemas; i++)
+	for (int i = 0; i < x->c->n_schemas && s->id >= 0; i++)
 		if (x->c->schemas[i].id == s->id)
 			return err_at(x, s->line, "schemas[].id", "schema id %d is listed twice",
 				      (int)s->id);
@@ -1007,6 +1038,31 @@ static int check_topology(struct ctx *x)
 	return 0;
 }
 
+/* schemas[] without ids need a registry. */
+static int check_registry(struct ctx *x)
+{
+	const struct kn_config *c = x->c;
+
+	for (int i = 0; i < c->n_schemas && !c->registry_url[0]; i++)
+		if (c->schemas[i].id < 0)
+			return err_at(x, c->schemas[i].line, "schemas[].id",
+				      "required without schema_registry.url");
+	if (c->registry_url[0] && strncmp(c->registry_url, "http://", 7) &&
+	    strncmp(c->registry_url, "https://", 8))
+		return err_at(x, 0, "schema_registry.url", "must start with http:// or https://");
+	const char *host = c->registry_url + (strncmp(c->registry_url, "https://", 8) ? 7 : 8);
+	if (c->registry_url[0] && memchr(host, '@', strcspn(host, "/")))
+		return err_at(x, 0, "schema_registry.url",
+			      "must not carry credentials: set schema_registry.username and "
+			      ".password");
+	if (!c->registry_username[0] && c->registry_password[0])
+		return err_at(x, 0, "schema_registry.password", "set, but no username");
+	if (!c->registry_cert_file[0] != !c->registry_key_file[0])
+		return err_at(x, 0, "schema_registry.cert_file",
+			      "cert_file and key_file go together");
+	return 0;
+}
+
 static int check_whole(struct ctx *x)
 {
 	if (!x->c->n_inputs)
@@ -1022,7 +1078,8 @@ static int check_whole(struct ctx *x)
 				      (long long)x->c->geohash_precision);
 	}
 	int err = check_privacy(x);
-	if (err || (err = check_guarantee(x)) || (err = check_topology(x)))
+	if (err || (err = check_guarantee(x)) || (err = check_topology(x)) ||
+	    (err = check_registry(x)))
 		return err;
 	if (x->c->n_aggs && x->c->epoch_ms && x->c->epoch_ms % x->c->agg_window_ms)
 		return err_at(x, 0, "aggregate.window",
@@ -1103,7 +1160,8 @@ void kn_config_destroy(struct kn_config *c)
 		return;
 	for (size_t i = 0; i < N_OPTS; i++) {
 		enum opt_type t = table[i].type;
-		if (t == O_STR || t == O_PATH || t == O_DIGITS || t == O_LEVEL)
+		if (t == O_STR || t == O_PATH || t == O_DIGITS || t == O_LEVEL || t == O_OPTSTR ||
+		    t == O_OPTPATH)
 			kn_free(*(char **)((char *)c + table[i].off));
 	}
 	kn_free(c->release_scope);
@@ -1156,7 +1214,12 @@ static void fmt_value(const struct kn_config *c, const struct opt *o, char *buf,
 	case O_PATH:
 	case O_DIGITS:
 	case O_LEVEL:
-		snprintf(buf, n, "\"%s\"", *(char *const *)src);
+	case O_OPTSTR:
+	case O_OPTPATH:
+		/* A password is a secret: say only whether one is set. */
+		snprintf(buf, n, "\"%s\"",
+			 strstr(o->path, "password") && **(char *const *)src ? "********"
+									     : *(char *const *)src);
 		break;
 	case O_INT:
 		snprintf(buf, n, "%lld", (long long)*(const int64_t *)src);
@@ -1247,8 +1310,12 @@ void kn_config_print(const struct kn_config *c, FILE *f)
 	fprintf(f, "schemas:\n");
 	for (int i = 0; i < c->n_schemas; i++) {
 		const struct kn_schema_cfg *s = &c->schemas[i];
-		fprintf(f, "  - id: %d\n    type: %s\n    file: \"%s\"\n    roles:\n", (int)s->id,
-			kn_event_type_name(s->type), s->file);
+		if (s->id >= 0)
+			fprintf(f, "  - id: %d\n   ", (int)s->id);
+		else
+			fprintf(f, "  -"); /* ids from the schema registry */
+		fprintf(f, " type: %s\n    file: \"%s\"\n    roles:\n", kn_event_type_name(s->type),
+			s->file);
 		for (int r = 0; r < KN_ROLE_COUNT; r++)
 			if (s->roles[r])
 				fprintf(f, "      %s: %s\n", kn_roles[r].name, s->roles[r]);
@@ -1258,9 +1325,9 @@ void kn_config_print(const struct kn_config *c, FILE *f)
 
 void kn_config_describe(FILE *f)
 {
-	static const char *tname[] = {"string",		"path",	 "integer", "duration",
-				      "duration|never", "bool",	 "prf",	    "date",
-				      "digits",		"level", "id kind"};
+	static const char *tname[] = {
+		"string", "path",   "integer", "duration", "duration|never", "bool",	  "prf",
+		"date",	  "digits", "level",   "id kind",  "string|empty",   "path|empty"};
 
 	fprintf(f, "Options (YAML path, type, default):\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
@@ -1276,7 +1343,9 @@ void kn_config_describe(FILE *f)
 	fprintf(f, "  %-30s %-15s %-28s %s\n", "kafka.producer.<property>", "string", "",
 		"librdkafka producer property, passed through");
 	fprintf(f, "\ninputs: list of {topic, type: device|access|search}\n");
-	fprintf(f, "schemas: list of {id, file (.avsc), type, roles: {ROLE: field.path}}\n");
+	fprintf(f, "schemas: list of {id, file (.avsc), type, roles: {ROLE: field.path}}\n"
+		   "  id may be left out with schema_registry.url: framing ids are then looked "
+		   "up in the registry\n  and matched to the entry of the same record name\n");
 	fprintf(f, "aggregates: list of {name, dimensions: [DIM...], k (default 50, >= 2), "
 		   "geo_precision (default 4)}\n  dimensions: event_type geo_cell ip_prefix "
 		   "os_family app_version url_domain query_category\n");
@@ -1299,6 +1368,8 @@ int kn_config_weaknesses(const struct kn_config *c, const char **out, int max)
 					 "is emitted"},
 		{c->dlq_include_payload, "dead_letter.include_payload: raw personal records "
 					 "are copied into dead letters"},
+		{c->registry_password[0] && !strncmp(c->registry_url, "http://", 7),
+		 "schema_registry: the password goes over plain http:// (use https://)"},
 		{c->minors_in_deid, "policy.minors_in_deid: minors' events reach the "
 				    "de-identified stream (without identifiers)"},
 		{c->missing_consent_allows, "policy.missing_consent_allows: events without a "

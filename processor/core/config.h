@@ -33,7 +33,7 @@ struct kn_input_cfg {
 };
 
 struct kn_schema_cfg {
-	int32_t id;
+	int32_t id; /* -1: none (registry mode: matched by record name) */
 	char *file; /* resolved path */
 	enum kn_event_type type;
 	char *roles[KN_ROLE_COUNT]; /* dotted field path, or NULL */
@@ -101,6 +101,14 @@ struct kn_config {
 	char *guarantee_name;	  /* run.guarantee as written */
 	bool exactly_once;	  /* run.guarantee, resolved: the run loop's commit strategy */
 	int64_t stall_timeout_ms; /* /healthz: no progress this long while input waits */
+	/* schema registry (io/registry.h); url "" = the static ids only */
+	char *registry_url;
+	char *registry_username;
+	char *registry_password; /* a secret: never printed */
+	char *registry_ca_file, *registry_cert_file, *registry_key_file; /* "" = unset */
+	int64_t registry_timeout_ms;
+	int64_t registry_startup_wait_ms;
+	bool registry_register; /* register outputs, or only look their ids up */
 	char *log_level;
 	/* deletion requests */
 	bool erasure_enabled;

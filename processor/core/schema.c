@@ -7,9 +7,17 @@
 #include "kn_alloc.h"
 
 struct kn_schemas {
-	struct kn_schema_entry *e;
-	int n;
+	struct kn_schema_entry *e; /* cap entries, never moved */
+	int n_cfg;		   /* the configured ones come first */
+	int n;			   /* published with release semantics */
+	int cap;
+	const struct kn_config *c; /* for the roles of learned entries */
 };
+
+static int count(const struct kn_schemas *s)
+{
+	return __atomic_load_n(&s->n, __ATOMIC_ACQUIRE);
+}
 
 int kn_schema_read_file(const char *path, avro_schema_t *out, char *errstr, size_t errstr_size)
 {
@@ -54,7 +62,11 @@ int kn_schemas_load(const struct kn_config *c, struct kn_schemas **out, char *er
 	int err = 0;
 
 	*out = NULL;
-	if (!s || !(s->e = kn_calloc((size_t)c->n_schemas, sizeof(*s->e)))) {
+	if (s) {
+		s->cap = c->n_schemas + (c->registry_url[0] ? KN_SCHEMAS_LEARN_MAX : 0);
+		s->c = c;
+	}
+	if (!s || !(s->e = kn_calloc((size_t)(s->cap ? s->cap : 1), sizeof(*s->e)))) {
 		kn_free(s);
 		snprintf(errstr, errstr_size, "out of memory");
 		return -ENOMEM;
@@ -77,6 +89,7 @@ int kn_schemas_load(const struct kn_config *c, struct kn_schemas **out, char *er
 		e->id = sc->id;
 		e->type = sc->type;
 	}
+	s->n_cfg = s->n;
 	*out = s;
 	return 0;
 }
@@ -87,7 +100,8 @@ void kn_schemas_destroy(struct kn_schemas *s)
 		return;
 	for (int i = 0; i < s->n; i++) {
 		kn_decoder_destroy(s->e[i].dec);
-		avro_schema_decref(s->e[i].schema);
+		if (s->e[i].schema)
+			avro_schema_decref(s->e[i].schema);
 	}
 	kn_free(s->e);
 	kn_free(s);
@@ -95,16 +109,89 @@ void kn_schemas_destroy(struct kn_schemas *s)
 
 const struct kn_schema_entry *kn_schemas_find(const struct kn_schemas *s, int32_t id)
 {
-	/* A handful of schemas: a scan beats hashing. */
-	for (int i = 0; i < s->n; i++)
+	int n = count(s);
+
+	/* Configured entries without an id (registry mode) have id -1; a framing
+	 * id is never negative. A handful of schemas: a scan beats hashing. */
+	if (id < 0)
+		return NULL;
+	for (int i = 0; i < n; i++)
 		if (s->e[i].id == id)
 			return &s->e[i];
 	return NULL;
 }
 
+static int append(struct kn_schemas *s, const struct kn_schema_entry *e)
+{
+	if (kn_schemas_find(s, e->id))
+		return -EEXIST;
+	if (s->n >= s->cap)
+		return -ENOSPC;
+	s->e[s->n] = *e;
+	__atomic_store_n(&s->n, s->n + 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why)
+{
+	return append(s, &(struct kn_schema_entry){.id = id, .why = why});
+}
+
+static int same_name(avro_schema_t a, avro_schema_t b)
+{
+	const char *na = avro_schema_namespace(a), *nb = avro_schema_namespace(b);
+
+	return is_avro_record(a) && is_avro_record(b) &&
+	       !strcmp(avro_schema_name(a), avro_schema_name(b)) &&
+	       !strcmp(na ? na : "", nb ? nb : "");
+}
+
+int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *warn,
+		     size_t warn_size)
+{
+	struct kn_schema_entry e = {.id = id};
+	const struct kn_schema_cfg *sc = NULL;
+	char why[400];
+	int err;
+
+	*warn = '\0';
+	if (kn_schemas_find(s, id))
+		return -EEXIST;
+	if (avro_schema_from_json_length(json, strlen(json), &e.schema)) {
+		snprintf(warn, warn_size, "schema id %d: not a valid Avro schema: %s", (int)id,
+			 avro_strerror());
+		e.schema = NULL;
+		e.why = "registry schema invalid";
+		return append(s, &e);
+	}
+	/* The configured schema of the same record: its type and roles. */
+	for (int i = 0; i < s->n_cfg && !sc; i++)
+		if (same_name(s->e[i].schema, e.schema))
+			sc = &s->c->schemas[i], e.type = s->e[i].type;
+	if (!sc) {
+		snprintf(warn, warn_size,
+			 "schema id %d is record '%s', which no schemas[] entry names", (int)id,
+			 is_avro_record(e.schema) ? avro_schema_name(e.schema) : "(not a record)");
+		e.why = "record not configured";
+	} else if ((err = kn_decoder_new(e.schema, (const char *const *)sc->roles, &e.dec, why,
+					 sizeof(why)))) {
+		snprintf(warn, warn_size, "schema id %d: %s", (int)id, why);
+		e.why = "roles not in writer schema";
+		if (err == -ENOMEM) {
+			avro_schema_decref(e.schema);
+			return err;
+		}
+	}
+	if ((err = append(s, &e))) {
+		kn_decoder_destroy(e.dec);
+		avro_schema_decref(e.schema);
+	}
+	return err;
+}
+
 const struct kn_schema_entry *kn_schemas_match(const struct kn_schemas *s, avro_schema_t schema)
 {
-	for (int i = 0; i < s->n; i++)
+	for (int i = 0; i < s->n_cfg; i++)
 		if (avro_schema_equal(s->e[i].schema, schema))
 			return &s->e[i];
 	return NULL;
@@ -112,7 +199,7 @@ const struct kn_schema_entry *kn_schemas_match(const struct kn_schemas *s, avro_
 
 int kn_schemas_count(const struct kn_schemas *s)
 {
-	return s->n;
+	return s->n_cfg;
 }
 
 const struct kn_schema_entry *kn_schemas_at(const struct kn_schemas *s, int i)

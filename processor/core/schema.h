@@ -1,7 +1,19 @@
-/* schema: the registry of input schemas this instance accepts, keyed by the
- * Confluent schema id in each message's framing. Each entry owns the avro-c
- * schema parsed from its .avsc and the decoder compiled for its roles.
- * Built once at start-up; read-only afterwards. */
+/* schema: the input schemas this instance accepts, keyed by the Confluent
+ * schema id in each message's framing. Each entry owns its avro-c schema and
+ * the decoder compiled for its roles.
+ *
+ * The configured schemas (schemas[] in the config) are loaded at start-up.
+ * With a Schema Registry, more entries are learned while running: the writer
+ * schema behind a new framing id is fetched (by the engine, io/registry.h)
+ * and handed to kn_schemas_learn, which matches it to the configured schema
+ * of the same record name and compiles a decoder for the writer's own layout
+ * with that schema's roles. An id that cannot be used is learned too, as an
+ * entry without a decoder and with the reason, so that its records become
+ * dead letters without asking again.
+ *
+ * Threads: entries are only appended, never moved or freed before
+ * kn_schemas_destroy, and the count is published with release semantics:
+ * readers (the pipeline's workers) may look up while one thread learns. */
 #ifndef KN_SCHEMA_H
 #define KN_SCHEMA_H
 
@@ -15,8 +27,12 @@ struct kn_schema_entry {
 	int32_t id;
 	enum kn_event_type type;
 	avro_schema_t schema;
-	struct kn_decoder *dec;
+	struct kn_decoder *dec; /* NULL: records of this id are dead letters ... */
+	const char *why;	/* ... with this static detail */
 };
+
+/* Learned ids beyond the configured ones (a subject's versions over time). */
+#define KN_SCHEMAS_LEARN_MAX 1024
 
 struct kn_schemas;
 
@@ -26,11 +42,20 @@ int kn_schemas_load(const struct kn_config *c, struct kn_schemas **out, char *er
 		    size_t errstr_size);
 void kn_schemas_destroy(struct kn_schemas *s);
 
-/* The entry for a schema id, or NULL. */
+/* The entry for a schema id (configured or learned), or NULL. */
 const struct kn_schema_entry *kn_schemas_find(const struct kn_schemas *s, int32_t id);
 /* The entry whose schema equals schema (same canonical form), or NULL.
  * For container files, which carry their writer schema instead of an id. */
 const struct kn_schema_entry *kn_schemas_match(const struct kn_schemas *s, avro_schema_t schema);
+/* Learns the writer schema json (the registry's text) under id. Returns 0
+ * with the entry added (with a decoder, or without one and why set: *warn
+ * then says what is wrong with it, for the log), -EEXIST when id is known,
+ * -ENOSPC when KN_SCHEMAS_LEARN_MAX ids were learned, -ENOMEM. */
+int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *warn,
+		     size_t warn_size);
+/* Adds id as an entry without a decoder (e.g. the registry lacks it). */
+int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why);
+/* The configured schemas (schemas[], in order): entries 0..count-1. */
 int kn_schemas_count(const struct kn_schemas *s);
 const struct kn_schema_entry *kn_schemas_at(const struct kn_schemas *s, int i);
 

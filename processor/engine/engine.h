@@ -101,7 +101,9 @@ struct kn_engine {
 	int *msg_of;	    /* b->rec[i] is msgs[msg_of[i]] */
 	int *part_of;	    /* and has this input partition index */
 	uint64_t produced, dead, dropped, not_aggregated;
-	int64_t last_progress; /* mono ms of the last delivery or commit */
+	int64_t last_progress;	     /* mono ms of the last delivery or commit */
+	struct kn_registry *reg;     /* schema registry (sreg.h); NULL: static ids */
+	int64_t registry_down_since; /* mono ms; 0: answering */
 	char err[512];
 };
 

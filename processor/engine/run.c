@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "avrobin.h"
 #include "clock.h"
 #include "engine.h"
 #include "erasure.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "sreg.h"
 #include "stage.h"
 #include "stop.h"
 #include "workers.h"
@@ -230,15 +232,67 @@ static void share(struct kn_engine *e, int w)
 	e->part_of = e->wk[w].part_of;
 }
 
+static void publish(struct kn_engine *e);
+
+/* Serves delivery reports for up to ms; true when a stop came. */
+static bool pause_ms(struct kn_engine *e, int64_t ms)
+{
+	for (int64_t end = kn_mono_ms() + ms; kn_mono_ms() < end;) {
+		if (kn_stop_requested())
+			return true;
+		kn_producer_poll(e->out, 100);
+		publish(e);
+	}
+	return kn_stop_requested();
+}
+
+/* Learns the framing ids of the batch that no one has told us about yet,
+ * before any worker looks: asked again, with back-off, while the registry
+ * does not answer (the records wait). Returns true when a stop came first:
+ * the batch is then left undone, so its input is redone after a restart. */
+static bool learn_ids(struct kn_engine *e, int n)
+{
+	char errstr[600];
+	int64_t pause = 100;
+	int err;
+
+	for (int i = 0; i < n; i++) {
+		const struct kn_msg *m = &e->msgs[i];
+		int64_t id = m->eof ? -1 : kn_frame_get(m->payload, m->len);
+		if (id < 0 || id > INT32_MAX || kn_schemas_find(e->st.schemas, (int32_t)id))
+			continue;
+		while ((err = kn_sreg_learn(e->reg, e->st.schemas, (int32_t)id, errstr,
+					    sizeof(errstr))) == -EAGAIN) {
+			if (!e->registry_down_since) {
+				kn_warn("registry", "%s: records of schema id %d wait", errstr,
+					(int)id);
+				e->registry_down_since = kn_mono_ms();
+			}
+			if (pause_ms(e, pause))
+				return true;
+			pause = pause * 2 > 5000 ? 5000 : pause * 2;
+		}
+		if (e->registry_down_since)
+			kn_info("registry", "answering again after %lld ms",
+				(long long)(kn_mono_ms() - e->registry_down_since));
+		e->registry_down_since = 0;
+	}
+	return false;
+}
+
 /* n consumed messages through every step, each step's end marked; *total:
  * the records among them. */
 static int process_batch(struct kn_engine *e, int n, int *total)
 {
-	int64_t min_ts = gather(e, n, total);
 	struct kn_tspan span;
 	uint32_t queued = 0, added = 0;
+	int64_t min_ts;
 	int err = 0, a;
 
+	*total = 0;
+	if (e->reg && learn_ids(e, n))
+		return 0; /* stopped: the loop ends, and nothing of this batch is committed */
+	min_ts = gather(e, n, total);
 	if (!*total)
 		return 0;
 	kn_trace_begin(e->trace, &span, (uint32_t)*total, min_ts);
@@ -295,6 +349,12 @@ static void publish(struct kn_engine *e)
 		s->agg_delta = e->cfg->agg_dp.delta;
 	}
 	e->mode->health(e, s);
+	if (e->registry_down_since &&
+	    kn_mono_ms() - e->registry_down_since >= e->cfg->stall_timeout_ms) {
+		s->healthy = false;
+		snprintf(s->unhealthy_reason, sizeof(s->unhealthy_reason),
+			 "the schema registry does not answer: records wait");
+	}
 	kn_metrics_publish(e->metrics, s);
 }
 
@@ -417,7 +477,7 @@ static int setup(struct kn_engine *e, char *errstr, size_t errsz)
 	const struct kn_config *c = e->cfg;
 	int err = kn_stack_open(c, KN_STACK_MAINTAIN | KN_STACK_ERASURE, &e->st, errstr, errsz);
 
-	if (err)
+	if (err || (err = kn_sreg_open(c, &e->reg, errstr, errsz)))
 		return err;
 	e->msgs = kn_calloc((size_t)c->batch_size, sizeof(*e->msgs));
 	e->trace = kn_trace_new();
@@ -456,6 +516,7 @@ static void teardown(struct kn_engine *e)
 	if (e->m)
 		e->mode->destroy(e);
 	stop_workers(e);
+	kn_registry_destroy(e->reg);
 	kn_stack_close(&e->st);
 	kn_free(e->msgs);
 	if (orphaned) {
@@ -563,15 +624,35 @@ static int run_all(const struct kn_config *c, const struct kn_run_opts *o,
 	return err;
 }
 
-int kn_run(const struct kn_config *c, const struct kn_run_opts *o, char *errstr, size_t errstr_size)
+/* With a registry, the run uses a copy of c whose output ids are the
+ * registry's (sreg.h). */
+static int output_ids(const struct kn_config *c, int role, struct kn_config *ids, char *errstr,
+		      size_t errstr_size)
+{
+	struct kn_registry *reg;
+	int err = kn_sreg_open(c, &reg, errstr, errstr_size);
+
+	*ids = *c; /* shallow: c owns every string, and outlives the run */
+	if (!err && reg)
+		err = kn_sreg_outputs(reg, c, role, false, ids, errstr, errstr_size);
+	kn_registry_destroy(reg);
+	return err;
+}
+
+int kn_run(const struct kn_config *conf, const struct kn_run_opts *o, char *errstr,
+	   size_t errstr_size)
 {
 	struct kn_metrics *metrics = NULL;
-	int role = c->n_aggs ? c->role : KN_RUN_DEID, err;
+	int role = conf->n_aggs ? conf->role : KN_RUN_DEID, err;
+	struct kn_config ids, *c = &ids;
 
 	/* The endpoint first: /healthz says "starting" while Kafka connects. */
 	err = o->metrics_addr ? kn_metrics_start(o->metrics_addr, &metrics, errstr, errstr_size)
 			      : 0;
-	if (!err) {
+	if (!err && (err = output_ids(conf, role, &ids, errstr, errstr_size)) == -ECANCELED) {
+		kn_info("run", "stopped while starting");
+		err = 0;
+	} else if (!err) {
 		if (role == KN_RUN_BOUND || role == KN_RUN_RELEASE)
 			err = kn_stage_run(c, (enum kn_run_role)role, o, metrics, errstr,
 					   errstr_size);

@@ -104,6 +104,8 @@ static void rec_decode(struct kn_pipeline *p, struct kn_rec *r, bool framed)
 		r->e = kn_schemas_find(p->schemas, (int32_t)id);
 		if (!r->e)
 			return rec_dead(p, r, KN_DEAD_UNKNOWN_SCHEMA, "schema id");
+		if (!r->e->dec) /* learned from the registry as unusable */
+			return rec_dead(p, r, KN_DEAD_UNKNOWN_SCHEMA, r->e->why);
 		if (r->expected_type >= 0 && (int)r->e->type != r->expected_type)
 			return rec_dead(p, r, KN_DEAD_WRONG_TOPIC, kn_event_type_name(r->e->type));
 		datum += KN_FRAME_LEN;

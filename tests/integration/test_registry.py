@@ -1,0 +1,245 @@
+"""kanon with a real Schema Registry (Apicurio Registry 3, its Confluent-
+compatible API, started by tests/run.sh through deploy/registry-local.sh),
+checked with clients nobody here wrote: confluent-kafka's registry-aware
+AvroSerializer writes the input, its AvroDeserializer reads kanon's output.
+
+- writer schemas are fetched by framing id, including an evolved version;
+- kanon registers its output schema under <topic>-value, idempotently;
+- ids the registry lacks, and records no schemas[] entry names, are dead
+  letters with a reason;
+- an incompatible subject, or a lookup-only run with nothing registered,
+  stops kanon at start-up with a message that says so;
+- a registry that does not answer holds the records (none is dead-lettered),
+  a stop while it is away exits promptly, and the next run delivers them.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import Env, _partitions, consume, free_port, frame, load_schema, produce_files, scrape
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REGISTRY = os.environ.get("KANON_REGISTRY_URL", "http://127.0.0.1:%s/apis/ccompat/v7"
+                          % os.environ.get("KANON_REGISTRY_PORT", "38081"))
+T0 = 1793613600000
+
+
+def registry_up():
+    try:
+        with urllib.request.urlopen(REGISTRY + "/subjects", timeout=5) as r:
+            return r.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def registry(broker):
+    if not registry_up():
+        msg = "no schema registry answers at %s (start one: deploy/registry-local.sh start)" % REGISTRY
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.exit(msg, returncode=77)
+    return SchemaRegistryClient({"url": REGISTRY})
+
+
+def avsc(name):
+    with open(os.path.join(SRC, "schemas", name + ".avsc")) as f:
+        return f.read()
+
+
+def evolved(text):
+    """DeviceLog with one more optional field in front: the writer's layout
+    changes, so decoding it with the v1 layout would fail."""
+    s = json.loads(text)
+    s["fields"].insert(0, {"name": "sdk", "type": ["null", "string"], "default": None})
+    return json.dumps(s)
+
+
+def device(i, user="u", sdk=False):
+    r = {"event_id": "e%d" % i, "ts": T0 + i * 1000, "user_id": "%s%d" % (user, i), "phone": None,
+         "email": None, "device_id": "d%d" % i, "ip": "203.0.113.9", "user_agent": "x",
+         "os": "Android 14", "app_version": "1.0", "lat": 31.2, "lon": 121.4, "birth_year": None,
+         "consent": {"location": True, "ads_personalization": True, "analytics": True}}
+    if sdk:
+        r["sdk"] = "sdk-%d" % i
+    return r
+
+
+def registry_env(tmp_path, name, extra=""):
+    """An Env whose schemas[] have no ids: every framing id is the registry's."""
+    env = Env(tmp_path, name, extra="schema_registry:\n  url: %s\n  timeout: 1s\n%s" % (REGISTRY, extra))
+    with open(env.config) as f:
+        text = f.read()
+    text, n = re.subn(r"- id: \d+\n\s+type:", "- type:", text)
+    assert n == 3
+    with open(env.config, "w") as f:
+        f.write(text)
+    return env
+
+
+def produce_avro(registry, topic, schema_text, records):
+    """With confluent-kafka's own serializer: it registers schema_text under
+    <topic>-value and frames each record with the id the registry gave."""
+    ser = AvroSerializer(registry, schema_text, conf={"auto.register.schemas": True})
+    p = Producer({"bootstrap.servers": os.environ.get("KANON_BROKERS", "127.0.0.1:39092")})
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    for r in records:
+        p.produce(topic, value=ser(r, ctx), partition=0)
+    assert p.flush(60) == 0
+    return registry.get_latest_version(topic + "-value").schema_id
+
+
+def read_output(env, registry):
+    """kanon's output through the registry: the id in each record's framing
+    must lead the deserializer to a schema that reads it."""
+    de = AvroDeserializer(registry)
+    ctx = SerializationContext(env.out, MessageField.VALUE)
+    msgs = consume(env.out, committed=False)
+    return msgs, [de(m["value"], ctx) for m in msgs]
+
+
+def outputs(env):
+    """How many de-identified events there are so far (0 before kanon made the topic)."""
+    return len(consume(env.out, committed=False)) if _partitions(env.out, None) else 0
+
+
+def dead_letters(env):
+    return [(m["headers"].get("kanon.reason"), m["headers"].get("kanon.detail"))
+            for m in consume(env.dlq, committed=False)]
+
+
+def test_registry_ids_in_and_out(registry, tmp_path):
+    env = registry_env(tmp_path, "sr-io")
+    topic = env.topics["device"]
+    v1 = produce_avro(registry, topic, avsc("DeviceLog"), [device(i) for i in range(20)])
+    v2 = produce_avro(registry, topic, evolved(avsc("DeviceLog")), [device(100 + i, sdk=True) for i in range(15)])
+    assert v1 != v2
+    # An id the registry never gave, and a record no schemas[] entry names.
+    other = registry.register_schema("%s-other" % env.prefix, Schema(json.dumps(
+        {"type": "record", "name": "Other", "fields": [{"name": "a", "type": "string"}]}), "AVRO"))
+    import fastavro
+    produce_files(topic, [frame(987654321, load_schema("DeviceLog"), device(900)),
+                          frame(other, fastavro.parse_schema({"type": "record", "name": "Other", "fields": [
+                              {"name": "a", "type": "string"}]}), {"a": "x"})], tmp_path)
+
+    r = env.kanon("run", "-c", env.config, "--until-eof")
+    err = r.stderr.decode()
+    msgs, recs = read_output(env, registry)
+    assert len(recs) == 35, err[-2000:]
+    assert sorted(x["event_type"] for x in recs) == ["device"] * 35
+    # kanon's output id is the registry's DeidEvent under <out>-value.
+    ids = {int.from_bytes(m["value"][1:5], "big") for m in msgs}
+    latest = registry.get_latest_version(env.out + "-value")
+    assert ids == {latest.schema_id}
+    assert json.loads(latest.schema.schema_str)["name"] == "DeidEvent"
+    assert sorted(dead_letters(env)) == sorted([("unknown_schema", "not in registry"),
+                                               ("unknown_schema", "record not configured")]), err[-2000:]
+    assert "schema id %d learned" % v2 in err
+
+    # A second run registers nothing new: the same id.
+    produce_avro(registry, topic, avsc("DeviceLog"), [device(200 + i) for i in range(5)])
+    env.kanon("run", "-c", env.config, "--until-eof")
+    msgs, recs = read_output(env, registry)
+    assert len(recs) == 40
+    assert {int.from_bytes(m["value"][1:5], "big") for m in msgs} == {latest.schema_id}
+    assert len(registry.get_versions(env.out + "-value")) == 1
+
+
+def test_incompatible_output_subject_refused(registry, tmp_path):
+    env = registry_env(tmp_path, "sr-incompat")
+    subject = env.out + "-value"
+    # Someone else's schema under kanon's subject, and a rule that binds.
+    registry.register_schema(subject, Schema(json.dumps(
+        {"type": "record", "name": "DeidEvent", "namespace": "dev.kanon",
+         "fields": [{"name": "legacy", "type": "string"}]}), "AVRO"))
+    registry.set_compatibility(subject, "BACKWARD")
+    produce_avro(registry, env.topics["device"], avsc("DeviceLog"), [device(i) for i in range(3)])
+    r = env.kanon("run", "-c", env.config, "--until-eof", check=False)
+    assert r.returncode != 0
+    assert b"not compatible" in r.stderr and subject.encode() in r.stderr, r.stderr.decode()[-1500:]
+    # Refused before anything was written (the output topic not even made).
+    assert _partitions(env.out, None) == [] or consume(env.out, committed=False) == []
+
+
+def test_lookup_only_needs_registered_outputs(registry, tmp_path):
+    env = registry_env(tmp_path, "sr-lookup", "  register_outputs: false\n")
+    produce_avro(registry, env.topics["device"], avsc("DeviceLog"), [device(i) for i in range(3)])
+    r = env.kanon("run", "-c", env.config, "--until-eof", check=False)
+    assert r.returncode != 0
+    assert b"register_outputs is false" in r.stderr, r.stderr.decode()[-1500:]
+    # Registered beforehand (as a deployment pipeline would): found, used.
+    sid = registry.register_schema(env.out + "-value", Schema(avsc("DeidEvent"), "AVRO"))
+    env.kanon("run", "-c", env.config, "--until-eof")
+    msgs, recs = read_output(env, registry)
+    assert len(recs) == 3 and {int.from_bytes(m["value"][1:5], "big") for m in msgs} == {sid}
+
+
+def registry_pid():
+    r = subprocess.run([os.path.join(SRC, "deploy", "registry-local.sh"), "pid"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.strip())
+
+
+def wait_for(what, cond, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def test_registry_outage_holds_records(registry, tmp_path):
+    env = registry_env(tmp_path, "sr-outage")
+    topic = env.topics["device"]
+    produce_avro(registry, topic, avsc("DeviceLog"), [device(i) for i in range(10)])
+    # A second version, registered now, but first seen by kanon in the outage.
+    v2 = registry.register_schema(topic + "-value", Schema(evolved(avsc("DeviceLog")), "AVRO"))
+    port = free_port()
+    p = env.popen("run", "-c", env.config, "--metrics-addr", "127.0.0.1:%d" % port,
+                  "--set", "health.stall_timeout=2s")
+    pid = registry_pid()
+    try:
+        wait_for("the first 10 events", lambda: outputs(env) == 10)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            import fastavro
+            schema = fastavro.parse_schema(json.loads(evolved(avsc("DeviceLog"))))
+            produce_files(topic, [frame(v2, schema, device(50 + i, sdk=True)) for i in range(8)], tmp_path)
+            health = wait_for("/healthz to say the registry is away", lambda: (
+                lambda s: s if s[0] == 503 and "schema registry" in s[1] else None)(
+                scrape("http://127.0.0.1:%d/healthz" % port)))
+            assert health
+            # Held, not dead-lettered, not skipped.
+            assert outputs(env) == 10
+            assert not _partitions(env.dlq, None) or dead_letters(env) == []
+            t = time.monotonic()
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(timeout=30) == 0, p.stderr.read().decode()[-2000:]
+            assert time.monotonic() - t < 10
+            assert b"records of schema id %d wait" % v2 in p.stderr.read()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # The registry is back: the next run delivers the held records, once.
+    r = env.kanon("run", "-c", env.config, "--until-eof")
+    msgs, recs = read_output(env, registry)
+    assert sorted(x["event_key"] for x in recs) == sorted(set(x["event_key"] for x in recs))
+    assert len(recs) == 18, r.stderr.decode()[-2000:]
+    assert dead_letters(env) == []
