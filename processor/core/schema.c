@@ -202,6 +202,11 @@ int kn_schemas_count(const struct kn_schemas *s)
 	return s->n_cfg;
 }
 
+int kn_schemas_total(const struct kn_schemas *s)
+{
+	return count(s);
+}
+
 const struct kn_schema_entry *kn_schemas_at(const struct kn_schemas *s, int i)
 {
 	return &s->e[i];

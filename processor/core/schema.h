@@ -57,6 +57,8 @@ int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *w
 int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why);
 /* The configured schemas (schemas[], in order): entries 0..count-1. */
 int kn_schemas_count(const struct kn_schemas *s);
+/* Configured and learned. */
+int kn_schemas_total(const struct kn_schemas *s);
 const struct kn_schema_entry *kn_schemas_at(const struct kn_schemas *s, int i);
 
 /* Reads and parses an .avsc file. Returns 0 or a negative errno (errstr set). */

@@ -349,6 +349,10 @@ static void publish(struct kn_engine *e)
 		s->agg_delta = e->cfg->agg_dp.delta;
 	}
 	e->mode->health(e, s);
+	s->registry = e->reg != NULL;
+	s->registry_waiting_ms = e->registry_down_since ? kn_mono_ms() - e->registry_down_since : 0;
+	s->schema_ids_learned =
+		(uint64_t)(kn_schemas_total(e->st.schemas) - kn_schemas_count(e->st.schemas));
 	if (e->registry_down_since &&
 	    kn_mono_ms() - e->registry_down_since >= e->cfg->stall_timeout_ms) {
 		s->healthy = false;

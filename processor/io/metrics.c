@@ -151,6 +151,15 @@ static void render(const struct view *v, struct buf *b)
 	if (s->consumer_lag >= 0)
 		gauge(b, "kanon_consumer_lag", "Messages behind the input partitions' ends.",
 		      (uint64_t)s->consumer_lag);
+	if (s->registry) {
+		gauge(b, "kanon_schema_registry_waiting_seconds",
+		      "How long records have waited for the schema registry to answer (0: not "
+		      "waiting).",
+		      (uint64_t)(s->registry_waiting_ms / 1000));
+		counter(b, "kanon_schema_ids_learned_total",
+			"Input schema ids learned from the registry (usable or dead-lettered).",
+			s->schema_ids_learned);
+	}
 	if (s->last_progress_ms)
 		gauge(b, "kanon_seconds_since_progress",
 		      "Seconds since a record was last delivered or offsets committed.",

@@ -42,6 +42,10 @@ struct kn_metrics_snapshot {
 	int64_t stall_ms;	  /* health.stall_timeout */
 	bool healthy;		  /* as far as the run loop knows */
 	char unhealthy_reason[160];
+	/* schema registry mode (engine/sreg.h) */
+	bool registry;
+	int64_t registry_waiting_ms; /* records have waited on it this long; 0: none */
+	uint64_t schema_ids_learned; /* framing ids learned from it, usable or not */
 };
 
 /* One aggregation stage of the topology (engine/stage.h) run by this

@@ -23,7 +23,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Env, _partitions, consume, free_port, frame, load_schema, produce_files, scrape
+from conftest import Env, _partitions, consume, free_port, frame, load_schema, metric, produce_files, scrape
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -224,6 +224,9 @@ def test_registry_outage_holds_records(registry, tmp_path):
                 lambda s: s if s[0] == 503 and "schema registry" in s[1] else None)(
                 scrape("http://127.0.0.1:%d/healthz" % port)))
             assert health
+            _, text = scrape("http://127.0.0.1:%d/metrics" % port)
+            assert metric(text, "kanon_schema_registry_waiting_seconds") >= 1, text
+            assert metric(text, "kanon_schema_ids_learned_total") == 1  # v1 only, so far
             # Held, not dead-lettered, not skipped.
             assert outputs(env) == 10
             assert not _partitions(env.dlq, None) or dead_letters(env) == []
