@@ -13,6 +13,7 @@
 #include "aggregate.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "registry.h"
 
 enum opt_type {
 	O_STR,
@@ -1047,14 +1048,9 @@ static int check_registry(struct ctx *x)
 		if (c->schemas[i].id < 0)
 			return err_at(x, c->schemas[i].line, "schemas[].id",
 				      "required without schema_registry.url");
-	if (c->registry_url[0] && strncmp(c->registry_url, "http://", 7) &&
-	    strncmp(c->registry_url, "https://", 8))
-		return err_at(x, 0, "schema_registry.url", "must start with http:// or https://");
-	const char *host = c->registry_url + (strncmp(c->registry_url, "https://", 8) ? 7 : 8);
-	if (c->registry_url[0] && memchr(host, '@', strcspn(host, "/")))
-		return err_at(x, 0, "schema_registry.url",
-			      "must not carry credentials: set schema_registry.username and "
-			      ".password");
+	char why[200];
+	if (c->registry_url[0] && kn_registry_check_url(c->registry_url, why, sizeof(why)))
+		return err_at(x, 0, "schema_registry.url", "%s", why);
 	if (!c->registry_username[0] && c->registry_password[0])
 		return err_at(x, 0, "schema_registry.password", "set, but no username");
 	if (!c->registry_cert_file[0] != !c->registry_key_file[0])

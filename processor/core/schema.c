@@ -11,6 +11,9 @@ struct kn_schemas {
 	int n_cfg;		   /* the configured ones come first */
 	int n;			   /* published with release semantics */
 	int cap;
+	/* Refused for now (id -1: a free slot), a ring: next is the oldest. */
+	struct kn_schema_entry refused[KN_SCHEMAS_REFUSED_MAX];
+	int next_refused;
 	const struct kn_config *c; /* for the roles of learned entries */
 };
 
@@ -66,6 +69,8 @@ int kn_schemas_load(const struct kn_config *c, struct kn_schemas **out, char *er
 		s->cap = c->n_schemas + (c->registry_url[0] ? KN_SCHEMAS_LEARN_MAX : 0);
 		s->c = c;
 	}
+	for (int i = 0; s && i < KN_SCHEMAS_REFUSED_MAX; i++)
+		s->refused[i].id = -1;
 	if (!s || !(s->e = kn_calloc((size_t)(s->cap ? s->cap : 1), sizeof(*s->e)))) {
 		kn_free(s);
 		snprintf(errstr, errstr_size, "out of memory");
@@ -107,7 +112,7 @@ void kn_schemas_destroy(struct kn_schemas *s)
 	kn_free(s);
 }
 
-const struct kn_schema_entry *kn_schemas_find(const struct kn_schemas *s, int32_t id)
+static struct kn_schema_entry *find(struct kn_schemas *s, int32_t id)
 {
 	int n = count(s);
 
@@ -118,23 +123,55 @@ const struct kn_schema_entry *kn_schemas_find(const struct kn_schemas *s, int32_
 	for (int i = 0; i < n; i++)
 		if (s->e[i].id == id)
 			return &s->e[i];
+	for (int i = 0; s->cap > s->n_cfg && i < KN_SCHEMAS_REFUSED_MAX; i++)
+		if (s->refused[i].id == id)
+			return &s->refused[i];
+	return NULL;
+}
+
+const struct kn_schema_entry *kn_schemas_find(const struct kn_schemas *s, int32_t id)
+{
+	return find((struct kn_schemas *)s, id);
+}
+
+/* id's slot among the refusals for now, or NULL. */
+static struct kn_schema_entry *refused_slot(struct kn_schemas *s, int32_t id)
+{
+	for (int i = 0; i < KN_SCHEMAS_REFUSED_MAX; i++)
+		if (s->refused[i].id == id)
+			return &s->refused[i];
 	return NULL;
 }
 
 static int append(struct kn_schemas *s, const struct kn_schema_entry *e)
 {
-	if (kn_schemas_find(s, e->id))
+	struct kn_schema_entry *was = find(s, e->id);
+
+	if (was && was->retry_at_ms == 0)
 		return -EEXIST;
 	if (s->n >= s->cap)
 		return -ENOSPC;
+	if (was) /* refused for now: learned after all */
+		was->id = -1;
 	s->e[s->n] = *e;
 	__atomic_store_n(&s->n, s->n + 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
-int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why)
+int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why, int64_t retry_at_ms)
 {
-	return append(s, &(struct kn_schema_entry){.id = id, .why = why});
+	struct kn_schema_entry *slot = refused_slot(s, id), *was = find(s, id);
+
+	if (was && !slot)
+		return -EEXIST;
+	if (!retry_at_ms) /* for good: with the learned ones */
+		return append(s, &(struct kn_schema_entry){.id = id, .why = why});
+	if (!slot) {
+		slot = &s->refused[s->next_refused];
+		s->next_refused = (s->next_refused + 1) % KN_SCHEMAS_REFUSED_MAX;
+	}
+	*slot = (struct kn_schema_entry){.id = id, .why = why, .retry_at_ms = retry_at_ms};
+	return 0;
 }
 
 static int same_name(avro_schema_t a, avro_schema_t b)
@@ -155,7 +192,8 @@ int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *w
 	int err;
 
 	*warn = '\0';
-	if (kn_schemas_find(s, id))
+	const struct kn_schema_entry *was = kn_schemas_find(s, id);
+	if (was && was->retry_at_ms == 0)
 		return -EEXIST;
 	if (avro_schema_from_json_length(json, strlen(json), &e.schema)) {
 		snprintf(warn, warn_size, "schema id %d: not a valid Avro schema: %s", (int)id,

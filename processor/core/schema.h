@@ -4,16 +4,18 @@
  *
  * The configured schemas (schemas[] in the config) are loaded at start-up.
  * With a Schema Registry, more entries are learned while running: the writer
- * schema behind a new framing id is fetched (by the engine, io/registry.h)
+ * schema behind a new framing id is fetched (by the engine, engine/sreg.h)
  * and handed to kn_schemas_learn, which matches it to the configured schema
  * of the same record name and compiles a decoder for the writer's own layout
  * with that schema's roles. An id that cannot be used is learned too, as an
  * entry without a decoder and with the reason, so that its records become
- * dead letters without asking again.
+ * dead letters without asking again. An id the registry said it lacks is
+ * kept apart (KN_SCHEMAS_REFUSED_MAX, oldest replaced first) with a time to
+ * ask again, since registries that replicate can lag behind the producer.
  *
- * Threads: entries are only appended, never moved or freed before
- * kn_schemas_destroy, and the count is published with release semantics:
- * readers (the pipeline's workers) may look up while one thread learns. */
+ * Threads: lookups may come from any thread; learning and refusing only
+ * while no other thread looks up (the run loop does it between batches,
+ * with its workers parked). */
 #ifndef KN_SCHEMA_H
 #define KN_SCHEMA_H
 
@@ -29,10 +31,13 @@ struct kn_schema_entry {
 	avro_schema_t schema;
 	struct kn_decoder *dec; /* NULL: records of this id are dead letters ... */
 	const char *why;	/* ... with this static detail */
+	int64_t retry_at_ms;	/* refused for now: ask again from then (mono ms); 0: never */
 };
 
-/* Learned ids beyond the configured ones (a subject's versions over time). */
-#define KN_SCHEMAS_LEARN_MAX 1024
+/* Learned ids beyond the configured ones (a subject's versions over time),
+ * and ids refused for now (garbage ids are bounded too). */
+#define KN_SCHEMAS_LEARN_MAX   1024
+#define KN_SCHEMAS_REFUSED_MAX 256
 
 struct kn_schemas;
 
@@ -47,14 +52,18 @@ const struct kn_schema_entry *kn_schemas_find(const struct kn_schemas *s, int32_
 /* The entry whose schema equals schema (same canonical form), or NULL.
  * For container files, which carry their writer schema instead of an id. */
 const struct kn_schema_entry *kn_schemas_match(const struct kn_schemas *s, avro_schema_t schema);
-/* Learns the writer schema json (the registry's text) under id. Returns 0
- * with the entry added (with a decoder, or without one and why set: *warn
- * then says what is wrong with it, for the log), -EEXIST when id is known,
- * -ENOSPC when KN_SCHEMAS_LEARN_MAX ids were learned, -ENOMEM. */
+/* Learns the writer schema json (the registry's text) under id, in place of
+ * a refusal for now. Returns 0 with the entry added (with a decoder, or
+ * without one and why set: *warn then says what is wrong with it, for the
+ * log), -EEXIST when id is known otherwise, -ENOSPC when
+ * KN_SCHEMAS_LEARN_MAX ids were learned, -ENOMEM. */
 int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *warn,
 		     size_t warn_size);
-/* Adds id as an entry without a decoder (e.g. the registry lacks it). */
-int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why);
+/* Refuses id: its records are dead letters with why (static), until
+ * retry_at_ms (mono ms) when it is worth asking again (0: for good). A
+ * refusal for now replaces the oldest one when KN_SCHEMAS_REFUSED_MAX are
+ * held. Returns 0, or -EEXIST when id is learned or configured. */
+int kn_schemas_refuse(struct kn_schemas *s, int32_t id, const char *why, int64_t retry_at_ms);
 /* The configured schemas (schemas[], in order): entries 0..count-1. */
 int kn_schemas_count(const struct kn_schemas *s);
 /* Configured and learned. */

@@ -234,50 +234,104 @@ static void share(struct kn_engine *e, int w)
 
 static void publish(struct kn_engine *e);
 
-/* Serves delivery reports for up to ms; true when a stop came. */
-static bool pause_ms(struct kn_engine *e, int64_t ms)
+/* What a wait for the registry ended with, besides 0 and an error. */
+#define KN_BATCH_STOPPED 1
+
+/* Waits ms while the loop's other duties go on: delivery reports, the
+ * strategy's commits of the work done before (and exactly-once's heartbeat
+ * transactions), metrics. Returns 0, KN_BATCH_STOPPED or the strategy's
+ * error. */
+static int pause_ms(struct kn_engine *e, int64_t ms)
 {
-	for (int64_t end = kn_mono_ms() + ms; kn_mono_ms() < end;) {
+	int err = 0;
+
+	for (int64_t end = kn_mono_ms() + ms; !err && kn_mono_ms() < end;) {
 		if (kn_stop_requested())
-			return true;
+			return KN_BATCH_STOPPED;
 		kn_producer_poll(e->out, 100);
+		err = e->mode->tick(e);
 		publish(e);
 	}
-	return kn_stop_requested();
+	return err ? err : kn_stop_requested() ? KN_BATCH_STOPPED : 0;
+}
+
+/* Asks the registry about id until it answers: 0, -ENOENT (it lacks id),
+ * KN_BATCH_STOPPED or an error. Meanwhile the records wait. */
+static int ask(struct kn_engine *e, int32_t id)
+{
+	int64_t pause = 100;
+	char errstr[600];
+	int err;
+
+	while ((err = kn_sreg_learn(e->reg, e->st.schemas, id, errstr, sizeof(errstr))) ==
+	       -EAGAIN) {
+		if (!e->registry_down_since) {
+			kn_warn("registry", "%s: records of schema id %d wait", errstr, (int)id);
+			e->registry_down_since = kn_mono_ms();
+		}
+		if ((err = pause_ms(e, pause)))
+			return err;
+		pause = pause * 2 > 5000 ? 5000 : pause * 2;
+	}
+	if (e->registry_down_since)
+		kn_info("registry", "answering again after %lld ms",
+			(long long)(kn_mono_ms() - e->registry_down_since));
+	e->registry_down_since = 0;
+	return err;
+}
+
+/* A framing id that is neither known nor refused for now. */
+static bool unknown_id(struct kn_engine *e, const struct kn_msg *m, int32_t *id)
+{
+	int64_t v = m->eof ? -1 : kn_frame_get(m->payload, m->len);
+	const struct kn_schema_entry *s;
+
+	if (v < 0 || v > INT32_MAX)
+		return false;
+	*id = (int32_t)v;
+	s = kn_schemas_find(e->st.schemas, *id);
+	return !s || (s->retry_at_ms && kn_mono_ms() >= s->retry_at_ms);
 }
 
 /* Learns the framing ids of the batch that no one has told us about yet,
- * before any worker looks: asked again, with back-off, while the registry
- * does not answer (the records wait). Returns true when a stop came first:
- * the batch is then left undone, so its input is redone after a restart. */
-static bool learn_ids(struct kn_engine *e, int n)
+ * before any worker looks. Ids the registry lacks are asked about once more
+ * after a short pause (a replica may lag), then refused for a while: their
+ * records become dead letters. Returns 0, KN_BATCH_STOPPED (the batch is
+ * left undone, so its input is redone after a restart) or an error. */
+static int learn_ids(struct kn_engine *e, int n)
 {
-	char errstr[600];
-	int64_t pause = 100;
-	int err;
+	int32_t missing[64], id;
+	int n_missing = 0, err = 0;
 
-	for (int i = 0; i < n; i++) {
-		const struct kn_msg *m = &e->msgs[i];
-		int64_t id = m->eof ? -1 : kn_frame_get(m->payload, m->len);
-		if (id < 0 || id > INT32_MAX || kn_schemas_find(e->st.schemas, (int32_t)id))
+	for (int i = 0; i < n && !err; i++) {
+		bool seen = false;
+		if (!unknown_id(e, &e->msgs[i], &id))
 			continue;
-		while ((err = kn_sreg_learn(e->reg, e->st.schemas, (int32_t)id, errstr,
-					    sizeof(errstr))) == -EAGAIN) {
-			if (!e->registry_down_since) {
-				kn_warn("registry", "%s: records of schema id %d wait", errstr,
-					(int)id);
-				e->registry_down_since = kn_mono_ms();
-			}
-			if (pause_ms(e, pause))
-				return true;
-			pause = pause * 2 > 5000 ? 5000 : pause * 2;
+		for (int k = 0; k < n_missing; k++)
+			seen |= missing[k] == id;
+		if (!seen && (err = ask(e, id)) == -ENOENT) {
+			err = 0;
+			if (n_missing < (int)(sizeof(missing) / sizeof(missing[0])))
+				missing[n_missing++] = id;
+			else
+				kn_schemas_refuse(e->st.schemas, id, "not in registry",
+						  kn_mono_ms() + KN_SREG_RETRY_MS);
 		}
-		if (e->registry_down_since)
-			kn_info("registry", "answering again after %lld ms",
-				(long long)(kn_mono_ms() - e->registry_down_since));
-		e->registry_down_since = 0;
 	}
-	return false;
+	if (!err && n_missing)
+		err = pause_ms(e, KN_SREG_NOT_FOUND_GRACE_MS);
+	for (int k = 0; k < n_missing && !err; k++)
+		if ((err = ask(e, missing[k])) == -ENOENT) {
+			kn_warn("registry",
+				"schema id %d is not in the registry: its records go to the "
+				"dead-letter topic (asked again in %d s)",
+				(int)missing[k], KN_SREG_RETRY_MS / 1000);
+			err = kn_schemas_refuse(e->st.schemas, missing[k], "not in registry",
+						kn_mono_ms() + KN_SREG_RETRY_MS);
+		}
+	if (err == -ENOMEM)
+		snprintf(e->err, sizeof(e->err), "out of memory learning a schema id");
+	return err;
 }
 
 /* n consumed messages through every step, each step's end marked; *total:
@@ -290,8 +344,8 @@ static int process_batch(struct kn_engine *e, int n, int *total)
 	int err = 0, a;
 
 	*total = 0;
-	if (e->reg && learn_ids(e, n))
-		return 0; /* stopped: the loop ends, and nothing of this batch is committed */
+	if (e->reg && (err = learn_ids(e, n)))
+		return err; /* KN_BATCH_STOPPED: nothing of this batch is committed */
 	min_ts = gather(e, n, total);
 	if (!*total)
 		return 0;
@@ -409,6 +463,12 @@ static int loop(struct kn_engine *e, bool *drained)
 		int n = kn_consumer_poll(e->in, e->msgs, (int)e->cfg->batch_size, 100), records;
 		int64_t t0 = kn_mono_us();
 		err = process_batch(e, n, &records);
+		if (err == KN_BATCH_STOPPED) {
+			/* Left undone: none of it, its ends included, counts as read. */
+			kn_consumer_release(e->in, e->msgs, n);
+			err = 0;
+			break;
+		}
 		for (int i = 0; i < n; i++)
 			if (e->msgs[i].eof)
 				e->mode->eof(e, &e->msgs[i]);

@@ -13,10 +13,10 @@
 int kn_sreg_open(const struct kn_config *c, struct kn_registry **out, char *errstr,
 		 size_t errstr_size)
 {
-	struct kn_registry_opts o = {c->registry_url,	    c->registry_username,
-				     c->registry_password,  c->registry_ca_file,
-				     c->registry_cert_file, c->registry_key_file,
-				     c->registry_timeout_ms};
+	struct kn_registry_opts o = {c->registry_url,	     c->registry_username,
+				     c->registry_password,   c->registry_ca_file,
+				     c->registry_cert_file,  c->registry_key_file,
+				     c->registry_timeout_ms, kn_stop_requested};
 
 	*out = NULL;
 	return c->registry_url[0] ? kn_registry_new(&o, out, errstr, errstr_size) : 0;
@@ -113,10 +113,10 @@ int kn_sreg_learn(struct kn_registry *r, struct kn_schemas *s, int32_t id, char 
 	char *json;
 	int err = kn_registry_schema(r, id, &json, errstr, errstr_size);
 
-	if (err == -EAGAIN || err == -EACCES || err == -ENOMEM) {
-		kn_free(json);
-		return err == -ENOMEM ? err : -EAGAIN;
-	}
+	if (err == -EACCES) /* a credentials problem, not the id's: hold */
+		err = -EAGAIN;
+	if (err == -EAGAIN || err == -ENOENT || err == -ENOMEM)
+		return err;
 	if (!err) {
 		err = kn_schemas_learn(s, id, json, warn, sizeof(warn));
 		kn_free(json);
@@ -125,18 +125,18 @@ int kn_sreg_learn(struct kn_registry *r, struct kn_schemas *s, int32_t id, char 
 		else if (!err)
 			kn_info("registry", "schema id %d learned", (int)id);
 	} else {
-		/* The registry answered, and the answer says this id cannot be
-		 * decoded: its records are dead letters with the reason. */
+		/* A well-formed answer about a schema kanon cannot use (not
+		 * Avro, references): its records are dead letters for good. */
 		kn_warn("registry", "%s: its records go to the dead-letter topic", errstr);
-		err = kn_schemas_refuse(
-			s, id, err == -ENOENT ? "not in registry" : "registry schema unusable");
+		err = kn_schemas_refuse(s, id, "registry schema unusable", 0);
 	}
 	if (err == -ENOSPC) {
 		kn_warn("registry",
 			"more than %d schema ids learned: records of id %d go to the dead-letter "
 			"topic",
 			KN_SCHEMAS_LEARN_MAX, (int)id);
-		err = 0;
+		err = kn_schemas_refuse(s, id, "too many schema ids",
+					kn_mono_ms() + KN_SREG_RETRY_MS);
 	}
 	return err == -EEXIST ? 0 : err;
 }

@@ -44,10 +44,18 @@ int kn_sreg_outputs(struct kn_registry *r, const struct kn_config *c, int role, 
  * would be accepted (dry kn_sreg_outputs). 0 without a registry. */
 int kn_sreg_check(const struct kn_config *c, char *errstr, size_t errstr_size);
 
+/* An id the registry lacks is asked about again this much later: its
+ * records in between are dead letters ("not in registry"). */
+#define KN_SREG_RETRY_MS 60000
+/* ... but first once more after this pause, in case the registry that
+ * answered lags behind the one the producer registered with. */
+#define KN_SREG_NOT_FOUND_GRACE_MS 500
+
 /* Tells s what framing id is, asking the registry once. Returns 0 (s now
- * knows id, usable or not; the log says why not), -EAGAIN (the registry did
- * not answer, or refused the credentials: ask again later; errstr says
- * what happened), or -ENOMEM. */
+ * knows id, usable or not; the log says why not), -ENOENT (the registry
+ * says it has no such id: the caller decides when to kn_schemas_refuse),
+ * -EAGAIN (no usable answer, or the credentials were refused: ask again
+ * later; errstr says what happened), or -ENOMEM. */
 int kn_sreg_learn(struct kn_registry *r, struct kn_schemas *s, int32_t id, char *errstr,
 		  size_t errstr_size);
 

@@ -23,7 +23,19 @@ struct kn_registry {
 	struct curl_slist *headers;
 	char *base; /* without a trailing slash */
 	struct body b;
+	bool (*cancel)(void);
+	int code; /* the registry's error_code in the last error answer; 0: none */
 };
+
+/* libcurl's progress callback: a non-zero return aborts the transfer, so a
+ * stop does not wait out a registry that hangs. */
+static int on_progress(void *opaque, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	struct kn_registry *r = opaque;
+
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return r->cancel && r->cancel();
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void)
@@ -71,6 +83,9 @@ static int set_opts(struct kn_registry *r, const struct kn_registry_opts *o)
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->b) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
+	bad |= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
+	bad |= curl_easy_setopt(h, CURLOPT_XFERINFODATA, r) != CURLE_OK;
 	if (o->username && *o->username) {
 		bad |= curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC) != CURLE_OK;
 		bad |= curl_easy_setopt(h, CURLOPT_USERNAME, o->username) != CURLE_OK;
@@ -88,7 +103,7 @@ static int set_opts(struct kn_registry *r, const struct kn_registry_opts *o)
 
 /* http(s)://host[:port][/path], without userinfo (credentials belong in
  * their own options, where they are not logged with the URL). */
-static int check_url(const char *url, char *errstr, size_t errstr_size)
+int kn_registry_check_url(const char *url, char *errstr, size_t errstr_size)
 {
 	const char *rest = !strncmp(url, "http://", 7)	  ? url + 7
 			   : !strncmp(url, "https://", 8) ? url + 8
@@ -121,12 +136,13 @@ int kn_registry_new(const struct kn_registry_opts *o, struct kn_registry **out, 
 	int err;
 
 	*out = NULL;
-	if ((err = check_url(o->url, errstr, errstr_size)))
+	if ((err = kn_registry_check_url(o->url, errstr, errstr_size)))
 		return err;
 	pthread_once(&curl_once, curl_init);
 	if (!(r = kn_calloc(1, sizeof(*r))) || !(r->base = kn_strdup(o->url)) ||
 	    !(r->h = curl_easy_init()))
 		goto oom;
+	r->cancel = o->cancel;
 	n = strlen(r->base);
 	while (n && r->base[n - 1] == '/')
 		r->base[--n] = '\0';
@@ -167,9 +183,11 @@ static void error_text(const struct body *b, int *code, char *out, size_t n)
 	struct json_object *j = b->n ? json_tokener_parse(b->p) : NULL, *v;
 
 	*code = 0;
-	if (j && json_object_object_get_ex(j, "error_code", &v))
+	if (j && json_object_is_type(j, json_type_object) &&
+	    json_object_object_get_ex(j, "error_code", &v) && json_object_is_type(v, json_type_int))
 		*code = json_object_get_int(v);
-	if (j && json_object_object_get_ex(j, "message", &v))
+	if (j && json_object_is_type(j, json_type_object) &&
+	    json_object_object_get_ex(j, "message", &v) && json_object_is_type(v, json_type_string))
 		snprintf(out, n, "%.300s", json_object_get_string(v));
 	else
 		snprintf(out, n, "%.200s", b->n ? b->p : "(empty body)");
@@ -199,7 +217,9 @@ static int request(struct kn_registry *r, const char *path, const char *body, co
 	} else {
 		curl_easy_setopt(r->h, CURLOPT_HTTPGET, 1L);
 	}
+	r->code = 0;
 	rc = curl_easy_perform(r->h);
+	curl_easy_setopt(r->h, CURLOPT_POSTFIELDS, NULL); /* body is the caller's */
 	if (rc != CURLE_OK) {
 		snprintf(errstr, errstr_size, "%s: %s", what,
 			 r->b.too_big ? "answer larger than 4 MiB" : curl_easy_strerror(rc));
@@ -209,12 +229,15 @@ static int request(struct kn_registry *r, const char *path, const char *body, co
 	if (status >= 200 && status < 300 && r->b.n)
 		return 0;
 	error_text(&r->b, &code, msg, sizeof(msg));
+	r->code = code;
 	snprintf(errstr, errstr_size, "%s: HTTP %ld%s%s", what, status, *msg ? ": " : "", msg);
 	if (status >= 500 || status == 429 || status == 408 || status < 200)
 		return -EAGAIN;
 	if (status == 401 || status == 403)
 		return -EACCES;
-	if (status == 404)
+	/* Only the registry's own "not found" (error_code 404xx) is an answer
+	 * about the schema; a 404 from a proxy or a wrong path is not. */
+	if (status == 404 && code >= 40400 && code <= 40499)
 		return -ENOENT;
 	return -EINVAL;
 }
@@ -236,30 +259,43 @@ int kn_registry_schema(struct kn_registry *r, int32_t id, char **json, char *err
 {
 	char path[64], what[64];
 	struct json_object *j, *v;
-	const char *type = "AVRO";
 	int err;
 
 	*json = NULL;
 	snprintf(path, sizeof(path), "/schemas/ids/%d", (int)id);
 	snprintf(what, sizeof(what), "schema registry: schema id %d", (int)id);
-	if ((err = request(r, path, NULL, what, errstr, errstr_size)))
+	err = request(r, path, NULL, what, errstr, errstr_size);
+	/* Only a registry's definite answer decides an id's records: "no such
+	 * id" (40403), or a schema kanon cannot use. Anything else (a
+	 * redirect, another 4xx, a body that is not the registry's JSON) says
+	 * something about the way to the registry: the records wait. */
+	if (err == -ENOENT)
+		return r->code == 40403 ? -ENOENT : -EAGAIN;
+	if (err == -EINVAL)
+		return -EAGAIN;
+	if (err)
 		return err;
 	if (!(j = parse(&r->b, what, errstr, errstr_size)))
-		return -EINVAL;
-	if (json_object_object_get_ex(j, "schemaType", &v))
-		type = json_object_get_string(v);
-	if (strcmp(type, "AVRO")) {
-		snprintf(errstr, errstr_size, "%s: a %.20s schema, not Avro", what, type);
+		return -EAGAIN;
+	if (!json_object_object_get_ex(j, "schema", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		snprintf(errstr, errstr_size, "%s: the answer has no schema", what);
+		err = -EAGAIN;
+	} else if (json_object_object_get_ex(j, "schemaType", &v) &&
+		   !json_object_is_type(v, json_type_null) &&
+		   (!json_object_is_type(v, json_type_string) ||
+		    strcmp(json_object_get_string(v), "AVRO"))) {
+		snprintf(errstr, errstr_size, "%s: a %.20s schema, not Avro", what,
+			 json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+								  : "?");
 		err = -EINVAL;
 	} else if (json_object_object_get_ex(j, "references", &v) &&
-		   json_object_array_length(v) > 0) {
+		   !json_object_is_type(v, json_type_null) &&
+		   (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > 0)) {
 		snprintf(errstr, errstr_size, "%s: schema references are not supported", what);
 		err = -EINVAL;
-	} else if (!json_object_object_get_ex(j, "schema", &v) ||
-		   !json_object_is_type(v, json_type_string)) {
-		snprintf(errstr, errstr_size, "%s: the answer has no schema", what);
-		err = -EINVAL;
-	} else if (!(*json = kn_strdup(json_object_get_string(v)))) {
+	} else if (json_object_object_get_ex(j, "schema", &v) &&
+		   !(*json = kn_strdup(json_object_get_string(v)))) {
 		snprintf(errstr, errstr_size, "out of memory");
 		err = -ENOMEM;
 	}
@@ -270,11 +306,13 @@ int kn_registry_schema(struct kn_registry *r, int32_t id, char **json, char *err
 /* {"schema": "<text>"}; caller frees. */
 static char *schema_body(const char *schema_json)
 {
-	struct json_object *j = json_object_new_object();
+	struct json_object *j = json_object_new_object(), *v = json_object_new_string(schema_json);
 	char *out = NULL;
 
-	if (j && !json_object_object_add(j, "schema", json_object_new_string(schema_json)))
+	if (j && v && !json_object_object_add(j, "schema", v))
 		out = kn_strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	else
+		json_object_put(v); /* not taken over by j */
 	json_object_put(j);
 	return out;
 }
@@ -302,9 +340,11 @@ static void reasons(struct json_object *j, char *out, size_t n)
 	if (!json_object_object_get_ex(j, "messages", &m) ||
 	    !json_object_is_type(m, json_type_array))
 		return;
-	for (size_t i = 0; i < json_object_array_length(m) && off < n; i++)
+	for (size_t i = 0; i < json_object_array_length(m) && off < n; i++) {
+		const char *t = json_object_get_string(json_object_array_get_idx(m, i));
 		off += (size_t)snprintf(out + off, n - off, "%s%.300s", i ? "; " : ": ",
-					json_object_get_string(json_object_array_get_idx(m, i)));
+					t ? t : "?");
+	}
 }
 
 int kn_registry_compatible(struct kn_registry *r, const char *subject, const char *schema_json,

@@ -12,13 +12,16 @@
  * to libcurl as options, and a URL with userinfo is refused.
  *
  * Errors are sorted by what the caller should do about them:
- *   -EAGAIN  the registry could not answer (unreachable, timeout, 5xx, 429):
- *            try again later; nothing is known about the schema
- *   -ENOENT  the registry answered that the schema, subject or version
- *            does not exist
+ *   -EAGAIN  the registry could not answer (unreachable, timeout, 5xx, 429,
+ *            a cancelled request): try again later; nothing is known
+ *   -ENOENT  the registry itself answered (404 with its error_code 404xx)
+ *            that the schema, subject or version does not exist
  *   -EACCES  the registry refused the credentials (401, 403)
- *   -EINVAL  any other answer that cannot be used (a 4xx, a malformed
- *            body, a schema that is not Avro or has references)
+ *   -EINVAL  any other answer that cannot be used (another 4xx, a
+ *            malformed body, a schema that is not Avro or has references)
+ * kn_registry_schema is stricter, because its answer decides the fate of
+ * records: there only 40403 is -ENOENT and only a well-formed answer about
+ * a schema kanon cannot use is -EINVAL; everything else is -EAGAIN.
  * errstr then says what happened, with the registry's own message.
  *
  * Not thread-safe: one client per thread (libcurl's easy handle, reused so
@@ -26,6 +29,7 @@
 #ifndef KN_REGISTRY_H
 #define KN_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +41,12 @@ struct kn_registry_opts {
 	const char *cert_file; /* client certificate (mutual TLS); NULL or "": none */
 	const char *key_file;  /* its private key */
 	int64_t timeout_ms;    /* per request, connection included */
+	bool (*cancel)(void);  /* true: abort the request under way (a stop) */
 };
+
+/* Checks a registry URL: http(s)://host[:port][/path], no userinfo, query,
+ * fragment or spaces. Returns 0 or -EINVAL with errstr set. */
+int kn_registry_check_url(const char *url, char *errstr, size_t errstr_size);
 
 struct kn_registry;
 

@@ -77,9 +77,11 @@ def device(i, user="u", sdk=False):
     return r
 
 
-def registry_env(tmp_path, name, extra=""):
+def registry_env(tmp_path, name, extra="", timeout="1s", **kw):
     """An Env whose schemas[] have no ids: every framing id is the registry's."""
-    env = Env(tmp_path, name, extra="schema_registry:\n  url: %s\n  timeout: 1s\n%s" % (REGISTRY, extra))
+    if timeout:
+        extra = "  timeout: %s\n%s" % (timeout, extra)
+    env = Env(tmp_path, name, extra="schema_registry:\n  url: %s\n%s" % (REGISTRY, extra), **kw)
     with open(env.config) as f:
         text = f.read()
     text, n = re.subn(r"- id: \d+\n\s+type:", "- type:", text)
@@ -157,6 +159,27 @@ def test_registry_ids_in_and_out(registry, tmp_path):
     assert len(registry.get_versions(env.out + "-value")) == 1
 
 
+def test_exactly_once_aggregates_through_the_registry(registry, tmp_path):
+    """With aggregates (exactly-once, the three stages in one process): the
+    released rows and window summaries carry the ids registered under their
+    topics' subjects, and a registry-aware reader reads them."""
+    env = registry_env(tmp_path, "sr-eos", aggregates=[
+        {"name": "geo", "dimensions": ["geo_cell"], "k": 2, "geo_precision": 4}],
+        agg_extra="lateness: 0s", privacy="k-anonymity")
+    produce_avro(registry, env.topics["device"], avsc("DeviceLog"), [device(i) for i in range(30)])
+    env.kanon("run", "-c", env.config, "--until-eof")
+    for topic, name in ((env.agg, "AdAggregate"), (env.aggstats, "AggWindowStats")):
+        latest = registry.get_latest_version(topic + "-value")
+        assert json.loads(latest.schema.schema_str)["name"] == name
+        de = AvroDeserializer(registry)
+        msgs = consume(topic)
+        assert msgs and {int.from_bytes(m["value"][1:5], "big") for m in msgs} == {latest.schema_id}
+        recs = [de(m["value"], SerializationContext(topic, MessageField.VALUE)) for m in msgs]
+        if name == "AdAggregate":
+            assert [(r["users"], r["events"]) for r in recs] == [(30, 30)]
+    assert len(read_output(env, registry)[1]) == 30
+
+
 def test_incompatible_output_subject_refused(registry, tmp_path):
     env = registry_env(tmp_path, "sr-incompat")
     subject = env.out + "-value"
@@ -186,11 +209,84 @@ def test_lookup_only_needs_registered_outputs(registry, tmp_path):
     assert len(recs) == 3 and {int.from_bytes(m["value"][1:5], "big") for m in msgs} == {sid}
 
 
-def registry_pid():
-    r = subprocess.run([os.path.join(SRC, "deploy", "registry-local.sh"), "pid"], capture_output=True,
-                       text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    return int(r.stdout.strip())
+class FaultyProxy:
+    """A registry proxy whose answers a test chooses: "pass" forwards to the
+    real registry; "hang" holds every request unanswered; "html404" answers
+    404 with an HTML page (a proxy's, not the registry's); "nulls" forwards,
+    but gives schema answers null schemaType and references. Playing the
+    faults here leaves the shared registry alone."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        proxy = self
+        self.mode = "pass"
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _forward(self, body=None):
+                proxy.requests += 1
+                while proxy.mode == "hang":
+                    time.sleep(0.05)
+                if proxy.mode == "html404":
+                    page = b"<html><body>404 Not Found</body></html>"
+                    self.send_response(404)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
+                req = urllib.request.Request(REGISTRY + self.path[len("/r"):], data=body,
+                                             method=self.command,
+                                             headers={"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        code, data = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    code, data = e.code, e.read()
+                if proxy.mode == "nulls" and code == 200 and "/schemas/ids/" in self.path:
+                    j = json.loads(data)
+                    j["schemaType"], j["references"] = None, None
+                    data = json.dumps(j).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._forward()
+
+            def do_POST(self):
+                self._forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d/r" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.mode = "pass"
+        self.server.shutdown()
+
+
+@pytest.fixture
+def proxy():
+    p = FaultyProxy()
+    yield p
+    p.close()
+
+
+def proxied_env(tmp_path, name, proxy, timeout="1s"):
+    env = registry_env(tmp_path, name, timeout=timeout)
+    with open(env.config) as f:
+        text = f.read()
+    with open(env.config, "w") as f:
+        f.write(text.replace(REGISTRY, proxy.url))
+    return env
 
 
 def wait_for(what, cond, timeout=60):
@@ -203,8 +299,11 @@ def wait_for(what, cond, timeout=60):
     raise AssertionError("timed out waiting for " + what)
 
 
-def test_registry_outage_holds_records(registry, tmp_path):
-    env = registry_env(tmp_path, "sr-outage")
+def test_registry_outage_holds_records(registry, proxy, tmp_path):
+    """The registry hangs (longer than schema_registry.timeout, the default
+    10 s) while a new id arrives: the records wait, /healthz says why, and a
+    SIGTERM is answered at once, with the held batch left for the next run."""
+    env = proxied_env(tmp_path, "sr-outage", proxy, timeout=None)
     topic = env.topics["device"]
     produce_avro(registry, topic, avsc("DeviceLog"), [device(i) for i in range(10)])
     # A second version, registered now, but first seen by kanon in the outage.
@@ -212,37 +311,62 @@ def test_registry_outage_holds_records(registry, tmp_path):
     port = free_port()
     p = env.popen("run", "-c", env.config, "--metrics-addr", "127.0.0.1:%d" % port,
                   "--set", "health.stall_timeout=2s")
-    pid = registry_pid()
     try:
         wait_for("the first 10 events", lambda: outputs(env) == 10)
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            import fastavro
-            schema = fastavro.parse_schema(json.loads(evolved(avsc("DeviceLog"))))
-            produce_files(topic, [frame(v2, schema, device(50 + i, sdk=True)) for i in range(8)], tmp_path)
-            health = wait_for("/healthz to say the registry is away", lambda: (
-                lambda s: s if s[0] == 503 and "schema registry" in s[1] else None)(
-                scrape("http://127.0.0.1:%d/healthz" % port)))
-            assert health
-            _, text = scrape("http://127.0.0.1:%d/metrics" % port)
-            assert metric(text, "kanon_schema_registry_waiting_seconds") >= 1, text
-            assert metric(text, "kanon_schema_ids_learned_total") == 1  # v1 only, so far
-            # Held, not dead-lettered, not skipped.
-            assert outputs(env) == 10
-            assert not _partitions(env.dlq, None) or dead_letters(env) == []
-            t = time.monotonic()
-            p.send_signal(signal.SIGTERM)
-            assert p.wait(timeout=30) == 0, p.stderr.read().decode()[-2000:]
-            assert time.monotonic() - t < 10
-            assert b"records of schema id %d wait" % v2 in p.stderr.read()
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        proxy.mode = "hang"
+        import fastavro
+        schema = fastavro.parse_schema(json.loads(evolved(avsc("DeviceLog"))))
+        produce_files(topic, [frame(v2, schema, device(50 + i, sdk=True)) for i in range(8)], tmp_path)
+        wait_for("/healthz to say the registry is away", lambda: (
+            lambda s: s[0] == 503 and "schema registry" in s[1])(scrape("http://127.0.0.1:%d/healthz" % port)))
+        _, text = scrape("http://127.0.0.1:%d/metrics" % port)
+        assert metric(text, "kanon_schema_registry_waiting_seconds") >= 1, text
+        assert metric(text, "kanon_schema_ids_learned_total") == 1  # v1 only, so far
+        # Held, not dead-lettered, not skipped.
+        assert outputs(env) == 10
+        assert not _partitions(env.dlq, None) or dead_letters(env) == []
+        # A stop while a request hangs: answered at once.
+        t = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0, p.stderr.read().decode()[-2000:]
+        assert time.monotonic() - t < 5
+        assert b"records of schema id %d wait" % v2 in p.stderr.read()
     finally:
         if p.poll() is None:
             p.kill()
     # The registry is back: the next run delivers the held records, once.
+    proxy.mode = "pass"
     r = env.kanon("run", "-c", env.config, "--until-eof")
     msgs, recs = read_output(env, registry)
-    assert sorted(x["event_key"] for x in recs) == sorted(set(x["event_key"] for x in recs))
     assert len(recs) == 18, r.stderr.decode()[-2000:]
-    assert dead_letters(env) == []
+    assert len(set(x["event_key"] for x in recs)) == 18
+    assert not _partitions(env.dlq, None) or dead_letters(env) == []
+
+
+def test_answers_that_are_not_the_registrys_hold_records(registry, proxy, tmp_path):
+    """A 404 page from something in front of the registry says nothing about
+    the id: the records wait (none dead-lettered). Odd but valid answers
+    (null schemaType and references) are read as Avro without references."""
+    env = proxied_env(tmp_path, "sr-faults", proxy)
+    topic = env.topics["device"]
+    sid = registry.register_schema(topic + "-value", Schema(avsc("DeviceLog"), "AVRO"))
+    registry.register_schema(env.out + "-value", Schema(avsc("DeidEvent"), "AVRO"))
+    p = env.popen("run", "-c", env.config, "--set", "schema_registry.register_outputs=false")
+    try:
+        wait_for("kanon to consume", lambda: b"consuming" in open(p.stderr.name, "rb").read())
+        proxy.mode = "html404"
+        asked = proxy.requests
+        produce_files(topic, [frame(sid, load_schema("DeviceLog"), device(i)) for i in range(6)], tmp_path)
+        wait_for("kanon to ask through the proxy", lambda: proxy.requests >= asked + 3)
+        assert outputs(env) == 0
+        assert not _partitions(env.dlq, None) or dead_letters(env) == []
+        proxy.mode = "nulls"
+        wait_for("the 6 events", lambda: outputs(env) == 6)
+        assert not _partitions(env.dlq, None) or dead_letters(env) == []
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+        err = p.stderr.read()
+        assert b"HTTP 404" in err and b"schema id %d learned" % sid in err, err.decode()[-2000:]
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -58,8 +58,9 @@ static void test_learns_by_record_name(void)
 	int configured = kn_schemas_count(s);
 
 	char *v2 = evolved_device();
+	const struct kn_schema_entry *e;
 	KT_CHECK(kn_schemas_learn(s, 500, v2, warn, sizeof(warn)) == 0);
-	const struct kn_schema_entry *e = kn_schemas_find(s, 500);
+	e = kn_schemas_find(s, 500);
 	KT_CHECK(e && e->dec && e->type == KN_EV_DEVICE && !warn[0]);
 	KT_CHECK(kn_schemas_learn(s, 500, v2, warn, sizeof(warn)) == -EEXIST);
 	free(v2);
@@ -87,13 +88,27 @@ static void test_learns_by_record_name(void)
 
 	KT_CHECK(kn_schemas_learn(s, 503, "{not json", warn, sizeof(warn)) == 0);
 	KT_STREQ(kn_schemas_find(s, 503)->why, "registry schema invalid");
-	KT_CHECK(kn_schemas_refuse(s, 504, "not in registry") == 0);
-	KT_STREQ(kn_schemas_find(s, 504)->why, "not in registry");
-	KT_CHECK(kn_schemas_refuse(s, 1, "x") == -EEXIST); /* a configured id */
+	KT_CHECK(kn_schemas_refuse(s, 504, "registry schema unusable", 0) == 0);
+	KT_STREQ(kn_schemas_find(s, 504)->why, "registry schema unusable");
+	KT_CHECK(kn_schemas_refuse(s, 504, "x", 0) == -EEXIST);
+	KT_CHECK(kn_schemas_refuse(s, 1, "x", 0) == -EEXIST);	 /* a configured id */
+	KT_CHECK(kn_schemas_refuse(s, 500, "x", 99) == -EEXIST); /* a learned one */
+
+	/* Refused for now, then learned after all (a replica caught up). */
+	KT_CHECK(kn_schemas_refuse(s, 505, "not in registry", 1000) == 0);
+	e = kn_schemas_find(s, 505);
+	KT_CHECK(e && !e->dec && e->retry_at_ms == 1000);
+	KT_CHECK(kn_schemas_refuse(s, 505, "not in registry", 2000) == 0);
+	KT_CHECK(kn_schemas_find(s, 505)->retry_at_ms == 2000);
+	v2 = evolved_device();
+	KT_CHECK(kn_schemas_learn(s, 505, v2, warn, sizeof(warn)) == 0);
+	e = kn_schemas_find(s, 505);
+	KT_CHECK(e && e->dec && e->retry_at_ms == 0);
+	free(v2);
 
 	/* Learned entries are not "configured" ones. */
 	KT_CHECK(kn_schemas_count(s) == configured);
-	KT_CHECK(!kn_schemas_find(s, -1) && !kn_schemas_find(s, 505));
+	KT_CHECK(!kn_schemas_find(s, -1) && !kn_schemas_find(s, 506));
 	kn_schemas_destroy(s);
 	kn_config_destroy(c);
 }
@@ -108,10 +123,16 @@ static void test_learning_is_bounded(void)
 	KT_CHECK(kn_config_load(KN_SOURCE_DIR "/deploy/kanon.example.yaml", with_registry, 1, &c,
 				err, sizeof(err)) == 0);
 	KT_CHECK(kn_schemas_load(c, &s, err, sizeof(err)) == 0);
-	for (i = 0; i < KN_SCHEMAS_LEARN_MAX + 5 && !(rc = kn_schemas_refuse(s, 1000 + i, "x"));
+	/* For good: at most KN_SCHEMAS_LEARN_MAX. */
+	for (i = 0; i < KN_SCHEMAS_LEARN_MAX + 5 && !(rc = kn_schemas_refuse(s, 1000 + i, "x", 0));
 	     i++)
 		;
 	KT_CHECK(rc == -ENOSPC && i == KN_SCHEMAS_LEARN_MAX);
+	/* For now: a ring of KN_SCHEMAS_REFUSED_MAX, the oldest replaced, never full. */
+	for (i = 0; i < KN_SCHEMAS_REFUSED_MAX + 10; i++)
+		KT_CHECK(kn_schemas_refuse(s, 100000 + i, "not in registry", 5) == 0);
+	KT_CHECK(!kn_schemas_find(s, 100000) && !kn_schemas_find(s, 100009));
+	KT_CHECK(kn_schemas_find(s, 100010) && kn_schemas_find(s, 100000 + i - 1));
 	kn_schemas_destroy(s);
 	kn_config_destroy(c);
 }
@@ -158,6 +179,8 @@ static void test_ids_needed_only_without_registry(void)
 	static const char *const bad[][2] = {
 		{"schema_registry.url=http://u:p@reg:8081", "credentials"},
 		{"schema_registry.url=ftp://reg", "http"},
+		{"schema_registry.url=http://reg:8081/x?token=1", "query"},
+		{"schema_registry.url=http://", "http"},
 		{"schema_registry.password=x", "no username"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
