@@ -177,7 +177,8 @@ static void render(const struct view *v, struct buf *b)
 			"Events in groups not released (exact: for operators, never published).",
 			s->agg_suppressed_events);
 		counter(b, "kanon_aggregate_windows_released_total",
-			"Windows released (one release per definition set).",
+			"Windows closed by the release (once per release partition that held "
+			"groups of the window).",
 			s->agg_windows_released);
 		if (s->agg_dp) {
 			gauge_f(b, "kanon_dp_epsilon_per_window",
@@ -185,8 +186,9 @@ static void render(const struct view *v, struct buf *b)
 			gauge_f(b, "kanon_dp_delta_per_window",
 				"Delta one person spends per released window.", s->agg_delta);
 			gauge_f(b, "kanon_dp_epsilon_spent",
-				"Epsilon spent per person by this process: windows released x "
-				"epsilon (sequential composition).",
+				"Windows released x epsilon: an upper bound of the budget spent "
+				"per person (a window counts once per release partition that "
+				"held groups of it; the spend is once per window).",
 				s->agg_epsilon_spent);
 		}
 		gauge(b, "kanon_aggregate_open_windows", "Open windows.", s->open_windows);
