@@ -663,6 +663,7 @@ static void health(struct kn_engine *e, struct kn_metrics_snapshot *s)
 
 	s->agg_late = x->late;
 	s->transactions = x->transactions;
+	s->transactions_aborted = x->rewinds;
 	s->assigned = kn_consumer_assigned(e->in);
 	/* Offsets go through the transaction, so librdkafka's own lag (based on
 	 * its committed offsets) is unknown here: the cached high watermarks

@@ -62,7 +62,7 @@ struct stage {
 	int hook_err; /* a failure inside a rebalance */
 	bool dirty, warned_up;
 	int64_t last_cycle, last_progress;
-	uint64_t records, dead, written, summaries, transactions;
+	uint64_t records, dead, written, summaries, transactions, aborted;
 	uint64_t records_cycled; /* records at the last cycle's start */
 	uint64_t peak_state;	 /* the most open-window state seen at a cycle */
 	char err[512];
@@ -418,6 +418,7 @@ static int rewind_all(struct stage *s)
 		if (s->parts[q].mine)
 			s->tps[n++] = (struct kn_tp){s->topic_in, q, 0};
 	kn_warn(s->name, "transaction aborted: %d partition(s) back to their committed offsets", n);
+	s->aborted++;
 	if ((err = restore(s, s->tps, n)))
 		return err;
 	return kn_consumer_seek(s->in, s->tps, n) ? -EIO : 0;
@@ -623,6 +624,7 @@ static void publish(struct stage *s)
 					 .written = s->written,
 					 .summaries = s->summaries,
 					 .transactions = s->transactions,
+					 .aborted = s->aborted,
 					 .last_progress_ms = s->last_progress,
 					 .stall_ms = s->c->stall_timeout_ms,
 					 .assigned = kn_consumer_assigned(s->in)};

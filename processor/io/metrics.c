@@ -120,6 +120,7 @@ static void aggregate_totals(const struct view *v, struct kn_metrics_snapshot *t
 		t->open_windows += st->open_windows;
 		t->state_bytes += st->state_bytes;
 		t->transactions += st->transactions;
+		t->transactions_aborted += st->aborted;
 		if (i == KN_METRICS_RELEASE)
 			t->agg_rows += st->written;
 	}
@@ -194,6 +195,10 @@ static void render(const struct view *v, struct buf *b)
 		gauge(b, "kanon_aggregate_open_windows", "Open windows.", s->open_windows);
 		gauge(b, "kanon_aggregate_state_bytes", "Open-window state.", s->state_bytes);
 		counter(b, "kanon_transactions_total", "Committed transactions.", s->transactions);
+		counter(b, "kanon_transactions_aborted_total",
+			"Transactions the broker aborted (a rebalance, a timeout, a fenced "
+			"epoch): their input is read again.",
+			s->transactions_aborted);
 	}
 	histogram(b, "kanon_batch_duration_seconds", "Time to process one consumed batch.", NULL,
 		  &s->batch, true);
@@ -242,6 +247,9 @@ static void render_stages(const struct view *v, struct buf *b)
 		     SF(written));
 	stage_family(v, b, "kanon_stage_transactions_total", "counter",
 		     "Transactions committed by a stage.", SF(transactions));
+	stage_family(v, b, "kanon_stage_transactions_aborted_total", "counter",
+		     "Transactions of a stage the broker aborted (their input is read again).",
+		     SF(aborted));
 	stage_family(v, b, "kanon_stage_open_windows", "gauge", "Windows open in a stage.",
 		     SF(open_windows));
 	for (int i = 0; i < KN_METRICS_STAGES; i++) {

@@ -35,6 +35,7 @@ struct kn_metrics_snapshot {
 	double agg_epsilon_spent;      /* summed over the windows released */
 	uint64_t agg_windows_released;
 	uint64_t transactions;
+	uint64_t transactions_aborted; /* aborted by the broker, their work redone */
 	int assigned;
 	int64_t consumer_lag;	  /* -1: unknown */
 	int64_t last_progress_ms; /* mono ms of the last delivery or commit */
@@ -64,7 +65,7 @@ struct kn_stage_snapshot {
 	int64_t lag;	  /* -1: unknown */
 	uint64_t records; /* internal records read */
 	uint64_t dead;	  /* internal records refused (dead letters) */
-	uint64_t late, bounded, written, summaries, transactions;
+	uint64_t late, bounded, written, summaries, transactions, aborted;
 	uint64_t suppressed_groups, suppressed_events, windows_released;
 	double epsilon_spent;
 	uint64_t open_windows, state_bytes;
