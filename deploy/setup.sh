@@ -22,7 +22,7 @@ mkdir -p "$CACHE"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
-PKGS=(build-essential cmake pkg-config git ca-certificates curl
+PKGS=(build-essential cmake pkg-config git ca-certificates curl openssl
 	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev libmicrohttpd-dev
 	libicu-dev libpsl-dev libidn2-dev publicsuffix libcurl4-openssl-dev libjson-c-dev
 	systemtap-sdt-dev libbpf-dev bpftool clang llvm libclang-rt-14-dev)

@@ -216,12 +216,15 @@ class FaultyProxy:
     but gives schema answers null schemaType and references. Playing the
     faults here leaves the shared registry alone."""
 
-    def __init__(self):
+    def __init__(self, tls=None, auth=None):
+        import base64
         import http.server
+        import ssl
         import threading
         proxy = self
         self.mode = "pass"
         self.requests = 0
+        want = "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode() if auth else None
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -229,6 +232,14 @@ class FaultyProxy:
 
             def _forward(self, body=None):
                 proxy.requests += 1
+                if want and self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    msg = b'{"error_code": 401, "message": "Unauthorized"}'
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
                 while proxy.mode == "hang":
                     time.sleep(0.05)
                 if proxy.mode == "html404":
@@ -265,7 +276,11 @@ class FaultyProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d/r" % self.server.server_address[1]
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = "%s://127.0.0.1:%d/r" % ("https" if tls else "http", self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -370,3 +385,38 @@ def test_answers_that_are_not_the_registrys_hold_records(registry, proxy, tmp_pa
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_tls_and_basic_auth(registry, tmp_path):
+    """The registry behind TLS (a certificate of the test's own CA) and basic
+    auth: kanon verifies the certificate with schema_registry.ca_file, sends
+    the credentials, and never shows the password."""
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    secret = "s3cr3t-%d" % os.getpid()
+    proxy = FaultyProxy(tls=(cert, key), auth=("kanon", secret))
+    try:
+        env = proxied_env(tmp_path, "sr-tls", proxy)
+        good = ["--set", "schema_registry.ca_file=" + cert, "--set", "schema_registry.username=kanon",
+                "--set", "schema_registry.password=" + secret]
+
+        def check(*sets):
+            return env.kanon("check", "-c", env.config, "--kafka", *sets, check=False)
+
+        r = check(*good)
+        assert r.returncode == 0, r.stderr.decode()[-1500:]
+        assert secret.encode() not in r.stdout + r.stderr
+        r = check(*good[2:])  # no CA: the certificate is not trusted
+        assert r.returncode == 2 and b"certificate" in r.stderr.lower(), r.stderr.decode()[-800:]
+        r = check(*good[:4], "--set", "schema_registry.password=wrong-" + secret)
+        assert r.returncode == 2 and b"HTTP 401" in r.stderr, r.stderr.decode()[-800:]
+        assert secret.encode() not in r.stdout + r.stderr
+
+        produce_avro(registry, env.topics["device"], avsc("DeviceLog"), [device(i) for i in range(7)])
+        r = env.kanon("run", "-c", env.config, "--until-eof", *good)
+        assert len(read_output(env, registry)[1]) == 7
+        assert secret.encode() not in r.stdout + r.stderr
+    finally:
+        proxy.close()
