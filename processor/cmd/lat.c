@@ -1,6 +1,7 @@
 #include "lat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -99,6 +100,14 @@ static bool has_cap(int cap)
 	return eff >> cap & 1;
 }
 
+/* access(2) judges by the real uid and ignores the capabilities of a
+ * non-root caller; AT_EACCESS judges as open() will, by the effective
+ * credentials, so a capability-only `kanon lat` is not refused here. */
+static int readable(const char *path, int mode)
+{
+	return faccessat(AT_FDCWD, path, mode, AT_EACCESS);
+}
+
 static int preflight(pid_t pid)
 {
 	char path[64];
@@ -110,26 +119,29 @@ static int preflight(pid_t pid)
 	}
 	/* CAP_SYS_ADMIN = 21, CAP_PERFMON = 38, CAP_BPF = 39 */
 	if (!has_cap(21) && !(has_cap(38) && has_cap(39))) {
-		fprintf(stderr, "kanon lat: needs root, or the capabilities CAP_BPF and "
-				"CAP_PERFMON, to load BPF programs: run it with sudo\n");
+		fprintf(stderr,
+			"kanon lat: needs root, or the capabilities CAP_BPF and "
+			"CAP_PERFMON (some kernels also want CAP_SYS_ADMIN for probes with "
+			"semaphores, and CAP_SYS_PTRACE to read a non-dumpable kanon), to load "
+			"BPF programs: run it with sudo\n");
 		return -1;
 	}
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+	if (readable("/sys/kernel/btf/vmlinux", R_OK)) {
 		fprintf(stderr,
 			"kanon lat: kernel BTF is missing (/sys/kernel/btf/vmlinux): it needs a "
 			"kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian 12's kernels are); "
 			"install one and reboot\n");
 		return -1;
 	}
-	if (access("/sys/bus/event_source/devices/uprobe/type", R_OK) &&
-	    access("/sys/kernel/tracing/uprobe_events", W_OK) &&
-	    access("/sys/kernel/debug/tracing/uprobe_events", W_OK)) {
+	if (readable("/sys/bus/event_source/devices/uprobe/type", R_OK) &&
+	    readable("/sys/kernel/tracing/uprobe_events", W_OK) &&
+	    readable("/sys/kernel/debug/tracing/uprobe_events", W_OK)) {
 		fprintf(stderr, "kanon lat: this kernel has no uprobe PMU, so uprobes go through "
 				"tracefs, and tracefs is not mounted: mount it with\n"
 				"  mount -t tracefs nodev /sys/kernel/tracing\n");
 		return -1;
 	}
-	if (access(path, R_OK)) {
+	if (readable(path, R_OK)) {
 		fprintf(stderr, "kanon lat: cannot read %s: %s\n", path, strerror(errno));
 		return -1;
 	}
