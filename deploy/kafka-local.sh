@@ -10,6 +10,7 @@
 #   KANON_CACHE             where deploy/setup.sh cached the jars (default ~/.cache/kanon)
 #   KANON_KAFKA_START_SECS  how long to wait for the broker to answer metadata (default 90)
 set -euo pipefail
+. "$(dirname "$0")/service-lib.sh"
 
 KAFKA_VERSION=3.9.1
 CACHE=${KANON_CACHE:-$HOME/.cache/kanon}
@@ -116,21 +117,7 @@ PROPS
 }
 
 stop() {
-	if ! is_running; then
-		echo "kafka-local: not running"
-		rm -f "$PIDFILE"
-		return 0
-	fi
-	local pid
-	pid=$(cat "$PIDFILE")
-	kill "$pid"
-	local i
-	for ((i = 0; i < 60; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-	rm -f "$PIDFILE"
+	kn_stop_pidfile kafka-local "$PIDFILE" || return 0
 	if [ -f "$RUN/datadir" ] && [ -z "${KANON_KAFKA_DIR:-}" ]; then
 		rm -rf "$(cat "$RUN/datadir")"
 		rm -f "$RUN/datadir"

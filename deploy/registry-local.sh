@@ -28,6 +28,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/service-lib.sh"
 APICURIO_VERSION=${APICURIO_VERSION:-2.4.2.Final}
 QUARKUS_VERSION=${QUARKUS_VERSION:-2.16.4.Final}
 CACHE=${KANON_CACHE:-$HOME/.cache/kanon}
@@ -154,22 +155,9 @@ start() {
 }
 
 stop() {
-	if ! is_running; then
-		echo "registry-local: not running"
-		rm -f "$PIDFILE"
-		return 0
-	fi
-	local pid
-	pid=$(cat "$PIDFILE")
-	kill "$pid"
-	local i
-	for ((i = 0; i < 60; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+	kn_stop_pidfile registry-local "$PIDFILE" || return 0
 	# The log stays (it is replaced at the next start) for a look after a failed test.
-	rm -rf "$PIDFILE" "$RUN/tmp"
+	rm -rf "$RUN/tmp"
 	echo "registry-local: stopped"
 }
 
