@@ -11,7 +11,7 @@
 #   start   fetch if needed, start in the background, wait until the ccompat API answers
 #   stop    stop it (TERM, then KILL after 30 s) and remove its pid file and temp files
 #   status  exit 0 iff it is running and answering
-#   pid     print the server's pid (tests freeze it with SIGSTOP to play an outage)
+#   pid     print the server's pid (to signal or inspect it)
 #
 # Environment:
 #   KANON_REGISTRY_PORT        HTTP port on 127.0.0.1 (default 38081)

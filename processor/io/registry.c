@@ -201,7 +201,6 @@ static int request(struct kn_registry *r, const char *path, const char *body, co
 {
 	char url[2048], msg[400];
 	long status = 0;
-	int code;
 	CURLcode rc;
 
 	if (snprintf(url, sizeof(url), "%s%s", r->base, path) >= (int)sizeof(url)) {
@@ -228,8 +227,7 @@ static int request(struct kn_registry *r, const char *path, const char *body, co
 	curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 200 && status < 300 && r->b.n)
 		return 0;
-	error_text(&r->b, &code, msg, sizeof(msg));
-	r->code = code;
+	error_text(&r->b, &r->code, msg, sizeof(msg));
 	snprintf(errstr, errstr_size, "%s: HTTP %ld%s%s", what, status, *msg ? ": " : "", msg);
 	if (status >= 500 || status == 429 || status == 408 || status < 200)
 		return -EAGAIN;
@@ -237,7 +235,7 @@ static int request(struct kn_registry *r, const char *path, const char *body, co
 		return -EACCES;
 	/* Only the registry's own "not found" (error_code 404xx) is an answer
 	 * about the schema; a 404 from a proxy or a wrong path is not. */
-	if (status == 404 && code >= 40400 && code <= 40499)
+	if (status == 404 && r->code >= 40400 && r->code <= 40499)
 		return -ENOENT;
 	return -EINVAL;
 }
@@ -247,18 +245,18 @@ static struct json_object *parse(const struct body *b, const char *what, char *e
 {
 	struct json_object *j = json_tokener_parse(b->p);
 
-	if (!j || !json_object_is_type(j, json_type_object)) {
-		json_object_put(j);
-		snprintf(errstr, errstr_size, "%s: the answer is not a JSON object", what);
-	}
-	return j && json_object_is_type(j, json_type_object) ? j : NULL;
+	if (j && json_object_is_type(j, json_type_object))
+		return j;
+	json_object_put(j);
+	snprintf(errstr, errstr_size, "%s: the answer is not a JSON object", what);
+	return NULL;
 }
 
 int kn_registry_schema(struct kn_registry *r, int32_t id, char **json, char *errstr,
 		       size_t errstr_size)
 {
 	char path[64], what[64];
-	struct json_object *j, *v;
+	struct json_object *j, *schema, *v;
 	int err;
 
 	*json = NULL;
@@ -277,8 +275,8 @@ int kn_registry_schema(struct kn_registry *r, int32_t id, char **json, char *err
 		return err;
 	if (!(j = parse(&r->b, what, errstr, errstr_size)))
 		return -EAGAIN;
-	if (!json_object_object_get_ex(j, "schema", &v) ||
-	    !json_object_is_type(v, json_type_string)) {
+	if (!json_object_object_get_ex(j, "schema", &schema) ||
+	    !json_object_is_type(schema, json_type_string)) {
 		snprintf(errstr, errstr_size, "%s: the answer has no schema", what);
 		err = -EAGAIN;
 	} else if (json_object_object_get_ex(j, "schemaType", &v) &&
@@ -294,8 +292,7 @@ int kn_registry_schema(struct kn_registry *r, int32_t id, char **json, char *err
 		   (!json_object_is_type(v, json_type_array) || json_object_array_length(v) > 0)) {
 		snprintf(errstr, errstr_size, "%s: schema references are not supported", what);
 		err = -EINVAL;
-	} else if (json_object_object_get_ex(j, "schema", &v) &&
-		   !(*json = kn_strdup(json_object_get_string(v)))) {
+	} else if (!(*json = kn_strdup(json_object_get_string(schema)))) {
 		snprintf(errstr, errstr_size, "out of memory");
 		err = -ENOMEM;
 	}
