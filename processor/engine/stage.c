@@ -611,10 +611,37 @@ static bool nothing_to_do(const struct stage *s)
 
 /* ---- observation ---- */
 
+/* Adds what a partition's oldest window waits for to the snapshot, so that
+ * it names what the stage's oldest window of all waits for: each partition
+ * keeps its own windows, and one whose only window is far ahead (a person
+ * seen only later) waits for every upstream partition without holding
+ * anything older back. */
+static void waiting_of(const struct kn_aggregator *agg, struct kn_stage_snapshot *sn,
+		       int64_t *oldest)
+{
+	int w[KN_METRICS_WAITING_MAX];
+	int64_t start;
+	int k = kn_aggregator_waiting(agg, &start, w, KN_METRICS_WAITING_MAX);
+
+	if (start > *oldest)
+		return;
+	if (start < *oldest)
+		sn->n_waiting = 0;
+	*oldest = start;
+	for (int i = 0; i < k; i++) {
+		bool seen = false;
+		for (int j = 0; j < sn->n_waiting && !seen; j++)
+			seen = sn->waiting[j] == w[i];
+		if (!seen && sn->n_waiting < KN_METRICS_WAITING_MAX)
+			sn->waiting[sn->n_waiting++] = w[i];
+	}
+}
+
 static void publish(struct stage *s)
 {
 	struct kn_stage_snapshot *sn = &s->snap;
 	struct kn_agg_metrics m;
+	int64_t oldest = INT64_MAX;
 	int n = 0;
 
 	if (!s->metrics)
@@ -641,15 +668,7 @@ static void publish(struct stage *s)
 		sn->epsilon_spent += m.epsilon_spent;
 		sn->open_windows += m.open_windows;
 		sn->state_bytes += m.state_bytes;
-		int w[KN_METRICS_WAITING_MAX];
-		int k = kn_aggregator_waiting(sp->agg, w, KN_METRICS_WAITING_MAX);
-		for (int i = 0; i < k; i++) {
-			bool seen = false;
-			for (int j = 0; j < sn->n_waiting && !seen; j++)
-				seen = sn->waiting[j] == w[i];
-			if (!seen && sn->n_waiting < KN_METRICS_WAITING_MAX)
-				sn->waiting[sn->n_waiting++] = w[i];
-		}
+		waiting_of(sp->agg, sn, &oldest);
 		s->tps[n++] = (struct kn_tp){s->topic_in, q, sp->position};
 	}
 	sn->lag = kn_consumer_lag_of(s->in, s->tps, n);

@@ -866,10 +866,11 @@ bool kn_aggregator_idle_now(const struct kn_aggregator *a)
 	return a->n_windows == 0;
 }
 
-int kn_aggregator_waiting(const struct kn_aggregator *a, int *parts, int max)
+int kn_aggregator_waiting(const struct kn_aggregator *a, int64_t *start, int *parts, int max)
 {
 	int n = 0;
 
+	*start = a->n_windows ? a->w[0]->start : INT64_MAX;
 	if (!a->n_windows)
 		return 0;
 	int64_t end = a->w[0]->start + a->o.window_ms;

@@ -253,8 +253,10 @@ int64_t kn_aggregator_watermark(const struct kn_aggregator *a, enum kn_part_stat
 int64_t kn_aggregator_first_offset(const struct kn_aggregator *a, int64_t position);
 bool kn_aggregator_idle_now(const struct kn_aggregator *a); /* no open window */
 /* The active upstream partitions the oldest open window waits for (at
- * most max into parts); their count. */
-int kn_aggregator_waiting(const struct kn_aggregator *a, int *parts, int max);
+ * most max into parts); their count. *start gets that window's start
+ * (INT64_MAX without an open window), so a caller holding several
+ * aggregators can name what its oldest window of all waits for. */
+int kn_aggregator_waiting(const struct kn_aggregator *a, int64_t *start, int *parts, int max);
 
 /* Closes every window the watermark has passed (all of them if flush: the
  * end of the input), and the oldest ones while state exceeds

@@ -130,15 +130,20 @@ def waiting(base, stage):
 
 
 def test_window_waits_for_every_input_partition(broker, tmp_path):
+    # 64 person partitions for 31 people of the window: most hold only
+    # people seen later, whose window waits for every input partition while
+    # holding nothing older back (the metric names the oldest window's).
     env = Env(tmp_path, "holdback", aggregates=[{"name": "geo", "dimensions": ["geo_cell"], "k": 5}],
-              privacy="k-anonymity", agg_extra="idle_timeout: 1h")
+              privacy="k-anonymity", agg_extra="idle_timeout: 1h\ncontrib_partitions: 64")
     topic = env.topics["device"]
     # Partition 0: 30 people in the window [T0, T0+1h), then time moves far on.
     produce_files(topic, [frame(1, DEV, device(i, "u%d" % i, T0 + 60000 * i)) for i in range(30)]
                   + [frame(1, DEV, device(99, "late", T0 + 3 * H))], tmp_path, partition=0)
-    # Partitions 2 and 3 pass the window; partition 1 is held back inside it.
+    # Partitions 2 and 3 pass the window with 10 people each; partition 1 is
+    # held back inside it.
     for p in (2, 3):
-        produce_files(topic, [frame(1, DEV, device(100 + p, "x%d" % p, T0 + 3 * H))], tmp_path, partition=p)
+        produce_files(topic, [frame(1, DEV, device(100 + 10 * p + j, "x%d-%d" % (p, j), T0 + 3 * H))
+                              for j in range(10)], tmp_path, partition=p)
     produce_files(topic, [frame(1, DEV, device(200, "u200", T0 + 10 * 60000))], tmp_path, partition=1)
     port = free_port()
     base = "http://127.0.0.1:%d" % port

@@ -413,9 +413,11 @@ static void test_topology_waits_for_every_partition(void)
 	offer(t, &d, 10 * H + 100, 2);
 	advance_all(t, KN_PART_ACTIVE);
 	KT_CHECK(t->out_staged.n == 0);
-	int n = kn_aggregator_waiting(t->bound[0], w, 4);
+	int64_t start;
+	int n = kn_aggregator_waiting(t->bound[0], &start, w, 4);
 	KT_CHECK(n == 2 && w[0] == 0 && w[1] == 2); /* partitions 0 and 2 hold it */
-	t->max_ts[0] = t->max_ts[2] = 12 * H;	    /* both pass [10h, 11h) */
+	KT_CHECK(start == 10 * H);
+	t->max_ts[0] = t->max_ts[2] = 12 * H; /* both pass [10h, 11h) */
 	advance_all(t, KN_PART_ACTIVE);
 	/* One row per definition; person 49 came twice. */
 	KT_CHECK(t->out_staged.n == 2 && t->out_staged.r[0].users == 50 &&
