@@ -15,6 +15,11 @@ static inline int kn_avro_read_long(const uint8_t *p, const uint8_t *end, int64_
 	uint64_t v = 0;
 	int shift = 0;
 
+	/* One byte (union branches, short lengths): the common case. */
+	if (p < end && !(*p & 0x80)) {
+		*out = (int64_t)((uint64_t)(*p >> 1) ^ -(uint64_t)(*p & 1));
+		return 1;
+	}
 	for (int i = 0; i < 10; i++) {
 		if (p + i >= end)
 			return 0;

@@ -19,31 +19,49 @@
 
 /* ---- geohash ---- */
 
+/* The index of the cell of v among the 2^n equal cells of [lo, lo + span]
+ * (the last one closed): what n steps of geohash's bisection find. The
+ * float estimate is corrected against the exact edges lo + q * step (short
+ * dyadic fractions, so computed without rounding), which makes it equal to
+ * the bisection even a hair from an edge; with no branch per bit, as the
+ * bits of real coordinates are coin flips to a branch predictor. */
+static uint64_t cell(double v, double lo, double span, int n)
+{
+	double step = span / (double)(1ull << n);
+	int64_t max = (int64_t)(1ull << n) - 1, q = (int64_t)((v - lo) / step);
+
+	q = q < 0 ? 0 : q > max ? max : q;
+	while (q < max && v >= lo + (double)(q + 1) * step)
+		q++;
+	while (q > 0 && v < lo + (double)q * step)
+		q--;
+	return (uint64_t)q;
+}
+
+/* Bit i of x to bit 2i (x below 2^32). */
+static uint64_t spread(uint64_t x)
+{
+	x = (x | x << 16) & 0x0000ffff0000ffffull;
+	x = (x | x << 8) & 0x00ff00ff00ff00ffull;
+	x = (x | x << 4) & 0x0f0f0f0f0f0f0f0full;
+	x = (x | x << 2) & 0x3333333333333333ull;
+	return (x | x << 1) & 0x5555555555555555ull;
+}
+
 int kn_geohash(double lat, double lon, int precision, char *out)
 {
 	static const char b32[] = "0123456789bcdefghjkmnpqrstuvwxyz";
-	double lat_lo = -90, lat_hi = 90, lon_lo = -180, lon_hi = 180;
-	int even = 1; /* geohash starts with a longitude bit */
 
 	if (precision < 1 || precision > KN_GEOHASH_MAX || !isfinite(lat) || !isfinite(lon) ||
 	    lat < -90 || lat > 90 || lon < -180 || lon > 180)
 		return -EINVAL;
-	for (int i = 0; i < precision; i++) {
-		int ch = 0;
-		for (int b = 0; b < 5; b++) {
-			double *lo = even ? &lon_lo : &lat_lo, *hi = even ? &lon_hi : &lat_hi;
-			double v = even ? lon : lat, mid = (*lo + *hi) / 2;
-			ch <<= 1;
-			if (v >= mid) {
-				ch |= 1;
-				*lo = mid;
-			} else {
-				*hi = mid;
-			}
-			even = !even;
-		}
-		out[i] = b32[ch];
-	}
+	/* Bits alternate from the top, longitude first: with an odd count the
+	 * last (lowest) bit is longitude's, with an even one latitude's. */
+	int n = 5 * precision, n_lon = (n + 1) / 2, n_lat = n / 2;
+	uint64_t x = spread(cell(lon, -180, 360, n_lon)), y = spread(cell(lat, -90, 180, n_lat));
+	uint64_t all = n % 2 ? x | y << 1 : y | x << 1;
+	for (int i = 0; i < precision; i++)
+		out[i] = b32[(all >> (5 * (precision - 1 - i))) & 31];
 	out[precision] = '\0';
 	return 0;
 }

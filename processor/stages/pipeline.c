@@ -236,6 +236,11 @@ int kn_pipeline_decode(struct kn_pipeline *p, struct kn_batch *b)
 	int live = 0;
 
 	for (int i = 0; i < b->n; i++) {
+		/* The message after next into the cache while this one decodes:
+		 * a record's first touch was a fifth of the decoder's time. */
+		if (i + 2 < b->n)
+			for (size_t o = 0; o < b->rec[i + 2].len && o < 512; o += 64)
+				__builtin_prefetch(b->rec[i + 2].msg + o);
 		b->rec[i].e = NULL;
 		rec_decode(p, &b->rec[i], true);
 		live += b->rec[i].state == KN_REC_LIVE;

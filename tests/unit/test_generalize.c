@@ -32,6 +32,49 @@ static void test_geohash(void)
 	KT_CHECK(kn_geohash(10, 10, 13, g) == -EINVAL);
 }
 
+/* The textbook bisection (each step halves [lo, hi) with (lo + hi) / 2),
+ * as the oracle for kn_geohash's branch-free one. */
+static void geohash_ref(double lat, double lon, int precision, char *out)
+{
+	static const char b32[] = "0123456789bcdefghjkmnpqrstuvwxyz";
+	double lo[2] = {-180, -90}, hi[2] = {180, 90}, v[2] = {lon, lat};
+	int axis = 0;
+
+	for (int i = 0; i < precision; i++) {
+		int ch = 0;
+		for (int b = 0; b < 5; b++, axis ^= 1) {
+			double mid = (lo[axis] + hi[axis]) / 2;
+			ch = ch << 1 | (v[axis] >= mid);
+			*(v[axis] >= mid ? &lo[axis] : &hi[axis]) = mid;
+		}
+		out[i] = b32[ch];
+	}
+	out[precision] = '\0';
+}
+
+static void test_geohash_matches_bisection(void)
+{
+	char g[KN_GEOHASH_MAX + 1], r[KN_GEOHASH_MAX + 1];
+
+	srand(7);
+	for (int i = 0; i < 200000; i++) {
+		int prec = 1 + i % KN_GEOHASH_MAX;
+		double lat = -90 + 180.0 * rand() / RAND_MAX,
+		       lon = -180 + 360.0 * rand() / RAND_MAX;
+		if (i % 4 == 1 || i % 4 == 2) /* on cell edges, where rounding would show */
+			lat = -90 + 180.0 * (rand() % 4096) / 4096,
+			lon = -180 + 360.0 * (rand() % 8192) / 8192;
+		if (i % 4 == 2 && lat > -90 && lon > -180) /* a hair below an edge */
+			lat = nextafter(lat, -91), lon = nextafter(lon, -181);
+		KT_CHECK(kn_geohash(lat, lon, prec, g) == 0);
+		geohash_ref(lat, lon, prec, r);
+		if (strcmp(g, r)) {
+			KT_STREQ(g, r);
+			break;
+		}
+	}
+}
+
 static const char *pfx(const char *ip, int v4, int v6)
 {
 	static char out[KN_PREFIX_MAX];
@@ -345,6 +388,7 @@ int main(void)
 		return 1;
 	}
 	KT_RUN(test_geohash);
+	KT_RUN(test_geohash_matches_bisection);
 	KT_RUN(test_ip);
 	KT_RUN(test_ip_against_libc);
 	KT_RUN(test_url_host);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 
 #include "kt.h"
 #include "normalize.h"
@@ -69,6 +70,28 @@ static void test_device(void)
 	KT_STREQ(norm(KN_ID_DEVICE, " - : ", &cn), "<invalid>");
 }
 
+/* The table-driven loop against the rule written out: every byte value,
+ * and the length limit with separators after it. */
+static void test_device_every_byte(void)
+{
+	char in[4], out[KN_ID_MAX], big[KN_ID_MAX + 8];
+
+	for (int c = 0; c < 256; c++) {
+		in[0] = 'a', in[1] = (char)c, in[2] = 'B';
+		int n = kn_normalize(KN_ID_DEVICE, in, 3, out, &cn);
+		bool sep = c == ' ' || (c >= '\t' && c <= '\r') || c == '-' || c == ':' ||
+			   c == '.' || c == '_';
+		char want = c >= 'A' && c <= 'Z' ? (char)(c + 32) : (char)c;
+		KT_CHECK(n == (sep ? 2 : 3));
+		KT_CHECK(out[0] == 'a' && out[n - 1] == 'b' && (sep || out[1] == want));
+	}
+	memset(big, 'x', KN_ID_MAX);
+	memcpy(big + KN_ID_MAX, "-:. _--", 7);
+	KT_CHECK(kn_normalize(KN_ID_DEVICE, big, KN_ID_MAX + 7, out, &cn) == KN_ID_MAX);
+	big[KN_ID_MAX + 6] = 'y'; /* one byte too many */
+	KT_CHECK(kn_normalize(KN_ID_DEVICE, big, KN_ID_MAX + 7, out, &cn) == -EINVAL);
+}
+
 static void test_opaque(void)
 {
 	KT_STREQ(norm(KN_ID_USER, "  u0001 ", &cn), "u0001");
@@ -87,6 +110,7 @@ int main(void)
 	KT_RUN(test_phone_cn);
 	KT_RUN(test_phone_region);
 	KT_RUN(test_device);
+	KT_RUN(test_device_every_byte);
 	KT_RUN(test_opaque);
 	return kt_done();
 }
