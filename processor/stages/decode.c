@@ -316,6 +316,7 @@ struct rd {
 	const uint8_t *p, *end;
 	uint32_t items;
 	const char *why;
+	struct kn_val sink; /* where fields without a role are read to */
 };
 
 static int fail(struct rd *r, const char *why)
@@ -465,7 +466,6 @@ static int dec_scalar(const struct dnode *n, struct rd *r, struct kn_val *out)
 static int dec(const struct dnode *n, struct rd *r, struct kn_event *ev, int depth)
 {
 	int64_t b;
-	static struct kn_val sink;
 
 	if (depth > MAX_DEPTH)
 		return fail(r, "nesting too deep");
@@ -485,7 +485,7 @@ static int dec(const struct dnode *n, struct rd *r, struct kn_event *ev, int dep
 	case D_MAP:
 		return dec_blocks(n, r, ev, depth);
 	default:
-		return dec_scalar(n, r, n->role >= 0 ? &ev->role[n->role] : &sink);
+		return dec_scalar(n, r, n->role >= 0 ? &ev->role[n->role] : &r->sink);
 	}
 }
 
