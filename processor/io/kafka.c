@@ -48,9 +48,6 @@ const char *kn_kafka_version(void)
 	return rd_kafka_version_str();
 }
 
-/* Every client kanon makes: its defaults (the operator may override them)
- * and what its delivery guarantee needs (the operator may not). group.id and
- * transactional.id come from kanon's own options and are always forced. */
 /* How long the broker may hold a fetch that finds nothing new (librdkafka:
  * 500 ms). Every wait for the end of a partition pays it once: start-up
  * reads the erasure state to its end (0.5 s of a run, measured), and each
@@ -59,6 +56,9 @@ const char *kn_kafka_version(void)
  * consumer asks ten times a second. */
 #define FETCH_WAIT "fetch.wait.max.ms", "100"
 
+/* Every client kanon makes: its defaults (the operator may override them)
+ * and what its delivery guarantee needs (the operator may not). group.id and
+ * transactional.id come from kanon's own options and are always forced. */
 static const struct client {
 	const char *name;
 	bool consumer, tx;
