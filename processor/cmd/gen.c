@@ -433,7 +433,11 @@ struct gen {
 	uint8_t buf[64 * 1024];
 };
 
-/* --rate: the n-th record goes out at t0 + n / rate, not before. */
+/* --rate: the n-th record goes out at t0 + n / rate, not before. It sleeps
+ * for the rest of the gap and never spins: at 100 k records/s the gaps are
+ * shorter than a nanosleep, and spinning through them took a whole core
+ * from the machine the load is measuring. Oversleeping costs nothing but
+ * a burst: the schedule is kept from t0, so what fell due goes out at once. */
 static void pace(struct gen *g)
 {
 	struct timespec now;
@@ -453,8 +457,9 @@ static void pace(struct gen *g)
 		if (now_ns >= due_ns)
 			return;
 		kn_producer_poll(g->prod, 0);
-		if (due_ns - now_ns > 50000)
-			nanosleep(&(struct timespec){0, due_ns - now_ns - 20000}, NULL);
+		nanosleep(&(struct timespec){(due_ns - now_ns) / 1000000000,
+					     (due_ns - now_ns) % 1000000000},
+			  NULL);
 	}
 }
 
@@ -561,6 +566,58 @@ static int send_malformed(struct gen *g, struct out *o, int kind, enum kn_event_
 	}
 }
 
+/* --pool: the first good records of a type, framed as they were sent, to
+ * be sent again in turn once there are pool of them. */
+struct pool {
+	uint8_t *bytes;
+	size_t len, cap;
+	size_t *end; /* end[k]: where record k ends in bytes */
+	int64_t n;
+};
+
+static int pool_add(struct pool *pl, int64_t size, const uint8_t *p, size_t n)
+{
+	if (!pl->end && !(pl->end = kn_calloc((size_t)size, sizeof(*pl->end))))
+		return -ENOMEM;
+	if (pl->len + n > pl->cap) {
+		size_t cap = pl->cap ? pl->cap : 1 << 20;
+		while (cap < pl->len + n)
+			cap *= 2;
+		uint8_t *b = kn_realloc(pl->bytes, cap);
+		if (!b)
+			return -ENOMEM;
+		pl->bytes = b;
+		pl->cap = cap;
+	}
+	memcpy(pl->bytes + pl->len, p, n);
+	pl->len += n;
+	pl->end[pl->n++] = pl->len;
+	return 0;
+}
+
+/* One good record: made (and kept, with --pool) or, once the pool is full,
+ * the next of the pool again. */
+static int emit_good(struct gen *g, struct out *o, struct pool *pl, struct rec *r,
+		     enum kn_event_type t, const struct user *u, int64_t ts, int64_t i)
+{
+	int64_t pool = g->o->pool;
+
+	if (pool && pl->n == pool) {
+		int64_t k = i % pool;
+		size_t from = k ? pl->end[k - 1] : 0;
+		pace(g);
+		return send_msg(g, o, pl->bytes + from, pl->end[k] - from);
+	}
+	fill(&g->rng, r, t, u, ts, i);
+	pace(g);
+	if (o->file)
+		return avro_file_writer_append_value(o->file, &o->val) ? -EIO : 0;
+	size_t n = serialize(g, o);
+	if (!n || send_msg(g, o, g->buf, n))
+		return -EIO;
+	return pool ? pool_add(pl, pool, g->buf, n) : 0;
+}
+
 /* Writes count good records of type t and, in Kafka mode, malformed extra
  * ones spread evenly among them (Bresenham: position i is malformed when
  * floor((i + 1) * m / total) steps up). */
@@ -570,32 +627,26 @@ static int emit_type(struct gen *g, enum kn_event_type t, struct kn_gen_result *
 	const struct kn_gen_opts *op = g->o;
 	int64_t m = op->out_dir ? 0 : op->malformed, total = op->count + m, bad = 0;
 	struct rec r = {&o->val, o->sc};
+	struct pool pl = {0};
+	int err = 0;
 
-	for (int64_t i = 0; i < total; i++) {
+	for (int64_t i = 0; i < total && !err; i++) {
 		const struct user *u = &g->users[zipf_draw(&g->z, &g->rng)];
 		int64_t ts = op->start_ms + op->span_ms * i / total + (int64_t)below(&g->rng, 1000);
 		if (m && (i + 1) * m / total > i * m / total) {
-			if (send_malformed(g, o, (int)(bad % 6), t, u, ts, i))
-				return -EIO;
+			err = send_malformed(g, o, (int)(bad % 6), t, u, ts, i) ? -EIO : 0;
 			bad++;
 			continue;
 		}
-		fill(&g->rng, &r, t, u, ts, i);
-		pace(g);
-		if (o->file) {
-			if (avro_file_writer_append_value(o->file, &o->val))
-				return -EIO;
-		} else {
-			size_t n = serialize(g, o);
-			if (!n || send_msg(g, o, g->buf, n))
-				return -EIO;
-		}
-		res->written[t]++;
+		if (!(err = emit_good(g, o, &pl, &r, t, u, ts, i)))
+			res->written[t]++;
 		if ((i & 1023) == 0 && g->prod)
 			kn_producer_poll(g->prod, 0);
 	}
+	kn_free(pl.bytes);
+	kn_free(pl.end);
 	res->malformed[t] = bad;
-	return 0;
+	return err;
 }
 
 static void gen_dr(void *opaque, const struct kn_delivery *d)
@@ -671,7 +722,8 @@ int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn
 		if (err)
 			snprintf(errstr, errstr_size, "writing %s records: %s",
 				 kn_event_type_name(t),
-				 !g->prod		      ? avro_strerror()
+				 err == -ENOMEM		      ? "out of memory for --pool"
+				 : !g->prod		      ? avro_strerror()
 				 : kn_producer_error(g->prod) ? kn_producer_error(g->prod)
 							      : "stopped");
 	}

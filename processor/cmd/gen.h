@@ -28,6 +28,8 @@ struct kn_gen_opts {
 	unsigned types;	     /* bit per enum kn_event_type */
 	const char *out_dir; /* container files here, or NULL for Kafka */
 	int64_t rate;	     /* Kafka: records/s over all types, 0: as fast as possible */
+	int64_t pool;	     /* Kafka: the first pool good records of a type, sent again and
+				again (0: every record made anew) */
 };
 
 struct kn_gen_result {

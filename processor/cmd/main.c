@@ -68,9 +68,12 @@ static const char usage[] =
 	"           the same pipeline over Avro container files, no Kafka\n"
 	"  gen      -c FILE [--seed N] [--count N] [--users N] [--types device,access,search]\n"
 	"           [--malformed N] [--start YYYY-MM-DD] [--span DURATION] [--out-dir DIR]\n"
-	"           [--rate N]\n"
+	"           [--rate N [--pool N]]\n"
 	"           deterministic synthetic logs to the input topics (or DIR/<type>.avro);\n"
-	"           --rate paces them at N records/s (producer linger 1 ms, for latency tests)\n"
+	"           --rate paces them at N records/s (producer linger 1 ms, for latency tests);\n"
+	"           --pool makes only the first N records of each type and sends them over\n"
+	"           and over, so that making records does not take the cores a latency\n"
+	"           test measures\n"
 	"  demo     [--count N] [--seed N]\n"
 	"           everything end to end on an in-process mock Kafka cluster; no broker needed\n"
 	"  check    -c FILE [--describe] [--metrics-addr HOST:PORT] [--kafka]\n"
@@ -110,7 +113,7 @@ struct args {
 	const char *sets[MAX_SETS];
 	int n_sets;
 	bool until_eof, describe, kafka;
-	int64_t max_messages, count, users, malformed, rate;
+	int64_t max_messages, count, users, malformed, rate, pool;
 	uint64_t seed;
 	const char *log_level;
 	const char *metrics_addr;
@@ -148,6 +151,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					     {"start", required_argument, 0, 'B'},
 					     {"span", required_argument, 0, 'P'},
 					     {"rate", required_argument, 0, 'R'},
+					     {"pool", required_argument, 0, 'Q'},
 					     {"out-dir", required_argument, 0, 'O'},
 					     {"describe", no_argument, 0, 'd'},
 					     {"metrics-addr", required_argument, 0, 'A'},
@@ -233,6 +237,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'R':
 			if (parse_int(optarg, &a->rate) || !a->rate)
+				return -1;
+			break;
+		case 'Q':
+			if (parse_int(optarg, &a->pool) || !a->pool)
 				return -1;
 			break;
 		case 'O':
@@ -433,7 +441,8 @@ static int cmd_gen(const struct args *a)
 				.span_ms = 24 * 3600 * 1000LL,
 				.types = 7,
 				.out_dir = a->out_dir,
-				.rate = a->rate};
+				.rate = a->rate,
+				.pool = a->pool};
 
 	if (a->types && parse_types(a->types, &o.types))
 		return fail_usage("--types takes a comma list of device, access, search");
@@ -445,6 +454,8 @@ static int cmd_gen(const struct args *a)
 	}
 	if (a->span && (kn_parse_duration(a->span, &o.span_ms) || o.span_ms <= 0))
 		return fail_usage("--span takes a duration such as 6h or 2d");
+	if (a->pool && (!a->rate || a->out_dir))
+		return fail_usage("--pool goes with --rate, to Kafka (not with --out-dir)");
 	if ((rc = load_config(a, &c)))
 		return rc;
 	if (kn_gen_run(c, &o, &r, errstr, sizeof(errstr))) {

@@ -117,6 +117,7 @@ static int start(struct kn_engine *e, char *errstr, size_t errsz)
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
 	}
+	co.serve = e->out; /* acknowledgements are seen as they come */
 	if ((err = kn_consumer_new(c, &co, &e->in, errstr, errsz)))
 		return err;
 	kn_info("run",

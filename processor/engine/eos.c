@@ -267,6 +267,7 @@ static int clients(struct kn_engine *e, char *errstr, size_t errsz)
 		return err;
 	}
 	kn_info("run", "exactly-once: group '%s', transactional.id '%s'", c->group_id, txn);
+	co.serve = e->out; /* acknowledgements are seen as they come */
 	return kn_consumer_new(c, &co, &e->in, errstr, errsz);
 }
 

@@ -1,8 +1,11 @@
 #include "consumer.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "kafka_rd.h"
@@ -40,6 +43,9 @@ struct kn_consumer {
 	int last_idx;
 	rd_kafka_topic_partition_list_t *committed; /* the last kn_consumer_committed's */
 	uint64_t assignments;			    /* assignments so far (on_assign) */
+	int bell;				    /* eventfd rung by q and serve_q; -1: none */
+	rd_kafka_t *serve;			    /* o.serve's handle */
+	rd_kafka_queue_t *serve_q;		    /* its main queue: the delivery reports */
 };
 
 rd_kafka_t *kn_consumer_handle(struct kn_consumer *k)
@@ -118,7 +124,7 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		kn_warn("consumer", "commit: %s", rd_kafka_err2str(err));
 }
 
-static void revoke(struct kn_consumer *k, const rd_kafka_topic_partition_list_t *parts, bool lost)
+static void revoked(struct kn_consumer *k, const rd_kafka_topic_partition_list_t *parts, bool lost)
 {
 	struct kn_tp tp[256];
 
@@ -180,7 +186,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		/* Lost partitions belong to someone else already: committing for
 		 * them would fail; the hook still drains what is in flight. */
 		if (k->o.on_revoke)
-			revoke(k, parts, lost);
+			revoked(k, parts, lost);
 		track_list(k, parts, false);
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, parts);
@@ -211,6 +217,50 @@ static int subscribe(struct kn_consumer *k, char *errstr, size_t errsz)
 	return 0;
 }
 
+/* Waiting on the input queue alone would leave delivery reports queued
+ * until the next record arrives: at a paced load that is the gap between
+ * two fetches, and a batch's acknowledgement (its end to end latency, and
+ * at-least-once, its offsets) would wait for it. Both queues ring one
+ * eventfd instead when something is put on them, and the wait ends on
+ * either. */
+static int ring_on_arrival(struct kn_consumer *k, struct kn_producer *p)
+{
+	static const uint64_t one = 1; /* an eventfd takes 8-byte writes */
+
+	if ((k->bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return -1;
+	k->serve = kn_producer_handle(p);
+	k->serve_q = rd_kafka_queue_get_main(k->serve);
+	rd_kafka_queue_io_event_enable(k->q, k->bell, &one, sizeof(one));
+	rd_kafka_queue_io_event_enable(k->serve_q, k->bell, &one, sizeof(one));
+	return 0;
+}
+
+/* Input, and meanwhile deliveries, for at most timeout_ms. The bell is
+ * silenced before the queues are looked at, so what arrives after the look
+ * rings it again and the poll() below returns at once. */
+static ssize_t wait_input(struct kn_consumer *k, int max, int timeout_ms)
+{
+	int64_t until = kn_mono_ms() + timeout_ms;
+	uint64_t rung;
+	ssize_t n;
+	int left;
+
+	if (k->bell < 0)
+		return kn_kafka_consume_ready(k->q, timeout_ms, k->raw, (size_t)max);
+	for (;;) {
+		if (read(k->bell, &rung, sizeof(rung)) < 0 && errno != EAGAIN)
+			return kn_kafka_consume_ready(k->q, timeout_ms, k->raw, (size_t)max);
+		rd_kafka_poll(k->serve, 0);
+		if ((n = kn_kafka_consume_ready(k->q, 0, k->raw, (size_t)max)) ||
+		    (left = (int)(until - kn_mono_ms())) <= 0)
+			return n;
+		struct pollfd pfd = {.fd = k->bell, .events = POLLIN};
+		if (poll(&pfd, 1, left) < 0 && errno == EINTR)
+			return 0; /* a signal: let the caller look at its stop flag */
+	}
+}
+
 int kn_consumer_new(const struct kn_config *c, const struct kn_consumer_opts *o,
 		    struct kn_consumer **out, char *errstr, size_t errsz)
 {
@@ -231,6 +281,7 @@ int kn_consumer_new(const struct kn_config *c, const struct kn_consumer_opts *o,
 	k->lag = -1;
 	k->last_idx = -1;
 	k->unassigned_since = kn_mono_ms();
+	k->bell = -1;
 	if (!k->group) {
 		snprintf(errstr, errsz, "out of memory");
 		goto fail;
@@ -257,6 +308,10 @@ int kn_consumer_new(const struct kn_config *c, const struct kn_consumer_opts *o,
 	conf = NULL; /* owned by k->rk now */
 	rd_kafka_poll_set_consumer(k->rk);
 	k->q = rd_kafka_queue_get_consumer(k->rk);
+	if (o->serve && ring_on_arrival(k, o->serve)) {
+		snprintf(errstr, errsz, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	if (o->subscribe && subscribe(k, errstr, errsz))
 		goto fail;
 	*out = k;
@@ -272,6 +327,12 @@ void kn_consumer_close(struct kn_consumer *k, bool leave, int64_t until)
 {
 	if (!k)
 		return;
+	if (k->bell >= 0) {
+		rd_kafka_queue_io_event_enable(k->q, -1, NULL, 0);
+		rd_kafka_queue_io_event_enable(k->serve_q, -1, NULL, 0);
+		rd_kafka_queue_destroy(k->serve_q);
+		close(k->bell);
+	}
 	if (k->q)
 		rd_kafka_queue_destroy(k->q);
 	if (k->rk && leave && !kn_kafka_close(k->rk, true, until))
@@ -453,7 +514,7 @@ int kn_consumer_poll(struct kn_consumer *k, struct kn_msg *msgs, int max, int ti
 		k->raw_cap = max;
 	}
 	uint64_t before = k->assignments;
-	n = kn_kafka_consume_ready(k->q, timeout_ms, k->raw, (size_t)max);
+	n = wait_input(k, max, timeout_ms);
 	if (k->assignments != before) {
 		/* Some records may predate the new assignment: drop them all and
 		 * read every partition again from where on_assign said. */

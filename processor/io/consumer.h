@@ -68,6 +68,9 @@ struct kn_consumer_opts {
 	kn_assign_cb *on_assign;
 	void *opaque;		  /* for on_revoke and on_assign */
 	const char *const *extra; /* name, value pairs over the role's (NULL-terminated) */
+	/* A producer whose delivery reports kn_consumer_poll serves while it
+	 * waits for input (NULL: none). It must outlive the consumer. */
+	struct kn_producer *serve;
 };
 
 /* Creates the consumer (and subscribes in group mode). Returns 0 or a
@@ -99,8 +102,10 @@ int kn_consumer_assign(struct kn_consumer *k, const struct kn_tp *tps, int n, ch
 /* ---- reading ---- */
 
 /* Fills msgs with up to max records and end-of-partition marks, waiting at
- * most timeout_ms for the first. Returns the count (0 on timeout). Serves
- * the consumer's callbacks (rebalances, statistics, commit results). */
+ * most timeout_ms for the first (less when a signal arrives). Returns the
+ * count (0 on timeout). Serves the consumer's callbacks (rebalances,
+ * statistics, commit results) and, as they arrive while it waits, the
+ * delivery reports of opts.serve. */
 int kn_consumer_poll(struct kn_consumer *k, struct kn_msg *msgs, int max, int timeout_ms);
 /* Moves the reading position of tps[0..n) (assigned) to their offsets:
  * what was fetched beyond is dropped. Returns 0 or -EIO. */

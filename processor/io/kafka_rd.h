@@ -42,6 +42,10 @@ ssize_t kn_kafka_consume_ready(rd_kafka_queue_t *q, int timeout_ms, rd_kafka_mes
  * of send_offsets_to_transaction). */
 struct kn_consumer;
 rd_kafka_t *kn_consumer_handle(struct kn_consumer *k);
+/* The librdkafka handle under a producer (consumer.c: the queue of delivery
+ * reports it serves while waiting for input). */
+struct kn_producer;
+rd_kafka_t *kn_producer_handle(struct kn_producer *p);
 
 /* ---- bounded waits ---- */
 

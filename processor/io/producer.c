@@ -29,6 +29,11 @@ struct kn_producer {
 	char error[512];
 };
 
+rd_kafka_t *kn_producer_handle(struct kn_producer *p)
+{
+	return p->rk;
+}
+
 /* Producers left to the process's exit (kn_producer_orphaned): reachable,
  * so leak checkers and readers of a core see why. */
 static struct kn_producer *orphans[8];

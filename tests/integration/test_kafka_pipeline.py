@@ -101,3 +101,24 @@ def test_corpus_through_real_broker(broker, tmp_path):
     assert len(needles) > 1000
     leaked = [n for n in needles if n.encode() in blob]
     assert not leaked, leaked[:10]
+
+
+def test_gen_pool_sends_its_first_records_again(broker, tmp_path):
+    """gen --rate --pool N makes the first N records of a type and then sends
+    those again in turn (B3's load: making records took a core); without it
+    every record is new. --pool without --rate is a usage error."""
+    env = Env(tmp_path, "pool")
+    env.kanon("gen", "-c", env.config, "--seed", "5", "--count", "25", "--types", "device",
+              "--rate", "5000", "--pool", "10")
+    sent = collections.Counter(r["value"] for r in consume(env.topics["device"], committed=False))
+    # Records 0-4 went out three times (i, i + 10, i + 20), 5-9 twice.
+    assert sorted(sent.values()) == [2] * 5 + [3] * 5
+    (tmp_path / "fresh").mkdir()
+    fresh = Env(tmp_path / "fresh", "pool")
+    fresh.kanon("gen", "-c", fresh.config, "--seed", "5", "--count", "25", "--types", "device",
+                "--rate", "5000")
+    values = [r["value"] for r in consume(fresh.topics["device"], committed=False)]
+    assert len(values) == 25 and len(set(values)) == 25
+    assert set(sent) <= set(values)  # the pool is the stream's own first records
+    r = env.kanon("gen", "-c", env.config, "--pool", "10", check=False)
+    assert r.returncode == 2 and b"--pool goes with --rate" in r.stderr

@@ -7,7 +7,9 @@
  *      topic with every event present;
  *   3. a stop while the broker sits on produce requests: kn_run returns
  *      within the stop budget, says it abandoned work, commits none of it,
- *      and a restart delivers every event. */
+ *      and a restart delivers every event;
+ *   4. the transport under the run loop: a consumer waiting for input serves
+ *      the delivery reports of the loop's producer meanwhile. */
 #include <avro.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -21,7 +23,9 @@
 #include "gen.h"
 #include "keys.h"
 #include "clock.h"
+#include "consumer.h"
 #include "log.h"
+#include "producer.h"
 #include "run.h"
 #include "stop.h"
 
@@ -303,6 +307,40 @@ static void test_stop_while_broker_sits_on_produce(void)
 	kn_config_destroy(c);
 }
 
+static void on_delivered(void *opaque, const struct kn_delivery *d)
+{
+	if (!d->err)
+		++*(int *)opaque;
+}
+
+/* Nothing but kn_consumer_poll serves the producer here: without the
+ * serving, the acknowledgement would wait for the next record of input
+ * (the run loop polls the producer between batches only). */
+static void test_poll_serves_deliveries_while_waiting(void)
+{
+	struct kn_config *c = load("serve", NULL);
+	struct kn_producer *p = NULL;
+	struct kn_consumer *k = NULL;
+	struct kn_msg msgs[8];
+	char err[512];
+	int delivered = 0, t;
+
+	rd_kafka_mock_topic_create(mc, "serve-out", 1, 1);
+	struct kn_producer_opts po = {KN_CLIENT_PRODUCER, on_delivered, &delivered, NULL};
+	KT_CHECK(kn_producer_new(c, &po, &p, err, sizeof(err)) == 0);
+	struct kn_consumer_opts co = {.role = KN_CLIENT_CONSUMER, .serve = p};
+	KT_CHECK(kn_consumer_new(c, &co, &k, err, sizeof(err)) == 0);
+	KT_CHECK((t = kn_producer_topic(p, "serve-out")) >= 0);
+	KT_CHECK(kn_producer_send(p, t, "k", 1, "v", 1, 0, NULL, 1) == 0);
+	/* No input at all: every poll ends by its timeout. */
+	for (int64_t until = kn_mono_ms() + 20000; !delivered && kn_mono_ms() < until;)
+		KT_CHECK(kn_consumer_poll(k, msgs, 8, 200) == 0);
+	KT_CHECK(delivered == 1);
+	kn_consumer_close(k, false, kn_mono_ms() + 5000);
+	kn_producer_destroy(p, kn_mono_ms() + 5000);
+	kn_config_destroy(c);
+}
+
 int main(void)
 {
 	char err[512], dir[] = "/tmp/kt-faults.XXXXXX";
@@ -334,6 +372,7 @@ int main(void)
 	KT_RUN(test_retriable_errors_exactly_once_delivery);
 	KT_RUN(test_permanent_error_commits_nothing_past_it);
 	KT_RUN(test_stop_while_broker_sits_on_produce);
+	KT_RUN(test_poll_serves_deliveries_while_waiting);
 	unlink(keyfile);
 	unlink(config_path);
 	rmdir(dir);
