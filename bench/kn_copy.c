@@ -19,7 +19,9 @@
  * acknowledgement. It says "ready" on stderr once its first records are
  * acknowledged (group joined, output topic there), counts only what it
  * reads after that, and stops 3 s after the input stops. Prints one JSON
- * line: records, batches, e2e_p50_us, e2e_p99_us, e2e_p999_us. */
+ * line: records, batches, e2e_p50_us, e2e_p99_us, e2e_p999_us, and the p50 and p99
+ * of its consume (earliest timestamp to batch in hand) and ack (batch sent to
+ * its last acknowledgement) stages. */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
