@@ -2,7 +2,7 @@
 # Idempotent set-up for a fresh Debian 12 machine (run as root or with sudo available):
 #   - build tools and C libraries from Debian's packages,
 #   - a real Apache Kafka 3.9 broker from Maven Central jars (cached in $KANON_CACHE),
-#   - Apicurio Registry 3 (a Confluent-compatible Schema Registry) from Maven Central,
+#   - Apicurio Registry 2.4.2 (a Confluent-compatible Schema Registry) from Maven Central,
 #   - a Python venv with fastavro/confluent-kafka/pytest for the interoperability tests,
 #   - a JDK and Maven for the benchmark's Kafka Streams peer (bench/peers/streams).
 # Re-running it does nothing that is already done.
@@ -58,7 +58,7 @@ if [ ! -f "$libs/.complete" ]; then
 	touch "$libs/.complete"
 fi
 
-# A Schema Registry for the registry tests: Apicurio Registry 3 from Maven
+# A Schema Registry for the registry tests: Apicurio Registry 2.4.2 from Maven
 # Central, packaged once into the cache (deploy/registry-local.sh).
 "$here/registry-local.sh" fetch
 

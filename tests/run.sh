@@ -23,7 +23,7 @@ if ! ./deploy/kafka-local.sh status >/dev/null 2>&1; then
 	./deploy/kafka-local.sh start
 	started=1
 fi
-# The Schema Registry the registry tests talk to (Apicurio Registry 3,
+# The Schema Registry the registry tests talk to (Apicurio Registry 2.4.2,
 # in memory, its Confluent-compatible API).
 export KANON_REGISTRY_PORT=${KANON_REGISTRY_PORT:-38081}
 export KANON_REGISTRY_URL=http://127.0.0.1:$KANON_REGISTRY_PORT/apis/ccompat/v7

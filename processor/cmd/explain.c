@@ -272,11 +272,21 @@ static void explain_aggregates(FILE *f, const struct kn_config *c)
 		"bounded counts are in /metrics only\n",
 		dp->epsilon, dp->delta, c->agg_epsilon, c->agg_delta, dp->people_scale,
 		dp->events_scale, (long long)dp->threshold, dp->delta_group);
-	fprintf(f,
-		"  per day (%g windows of %lld s, sequential composition): epsilon = %g, "
-		"delta = %.3g per person\n",
-		per_day, (long long)(c->agg_window_ms / 1000), per_day * dp->epsilon,
-		per_day * dp->delta);
+	/* Sequential composition adds the deltas; a sum of 1 or more bounds
+	 * nothing, and says so instead of printing a "probability" above 1. */
+	double day_delta = per_day * dp->delta;
+	fprintf(f, "  per day (%g windows of %lld s, sequential composition): epsilon = %g, ",
+		per_day, (long long)(c->agg_window_ms / 1000), per_day * dp->epsilon);
+	if (day_delta < 1)
+		fprintf(f, "delta = %.3g per person\n", day_delta);
+	else
+		fprintf(f, "delta: no bound (the windows' deltas add up to %.3g >= 1)\n",
+			day_delta);
+	if (dp->threshold > 1000000000)
+		fprintf(f,
+			"  note: a group needs a noisy count of %lld people to be released: "
+			"with this budget practically nothing ever is\n",
+			(long long)dp->threshold);
 }
 
 void kn_policy_explain(const struct kn_config *c, const struct kn_schemas *s, FILE *f)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "kn_alloc.h"
@@ -25,7 +26,79 @@ struct fm {
 	FILE *dead;
 	char *buf;
 	size_t cap;
+	int64_t records; /* in the input's well-formed blocks (scan_container) */
+	int64_t bad_at;	 /* offset of the first byte no block holds, or -1 */
 };
+
+/* An Avro zig-zag varint from fp; -1 at EOF or when longer than 10 bytes. */
+static int read_varint(FILE *fp, int64_t *v)
+{
+	uint64_t u = 0;
+
+	for (int shift = 0; shift < 70; shift += 7) {
+		int c = getc(fp);
+		if (c == EOF)
+			return -1;
+		u |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Skips the header's metadata (a map of bytes) and reads the sync marker. */
+static int scan_header(FILE *fp, uint8_t sync[16])
+{
+	char magic[4];
+	int64_t n, size;
+
+	if (fread(magic, 1, 4, fp) != 4 || memcmp(magic, "Obj\x01", 4))
+		return -1;
+	while (!read_varint(fp, &n) && n) {
+		if (n < 0 && (n = -n, read_varint(fp, &size)))
+			return -1;
+		for (int64_t k = 0; k < 2 * n; k++) /* key, value */
+			if (read_varint(fp, &size) || size < 0 || fseeko(fp, size, SEEK_CUR))
+				return -1;
+	}
+	return fread(sync, 1, 16, fp) == 16 ? 0 : -1;
+}
+
+/* Walks a container file's blocks without decoding them: how many records
+ * its well-formed blocks hold, and the offset of the first byte that is not
+ * part of one. avro-c reads bytes after the last block (a block of 20
+ * records with size -1, say) by replaying the previous block, so the reader
+ * is stopped at this count. A header avro-c would refuse, or an input that
+ * is not a regular file (a pipe cannot be read twice), is left to avro-c. */
+static void scan_container(const char *path, int64_t *records, int64_t *bad_at)
+{
+	struct stat st;
+	uint8_t sync[16], end[16];
+	int64_t n, size;
+	FILE *fp;
+
+	*records = INT64_MAX;
+	*bad_at = -1;
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(fp = fopen(path, "rb")))
+		return;
+	if (!scan_header(fp, sync)) {
+		*records = 0;
+		for (int c; (c = getc(fp)) != EOF;) {
+			off_t at = ftello(fp) - 1;
+			ungetc(c, fp);
+			if (read_varint(fp, &n) || n < 0 || read_varint(fp, &size) || size < 0 ||
+			    fseeko(fp, size, SEEK_CUR) || fread(end, 1, 16, fp) != 16 ||
+			    memcmp(sync, end, 16)) {
+				*bad_at = at;
+				break;
+			}
+			*records += n;
+		}
+	}
+	fclose(fp);
+}
 
 /* The config entry for the file's writer schema; may compile a decoder. */
 static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_config *c,
@@ -64,10 +137,17 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 	f->buf = kn_malloc(f->cap);
 	if (!f->buf)
 		return -ENOMEM;
+	FILE *probe = fopen(in, "rb"); /* for the reason avro-c does not give */
+	if (!probe) {
+		snprintf(errstr, errsz, "%s: %s", in, strerror(errno));
+		return -EINVAL;
+	}
+	fclose(probe);
 	if (avro_file_reader(in, &f->reader)) {
 		snprintf(errstr, errsz, "%s: %s", in, avro_strerror());
 		return -EINVAL;
 	}
+	scan_container(in, &f->records, &f->bad_at);
 	avro_schema_t ws = f->in_schema = avro_file_reader_get_writer_schema(f->reader);
 	*e = pick_schema(f, c, ws, errstr, errsz);
 	if (!*e)
@@ -81,6 +161,16 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 	if (avro_schema_from_json_length(kn_deid_schema_json, strlen(kn_deid_schema_json),
 					 &f->out_schema)) {
 		snprintf(errstr, errsz, "built-in DeidEvent schema: %s", avro_strerror());
+		return -EINVAL;
+	}
+	/* avro-c creates its file exclusively, so an old output goes first;
+	 * but only a regular file: never a device, a directory or what a
+	 * symlink points at (--output /dev/null must not delete /dev/null). */
+	struct stat st;
+	if (!lstat(out, &st) && !S_ISREG(st.st_mode)) {
+		snprintf(errstr, errsz,
+			 "%s: exists and is not a regular file (kanon replaces only regular files)",
+			 out);
 		return -EINVAL;
 	}
 	remove(out);
@@ -150,7 +240,9 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 	memset(res, 0, sizeof(*res));
 	err = fm_open(&f, c, in_path, out_path, dead_path, &e, errstr, errstr_size);
 	int64_t now = (int64_t)time(NULL) * 1000;
-	while (!err && (rc = avro_file_reader_read_value(f.reader, &f.val)) == 0) {
+	rc = EOF;
+	while (!err && res->read < f.records &&
+	       (rc = avro_file_reader_read_value(f.reader, &f.val)) == 0) {
 		struct kn_verdict v;
 		size_t len, n;
 		res->read++;
@@ -176,7 +268,16 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 				(long long)(res->read - 1), kn_dead_reason_name(v.reason),
 				v.detail ? v.detail : "");
 	}
-	if (!err && rc != EOF) {
+	if (res->read == f.records)
+		rc = EOF; /* every record the well-formed blocks hold */
+	if (!err && rc == EOF && f.bad_at >= 0) {
+		snprintf(errstr, errstr_size,
+			 "%s: the bytes from offset %lld on are not an Avro block (after record "
+			 "%lld; "
+			 "output so far is valid)",
+			 in_path, (long long)f.bad_at, (long long)res->read);
+		err = -EBADMSG;
+	} else if (!err && rc != EOF) {
 		snprintf(errstr, errstr_size, "%s: record %lld: %s (output so far is valid)",
 			 in_path, (long long)res->read, avro_strerror());
 		err = -EBADMSG;

@@ -118,6 +118,8 @@ struct args {
 	const char *log_level;
 	const char *metrics_addr;
 	char role_set[64], instance_set[300]; /* --role, --instance as --set */
+	bool seed_set;
+	char bad[200]; /* what parse_args refused, for the usage error */
 };
 
 static int parse_int(const char *s, int64_t *out)
@@ -161,6 +163,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 					     {0, 0, 0, 0}};
 	int ch;
 	int64_t v;
+	enum kn_log_level lvl;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:s:l:h", opts, NULL)) != -1) {
@@ -170,10 +173,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 's':
 			if (a->n_sets == MAX_SETS)
-				return -1;
+				goto bad;
 			a->sets[a->n_sets++] = optarg;
 			break;
 		case 'l':
+			if (kn_log_parse_level(optarg, &lvl))
+				goto bad;
 			a->log_level = optarg;
 			break;
 		case 'K':
@@ -186,7 +191,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			if (a->n_sets == MAX_SETS ||
 			    snprintf(buf, size, "%s=%s", ch == 'r' ? "run.role" : "run.instance",
 				     optarg) >= (int)size)
-				return -1;
+				goto bad;
 			a->sets[a->n_sets++] = buf;
 			break;
 		}
@@ -198,7 +203,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'M':
 			if (parse_int(optarg, &a->max_messages))
-				return -1;
+				goto bad;
 			break;
 		case 'i':
 			a->input = optarg;
@@ -211,23 +216,24 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'S':
 			if (parse_int(optarg, &v))
-				return -1;
+				goto bad;
 			a->seed = (uint64_t)v;
+			a->seed_set = true;
 			break;
 		case 'n':
-			if (parse_int(optarg, &a->count))
-				return -1;
+			if (parse_int(optarg, &a->count) || !a->count)
+				goto bad;
 			break;
 		case 'u':
 			if (parse_int(optarg, &a->users) || a->users < 1)
-				return -1;
+				goto bad;
 			break;
 		case 't':
 			a->types = optarg;
 			break;
 		case 'm':
 			if (parse_int(optarg, &a->malformed))
-				return -1;
+				goto bad;
 			break;
 		case 'B':
 			a->start = optarg;
@@ -237,11 +243,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'R':
 			if (parse_int(optarg, &a->rate) || !a->rate)
-				return -1;
+				goto bad;
 			break;
 		case 'Q':
 			if (parse_int(optarg, &a->pool) || !a->pool)
-				return -1;
+				goto bad;
 			break;
 		case 'O':
 			a->out_dir = optarg;
@@ -253,10 +259,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->metrics_addr = optarg;
 			break;
 		default:
-			return -1;
+			return -1; /* getopt said what */
 		}
 	}
 	return 0;
+bad:
+	for (const struct option *o = opts; o->name; o++)
+		if (o->val == ch)
+			snprintf(a->bad, sizeof(a->bad), "--%s: invalid value '%.100s'", o->name,
+				 optarg);
+	return -1;
 }
 
 /* Core dumps would hold the raw records being processed (keys are safe in
@@ -490,6 +502,23 @@ static int cmd_policy(const struct args *a)
 	return 0;
 }
 
+static void print_key_status(const struct kn_config *c, const struct kn_keys *k, int64_t now)
+{
+	/* The load bounds the first epoch by now: the product cannot overflow. */
+	int64_t first = kn_keys_first_epoch(k);
+
+	printf("key file %s: epochs before %lld are retired; first usable epoch %lld", c->key_file,
+	       (long long)first, (long long)first);
+	if (c->epoch_ms) {
+		time_t t = (time_t)(first * c->epoch_ms / 1000);
+		char day[32];
+		strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		printf(" (starts %s); current epoch %lld", day,
+		       (long long)kn_keys_epoch_of(c->epoch_ms, now));
+	}
+	printf("\n");
+}
+
 static int cmd_keys(const struct args *a, const char *verb, const char *epoch_arg)
 {
 	struct kn_config *c;
@@ -505,27 +534,27 @@ static int cmd_keys(const struct args *a, const char *verb, const char *epoch_ar
 		kn_config_destroy(c);
 		return fail_usage("usage: kanon keys retire EPOCH -c FILE (EPOCH as in key_epoch)");
 	}
-	if (!strcmp(verb, "retire") && (err = kn_keys_retire(c->key_file, epoch + 1, c->epoch_ms,
-							     now, NULL, errstr, sizeof(errstr)))) {
-		fprintf(stderr, "kanon: keys retire: %s\n", errstr);
-		rc = err == -ERANGE ? 2 : 1;
-	} else if (kn_keys_load(c->key_file, c->prf, c->epoch_ms, now, &k, errstr,
-				sizeof(errstr))) {
+	/* A key file refused is a config error (2) for both verbs; a retire
+	 * that cannot write is a runtime failure (1). */
+	k = NULL;
+	if (kn_keys_load(c->key_file, c->prf, c->epoch_ms, now, &k, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = 2;
-	} else {
-		/* The load bounds the first epoch by now: the product cannot overflow. */
-		int64_t first = kn_keys_first_epoch(k);
-		printf("key file %s: epochs before %lld are retired; first usable epoch %lld",
-		       c->key_file, (long long)first, (long long)first);
-		if (c->epoch_ms) {
-			time_t t = (time_t)(first * c->epoch_ms / 1000);
-			char day[32];
-			strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-			printf(" (starts %s); current epoch %lld", day,
-			       (long long)kn_keys_epoch_of(c->epoch_ms, now));
+	} else if (!strcmp(verb, "retire")) {
+		kn_keys_destroy(k);
+		k = NULL;
+		if ((err = kn_keys_retire(c->key_file, epoch + 1, c->epoch_ms, now, NULL, errstr,
+					  sizeof(errstr)))) {
+			fprintf(stderr, "kanon: keys retire: %s\n", errstr);
+			rc = err == -ERANGE ? 2 : 1;
+		} else if (kn_keys_load(c->key_file, c->prf, c->epoch_ms, now, &k, errstr,
+					sizeof(errstr))) {
+			fprintf(stderr, "kanon: %s\n", errstr);
+			rc = 1;
 		}
-		printf("\n");
+	}
+	if (k) {
+		print_key_status(c, k, now);
 		kn_keys_destroy(k);
 	}
 	kn_config_destroy(c);
@@ -558,7 +587,8 @@ static int cmd_demo(const struct args *a)
 		kn_log_set_level(KN_LOG_WARN);
 	}
 	install_signals();
-	if (kn_demo(a->count ? a->count : 3000, a->seed ? a->seed : 42, errstr, sizeof(errstr))) {
+	if (kn_demo(a->count ? a->count : 3000, a->seed_set ? a->seed : 42, errstr,
+		    sizeof(errstr))) {
 		fprintf(stderr, "kanon: demo: %s\n", errstr);
 		return 1;
 	}
@@ -607,7 +637,7 @@ int main(int argc, char **argv)
 			argv++, argc--;
 		}
 		if (parse_args(argc - 2, argv + 2, &a))
-			return fail_usage("bad option or value");
+			return fail_usage(a.bad[0] ? a.bad : "bad option");
 		return cmd_keys(&a, verb, epoch_arg);
 	}
 	if (!strcmp(cmd, "policy")) {
@@ -616,7 +646,7 @@ int main(int argc, char **argv)
 		argv++, argc--; /* "policy explain" is one command */
 	}
 	if (parse_args(argc - 1, argv + 1, &a))
-		return fail_usage("bad option or value");
+		return fail_usage(a.bad[0] ? a.bad : "bad option");
 	if (optind < argc - 1)
 		return fail_usage("unexpected argument");
 	if (!strcmp(cmd, "run"))

@@ -1059,6 +1059,96 @@ static int check_registry(struct ctx *x)
 	return 0;
 }
 
+/* A name Kafka accepts for a topic: 1 to 249 of [A-Za-z0-9._-], not "." or
+ * "..". Checked here, so a typo is a config error and not a broker error
+ * after connecting. */
+static bool topic_name_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	return n && n <= 249 && strspn(t, KN_AGG_NAME_CHARS) == n && strcmp(t, ".") &&
+	       strcmp(t, "..");
+}
+
+/* Every topic kanon reads or writes has one role: an output that is also an
+ * input would loop, erasure state written into an input or an output would
+ * reach consumers that never expect it, and one input listed twice would
+ * be read twice. */
+static int check_topics(struct ctx *x)
+{
+	const struct kn_config *c = x->c;
+	const char **name = kn_calloc((size_t)c->n_inputs + 8, sizeof(*name));
+	const char **opt = kn_calloc((size_t)c->n_inputs + 8, sizeof(*opt));
+	int n = 0, err = 0;
+
+	if (!name || !opt) {
+		err = err_at(x, 0, "inputs", "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < c->n_inputs; i++)
+		name[n] = c->inputs[i].topic, opt[n++] = "inputs[].topic";
+	name[n] = c->topic_output, opt[n++] = "topics.output";
+	name[n] = c->topic_dead_letter, opt[n++] = "topics.dead_letter";
+	if (c->erasure_enabled) {
+		name[n] = c->erasure_requests_topic, opt[n++] = "erasure.requests_topic";
+		name[n] = c->erasure_state_topic, opt[n++] = "erasure.state_topic";
+	}
+	if (c->n_aggs) {
+		name[n] = c->agg_topic, opt[n++] = "aggregate.topic";
+		name[n] = c->agg_stats_topic, opt[n++] = "aggregate.stats_topic";
+		name[n] = c->contrib_topic, opt[n++] = "aggregate.contrib_topic";
+		name[n] = c->partials_topic, opt[n++] = "aggregate.partials_topic";
+	}
+	for (int i = 0; i < n && !err; i++) {
+		if (!topic_name_ok(name[i])) {
+			err = err_at(x, 0, opt[i],
+				     "'%.300s' is not a Kafka topic name (1 to 249 of A-Z a-z 0-9 "
+				     ". _ -)",
+				     name[i]);
+			break;
+		}
+		for (int j = 0; j < i && !err; j++)
+			if (!strcmp(name[i], name[j]))
+				err = err_at(x, 0, opt[i],
+					     "'%s' is also %s: every topic needs a role of its "
+					     "own (an output that is an input would loop)",
+					     name[i], opt[j]);
+	}
+out:
+	kn_free(name);
+	kn_free(opt);
+	return err;
+}
+
+/* Without a registry the framing ids are the only way a reader tells the
+ * schemas apart: one id, one schema. */
+static int check_schema_ids(struct ctx *x)
+{
+	const struct kn_config *c = x->c;
+	const struct {
+		int64_t id;
+		const char *opt;
+	} out[] = {{c->deid_schema_id, "topics.deid_schema_id"},
+		   {c->agg_schema_id, "aggregate.schema_id"},
+		   {c->agg_stats_schema_id, "aggregate.stats_schema_id"}};
+	int n_out = c->n_aggs ? 3 : 1;
+
+	if (c->registry_url[0])
+		return 0; /* ids come from the registry */
+	for (int i = 0; i < n_out; i++) {
+		for (int j = 0; j < i; j++)
+			if (out[i].id == out[j].id)
+				return err_at(x, 0, out[i].opt, "%lld is also %s",
+					      (long long)out[i].id, out[j].opt);
+		for (int k = 0; k < c->n_schemas; k++)
+			if (c->schemas[k].id == out[i].id)
+				return err_at(x, c->schemas[k].line, out[i].opt,
+					      "%lld is also the id of an input schema",
+					      (long long)out[i].id);
+	}
+	return 0;
+}
+
 static int check_whole(struct ctx *x)
 {
 	if (!x->c->n_inputs)
@@ -1092,13 +1182,9 @@ static int check_whole(struct ctx *x)
 				"group hands back the partitions",
 				(long long)x->c->assign_wait_ms, p->value);
 	}
-	for (int i = 0; i < x->c->n_inputs; i++)
-		if (!strcmp(x->c->inputs[i].topic, x->c->topic_output) ||
-		    !strcmp(x->c->inputs[i].topic, x->c->topic_dead_letter))
-			return err_at(x, 0, "inputs[].topic",
-				      "'%s' is also an output topic: that would loop",
-				      x->c->inputs[i].topic);
-	return 0;
+	if ((err = check_topics(x)))
+		return err;
+	return check_schema_ids(x);
 }
 
 int kn_config_load(const char *path, const char *const *overrides, int n_overrides,
@@ -1374,6 +1460,9 @@ int kn_config_weaknesses(const struct kn_config *c, const char **out, int max)
 					"de-identified stream"},
 		{c->allow_core_dumps, "security.allow_core_dumps: a core dump would hold raw "
 				      "records"},
+		{strcmp(c->sensitive_terms, "builtin") != 0,
+		 "policy.sensitive_terms replaces the built-in list: events it does not name "
+		 "are not withheld as sensitive"},
 		{c->n_aggs && c->agg_mode == KN_AGG_K_ANONYMITY,
 		 "aggregate.privacy.mode is k-anonymity: exact counts, open to differencing "
 		 "between definitions, windows and summaries"},

@@ -349,9 +349,12 @@ static int open_keyfile(const char *path, struct stat *st, char *errstr, size_t 
 
 	if (stat(path, &before)) {
 		err = -errno;
-		snprintf(errstr, errsz, "key file %s: %s%s%s%s", path, strerror(errno),
-			 errno == ENOENT ? " (create one with 'kanon keygen " : "",
-			 errno == ENOENT ? path : "", errno == ENOENT ? "')" : "");
+		if (err == -ENOENT && !lstat(path, &before)) /* keygen would not replace it */
+			snprintf(errstr, errsz, "key file %s: a symlink to nothing", path);
+		else
+			snprintf(errstr, errsz, "key file %s: %s%s%s%s", path, strerror(-err),
+				 err == -ENOENT ? " (create one with 'kanon keygen " : "",
+				 err == -ENOENT ? path : "", err == -ENOENT ? "')" : "");
 		return err;
 	}
 	if (!S_ISREG(before.st_mode)) {
@@ -419,7 +422,13 @@ static int read_keyfile(const char *path, struct keyfile *kf, char *errstr, size
 		err = -EIO;
 	} else {
 		text[st.st_size] = '\0';
-		if (parse_keyfile(text, kf, why, sizeof(why))) {
+		if (memchr(text, '\0', (size_t)st.st_size)) { /* the parser would stop there */
+			snprintf(errstr, errsz,
+				 "key file %s: holds a NUL byte (not written by "
+				 "kanon keygen?)",
+				 path);
+			err = -EINVAL;
+		} else if (parse_keyfile(text, kf, why, sizeof(why))) {
 			snprintf(errstr, errsz, "key file %s: %s (not written by kanon keygen?)",
 				 path, why);
 			err = -EINVAL;

@@ -171,9 +171,18 @@ rd_kafka_conf_t *kn_kafka_client_conf(const struct kn_config *c, enum kn_client 
 	    ((role == KN_CLIENT_CONSUMER || role == KN_CLIENT_TX_CONSUMER) &&
 	     set_prefetch(conf, c, why, sizeof(why))))
 		goto fail_why;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(props[i].key, "bootstrap.servers") ||
+		    !strcmp(props[i].key, "metadata.broker.list")) {
+			snprintf(why, sizeof(why),
+				 "%s: set kafka.brokers instead (one list for "
+				 "every client)",
+				 props[i].key);
+			goto fail_why;
+		}
 		if (kn_kafka_conf_set(conf, props[i].key, props[i].value, why, sizeof(why)))
 			goto fail_why;
+	}
 	if (kn_kafka_conf_set_pairs(conf, cl->forced, why, sizeof(why)) ||
 	    (cl->consumer &&
 	     kn_kafka_conf_set(conf, "group.id", group ? group : c->group_id, why, sizeof(why))) ||
@@ -188,13 +197,47 @@ fail_why:
 	return NULL;
 }
 
+static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk, (void)level, (void)fac, (void)buf;
+}
+
+/* Creates the client from conf (owned) without a broker to talk to, and
+ * destroys it: librdkafka checks property combinations only when a client
+ * is made (acks=0 with idempotence, max.in.flight above 5, an unreadable
+ * ssl.ca.location), and with no bootstrap.servers the client makes no
+ * network I/O. */
+static int try_client(rd_kafka_conf_t *conf, bool consumer, char *why, size_t whysz)
+{
+	rd_kafka_t *rk;
+
+	rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", "", why, whysz) != RD_KAFKA_CONF_OK) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, why, whysz);
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
+	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	return 0;
+}
+
 int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size)
 {
+	char why[512];
+
 	for (int r = 0; r < KN_CLIENTS; r++) {
 		rd_kafka_conf_t *conf = kn_kafka_client_conf(c, r, NULL, errstr, errstr_size);
 		if (!conf)
 			return -EINVAL;
-		rd_kafka_conf_destroy(conf);
+		if (try_client(conf, clients[r].consumer, why, sizeof(why))) {
+			snprintf(errstr, errstr_size, "%s (kafka.%s.*): %s", clients[r].name,
+				 clients[r].consumer ? "consumer" : "producer", why);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

@@ -87,6 +87,21 @@ bool kn_fold_is_cjk(int cp)
 	       s == USCRIPT_HANGUL;
 }
 
+bool kn_fold_is_numeral(int cp)
+{
+	/* 〇零一二三四五六七八九, 幺两 (spoken 1 and 2), 壹贰叁参肆伍陆柒捌玖
+	 * (financial), 洞拐勾 (radio-style 0, 7, 9). */
+	static const int set[] = {0x3007, 0x96F6, 0x4E00, 0x4E8C, 0x4E09, 0x56DB, 0x4E94,
+				  0x516D, 0x4E03, 0x516B, 0x4E5D, 0x5E7A, 0x4E24, 0x58F9,
+				  0x8D30, 0x53C1, 0x53C2, 0x8086, 0x4F0D, 0x9646, 0x67D2,
+				  0x634C, 0x7396, 0x6D1E, 0x62D0, 0x52FE};
+
+	for (size_t k = 0; k < sizeof(set) / sizeof(set[0]); k++)
+		if (set[k] == cp)
+			return true;
+	return false;
+}
+
 /* ---- URLs: %XX and punycode first ---- */
 
 static int hexval(char c)
@@ -96,19 +111,57 @@ static int hexval(char c)
 							: -1;
 }
 
+/* Appends code point cp as UTF-8 at out; returns the bytes written. */
+static size_t put_utf8(char *out, int32_t cp)
+{
+	size_t n = 0;
+
+	if (U_IS_SURROGATE(cp))
+		cp = 0xFFFD;
+	U8_APPEND_UNSAFE(out, n, cp);
+	return n;
+}
+
+/* Decodes %XX, and the %uXXXX some encoders still write, into out (never
+ * longer than in; out may be in: the write position never passes the read
+ * position). */
 static size_t percent_decode(const char *in, size_t len, char *out)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++) {
-		int h, l;
+		int h, l, cp = 0, k;
 		if (in[i] == '%' && i + 2 < len && (h = hexval(in[i + 1])) >= 0 &&
 		    (l = hexval(in[i + 2])) >= 0) {
 			out[n++] = (char)(h << 4 | l);
 			i += 2;
-		} else {
-			out[n++] = in[i];
+			continue;
 		}
+		if (in[i] == '%' && i + 5 < len && (in[i + 1] | 0x20) == 'u') {
+			for (k = 2; k < 6 && (h = hexval(in[i + k])) >= 0; k++)
+				cp = cp << 4 | h;
+			if (k == 6) {
+				n += put_utf8(out + n, cp);
+				i += 5;
+				continue;
+			}
+		}
+		out[n++] = in[i];
+	}
+	return n;
+}
+
+/* Percent-decoding until nothing changes (at most three rounds): a term
+ * encoded twice (%25E8%2589...) is still the term. */
+static size_t percent_decode_all(const char *in, size_t len, char *out)
+{
+	size_t n = percent_decode(in, len, out);
+
+	for (int round = 1; round < 3 && memchr(out, '%', n); round++) {
+		size_t m = percent_decode(out, n, out);
+		if (m == n)
+			break;
+		n = m;
 	}
 	return n;
 }
@@ -291,9 +344,33 @@ static size_t to_utf8(const UChar *s, int32_t n, char *out, size_t cap)
 	return m;
 }
 
+/* NFKC_Casefold of s[0..n) into d (U16_MAX units): all of it, or when it
+ * would grow past d (U+FDFA alone becomes 18 characters), the longest
+ * prefix that fits, to within one chunk. Chunks end where the normalizer
+ * says text before and after is independent, so folding them one by one
+ * gives what folding the whole would: a term early in a long text is seen
+ * whatever follows it. */
+static int32_t normalize_prefix(const UChar *s, int32_t n, UChar *d)
+{
+	int32_t dn = 0;
+
+	for (int32_t i = 0; i < n;) {
+		int32_t end = i + 256 < n ? i + 256 : n;
+		while (end < n &&
+		       (U16_IS_TRAIL(s[end]) || !unorm2_hasBoundaryBefore(nfkc_cf, s[end])))
+			end++;
+		UErrorCode e = U_ZERO_ERROR;
+		int32_t m = unorm2_normalize(nfkc_cf, s + i, end - i, d + dn, U16_MAX - dn, &e);
+		if (U_FAILURE(e)) /* overflow: what came before is whole */
+			break;
+		dn += m;
+		i = end;
+	}
+	return dn;
+}
+
 size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags)
 {
-	static UChar zero;
 	char pre[2 * KN_FOLD_IN_MAX], tmp[KN_FOLD_IN_MAX];
 	UChar s[KN_FOLD_IN_MAX], d[U16_MAX], q[U16_MAX];
 	UErrorCode e = U_ZERO_ERROR;
@@ -305,7 +382,7 @@ size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags
 	if (len > KN_FOLD_IN_MAX)
 		len = KN_FOLD_IN_MAX;
 	if (flags & KN_FOLD_URL) {
-		len = percent_decode(in, len, tmp);
+		len = percent_decode_all(in, len, tmp);
 		len = punycode_decode(tmp, len, pre, KN_FOLD_IN_MAX);
 		in = pre;
 	}
@@ -315,15 +392,8 @@ size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags
 		return fold_ascii(in, len, out, cap, flags);
 	u_strFromUTF8WithSub(s, KN_FOLD_IN_MAX, &sn, in, (int32_t)len, 0xFFFD, NULL, &e);
 	if (U_FAILURE(e))
-		sn = 0, e = U_ZERO_ERROR;
-	/* A text that would grow past d is folded in a shorter prefix. */
-	while ((dn = unorm2_normalize(nfkc_cf, sn ? s : &zero, sn, d, U16_MAX, &e)),
-	       e == U_BUFFER_OVERFLOW_ERROR) {
-		sn /= 2;
-		e = U_ZERO_ERROR;
-	}
-	if (U_FAILURE(e))
-		dn = 0;
+		sn = 0;
+	dn = normalize_prefix(s, sn, d);
 	dn = map_chars(d, dn);
 	if (flags & KN_FOLD_SQUEEZE)
 		return to_utf8(q, squeeze(d, dn, q), out, cap);

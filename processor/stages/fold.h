@@ -44,4 +44,9 @@ size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags
  * Hangul): their text has no spaces, so matchers treat them apart. */
 bool kn_fold_is_cjk(int cp);
 
+/* True for the Chinese characters that stand for a digit (after folding:
+ * simplified), the spoken way to write a number that no digit pattern
+ * sees: 一三八..., 幺二三..., 壹贰叁..., 洞拐勾 (radio-style 0, 7, 9). */
+bool kn_fold_is_numeral(int cp);
+
 #endif

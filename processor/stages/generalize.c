@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unicode/uchar.h>
+#include <unicode/utf8.h>
 #include <xxhash.h>
 
 #include "fold.h"
@@ -627,9 +629,10 @@ static bool ip_in_host(const char *h)
 }
 
 /* A label that carries an identifier rather than a name: a run of 7 or
- * more digits (phones, IDs, accounts, IPs), '-' and '_' between them not
- * breaking the run, or a long hex string (hashes, device ids, 0x IPs).
- * Looked at after folding, so full-width digits count. */
+ * more digits (phones, IDs, accounts, IPs), '-', '_' or any other
+ * character that is not a letter between them not breaking the run, or a long hex string (hashes, device ids, 0x IPs).
+ * Looked at after folding, so full-width digits count, and Chinese numerals
+ * count as digits (一三八一二三四五六七八 is a phone number). */
 static bool identifier_label(const char *l, size_t n)
 {
 	char f[256];
@@ -637,11 +640,13 @@ static bool identifier_label(const char *l, size_t n)
 
 	if (m > 2 && f[0] == '0' && f[1] == 'x' && strspn(f + 2, "0123456789abcdef") >= 6)
 		return true;
-	for (size_t i = 0; i < m; i++) {
-		char c = f[i];
-		if ((c == '-' || c == '_') && run)
-			continue;
-		run = c >= '0' && c <= '9' ? run + 1 : 0;
+	for (size_t i = 0; i < m;) {
+		int32_t c;
+		U8_NEXT(f, i, m, c);
+		if (run && c >= 0 && !u_isalnum(c) && !kn_fold_is_numeral(c))
+			continue; /* '-', '_', '・' or any other mark between digits */
+		bool digit = (c >= '0' && c <= '9') || kn_fold_is_numeral(c);
+		run = digit ? run + 1 : 0;
 		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
 			hex++;
 			hexdigits += c <= '9';
@@ -704,12 +709,12 @@ static void emit_domain(const char *ascii, char *out)
 		SET_LIT(out, "other");
 		return;
 	}
-	if (!strstr(reg, "xn--"))
-		id = identifier_labels(reg);
-	else if (idn2_to_unicode_8z8z(reg, &uni, 0) == IDN2_OK)
-		id = identifier_labels(uni);
-	else
-		id = true;
+	/* What is emitted is checked (punycode moves a label's ASCII to the
+	 * front: 138张1234三5678 is xn--13812345678-up8qg19o), and so is what
+	 * it spells (一三八... has no ASCII digit). */
+	id = identifier_labels(reg);
+	if (!id && strstr(reg, "xn--"))
+		id = idn2_to_unicode_8z8z(reg, &uni, 0) != IDN2_OK || identifier_labels(uni);
 	idn2_free(uni);
 	if (id)
 		SET_LIT(out, "other");

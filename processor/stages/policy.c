@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "embedded.h"
@@ -166,9 +167,18 @@ static int lexicon_load(struct lexicon *lx, const char *path, const char *builti
 	if (!strcmp(path, "builtin")) {
 		text = kn_strdup(builtin);
 	} else {
-		FILE *f = fopen(path, "r");
+		struct stat st;
+		FILE *f = NULL;
 		long n;
-		if (!f) {
+		if (stat(path, &st)) {
+			snprintf(errstr, errsz, "%s: %s", path, strerror(errno));
+			return -ENOENT;
+		}
+		if (!S_ISREG(st.st_mode)) { /* a FIFO would hang fopen */
+			snprintf(errstr, errsz, "%s: not a regular file", path);
+			return -EINVAL;
+		}
+		if (!(f = fopen(path, "r"))) {
 			snprintf(errstr, errsz, "%s: %s", path, strerror(errno));
 			return -ENOENT;
 		}
@@ -188,7 +198,12 @@ static int lexicon_load(struct lexicon *lx, const char *path, const char *builti
 		snprintf(errstr, errsz, "%s: unreadable", path);
 		return -EIO;
 	}
-	return lexicon_parse(lx, text, path, errstr, errsz);
+	int err = lexicon_parse(lx, text, path, errstr, errsz);
+	if (!err && !lx->n_terms) { /* an empty list would switch a rule off silently */
+		snprintf(errstr, errsz, "%s: no 'category: term, ...' line", path);
+		return -EINVAL;
+	}
+	return err;
 }
 
 static void lexicon_free(struct lexicon *lx)
@@ -406,6 +421,16 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 	return sensitive_in(p, v->s.p, n, KN_FOLD_URL);
 }
 
+/* A sensitive event keeps no query and no URL: its category says only that
+ * something was withheld. */
+static void withhold(struct kn_policy *p, struct kn_deid *d)
+{
+	p->st.sensitive++;
+	d->query[0] = '\0';
+	d->url_domain[0] = d->referrer_domain[0] = '\0';
+	memcpy(d->query_category, "withheld", sizeof("withheld"));
+}
+
 void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_deid *d)
 {
 	const struct kn_val *q = &ev->role[KN_ROLE_QUERY];
@@ -426,9 +451,7 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 		       url_sensitive(p, &ev->role[KN_ROLE_CLICKED_URL]) ||
 		       url_sensitive(p, &ev->role[KN_ROLE_REFERRER]);
 	if (d->sensitive) {
-		p->st.sensitive++;
-		d->url_domain[0] = d->referrer_domain[0] = '\0';
-		memcpy(d->query_category, "withheld", sizeof("withheld"));
+		withhold(p, d);
 		return;
 	}
 	if (q->type != KN_VAL_STR)
@@ -442,6 +465,13 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 	p->st.scrubbed.phone += sc.phone;
 	p->st.scrubbed.num += sc.num;
 	const char *cat = kn_policy_categorize(p, d->query, qlen);
+	/* The scrubbed text is checked too: scrubbing can join a term that an
+	 * identifier split ("艾13812345678滋病" is "艾<PHONE>滋病"). */
+	if (!strcmp(cat, "withheld")) {
+		d->sensitive = true;
+		withhold(p, d);
+		return;
+	}
 	size_t n = strnlen(cat, sizeof(d->query_category) - 1);
 	memcpy(d->query_category, cat, n); /* names fit: lexicon_parse */
 	d->query_category[n] = '\0';

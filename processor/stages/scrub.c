@@ -206,9 +206,12 @@ static size_t match_url(const char *s, size_t len, size_t i)
 	return 0;
 }
 
+/* A byte of an email's local part: ASCII as RFC 5322 has it, or any byte of
+ * a non-ASCII character (RFC 6531: 张三@qq.com). */
 static bool local_char(char c)
 {
-	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' ||
+	       (unsigned char)c >= 0x80;
 }
 
 /* "@" in its spellings; words (" at ") only with a space before and after. */
@@ -232,7 +235,9 @@ static size_t match_email(const char *s, size_t len, size_t i)
 
 	if (i && local_char(s[i - 1]))
 		return 0;
-	while (j < len && local_char(s[j]))
+	/* ...up to an "@" however it is spelled (艾特 is non-ASCII too) */
+	while (j < len && local_char(s[j]) &&
+	       !((unsigned char)s[j] >= 0x80 && at_sign(s, len, j, false)))
 		j++;
 	if (j == i || s[i] == '.')
 		return 0;
@@ -297,8 +302,6 @@ static size_t match_ip(const char *s, size_t len, size_t i)
 	return 0;
 }
 
-static bool numeral(UChar32 c);
-
 /* Bytes of the separator character at k, or 0: anything that is neither a
  * letter nor a digit (punctuation of any script, spaces, controls) may sit
  * between the groups of one number. When in doubt, it joins. */
@@ -312,7 +315,7 @@ static size_t sep_len(const char *s, size_t len, size_t k)
 			       ? 0
 			       : 1;
 	UChar32 cp = cp_at(s, len, k, &n);
-	return cp < 0 || u_isalnum(cp) || numeral(cp) ? 0 : n;
+	return cp < 0 || u_isalnum(cp) || kn_fold_is_numeral(cp) ? 0 : n;
 }
 
 #define MAX_SEP_RUN 16 /* bytes of separators between two digit groups */
@@ -443,21 +446,6 @@ static size_t match_digits(const char *s, size_t len, size_t i, const char **ph,
 	return (*ph || g.date ? k : g.first_end) - i;
 }
 
-/* Chinese numerals (after folding: simplified), the spoken way to write a
- * phone number that no digit pattern sees. */
-static bool numeral(UChar32 c)
-{
-	static const UChar32 set[] = {0x3007, 0x96F6, 0x4E00, 0x4E8C, 0x4E09, 0x56DB,
-				      0x4E94, 0x516D, 0x4E03, 0x516B, 0x4E5D, 0x5E7A,
-				      0x4E24, 0x58F9, 0x8D30, 0x53C1, 0x53C2, 0x6D1E,
-				      0x8086, 0x4F0D, 0x9646, 0x67D2, 0x634C, 0x7396};
-
-	for (size_t k = 0; k < sizeof(set) / sizeof(set[0]); k++)
-		if (set[k] == c)
-			return true;
-	return false;
-}
-
 static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scrub_counts *c)
 {
 	size_t j = i, n, last = i;
@@ -465,7 +453,7 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 
 	while (j < len) {
 		UChar32 cp = cp_at(s, len, j, &n);
-		if (numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
+		if (kn_fold_is_numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
 			count++;
 			last = j += n;
 		} else if (j - last < MAX_SEP_RUN && sep_len(s, len, j)) {
@@ -485,14 +473,31 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 struct out {
 	char *p;
 	size_t n;
+	bool full; /* nothing more fits */
 };
 
+/* Appends s[0..n), cut to what fits. The cut never falls inside a UTF-8
+ * sequence (s is valid UTF-8: kn_fold made it so), so the output stays valid
+ * UTF-8 whatever the input's length. A placeholder is never cut: it goes in
+ * whole or not at all. */
 static void put(struct out *o, const char *s, size_t n)
 {
-	if (o->n + n >= KN_SCRUB_MAX)
+	if (o->n + n >= KN_SCRUB_MAX) {
 		n = KN_SCRUB_MAX - 1 - o->n;
+		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+		o->full = true;
+	}
 	memcpy(o->p + o->n, s, n);
 	o->n += n;
+}
+
+static void put_placeholder(struct out *o, const char *ph, size_t n)
+{
+	if (o->n + n >= KN_SCRUB_MAX)
+		o->full = true;
+	else
+		put(o, ph, n);
 }
 
 /* The next unmatched token: a run of ASCII letters, or one character. */
@@ -518,7 +523,7 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	size_t n = kn_fold(in, len, s, sizeof(s), 0), i = 0, m, cn;
 
 	memset(c, 0, sizeof(*c));
-	while (i < n && o.n < KN_SCRUB_MAX - 1) {
+	while (i < n && !o.full) {
 		const char *ph = NULL;
 		if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
@@ -528,10 +533,11 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			ph = "<IP>", c->ip++;
 		else if ((m = match_digits(s, n, i, &ph, c)) && !ph)
 			; /* a date or a short number: copied below, whole */
-		else if (!m && numeral(cp_at(s, n, i, &cn)) && (m = match_numerals(s, n, i, c)))
+		else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&
+			 (m = match_numerals(s, n, i, c)))
 			ph = "<NUM>";
 		if (ph) {
-			put(&o, ph, strlen(ph));
+			put_placeholder(&o, ph, strlen(ph));
 			i += m;
 			continue;
 		}
@@ -543,17 +549,6 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 		m = token_len(s, n, i);
 		put(&o, s + i, m);
 		i += m;
-	}
-	/* Never end inside a UTF-8 sequence after truncation. */
-	while (o.n && ((unsigned char)o.p[o.n - 1] & 0xc0) == 0x80) {
-		size_t k = o.n - 1;
-		while (k && ((unsigned char)o.p[k] & 0xc0) == 0x80)
-			k--;
-		unsigned char lead = (unsigned char)o.p[k];
-		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-		if (o.n - k == need)
-			break;
-		o.n = k;
 	}
 	o.p[o.n] = '\0';
 	return o.n;

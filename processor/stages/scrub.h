@@ -8,9 +8,9 @@
  *   <URL>    anything with a scheme (userinfo included), www. addresses, and
  *            scheme-less host/path or host?query ("example.com/login?u=1",
  *            IDN hosts too)
- *   <EMAIL>  local@domain.tld, with "@" also written [at] (at) {at} <at>,
- *            " at ", 艾特 or #, and "." also written [dot] (dot) " dot " 点 。,
- *            spaces around either allowed
+ *   <EMAIL>  local@domain.tld (a non-ASCII local part too), with "@" also
+ *            written [at] (at) {at} <at>, " at ", 艾特 or #, and "." also
+ *            written [dot] (dot) " dot " 点 。, spaces around either allowed
  *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton),
  *            with a :port or a [v6]:port, after labels such as "ip:"
  *   <CN_ID>  Chinese resident ID: 17 digits + digit/X, grouped or not, with

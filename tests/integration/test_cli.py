@@ -139,6 +139,8 @@ def test_config_errors_exit_2_before_any_network_io(tmp_path):
         (["--set", "kafka.consumer.not.a.prop=1"], b"not.a.prop"),
         (["--set", "kafka.producer.linger.ms=notanumber"], b"linger.ms"),
         (["--set", "kafka.consumer.group.id=x"], b"kafka.group_id"),
+        (["--set", "kafka.producer.acks=0"], b"acks"),
+        (["--set", "kafka.producer.message.timeout.ms=600000"], b"transaction.timeout.ms"),
         (["--metrics-addr", "notaport"], b"notaport"),
     ]
     for args, want in cases:

@@ -84,3 +84,37 @@ def test_unknown_and_corrupt_files(tmp_path):
     r = env.kanon("process", "-c", env.config, "--input", cut, "--output", cut + ".out", check=False)
     assert r.returncode == 1 and r.returncode != -11, r.stderr
     assert b"kanon:" in r.stderr
+
+
+def test_trailing_bytes_and_odd_paths(tmp_path):
+    env = Env(tmp_path, "file4")
+    d = str(tmp_path)
+    env.kanon("gen", "-c", env.config, "--count", "40", "--types", "device", "--out-dir", d)
+    src = os.path.join(d, "device.avro")
+    good = os.path.join(d, "good.out")
+    env.kanon("process", "-c", env.config, "--input", src, "--output", good)
+    n_good = len(read(good)[1])
+    # Bytes after the last block (here: a block header of 20 records with a
+    # size of -1) are reported, and no record is emitted twice: avro-c alone
+    # would replay the previous block.
+    data = open(src, "rb").read()
+    for tail in (b"\x28\x01", b"garbage"):
+        bad = os.path.join(d, "tail.avro")
+        open(bad, "wb").write(data + tail)
+        r = env.kanon("process", "-c", env.config, "--input", bad, "--output", bad + ".out", check=False)
+        assert r.returncode == 1, r.stderr
+        assert b"from offset %d on are not an Avro block (after record 40" % len(data) in r.stderr
+        out = read(bad + ".out")[1]
+        assert len(out) == n_good and len({o["event_key"] for o in out}) == n_good
+    # An output path that is not a regular file is refused and left alone.
+    os.mkdir(os.path.join(d, "adir"))
+    os.symlink("/dev/null", os.path.join(d, "null"))
+    for name in ("adir", "null"):
+        p = os.path.join(d, name)
+        r = env.kanon("process", "-c", env.config, "--input", src, "--output", p, check=False)
+        assert r.returncode == 1 and b"is not a regular file" in r.stderr, r.stderr
+    assert os.path.isdir(os.path.join(d, "adir")) and os.readlink(os.path.join(d, "null")) == "/dev/null"
+    # A missing input says why.
+    r = env.kanon("process", "-c", env.config, "--input", os.path.join(d, "nope.avro"), "--output", good,
+                  check=False)
+    assert r.returncode == 1 and b"nope.avro: No such file or directory" in r.stderr

@@ -1,4 +1,4 @@
-"""kanon with a real Schema Registry (Apicurio Registry 3, its Confluent-
+"""kanon with a real Schema Registry (Apicurio Registry 2.4.2, its Confluent-
 compatible API, started by tests/run.sh through deploy/registry-local.sh),
 checked with clients nobody here wrote: confluent-kafka's registry-aware
 AvroSerializer writes the input, its AvroDeserializer reads kanon's output.

@@ -124,6 +124,27 @@ static void test_errors_name_key_and_line(void)
 		     "bad.yaml:2:", "KT_SURELY_UNSET_VAR is not set");
 	snprintf(buf, sizeof(buf), "%stopics:\n  output: in.device\n", minimal);
 	expect_error(buf, "inputs[].topic", "loop");
+	/* Every topic one role, every name one Kafka accepts, every framing
+	 * id one schema. */
+	const char *bad[][3] = {
+		{"topics:\n  dead_letter: kanon.deid.v1\n", "topics.dead_letter", "topics.output"},
+		{"erasure:\n  state_topic: in.device\n", "erasure.state_topic", "inputs[].topic"},
+		{"erasure:\n  requests_topic: kanon.deid.v1\n", "erasure.requests_topic",
+		 "topics.output"},
+		{"topics:\n  output: a/b\n", "topics.output", "not a Kafka topic name"},
+		{"topics:\n  output: ..\n", "topics.output", "not a Kafka topic name"},
+		{"topics:\n  deid_schema_id: 7\n", "topics.deid_schema_id", "input schema"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s%s", minimal, bad[i][0]);
+		expect_error(buf, bad[i][1], bad[i][2]);
+	}
+	/* One input topic listed twice would be read twice. */
+	expect_error("inputs:\n  - {topic: in.device, type: device}\n"
+		     "  - {topic: in.device, type: access}\n"
+		     "schemas:\n  - id: 7\n    type: device\n    file: a.avsc\n"
+		     "    roles: {event_id: eid, timestamp: t}\n",
+		     "inputs[].topic", "is also inputs[].topic");
 }
 
 static void conf_value(rd_kafka_conf_t *conf, const char *name, char *out, size_t n)
@@ -262,10 +283,17 @@ static void test_kafka_properties_checked(void)
 	char err[1024];
 	const char *path = write_cfg("min.yaml", minimal);
 	const char *good[] = {"kafka.producer.linger.ms=5", "kafka.consumer.fetch.wait.max.ms=10"};
-	const char *bad[][2] = {{"kafka.consumer.not.a.prop=1", "not.a.prop"},
-				{"kafka.producer.linger.ms=notanumber", "linger.ms"},
-				{"kafka.producer.compression.type=zip", "compression.type"},
-				{"kafka.consumer.session.timeout.ms=-5", "session.timeout.ms"}};
+	const char *bad[][2] = {
+		{"kafka.consumer.not.a.prop=1", "not.a.prop"},
+		{"kafka.producer.linger.ms=notanumber", "linger.ms"},
+		{"kafka.producer.compression.type=zip", "compression.type"},
+		{"kafka.consumer.session.timeout.ms=-5", "session.timeout.ms"},
+		/* combinations librdkafka checks only when a client is made */
+		{"kafka.producer.acks=0", "acks"},
+		{"kafka.producer.max.in.flight=6", "max.in.flight"},
+		{"kafka.producer.message.timeout.ms=600000", "transaction.timeout.ms"},
+		/* one broker list for every client */
+		{"kafka.consumer.bootstrap.servers=h:9092", "kafka.brokers"}};
 
 	KT_CHECK(kn_config_load(path, good, 2, &c, err, sizeof(err)) == 0);
 	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == 0);

@@ -225,6 +225,19 @@ static void test_url_domain(void)
 	KT_STREQ(domain("http://138_1234_5678.com/"), "other");
 	KT_STREQ(domain("http://１３８－１２３４－５６７８.cn/"), "other");
 	KT_STREQ(domain("http://ip-192-168-10-36.com/"), "other");
+	/* IDN labels: the emitted punycode moves a label's ASCII to the front
+	 * (138张1234三5678 is xn--13812345678-up8qg19o), and Chinese numerals
+	 * spell digits: both forms are checked. */
+	KT_STREQ(domain("http://138张1234三5678.cn/"), "other");
+	KT_STREQ(domain("http://xn--13812345678-up8qg19o.cn/"), "other");
+	KT_STREQ(domain("http://138é1234é5678.com/"), "other");
+	KT_STREQ(domain("http://deadbeef张cafe1234.cn/"), "other");
+	KT_STREQ(domain("http://一三八一二三四五六七八.cn/"), "other");
+	KT_STREQ(domain("http://幺三八拐二三四五六七勾.com/"), "other");
+	KT_STREQ(domain("http://一三八・一二三四・五六七八.jp/"), "other");
+	KT_STREQ(domain("http://138一二三四5678.com/"), "other");
+	KT_STREQ(domain("http://三一重工.com/"),
+		 "xn--4gqra592jvs4c.com"); /* a name, not a number */
 	KT_STREQ(domain("http://0xc0a80a1e.com/"), "other");
 	KT_STREQ(domain("https://7-eleven.com/"), "7-eleven.com");
 	/* Wildcard suffixes (*.ck, *.bd, *.kawasaki.jp): three labels, each

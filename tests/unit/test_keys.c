@@ -379,6 +379,15 @@ static void test_keyfile_kinds(void)
 	/* A dangling link says what is missing. */
 	unlink(data);
 	KT_CHECK(kn_keys_load(link, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == -ENOENT);
+	KT_CHECK(strstr(err, "symlink to nothing") && !strstr(err, "keygen")); /* it would refuse */
+	/* A NUL byte would end the parse early, hiding what follows it. */
+	chmod(path, 0600);
+	FILE *f = fopen(path, "a");
+	KT_CHECK(f && fwrite("\0junk\n", 1, 6, f) == 6);
+	if (f)
+		fclose(f);
+	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == -EINVAL);
+	KT_CHECK(strstr(err, "NUL") != NULL);
 	unlink(fifo);
 	unlink(link);
 	unlink(path);

@@ -180,13 +180,24 @@ static void test_sensitive_spellings(void)
 		"憂鬱 怎麼辦",
 		"xn--zbxu2mepl.com",			 /* punycode pasted into a query */
 		"%E8%89%BE%E6%BB%8B%E7%97%85 treatment", /* percent-encoded 艾滋病 */
+		"艾13812345678滋病", /* joined once the phone is scrubbed: 艾<PHONE>滋病 */
+		"艾1234567滋病",
+		"hiv%61 test",	      /* "hiva" decoded, "hiv 61" as typed */
+		"%u827e%u6ecb%u75c5", /* %uXXXX escapes of 艾滋病 */
+		"aizibing",	      /* pinyin */
+		"乙肝 能治好吗",
+		"suicide hotline",
+		"基佬 酒吧",
+		"网贷 还不起",
 	};
 	const char *urls[] = {
-		"https://xn--zbxu2mepl.com/",		/* punycode 艾滋病 */
-		"https://x.cn/%E5%8C%BB%E9%99%A2/list", /* percent-encoded 医院 */
-		"https://x.cn/%E9%86%AB%E9%99%A2/list", /* percent-encoded 醫院 */
-		"https://HOSPITAL.example.com/",	/* case */
-		"https://example.com/topics/h-i-v/faq", /* separators */
+		"https://xn--zbxu2mepl.com/",			    /* punycode 艾滋病 */
+		"https://x.cn/%E5%8C%BB%E9%99%A2/list",		    /* percent-encoded 医院 */
+		"https://x.cn/%E9%86%AB%E9%99%A2/list",		    /* percent-encoded 醫院 */
+		"https://HOSPITAL.example.com/",		    /* case */
+		"https://example.com/topics/h-i-v/faq",		    /* separators */
+		"https://x.cn/%25E5%258C%25BB%25E9%2599%25A2/list", /* 医院, encoded twice */
+		"https://www.hivtest.org/",
 	};
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
 		struct kn_deid d = finish_query(queries[i], NULL);
@@ -200,6 +211,17 @@ static void test_sensitive_spellings(void)
 		if (!d.sensitive)
 			fprintf(stderr, "  missed url: %s\n", urls[i]);
 	}
+	/* A term early in a text that grows 18-fold when folded (U+FDFA) is
+	 * still seen: the text is folded in pieces, not cut in half. */
+	char long_q[3800], *w = long_q;
+	memset(w, 'a', 900);
+	w += 900;
+	w += sprintf(w, " 艾滋病 ");
+	for (int i = 0; i < 900; i++)
+		w += sprintf(w, "\xef\xb7\xba"); /* U+FDFA */
+	struct kn_deid dl = finish_query(long_q, NULL);
+	KT_CHECK(dl.sensitive);
+	KT_STREQ(dl.query, "");
 	/* English terms match at a word start only: these are not health. */
 	const char *near[] = {"best deal shoes", "standard size", "braids style",
 			      "gaydon road",	 "stdio.h",	  "hivemind"};
@@ -282,6 +304,38 @@ static void test_scrub_and_category(void)
 	KT_CHECK(kn_policy_stats(pol)->scrubbed.phone >= 1);
 }
 
+/* A lexicon that names nothing, or a path that is not a file, would turn a
+ * rule of the policy off without a word: refused. */
+static void test_empty_lexicon_refused(void)
+{
+	const char *path = "/tmp/kt_empty_lexicon.txt";
+	const char *cases[][2] = {
+		{"policy.sensitive_terms=/tmp/kt_empty_lexicon.txt", "no 'category"},
+		{"policy.query_taxonomy=/tmp/kt_empty_lexicon.txt", "no 'category"},
+		{"policy.sensitive_terms=/dev/null", "not a regular file"},
+		{"policy.sensitive_terms=/tmp", "not a regular file"}};
+	FILE *f = fopen(path, "w");
+
+	KT_CHECK(f != NULL);
+	if (!f)
+		return;
+	fputs("# only a comment\n\n", f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kn_config *c;
+		struct kn_policy *p = NULL;
+		char err[512] = "";
+		const char *ov[] = {cases[i][0]};
+		KT_CHECK(!kn_config_load(KN_SOURCE_DIR "/deploy/kanon.example.yaml", ov, 1, &c, err,
+					 sizeof(err)));
+		KT_CHECK(kn_policy_new(c, &p, err, sizeof(err)) != 0);
+		KT_CHECK(strstr(err, cases[i][1]) != NULL);
+		kn_policy_destroy(p);
+		kn_config_destroy(c);
+	}
+	unlink(path);
+}
+
 int main(void)
 {
 	char err[1024];
@@ -301,6 +355,7 @@ int main(void)
 	KT_RUN(test_placeholders_not_categorized);
 	KT_RUN(test_taxonomy_index);
 	KT_RUN(test_scrub_and_category);
+	KT_RUN(test_empty_lexicon_refused);
 	kn_policy_destroy(pol);
 	kn_config_destroy(cfg);
 	return kt_done();

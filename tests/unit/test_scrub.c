@@ -41,6 +41,9 @@ static void test_emails(void)
 		{"zhang艾特qq点com", "<EMAIL>"},
 		{"mail x@例子.中国 ok", "mail <EMAIL> ok"}, /* IDN domain */
 		{"x#163.com", "<EMAIL>"},
+		{"张三@qq.com", "<EMAIL>"}, /* a non-ASCII local part (RFC 6531) */
+		{"发给 王小明@163.com 谢谢", "发给 <EMAIL> 谢谢"},
+		{"zhang艾特qq.com", "<EMAIL>"},
 		/* Near misses. */
 		{"user@localhost", "user@localhost"}, /* no dot-TLD: not an address */
 		{"@weibo handle", "@weibo handle"},
@@ -151,6 +154,7 @@ static void test_phones(void)
 		{"一三八零零一三八零零零", "<NUM>"},
 		{"壹參捌零零壹參捌零零零", "<NUM>"}, /* 參 folds to 参 */
 		{"幺三八洞洞幺三八洞洞洞", "<NUM>"}, /* spoken zero */
+		{"幺二三四五六拐八勾洞", "<NUM>"},   /* radio-style 7 and 9 */
 		{"(010) 6552-9988", "<NUM>"},
 		/* Near misses. */
 		{"12800138000", "<NUM>"}, /* not a mobile, but a long number */
@@ -256,6 +260,22 @@ static void test_any_separator_any_digits(void)
 	}
 }
 
+/* s[0..n) is complete UTF-8 sequences only. */
+static bool utf8_whole(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+		if (!k || i + k > n)
+			return false;
+		for (size_t j = 1; j < k; j++)
+			if (((unsigned char)s[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k;
+	}
+	return true;
+}
+
 static void test_counts_and_truncation(void)
 {
 	struct kn_scrub_counts c;
@@ -270,6 +290,17 @@ static void test_counts_and_truncation(void)
 	big[2997] = '\0';
 	size_t n = kn_scrub_query(big, strlen(big), out, NULL);
 	KT_CHECK(n < KN_SCRUB_MAX && n % 3 == 0 && strlen(out) == n);
+	/* Whatever falls on the cut (a 2-, 3- or 4-byte character, a
+	 * placeholder), the output is whole characters: no lone lead byte. */
+	static const char *tail[] = {"é", "中", "😀", " 13800138000"};
+	for (size_t t = 0; t < sizeof(tail) / sizeof(tail[0]); t++)
+		for (size_t pre = KN_SCRUB_MAX - 12; pre < KN_SCRUB_MAX + 2; pre++) {
+			memset(big, 'a', pre);
+			strcpy(big + pre, tail[t]);
+			n = kn_scrub_query(big, strlen(big), out, NULL);
+			KT_CHECK(n < KN_SCRUB_MAX && utf8_whole(out, n));
+			KT_CHECK(!strstr(out, "<PH") || strstr(out, "<PHONE>"));
+		}
 }
 
 int main(void)
