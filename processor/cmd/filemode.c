@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kn_alloc.h"
 #include "run.h"
@@ -88,9 +89,17 @@ static void scan_container(const char *path, int64_t *records, int64_t *bad_at)
 		for (int c; (c = getc(fp)) != EOF;) {
 			off_t at = ftello(fp) - 1;
 			ungetc(c, fp);
-			if (read_varint(fp, &n) || n < 0 || read_varint(fp, &size) || size < 0 ||
+			if (read_varint(fp, &n) || n < 0 || n > INT64_MAX - *records ||
+			    read_varint(fp, &size) || size < 0 || (n > 0 && size == 0) ||
 			    fseeko(fp, size, SEEK_CUR) || fread(end, 1, 16, fp) != 16 ||
 			    memcmp(sync, end, 16)) {
+				*bad_at = at;
+				break;
+			}
+			/* avro-c replays the previous block after a block of no
+			 * records, unless it is the last: a trailing empty block
+			 * is fine, one in the middle ends what kanon can read. */
+			if (!n && (c = getc(fp)) != EOF) {
 				*bad_at = at;
 				break;
 			}
@@ -137,12 +146,12 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 	f->buf = kn_malloc(f->cap);
 	if (!f->buf)
 		return -ENOMEM;
-	FILE *probe = fopen(in, "rb"); /* for the reason avro-c does not give */
-	if (!probe) {
+	/* The reason avro-c does not give; without opening it (a FIFO's writer
+	 * would see its reader come and go). */
+	if (access(in, R_OK)) {
 		snprintf(errstr, errsz, "%s: %s", in, strerror(errno));
 		return -EINVAL;
 	}
-	fclose(probe);
 	if (avro_file_reader(in, &f->reader)) {
 		snprintf(errstr, errsz, "%s: %s", in, avro_strerror());
 		return -EINVAL;
@@ -272,10 +281,15 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 		rc = EOF; /* every record the well-formed blocks hold */
 	if (!err && rc == EOF && f.bad_at >= 0) {
 		snprintf(errstr, errstr_size,
-			 "%s: the bytes from offset %lld on are not an Avro block (after record "
-			 "%lld; "
-			 "output so far is valid)",
+			 "%s: the bytes from offset %lld on are not an Avro block kanon can read "
+			 "(after record %lld; output so far is valid)",
 			 in_path, (long long)f.bad_at, (long long)res->read);
+		err = -EBADMSG;
+	} else if (!err && rc == EOF && f.records != INT64_MAX && res->read < f.records) {
+		snprintf(errstr, errstr_size,
+			 "%s: its blocks hold %lld records, but only %lld could be read (output so "
+			 "far is valid)",
+			 in_path, (long long)f.records, (long long)res->read);
 		err = -EBADMSG;
 	} else if (!err && rc != EOF) {
 		snprintf(errstr, errstr_size, "%s: record %lld: %s (output so far is valid)",

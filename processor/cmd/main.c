@@ -172,8 +172,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->config = optarg;
 			break;
 		case 's':
-			if (a->n_sets == MAX_SETS)
-				goto bad;
+			if (a->n_sets == MAX_SETS) {
+				snprintf(a->bad, sizeof(a->bad),
+					 "too many --set, --role and --instance options (at most "
+					 "%d)",
+					 MAX_SETS);
+				return -1;
+			}
 			a->sets[a->n_sets++] = optarg;
 			break;
 		case 'l':

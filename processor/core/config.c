@@ -274,8 +274,11 @@ static int parse_date(const char *s, int64_t *ms)
 
 	if (!end || *end)
 		return -EINVAL;
+	int mday = tm.tm_mday, mon = tm.tm_mon;
 	*ms = (int64_t)timegm(&tm) * 1000;
-	return 0;
+	/* timegm moves 2001-02-30 to March 2: a date that does not exist is
+	 * refused, not silently replaced. */
+	return tm.tm_mday == mday && tm.tm_mon == mon ? 0 : -EINVAL;
 }
 
 /* ${VAR} and ${VAR:-default}; anything else is copied. */
@@ -762,6 +765,9 @@ static int parse_dims(struct ctx *x, yaml_node_t *v, uint32_t *dims)
 				      "unknown dimension '%s' (event_type, geo_cell, ip_prefix, "
 				      "os_family, app_version, url_domain, query_category)",
 				      scalar(d) ? scalar(d) : "?");
+		if (*dims & (1u << dim))
+			return err_at(x, line_of(d), "aggregates[].dimensions",
+				      "'%s' is listed twice", scalar(d));
 		*dims |= 1u << dim;
 	}
 	return 0;
@@ -810,7 +816,7 @@ static int parse_aggregate(struct ctx *x, yaml_node_t *m, struct kn_agg_cfg *a)
 	}
 	if (!a->name || !a->dims)
 		return err_at(x, a->line, "aggregates[]", "needs 'name' and 'dimensions'");
-	if (strlen(a->name) > KN_AGG_NAME_MAX ||
+	if (!a->name[0] || strlen(a->name) > KN_AGG_NAME_MAX ||
 	    strspn(a->name, KN_AGG_NAME_CHARS) != strlen(a->name))
 		return err_at(x, a->line, "aggregates[].name",
 			      "'%s' must be 1 to %d characters of [A-Za-z0-9_.-]", a->name,
@@ -899,6 +905,19 @@ static int load_yaml(struct ctx *x, FILE *f)
 		err = walk_map(x, root, "");
 	x->doc = NULL;
 	yaml_document_delete(&doc);
+	if (!err) { /* a second document ("---") would be ignored: refused */
+		if (!yaml_parser_load(&parser, &doc)) {
+			err = err_at(x, (int)parser.problem_mark.line + 1, "(document)",
+				     "YAML syntax error: %s",
+				     parser.problem ? parser.problem : "?");
+		} else {
+			if (yaml_document_get_root_node(&doc))
+				err = err_at(x, 0, "(document)",
+					     "more than one YAML document ('---'): kanon reads "
+					     "one");
+			yaml_document_delete(&doc);
+		}
+	}
 	yaml_parser_delete(&parser);
 	return err;
 }

@@ -205,14 +205,25 @@ static void quiet_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
 /* Creates the client from conf (owned) without a broker to talk to, and
  * destroys it: librdkafka checks property combinations only when a client
  * is made (acks=0 with idempotence, max.in.flight above 5, an unreadable
- * ssl.ca.location), and with no bootstrap.servers the client makes no
- * network I/O. */
+ * ssl.ca.location). With no bootstrap.servers the client talks to no
+ * broker; what else a client may start at once is switched off (Kerberos'
+ * kinit) or not tried (OAUTHBEARER: its token refresh may call an identity
+ * provider), so the check makes no network I/O. */
 static int try_client(rd_kafka_conf_t *conf, bool consumer, char *why, size_t whysz)
 {
+	char mech[128];
+	size_t n = sizeof(mech);
 	rd_kafka_t *rk;
 
+	if (rd_kafka_conf_get(conf, "sasl.mechanisms", mech, &n) == RD_KAFKA_CONF_OK &&
+	    strcasestr(mech, "OAUTHBEARER")) {
+		rd_kafka_conf_destroy(conf);
+		return 0;
+	}
 	rd_kafka_conf_set_log_cb(conf, quiet_log_cb);
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", "", why, whysz) != RD_KAFKA_CONF_OK) {
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", "", why, whysz) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "sasl.kerberos.min.time.before.relogin", "0", why, whysz) !=
+		    RD_KAFKA_CONF_OK) {
 		rd_kafka_conf_destroy(conf);
 		return -EINVAL;
 	}
@@ -225,6 +236,26 @@ static int try_client(rd_kafka_conf_t *conf, bool consumer, char *why, size_t wh
 	return 0;
 }
 
+/* Whether `kanon run` with this config makes a client of this role: only
+ * those are made for the check (an at-least-once run never makes the
+ * exactly-once producer, whose limits would not apply to it). */
+static bool run_makes(const struct kn_config *c, enum kn_client r)
+{
+	switch (r) {
+	case KN_CLIENT_CONSUMER:
+	case KN_CLIENT_PRODUCER:
+		return !c->exactly_once;
+	case KN_CLIENT_TX_CONSUMER:
+	case KN_CLIENT_TX_PRODUCER:
+		return c->exactly_once;
+	case KN_CLIENT_ERASURE_CONSUMER:
+	case KN_CLIENT_ERASURE_PRODUCER:
+		return c->erasure_enabled;
+	default:
+		return false;
+	}
+}
+
 int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size)
 {
 	char why[512];
@@ -233,6 +264,10 @@ int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_s
 		rd_kafka_conf_t *conf = kn_kafka_client_conf(c, r, NULL, errstr, errstr_size);
 		if (!conf)
 			return -EINVAL;
+		if (!run_makes(c, r)) {
+			rd_kafka_conf_destroy(conf);
+			continue;
+		}
 		if (try_client(conf, clients[r].consumer, why, sizeof(why))) {
 			snprintf(errstr, errstr_size, "%s (kafka.%s.*): %s", clients[r].name,
 				 clients[r].consumer ? "consumer" : "producer", why);

@@ -63,9 +63,11 @@ struct kn_tp {
 	size_t meta_len;
 };
 
-/* Builds every client's configuration and frees it: librdkafka validates
- * names, types and ranges. Returns 0 or -EINVAL with errstr set naming the
- * client and the property. No I/O. */
+/* Builds every client's configuration (librdkafka validates names, types
+ * and ranges), and makes the clients `kanon run` would make, without a
+ * broker, for the combinations librdkafka checks only then. Returns 0 or
+ * -EINVAL with errstr set naming the client and the property. No network
+ * I/O. */
 int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size);
 
 /* librdkafka's version ("2.0.2"). */

@@ -414,8 +414,8 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *errst
 	size_t hl = colon ? (size_t)(colon - addr) : 0;
 
 	memset(ss, 0, sizeof(*ss));
-	if (!colon || !colon[1] || *end || port <= 0 || port > 65535 || hl == 0 ||
-	    hl >= sizeof(host))
+	if (!colon || !(colon[1] >= '0' && colon[1] <= '9') || *end || port <= 0 || port > 65535 ||
+	    hl == 0 || hl >= sizeof(host))
 		goto bad;
 	memcpy(host, addr, hl);
 	host[hl] = '\0';
@@ -436,7 +436,8 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, char *errst
 			return 0;
 	}
 bad:
-	snprintf(errstr, errsz, "--metrics-addr '%s': expected IPv4:PORT or [IPv6]:PORT", addr);
+	snprintf(errstr, errsz,
+		 "--metrics-addr '%s': expected IPv4:PORT, localhost:PORT or [IPv6]:PORT", addr);
 	return -EINVAL;
 }
 

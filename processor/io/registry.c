@@ -125,6 +125,14 @@ int kn_registry_check_url(const char *url, char *errstr, size_t errstr_size)
 		snprintf(errstr, errstr_size, "schema registry URL: no spaces, query or fragment");
 		return -EINVAL;
 	}
+	/* The rest as curl will read it (a port above 65535, an empty host). */
+	CURLU *u = curl_url();
+	CURLUcode uc = u ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_OUT_OF_MEMORY;
+	curl_url_cleanup(u);
+	if (uc != CURLUE_OK) {
+		snprintf(errstr, errstr_size, "schema registry URL: %s", curl_url_strerror(uc));
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -140,6 +140,18 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 		if (in[i] == '%' && i + 5 < len && (in[i + 1] | 0x20) == 'u') {
 			for (k = 2; k < 6 && (h = hexval(in[i + k])) >= 0; k++)
 				cp = cp << 4 | h;
+			int lo = 0, m = 0;
+			if (k == 6 && U_IS_LEAD(cp) && i + 11 < len && in[i + 6] == '%' &&
+			    (in[i + 7] | 0x20) == 'u') { /* %uD83D%uDE00: one character */
+				for (m = 8; m < 12 && (h = hexval(in[i + m])) >= 0; m++)
+					lo = lo << 4 | h;
+				if (m == 12 && U_IS_TRAIL(lo)) {
+					n += put_utf8(out + n,
+						      (int32_t)U16_GET_SUPPLEMENTARY(cp, lo));
+					i += 11;
+					continue;
+				}
+			}
 			if (k == 6) {
 				n += put_utf8(out + n, cp);
 				i += 5;
@@ -356,9 +368,13 @@ static int32_t normalize_prefix(const UChar *s, int32_t n, UChar *d)
 
 	for (int32_t i = 0; i < n;) {
 		int32_t end = i + 256 < n ? i + 256 : n;
-		while (end < n &&
-		       (U16_IS_TRAIL(s[end]) || !unorm2_hasBoundaryBefore(nfkc_cf, s[end])))
+		while (end < n) {
+			UChar32 c;
+			U16_GET(s, 0, end, n, c); /* the whole code point, not a surrogate */
+			if (!U16_IS_TRAIL(s[end]) && unorm2_hasBoundaryBefore(nfkc_cf, c))
+				break;
 			end++;
+		}
 		UErrorCode e = U_ZERO_ERROR;
 		int32_t m = unorm2_normalize(nfkc_cf, s + i, end - i, d + dn, U16_MAX - dn, &e);
 		if (U_FAILURE(e)) /* overflow: what came before is whole */

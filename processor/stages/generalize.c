@@ -687,7 +687,16 @@ static bool identifier_labels(const char *name)
 	for (const char *p = name;;) {
 		const char *dot = strchr(p, '.');
 		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		if (identifier_label(p, n))
+		const char *l = p;
+		if (n > 4 && !strncmp(l, "xn--", 4)) {
+			/* An A-label: only its basic part (the ASCII before the last
+			 * '-') is text; the rest is base-36 noise that would look
+			 * like hex or digits by chance (xn--i1b6b1a6a2e is .संगठन). */
+			const char *dash = memrchr(l + 4, '-', n - 4);
+			l += 4;
+			n = dash ? (size_t)(dash - l) : 0;
+		}
+		if (identifier_label(l, n))
 			return true;
 		if (!dot)
 			return false;

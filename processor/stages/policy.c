@@ -460,6 +460,7 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 	p->st.scrubbed.url += sc.url;
 	p->st.scrubbed.email += sc.email;
 	p->st.scrubbed.ip += sc.ip;
+	p->st.scrubbed.id += sc.id;
 	p->st.scrubbed.cn_id += sc.cn_id;
 	p->st.scrubbed.card += sc.card;
 	p->st.scrubbed.phone += sc.phone;
@@ -492,6 +493,7 @@ void kn_policy_stats_add(struct kn_policy_stats *to, const struct kn_policy_stat
 	to->scrubbed.url += from->scrubbed.url;
 	to->scrubbed.email += from->scrubbed.email;
 	to->scrubbed.ip += from->scrubbed.ip;
+	to->scrubbed.id += from->scrubbed.id;
 	to->scrubbed.cn_id += from->scrubbed.cn_id;
 	to->scrubbed.card += from->scrubbed.card;
 	to->scrubbed.phone += from->scrubbed.phone;

@@ -2,7 +2,7 @@
  * are ASCII, full-width punctuation is ASCII, case is folded and invisible
  * characters are gone; so the patterns below are written once, for ASCII,
  * and still match every spelling. At each position the matchers are tried
- * in order (URL, email, IP, digit run, Chinese numerals); when none
+ * in order (URL, email, IP, device id, digit run, Chinese numerals); when none
  * matches, one token (a run of ASCII letters, or one character) is copied
  * and the scan moves on. */
 #include "scrub.h"
@@ -206,19 +206,20 @@ static size_t match_url(const char *s, size_t len, size_t i)
 	return 0;
 }
 
-/* A byte of an email's local part: ASCII as RFC 5322 has it, or any byte of
- * a non-ASCII character (RFC 6531: 张三@qq.com). */
+/* An ASCII byte of an email's local part, as RFC 5322 has it. */
 static bool local_char(char c)
 {
-	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' ||
-	       (unsigned char)c >= 0x80;
+	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
 }
 
 /* "@" in its spellings; words (" at ") only with a space before and after. */
 static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 {
 	static const char *const signs[] = {"@", "[at]", "(at)", "{at}", "<at>", "艾特", "#"};
+	static const char first[] = "@[({<\xe8#a"; /* what each of them starts with */
 
+	if (j >= len || !memchr(first, s[j], sizeof(first) - 1))
+		return 0;
 	for (size_t w = 0; w < sizeof(signs) / sizeof(signs[0]); w++) {
 		size_t n = strlen(signs[w]);
 		if (len - j >= n && !memcmp(s + j, signs[w], n))
@@ -229,16 +230,38 @@ static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 	return 0;
 }
 
+/* Where the next "@" in any spelling may start, at or after from (len if
+ * nowhere): an address needs one within its 64-byte local part and two
+ * spaces, so text far from any skips the email matcher. */
+static size_t next_at(const char *s, size_t len, size_t from)
+{
+	for (size_t j = from; j < len; j++)
+		if (at_sign(s, len, j, true))
+			return j;
+	return len;
+}
+
 static size_t match_email(const char *s, size_t len, size_t i)
 {
 	size_t j = i, sp, a, h;
 
 	if (i && local_char(s[i - 1]))
 		return 0;
-	/* ...up to an "@" however it is spelled (艾特 is non-ASCII too) */
-	while (j < len && local_char(s[j]) &&
-	       !((unsigned char)s[j] >= 0x80 && at_sign(s, len, j, false)))
-		j++;
+	/* The local part: ASCII as RFC 5322 has it, or letters of any script
+	 * (RFC 6531: 张三@qq.com), at most 64 bytes (RFC 5321), up to an "@"
+	 * however it is spelled (艾特 is letters too). A start inside a run of
+	 * letters is tried as well, so the 64 bytes before the "@" go. */
+	while (j < len && j - i < 64) {
+		size_t n;
+		if (local_char(s[j])) {
+			j++;
+		} else if ((unsigned char)s[j] >= 0x80 && !at_sign(s, len, j, false) &&
+			   u_isalpha(cp_at(s, len, j, &n))) {
+			j += n;
+		} else {
+			break;
+		}
+	}
 	if (j == i || s[i] == '.')
 		return 0;
 	for (sp = j; sp < len && sp - j < 2 && s[sp] == ' ';)
@@ -468,6 +491,71 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 	return last - i;
 }
 
+/* ---- device and advertising identifiers ---- */
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f'); /* folded: lower case */
+}
+
+/* A MAC address: six pairs of hex digits joined by one kind of ':' or '-'. */
+static size_t mac_at(const char *s, size_t len, size_t i)
+{
+	size_t j = i;
+	char sep = 0;
+
+	for (int g = 0; g < 6; g++) {
+		if (j + 2 > len || !is_hex(s[j]) || !is_hex(s[j + 1]))
+			return 0;
+		j += 2;
+		if (g == 5)
+			break;
+		if (j >= len || (s[j] != ':' && s[j] != '-') || (sep && s[j] != sep))
+			return 0;
+		sep = s[j++];
+	}
+	return j - i;
+}
+
+/* A UUID (IDFA, GAID, install ids): 8-4-4-4-12 hex digits. */
+static size_t uuid_at(const char *s, size_t len, size_t i)
+{
+	static const int group[] = {8, 4, 4, 4, 12};
+	size_t j = i;
+
+	for (int g = 0; g < 5; g++) {
+		for (int k = 0; k < group[g]; k++, j++)
+			if (j >= len || !is_hex(s[j]))
+				return 0;
+		if (g < 4 && (j >= len || s[j++] != '-'))
+			return 0;
+	}
+	return j - i;
+}
+
+/* 16 or more hex digits in one token, with at least three digits and three
+ * letters among them: an Android id, a hash, a token. */
+static size_t hexrun_at(const char *s, size_t len, size_t i)
+{
+	size_t j = i, digits = 0;
+
+	for (; j < len && is_hex(s[j]); j++)
+		digits += is_digit(s[j]);
+	return j - i >= 16 && digits >= 3 && j - i - digits >= 3 ? j - i : 0;
+}
+
+/* <ID>: any of the three, as a whole token. */
+static size_t match_hexid(const char *s, size_t len, size_t i)
+{
+	size_t m;
+
+	if ((i && is_alnum(s[i - 1])) || !is_hex(s[i]))
+		return 0;
+	if (!(m = mac_at(s, len, i)) && !(m = uuid_at(s, len, i)))
+		m = hexrun_at(s, len, i);
+	return m && (i + m >= len || !is_alnum(s[i + m])) ? m : 0;
+}
+
 /* ---- the scan ---- */
 
 struct out {
@@ -521,16 +609,21 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	struct out o = {outbuf, 0};
 	char s[KN_FOLD_IN_MAX];
 	size_t n = kn_fold(in, len, s, sizeof(s), 0), i = 0, m, cn;
+	size_t at = next_at(s, n, 0);
 
 	memset(c, 0, sizeof(*c));
 	while (i < n && !o.full) {
 		const char *ph = NULL;
+		if (at < i)
+			at = next_at(s, n, i);
 		if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
-		else if ((m = match_email(s, n, i)))
+		else if (at < n && at - i <= 64 + 2 && (m = match_email(s, n, i)))
 			ph = "<EMAIL>", c->email++;
 		else if ((m = match_ip(s, n, i)))
 			ph = "<IP>", c->ip++;
+		else if ((m = match_hexid(s, n, i)))
+			ph = "<ID>", c->id++;
 		else if ((m = match_digits(s, n, i, &ph, c)) && !ph)
 			; /* a date or a short number: copied below, whole */
 		else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&

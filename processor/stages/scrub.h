@@ -13,6 +13,8 @@
  *            written [dot] (dot) " dot " 点 。, spaces around either allowed
  *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton),
  *            with a :port or a [v6]:port, after labels such as "ip:"
+ *   <ID>     device and advertising ids: UUIDs (IDFA, GAID), MAC addresses,
+ *            and runs of 16+ hex digits mixing digits and letters
  *   <CN_ID>  Chinese resident ID: 17 digits + digit/X, grouped or not, with
  *            a valid ISO 7064 MOD 11-2 check character
  *   <CARD>   13-19 digit card numbers passing the Luhn check, grouped by any
@@ -34,7 +36,7 @@
 #define KN_SCRUB_MAX 1024 /* output capacity; longer queries are truncated */
 
 struct kn_scrub_counts {
-	unsigned url, email, ip, cn_id, card, phone, num;
+	unsigned url, email, ip, id, cn_id, card, phone, num;
 };
 
 /* Writes the scrubbed, folded text of in[0..len) to out (KN_SCRUB_MAX

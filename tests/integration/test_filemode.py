@@ -103,7 +103,7 @@ def test_trailing_bytes_and_odd_paths(tmp_path):
         open(bad, "wb").write(data + tail)
         r = env.kanon("process", "-c", env.config, "--input", bad, "--output", bad + ".out", check=False)
         assert r.returncode == 1, r.stderr
-        assert b"from offset %d on are not an Avro block (after record 40" % len(data) in r.stderr
+        assert b"from offset %d on are not an Avro block kanon can read (after record 40" % len(data) in r.stderr
         out = read(bad + ".out")[1]
         assert len(out) == n_good and len({o["event_key"] for o in out}) == n_good
     # An output path that is not a regular file is refused and left alone.
@@ -118,3 +118,42 @@ def test_trailing_bytes_and_odd_paths(tmp_path):
     r = env.kanon("process", "-c", env.config, "--input", os.path.join(d, "nope.avro"), "--output", good,
                   check=False)
     assert r.returncode == 1 and b"nope.avro: No such file or directory" in r.stderr
+
+
+def test_empty_blocks(tmp_path):
+    """A block of no records: fine at the end of a file; in the middle avro-c
+    would replay the block before it, so kanon stops there and says so."""
+    env = Env(tmp_path, "file5")
+    d = str(tmp_path)
+    env.kanon("gen", "-c", env.config, "--count", "40", "--types", "device", "--out-dir", d)
+    with open(os.path.join(d, "device.avro"), "rb") as f:
+        r = fastavro.reader(f)
+        schema, recs = r.writer_schema, list(r)
+    two = os.path.join(d, "two.avro")
+    with open(two, "wb") as f:
+        w = fastavro.write.Writer(f, schema, codec="deflate")
+        for i, rec in enumerate(recs):
+            w.write(rec)
+            if i == 19:
+                w.flush()  # two blocks of 20
+        w.flush()
+    data = open(two, "rb").read()
+    sync = data[-16:]
+    ends = [i + 16 for i in range(len(data)) if data.startswith(sync, i)]
+    assert len(ends) == 3  # header, block 1, block 2
+    empty = b"\x00\x00" + sync
+    good = os.path.join(d, "good.out")
+    env.kanon("process", "-c", env.config, "--input", two, "--output", good)
+    n_good = len(read(good)[1])
+    end = os.path.join(d, "end.avro")
+    open(end, "wb").write(data + empty)
+    assert len(read(end)[1]) == 40  # another reader agrees it is whole
+    env.kanon("process", "-c", env.config, "--input", end, "--output", end + ".out")
+    assert len(read(end + ".out")[1]) == n_good
+    mid = os.path.join(d, "mid.avro")
+    open(mid, "wb").write(data[: ends[1]] + empty + data[ends[1]:])
+    assert len(read(mid)[1]) == 40
+    r = env.kanon("process", "-c", env.config, "--input", mid, "--output", mid + ".out", check=False)
+    assert r.returncode == 1 and b"(after record 20;" in r.stderr, r.stderr
+    out = read(mid + ".out")[1]
+    assert len(out) == len({o["event_key"] for o in out}) < n_good

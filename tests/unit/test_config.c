@@ -111,6 +111,8 @@ static void test_errors_name_key_and_line(void)
 	expect_error(buf, "bad.yaml:9:", "keys.prf");
 	snprintf(buf, sizeof(buf), "%sgeneralize:\n  time_bucket: 5 minutes\n", minimal);
 	expect_error(buf, "bad.yaml:9:", "generalize.time_bucket");
+	snprintf(buf, sizeof(buf), "%svalidate:\n  ts_min: 2001-02-30\n", minimal);
+	expect_error(buf, "bad.yaml:9:", "validate.ts_min"); /* not March 2 */
 	snprintf(buf, sizeof(buf), "%sgeneralize:\n  ipv4_prefix: 32\n", minimal);
 	expect_error(buf, "bad.yaml:9:", "ipv4_prefix"); /* a full address is not a prefix */
 	expect_error("inputs: [\n", "bad.yaml:", "YAML syntax error");
@@ -139,6 +141,15 @@ static void test_errors_name_key_and_line(void)
 		snprintf(buf, sizeof(buf), "%s%s", minimal, bad[i][0]);
 		expect_error(buf, bad[i][1], bad[i][2]);
 	}
+	/* An aggregate needs a name; a dimension once; a file one document. */
+	snprintf(buf, sizeof(buf), "%saggregates:\n  - {name: \"\", dimensions: [geo_cell]}\n",
+		 minimal);
+	expect_error(buf, "aggregates[].name", "1 to 64");
+	snprintf(buf, sizeof(buf),
+		 "%saggregates:\n  - {name: g, dimensions: [geo_cell, geo_cell]}\n", minimal);
+	expect_error(buf, "aggregates[].dimensions", "twice");
+	snprintf(buf, sizeof(buf), "%s---\nlog: {level: debug}\n", minimal);
+	expect_error(buf, "(document)", "more than one YAML document");
 	/* One input topic listed twice would be read twice. */
 	expect_error("inputs:\n  - {topic: in.device, type: device}\n"
 		     "  - {topic: in.device, type: access}\n"
@@ -283,17 +294,15 @@ static void test_kafka_properties_checked(void)
 	char err[1024];
 	const char *path = write_cfg("min.yaml", minimal);
 	const char *good[] = {"kafka.producer.linger.ms=5", "kafka.consumer.fetch.wait.max.ms=10"};
-	const char *bad[][2] = {
-		{"kafka.consumer.not.a.prop=1", "not.a.prop"},
-		{"kafka.producer.linger.ms=notanumber", "linger.ms"},
-		{"kafka.producer.compression.type=zip", "compression.type"},
-		{"kafka.consumer.session.timeout.ms=-5", "session.timeout.ms"},
-		/* combinations librdkafka checks only when a client is made */
-		{"kafka.producer.acks=0", "acks"},
-		{"kafka.producer.max.in.flight=6", "max.in.flight"},
-		{"kafka.producer.message.timeout.ms=600000", "transaction.timeout.ms"},
-		/* one broker list for every client */
-		{"kafka.consumer.bootstrap.servers=h:9092", "kafka.brokers"}};
+	const char *bad[][2] = {{"kafka.consumer.not.a.prop=1", "not.a.prop"},
+				{"kafka.producer.linger.ms=notanumber", "linger.ms"},
+				{"kafka.producer.compression.type=zip", "compression.type"},
+				{"kafka.consumer.session.timeout.ms=-5", "session.timeout.ms"},
+				/* combinations librdkafka checks only when a client is made */
+				{"kafka.producer.acks=0", "acks"},
+				{"kafka.producer.max.in.flight=6", "max.in.flight"},
+				/* one broker list for every client */
+				{"kafka.consumer.bootstrap.servers=h:9092", "kafka.brokers"}};
 
 	KT_CHECK(kn_config_load(path, good, 2, &c, err, sizeof(err)) == 0);
 	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == 0);
@@ -306,13 +315,32 @@ static void test_kafka_properties_checked(void)
 		KT_CHECK(strstr(err, bad[i][1]) != NULL);
 		kn_config_destroy(c);
 	}
+	/* The exactly-once producer's limits bind only where it is made. */
+	const char *eos[] = {"kafka.producer.message.timeout.ms=600000",
+			     "run.guarantee=exactly-once"};
+	KT_CHECK(kn_config_load(path, eos, 1, &c, err, sizeof(err)) == 0);
+	KT_CHECK(c && !c->exactly_once && kn_kafka_check_conf(c, err, sizeof(err)) == 0);
+	kn_config_destroy(c);
+	KT_CHECK(kn_config_load(path, eos, 2, &c, err, sizeof(err)) == 0);
+	KT_CHECK(c && c->exactly_once && kn_kafka_check_conf(c, err, sizeof(err)) == -EINVAL);
+	KT_CHECK(strstr(err, "transaction.timeout.ms") != NULL);
+	kn_config_destroy(c);
+	/* Kerberos' kinit is never run by the check (it would reach a KDC). */
+	const char *krb[] = {"kafka.producer.security.protocol=SASL_PLAINTEXT",
+			     "kafka.producer.sasl.mechanisms=GSSAPI",
+			     "kafka.producer.sasl.kerberos.kinit.cmd=touch /tmp/kt_kinit_ran"};
+	unlink("/tmp/kt_kinit_ran");
+	KT_CHECK(kn_config_load(path, krb, 3, &c, err, sizeof(err)) == 0);
+	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == 0);
+	KT_CHECK(access("/tmp/kt_kinit_ran", F_OK) != 0);
+	kn_config_destroy(c);
 	/* The metrics address is checked by form, before binding anything. */
 	KT_CHECK(kn_metrics_check_addr("127.0.0.1:9464", err, sizeof(err)) == 0);
 	KT_CHECK(kn_metrics_check_addr("[::1]:9464", err, sizeof(err)) == 0);
 	KT_CHECK(kn_metrics_check_addr("localhost:9464", err, sizeof(err)) == 0);
-	const char *addrs[] = {"notaport",	  "127.0.0.1:", "127.0.0.1:12abc",
-			       "127.0.0.1:70000", ":9464",	"host.example:9464",
-			       "127.0.0.1:0"};
+	const char *addrs[] = {"notaport",	  "127.0.0.1:",	   "127.0.0.1:12abc",
+			       "127.0.0.1:70000", ":9464",	   "host.example:9464",
+			       "127.0.0.1:0",	  "127.0.0.1: 80", "127.0.0.1:+80"};
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++)
 		KT_CHECK(kn_metrics_check_addr(addrs[i], err, sizeof(err)) == -EINVAL);
 }

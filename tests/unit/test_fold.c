@@ -56,7 +56,10 @@ static void test_urls(void)
 	KT_STREQ(fold("HTTP://X.cn/%E5%8C%BB%E9%99%A2?a=1", KN_FOLD_URL), "http://x.cn/医院?a=1");
 	KT_STREQ(fold("x.cn/%E9%86%AB%E9%99%A2", KN_FOLD_URL | SQ), "x cn 医院"); /* 醫院 */
 	KT_STREQ(fold("100%25 sure %zz", KN_FOLD_URL), "100% sure %zz");
-	KT_STREQ(fold("xn--broken-", KN_FOLD_URL), "xn--broken-"); /* not punycode: as is */
+	KT_STREQ(fold("xn--broken-", KN_FOLD_URL), "xn--broken-");	   /* not punycode: as is */
+	KT_STREQ(fold("%25E5%258C%25BB", KN_FOLD_URL), "医");		   /* encoded twice */
+	KT_STREQ(fold("%u827e%u6ECB", KN_FOLD_URL), "艾滋");		   /* %uXXXX */
+	KT_STREQ(fold("%uD83D%uDE00!", KN_FOLD_URL), "\xf0\x9f\x98\x80!"); /* a pair: one */
 	/* Percent-encoded bytes that are not UTF-8 are replaced, not emitted. */
 	KT_STREQ(fold("a%FFb", KN_FOLD_URL), "a\xef\xbf\xbd"
 					     "b");

@@ -238,6 +238,12 @@ static void test_url_domain(void)
 	KT_STREQ(domain("http://138一二三四5678.com/"), "other");
 	KT_STREQ(domain("http://三一重工.com/"),
 		 "xn--4gqra592jvs4c.com"); /* a name, not a number */
+	/* An A-label's encoded part is base-36 noise: never read as hex or
+	 * digits (it would make ordinary names, and a whole TLD, "other"). */
+	KT_CHECK(strcmp(domain("http://郝莱航.com/"), "other"));
+	KT_CHECK(strcmp(domain("http://涵炬一颗.com/"), "other"));
+	KT_CHECK(strcmp(domain("http://姆淋杉防.cn/"), "other"));
+	KT_CHECK(strcmp(domain("http://example.संगठन/"), "other"));
 	KT_STREQ(domain("http://0xc0a80a1e.com/"), "other");
 	KT_STREQ(domain("https://7-eleven.com/"), "7-eleven.com");
 	/* Wildcard suffixes (*.ck, *.bd, *.kawasaki.jp): three labels, each

@@ -224,7 +224,10 @@ static void test_sensitive_spellings(void)
 	KT_STREQ(dl.query, "");
 	/* English terms match at a word start only: these are not health. */
 	const char *near[] = {"best deal shoes", "standard size", "braids style",
-			      "gaydon road",	 "stdio.h",	  "hivemind"};
+			      "gaydon road",	 "stdio.h",	  "hivemind",
+			      "女同事生日礼物",	 "男同学聚会",	  "基督山伯爵",
+			      "经历战火的洗礼",	 "双相不锈钢",	  "unemployment rate",
+			      "halal restaurant"};
 	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
 		struct kn_deid d = finish_query(near[i], NULL);
 		KT_CHECK(!d.sensitive);

@@ -181,6 +181,8 @@ static void test_ids_needed_only_without_registry(void)
 		{"schema_registry.url=ftp://reg", "http"},
 		{"schema_registry.url=http://reg:8081/x?token=1", "query"},
 		{"schema_registry.url=http://", "http"},
+		{"schema_registry.url=https://reg:99999", "Port"},
+		{"schema_registry.url=http://:8081/x", "host"},
 		{"schema_registry.password=x", "no username"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

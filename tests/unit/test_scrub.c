@@ -44,6 +44,9 @@ static void test_emails(void)
 		{"张三@qq.com", "<EMAIL>"}, /* a non-ASCII local part (RFC 6531) */
 		{"发给 王小明@163.com 谢谢", "发给 <EMAIL> 谢谢"},
 		{"zhang艾特qq.com", "<EMAIL>"},
+		/* Letters only, 64 bytes at most: punctuation ends the local part. */
+		{"北京天气怎么样。联系我zhang@qq.com", "北京天气怎么样。<EMAIL>"},
+		{"《三体》作者的邮箱liu@qq.com", "《三体》<EMAIL>"},
 		/* Near misses. */
 		{"user@localhost", "user@localhost"}, /* no dot-TLD: not an address */
 		{"@weibo handle", "@weibo handle"},
@@ -82,6 +85,22 @@ static void test_ip(void)
 		{"999.1.1.1", "999.1.1.1"},
 		{"ip10.0.0.1", "ip<IP>"},
 		{"srv10.1.2.3:22", "srv<IP>"},
+	};
+	EXPECT(c);
+}
+
+static void test_device_ids(void)
+{
+	static const char *const c[][2] = {
+		{"idfa E621E1F8-C36C-495A-93FC-0C247A3E6E5F ok", "idfa <ID> ok"},
+		{"mac 00:1a:2b:3c:4d:5e", "mac <ID>"},
+		{"mac 00-1A-2B-3C-4D-5E.", "mac <ID>."},
+		{"android id 9774d56d682e549c", "android id <ID>"},
+		{"md5 5d41402abc4b2a76b9719d911017c592", "md5 <ID>"},
+		/* Near misses: words of hex letters, short hex, mixed separators. */
+		{"a cafe face", "a cafe face"},
+		{"color ff00aa", "color ff00aa"},
+		{"00:1a:2b-3c:4d:5e", "00:1a:2b-3c:4d:5e"},
 	};
 	EXPECT(c);
 }
@@ -314,6 +333,7 @@ int main(void)
 	KT_RUN(test_emails);
 	KT_RUN(test_urls);
 	KT_RUN(test_ip);
+	KT_RUN(test_device_ids);
 	KT_RUN(test_cn_id);
 	KT_RUN(test_cards);
 	KT_RUN(test_phones);
