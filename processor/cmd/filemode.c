@@ -85,6 +85,7 @@ static void scan_container(const char *path, int64_t *records, int64_t *bad_at)
 	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(fp = fopen(path, "rb")))
 		return;
 	if (!scan_header(fp, sync)) {
+		int64_t empty_at = -1; /* the first block of no records */
 		*records = 0;
 		for (int c; (c = getc(fp)) != EOF;) {
 			off_t at = ftello(fp) - 1;
@@ -96,11 +97,13 @@ static void scan_container(const char *path, int64_t *records, int64_t *bad_at)
 				*bad_at = at;
 				break;
 			}
-			/* avro-c replays the previous block after a block of no
-			 * records, unless it is the last: a trailing empty block
-			 * is fine, one in the middle ends what kanon can read. */
-			if (!n && (c = getc(fp)) != EOF) {
-				*bad_at = at;
+			/* avro-c replays the block before a block of no records
+			 * when records follow it: empty blocks at the end are
+			 * fine, one before more records ends what kanon reads. */
+			if (!n && empty_at < 0)
+				empty_at = at;
+			if (n && empty_at >= 0) {
+				*bad_at = empty_at;
 				break;
 			}
 			*records += n;

@@ -905,13 +905,14 @@ static int load_yaml(struct ctx *x, FILE *f)
 		err = walk_map(x, root, "");
 	x->doc = NULL;
 	yaml_document_delete(&doc);
-	if (!err) { /* a second document ("---") would be ignored: refused */
+	if (!err) { /* a second document would be ignored: refused (a bare "---" is none) */
 		if (!yaml_parser_load(&parser, &doc)) {
 			err = err_at(x, (int)parser.problem_mark.line + 1, "(document)",
 				     "YAML syntax error: %s",
 				     parser.problem ? parser.problem : "?");
 		} else {
-			if (yaml_document_get_root_node(&doc))
+			yaml_node_t *r2 = yaml_document_get_root_node(&doc);
+			if (r2 && !(r2->type == YAML_SCALAR_NODE && !r2->data.scalar.length))
 				err = err_at(x, 0, "(document)",
 					     "more than one YAML document ('---'): kanon reads "
 					     "one");

@@ -96,13 +96,22 @@ static bool is_date8(const char *d)
 
 /* A label character: ASCII letters, digits, '-', or a letter or digit of
  * any other script (IDN). *n gets its byte length. */
+/* A non-ASCII code point that belongs inside a name: a letter, a digit, or
+ * a combining mark (Devanagari, Thai and Arabic names carry vowel signs and
+ * diacritics), and the middle dots of transcribed names (阿依古丽·买买提). */
+static bool word_cp(UChar32 c)
+{
+	return (U_GET_GC_MASK(c) & (U_GC_L_MASK | U_GC_M_MASK | U_GC_ND_MASK)) || c == 0xB7 ||
+	       c == 0x30FB;
+}
+
 static bool label_cp(const char *s, size_t len, size_t i, size_t *n)
 {
 	UChar32 c = cp_at(s, len, i, n);
 
 	if (c < 0x80)
 		return is_alnum((char)c) || c == '-';
-	return u_isalnum(c) && c != 0x70B9 /* 点: a spelled-out dot */;
+	return word_cp(c) && c != 0x70B9 /* 点: a spelled-out dot */;
 }
 
 /* Length of one label at i (0 if none). *alpha: only letters, at least
@@ -256,7 +265,7 @@ static size_t match_email(const char *s, size_t len, size_t i)
 		if (local_char(s[j])) {
 			j++;
 		} else if ((unsigned char)s[j] >= 0x80 && !at_sign(s, len, j, false) &&
-			   u_isalpha(cp_at(s, len, j, &n))) {
+			   word_cp(cp_at(s, len, j, &n))) {
 			j += n;
 		} else {
 			break;
@@ -498,23 +507,26 @@ static bool is_hex(char c)
 	return is_digit(c) || (c >= 'a' && c <= 'f'); /* folded: lower case */
 }
 
-/* A MAC address: six pairs of hex digits joined by one kind of ':' or '-'. */
+/* A MAC address (six pairs of hex digits joined by one kind of ':' or '-')
+ * or an EUI-64 (eight pairs), at least one pair with a letter (pairs of
+ * decimal digits are a number, for match_digits). */
 static size_t mac_at(const char *s, size_t len, size_t i)
 {
-	size_t j = i;
+	size_t j = i, end = 0;
 	char sep = 0;
+	bool letter = false;
+	int pairs = 0;
 
-	for (int g = 0; g < 6; g++) {
-		if (j + 2 > len || !is_hex(s[j]) || !is_hex(s[j + 1]))
-			return 0;
+	while (pairs < 9 && j + 2 <= len && is_hex(s[j]) && is_hex(s[j + 1])) {
+		letter |= !is_digit(s[j]) || !is_digit(s[j + 1]);
 		j += 2;
-		if (g == 5)
-			break;
+		end = j;
+		pairs++;
 		if (j >= len || (s[j] != ':' && s[j] != '-') || (sep && s[j] != sep))
-			return 0;
+			break;
 		sep = s[j++];
 	}
-	return j - i;
+	return letter && (pairs == 6 || pairs == 8) ? end - i : 0;
 }
 
 /* A UUID (IDFA, GAID, install ids): 8-4-4-4-12 hex digits. */
@@ -553,7 +565,12 @@ static size_t match_hexid(const char *s, size_t len, size_t i)
 		return 0;
 	if (!(m = mac_at(s, len, i)) && !(m = uuid_at(s, len, i)))
 		m = hexrun_at(s, len, i);
-	return m && (i + m >= len || !is_alnum(s[i + m])) ? m : 0;
+	/* a whole token: not the start of a longer one ("...-5e-4d-5e") */
+	if (!m || (i + m < len && (is_alnum(s[i + m]) ||
+				   (i + m + 1 < len && (s[i + m] == '-' || s[i + m] == ':') &&
+				    is_alnum(s[i + m + 1])))))
+		return 0;
+	return m;
 }
 
 /* ---- the scan ---- */

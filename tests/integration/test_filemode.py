@@ -146,7 +146,7 @@ def test_empty_blocks(tmp_path):
     env.kanon("process", "-c", env.config, "--input", two, "--output", good)
     n_good = len(read(good)[1])
     end = os.path.join(d, "end.avro")
-    open(end, "wb").write(data + empty)
+    open(end, "wb").write(data + empty + empty)
     assert len(read(end)[1]) == 40  # another reader agrees it is whole
     env.kanon("process", "-c", env.config, "--input", end, "--output", end + ".out")
     assert len(read(end + ".out")[1]) == n_good

@@ -150,6 +150,12 @@ static void test_errors_name_key_and_line(void)
 	expect_error(buf, "aggregates[].dimensions", "twice");
 	snprintf(buf, sizeof(buf), "%s---\nlog: {level: debug}\n", minimal);
 	expect_error(buf, "(document)", "more than one YAML document");
+	struct kn_config *c2 = NULL;
+	char err2[512];
+	snprintf(buf, sizeof(buf), "---\n%s...\n# end\n---\n", minimal); /* a bare --- is none */
+	KT_CHECK(kn_config_load(write_cfg("bare.yaml", buf), NULL, 0, &c2, err2, sizeof(err2)) ==
+		 0);
+	kn_config_destroy(c2);
 	/* One input topic listed twice would be read twice. */
 	expect_error("inputs:\n  - {topic: in.device, type: device}\n"
 		     "  - {topic: in.device, type: access}\n"
@@ -333,6 +339,16 @@ static void test_kafka_properties_checked(void)
 	KT_CHECK(kn_config_load(path, krb, 3, &c, err, sizeof(err)) == 0);
 	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == 0);
 	KT_CHECK(access("/tmp/kt_kinit_ran", F_OK) != 0);
+	kn_config_destroy(c);
+	/* OAUTHBEARER is checked too, with a local token (no identity provider). */
+	const char *oauth[] = {"kafka.producer.security.protocol=SASL_PLAINTEXT",
+			       "kafka.producer.sasl.mechanisms=OAUTHBEARER",
+			       "kafka.producer.acks=0"};
+	KT_CHECK(kn_config_load(path, oauth, 2, &c, err, sizeof(err)) == 0);
+	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == 0);
+	kn_config_destroy(c);
+	KT_CHECK(kn_config_load(path, oauth, 3, &c, err, sizeof(err)) == 0);
+	KT_CHECK(c && kn_kafka_check_conf(c, err, sizeof(err)) == -EINVAL);
 	kn_config_destroy(c);
 	/* The metrics address is checked by form, before binding anything. */
 	KT_CHECK(kn_metrics_check_addr("127.0.0.1:9464", err, sizeof(err)) == 0);

@@ -44,6 +44,11 @@ static void test_emails(void)
 		{"张三@qq.com", "<EMAIL>"}, /* a non-ASCII local part (RFC 6531) */
 		{"发给 王小明@163.com 谢谢", "发给 <EMAIL> 谢谢"},
 		{"zhang艾特qq.com", "<EMAIL>"},
+		/* Names with vowel signs, diacritics and middle dots. */
+		{"राजेश@gmail.com", "<EMAIL>"},
+		{"สมศักดิ์@gmail.com", "<EMAIL>"},
+		{"阿依古丽·买买提@qq.com", "<EMAIL>"},
+		{"john@उदाहरण.भारत", "<EMAIL>"},
 		/* Letters only, 64 bytes at most: punctuation ends the local part. */
 		{"北京天气怎么样。联系我zhang@qq.com", "北京天气怎么样。<EMAIL>"},
 		{"《三体》作者的邮箱liu@qq.com", "《三体》<EMAIL>"},
@@ -101,6 +106,10 @@ static void test_device_ids(void)
 		{"a cafe face", "a cafe face"},
 		{"color ff00aa", "color ff00aa"},
 		{"00:1a:2b-3c:4d:5e", "00:1a:2b-3c:4d:5e"},
+		{"eui 00-1a-2b-ff-fe-3c-4d-5e", "eui <ID>"}, /* EUI-64: eight pairs */
+		/* Pairs of decimal digits are a number: never cut into an <ID>. */
+		{"11-01-05-19-87-02-26-02-53", "<CN_ID>"},
+		{"62-22-02-12-34-56-78-90-12", "<CARD>"},
 	};
 	EXPECT(c);
 }
