@@ -630,9 +630,10 @@ static bool ip_in_host(const char *h)
 
 /* A label that carries an identifier rather than a name: a run of 7 or
  * more digits (phones, IDs, accounts, IPs), '-', '_' or any other
- * character that is not a letter between them not breaking the run, or a long hex string (hashes, device ids, 0x IPs).
- * Looked at after folding, so full-width digits count, and Chinese numerals
- * count as digits (一三八一二三四五六七八 is a phone number). */
+ * character that is not a letter between them not breaking the run, or a
+ * long hex string (hashes, device ids, 0x IPs). Looked at after folding, so
+ * full-width digits count, and Chinese numerals count as digits
+ * (一三八一二三四五六七八 is a phone number). */
 static bool identifier_label(const char *l, size_t n)
 {
 	char f[256];
