@@ -189,6 +189,7 @@ static void test_sensitive_spellings(void)
 		"suicide hotline",
 		"基佬 酒吧",
 		"网贷 还不起",
+		"halal restaurant", /* a diet that says a religion */
 	};
 	const char *urls[] = {
 		"https://xn--zbxu2mepl.com/",			    /* punycode 艾滋病 */
@@ -226,8 +227,7 @@ static void test_sensitive_spellings(void)
 	const char *near[] = {"best deal shoes", "standard size", "braids style",
 			      "gaydon road",	 "stdio.h",	  "hivemind",
 			      "女同事生日礼物",	 "男同学聚会",	  "基督山伯爵",
-			      "经历战火的洗礼",	 "双相不锈钢",	  "unemployment rate",
-			      "halal restaurant"};
+			      "经历战火的洗礼",	 "双相不锈钢",	  "unemployment rate"};
 	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
 		struct kn_deid d = finish_query(near[i], NULL);
 		KT_CHECK(!d.sensitive);
