@@ -25,6 +25,7 @@ SUDO=
 PKGS=(build-essential cmake pkg-config git ca-certificates curl openssl
 	librdkafka-dev libavro-dev libxxhash-dev libsodium-dev libyaml-dev libmicrohttpd-dev
 	libicu-dev libpsl-dev libidn2-dev publicsuffix libcurl4-openssl-dev libjson-c-dev
+	zlib1g-dev libsnappy-dev liblzma-dev libzstd-dev libbz2-dev
 	systemtap-sdt-dev libbpf-dev bpftool clang llvm libclang-rt-14-dev)
 # default-jdk-headless: javac for bench/peers/streams (B2's Kafka Streams peer);
 # prometheus: the real scraper and promtool for deploy/prometheus/; systemd:
@@ -65,14 +66,16 @@ fi
 # Python tools used only by tests: an Avro reader that is not avro-c, OpenDP
 # as the independent oracle of the aggregates' noise and thresholds,
 # confluent-kafka's registry-aware AvroDeserializer as a Schema Registry peer,
-# and PyYAML to cross-check the deployment manifests.
+# PyYAML to cross-check the deployment manifests, and cramjam/backports.zstd so
+# that fastavro writes snappy and zstandard container files for `kanon process`.
 # The marker names the package set, so a new set reinstalls.
 venv=$CACHE/venv
-pydeps=(fastavro pytest opendp==0.16.0 "confluent-kafka[avro]==2.6.1" pyyaml)
-if [ ! -f "$venv/.complete-3" ]; then
+pydeps=(fastavro pytest opendp==0.16.0 "confluent-kafka[avro]==2.6.1" pyyaml cramjam==2.14.0
+	backports.zstd==1.8.0)
+if [ ! -f "$venv/.complete-4" ]; then
 	echo "setup: creating $venv"
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check "${pydeps[@]}"
-	touch "$venv/.complete-3"
+	touch "$venv/.complete-4"
 fi
 echo "setup: ok (cache $CACHE)"

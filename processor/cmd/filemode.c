@@ -6,8 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "container.h"
+#include "decode.h"
 #include "kn_alloc.h"
 #include "run.h"
 #include "schema.h"
@@ -17,100 +18,21 @@ struct fm {
 	struct kn_schemas *schemas; /* = st.schemas */
 	struct kn_pipeline *pipe;   /* = st.pipe */
 	struct kn_schema_entry own; /* when the file's schema needs its own decoder */
-	avro_file_reader_t reader;
+	const struct kn_schema_entry *e;
+	struct kn_container *in;
 	avro_file_writer_t writer;
 	avro_schema_t out_schema;
-	avro_schema_t in_schema; /* a reference from avro_file_reader_get_writer_schema */
-	avro_value_iface_t *iface;
-	avro_value_t val;
-	bool has_val;
 	FILE *dead;
-	char *buf;
-	size_t cap;
-	int64_t records; /* in the input's well-formed blocks (scan_container) */
-	int64_t bad_at;	 /* offset of the first byte no block holds, or -1 */
+	const char *in_path, *out_path;
+	struct kn_file_result *res;
+	struct kn_event scratch; /* where a record is decoded to find its end */
+	int64_t now;
+	char *errstr;
+	size_t errsz;
+	int64_t lost;	      /* records of readable blocks that could not be decoded */
+	int64_t losses;	      /* damaged parts: byte ranges and blocks */
+	char first_loss[320]; /* what the first one was */
 };
-
-/* An Avro zig-zag varint from fp; -1 at EOF or when longer than 10 bytes. */
-static int read_varint(FILE *fp, int64_t *v)
-{
-	uint64_t u = 0;
-
-	for (int shift = 0; shift < 70; shift += 7) {
-		int c = getc(fp);
-		if (c == EOF)
-			return -1;
-		u |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* Skips the header's metadata (a map of bytes) and reads the sync marker. */
-static int scan_header(FILE *fp, uint8_t sync[16])
-{
-	char magic[4];
-	int64_t n, size;
-
-	if (fread(magic, 1, 4, fp) != 4 || memcmp(magic, "Obj\x01", 4))
-		return -1;
-	while (!read_varint(fp, &n) && n) {
-		if (n < 0 && (n = -n, read_varint(fp, &size)))
-			return -1;
-		for (int64_t k = 0; k < 2 * n; k++) /* key, value */
-			if (read_varint(fp, &size) || size < 0 || fseeko(fp, size, SEEK_CUR))
-				return -1;
-	}
-	return fread(sync, 1, 16, fp) == 16 ? 0 : -1;
-}
-
-/* Walks a container file's blocks without decoding them: how many records
- * its well-formed blocks hold, and the offset of the first byte that is not
- * part of one. avro-c reads bytes after the last block (a block of 20
- * records with size -1, say) by replaying the previous block, so the reader
- * is stopped at this count. A header avro-c would refuse, or an input that
- * is not a regular file (a pipe cannot be read twice), is left to avro-c. */
-static void scan_container(const char *path, int64_t *records, int64_t *bad_at)
-{
-	struct stat st;
-	uint8_t sync[16], end[16];
-	int64_t n, size;
-	FILE *fp;
-
-	*records = INT64_MAX;
-	*bad_at = -1;
-	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(fp = fopen(path, "rb")))
-		return;
-	if (!scan_header(fp, sync)) {
-		int64_t empty_at = -1; /* the first block of no records */
-		*records = 0;
-		for (int c; (c = getc(fp)) != EOF;) {
-			off_t at = ftello(fp) - 1;
-			ungetc(c, fp);
-			if (read_varint(fp, &n) || n < 0 || n > INT64_MAX - *records ||
-			    read_varint(fp, &size) || size < 0 || (n > 0 && size == 0) ||
-			    fseeko(fp, size, SEEK_CUR) || fread(end, 1, 16, fp) != 16 ||
-			    memcmp(sync, end, 16)) {
-				*bad_at = at;
-				break;
-			}
-			/* avro-c replays the block before a block of no records
-			 * when records follow it: empty blocks at the end are
-			 * fine, one before more records ends what kanon reads. */
-			if (!n && empty_at < 0)
-				empty_at = at;
-			if (n && empty_at >= 0) {
-				*bad_at = empty_at;
-				break;
-			}
-			*records += n;
-		}
-	}
-	fclose(fp);
-}
 
 /* The config entry for the file's writer schema; may compile a decoder. */
 static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_config *c,
@@ -136,8 +58,8 @@ static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_c
 	return NULL;
 }
 
-static int fm_open(struct fm *f, const struct kn_config *c, const char *in, const char *out,
-		   const char *dead, const struct kn_schema_entry **e, char *errstr, size_t errsz)
+static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, char *errstr,
+		   size_t errsz)
 {
 	int err = kn_stack_open(c, KN_STACK_MAINTAIN, &f->st, errstr, errsz);
 
@@ -145,31 +67,10 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 		return err;
 	f->schemas = f->st.schemas;
 	f->pipe = f->st.pipe;
-	f->cap = 64 * 1024;
-	f->buf = kn_malloc(f->cap);
-	if (!f->buf)
-		return -ENOMEM;
-	/* The reason avro-c does not give; without opening it (a FIFO's writer
-	 * would see its reader come and go). */
-	if (access(in, R_OK)) {
-		snprintf(errstr, errsz, "%s: %s", in, strerror(errno));
+	if ((err = kn_container_open(f->in_path, &f->in, errstr, errsz)))
+		return err;
+	if (!(f->e = pick_schema(f, c, kn_container_schema(f->in), errstr, errsz)))
 		return -EINVAL;
-	}
-	if (avro_file_reader(in, &f->reader)) {
-		snprintf(errstr, errsz, "%s: %s", in, avro_strerror());
-		return -EINVAL;
-	}
-	scan_container(in, &f->records, &f->bad_at);
-	avro_schema_t ws = f->in_schema = avro_file_reader_get_writer_schema(f->reader);
-	*e = pick_schema(f, c, ws, errstr, errsz);
-	if (!*e)
-		return -EINVAL;
-	f->iface = avro_generic_class_from_schema(ws);
-	if (!f->iface || avro_generic_value_new(f->iface, &f->val)) {
-		snprintf(errstr, errsz, "avro: %s", avro_strerror());
-		return -EINVAL;
-	}
-	f->has_val = true;
 	if (avro_schema_from_json_length(kn_deid_schema_json, strlen(kn_deid_schema_json),
 					 &f->out_schema)) {
 		snprintf(errstr, errsz, "built-in DeidEvent schema: %s", avro_strerror());
@@ -179,15 +80,16 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *in, cons
 	 * but only a regular file: never a device, a directory or what a
 	 * symlink points at (--output /dev/null must not delete /dev/null). */
 	struct stat st;
-	if (!lstat(out, &st) && !S_ISREG(st.st_mode)) {
+	if (!lstat(f->out_path, &st) && !S_ISREG(st.st_mode)) {
 		snprintf(errstr, errsz,
 			 "%s: exists and is not a regular file (kanon replaces only regular files)",
-			 out);
+			 f->out_path);
 		return -EINVAL;
 	}
-	remove(out);
-	if (avro_file_writer_create_with_codec(out, f->out_schema, &f->writer, "deflate", 0)) {
-		snprintf(errstr, errsz, "%s: %s", out, avro_strerror());
+	remove(f->out_path);
+	if (avro_file_writer_create_with_codec(f->out_path, f->out_schema, &f->writer, "deflate",
+					       0)) {
+		snprintf(errstr, errsz, "%s: %s", f->out_path, avro_strerror());
 		return -EIO;
 	}
 	if (dead && !(f->dead = fopen(dead, "w"))) {
@@ -201,102 +103,151 @@ static void fm_close(struct fm *f)
 {
 	if (f->writer)
 		avro_file_writer_close(f->writer);
-	if (f->reader)
-		avro_file_reader_close(f->reader);
-	if (f->has_val)
-		avro_value_decref(&f->val);
-	if (f->iface)
-		avro_value_iface_decref(f->iface);
+	kn_container_close(f->in);
 	if (f->out_schema)
 		avro_schema_decref(f->out_schema);
-	if (f->in_schema)
-		avro_schema_decref(f->in_schema);
 	if (f->own.dec)
 		kn_decoder_destroy(f->own.dec);
 	if (f->dead)
 		fclose(f->dead);
-	kn_free(f->buf);
 	kn_stack_close(&f->st);
 }
 
-/* Re-encodes the current value to binary (the pipeline's input form). */
-static int datum_bytes(struct fm *f, size_t *len)
+/* Bytes that are no block, or a block whose records do not add up: one
+ * dead letter for the range. */
+static void lose_bytes(struct fm *f, const struct kn_damage *d)
 {
-	size_t need;
+	f->losses++;
+	if (!f->first_loss[0] && d->length < 0)
+		snprintf(f->first_loss, sizeof(f->first_loss),
+			 "the bytes from offset %lld on are not an Avro block (%s)",
+			 (long long)d->offset, d->why);
+	else if (!f->first_loss[0])
+		snprintf(f->first_loss, sizeof(f->first_loss),
+			 "the %lld bytes at offset %lld are not an Avro block (%s)",
+			 (long long)d->length, (long long)d->offset, d->why);
+	if (f->dead)
+		fprintf(f->dead,
+			"{\"offset\": %lld, \"bytes\": %lld, \"reason\": \"damaged_block\", "
+			"\"detail\": \"%s\"}\n",
+			(long long)d->offset, (long long)d->length, d->why);
+}
 
-	if (avro_value_sizeof(&f->val, &need))
-		return -EINVAL;
-	if (need > f->cap) {
-		char *nb = kn_realloc(f->buf, need);
-		if (!nb)
-			return -ENOMEM;
-		f->buf = nb;
-		f->cap = need;
+/* The records of a block from index i on cannot be told apart. */
+static void lose_records(struct fm *f, const struct kn_block *b, int64_t i, const char *why)
+{
+	int64_t n = b->count - i;
+
+	f->losses++;
+	f->lost += n;
+	f->res->read += n;
+	f->res->dead += n;
+	if (!f->first_loss[0])
+		snprintf(f->first_loss, sizeof(f->first_loss),
+			 "record %lld of the block at offset %lld does not decode (%s)",
+			 (long long)i, (long long)b->offset, why);
+	if (f->dead)
+		fprintf(f->dead,
+			"{\"index\": %lld, \"records\": %lld, \"offset\": %lld, \"reason\": "
+			"\"decode_error\", \"detail\": \"record %lld of the block: %s\"}\n",
+			(long long)(f->res->read - n), (long long)n, (long long)b->offset,
+			(long long)i, why);
+}
+
+static int process_record(struct fm *f, const uint8_t *datum, size_t len)
+{
+	uint8_t out[KN_DEID_MAX_BYTES];
+	struct kn_verdict v;
+	size_t n;
+
+	f->res->read++;
+	n = kn_pipeline_process_datum(f->pipe, f->e, datum, len, f->now, out, &v);
+	if (n) {
+		f->res->written++;
+		if (!avro_file_writer_append_encoded(f->writer, out, (int64_t)n))
+			return 0;
+		snprintf(f->errstr, f->errsz, "%s: %s", f->out_path, avro_strerror());
+		return -EIO;
 	}
-	avro_writer_t w = avro_writer_memory(f->buf, (int64_t)f->cap);
-	int err = avro_value_write(w, &f->val);
-	*len = (size_t)avro_writer_tell(w);
-	avro_writer_free(w);
-	return err ? -EINVAL : 0;
+	if (v.dropped) {
+		f->res->dropped++;
+		return 0;
+	}
+	f->res->dead++;
+	if (f->dead)
+		fprintf(f->dead, "{\"index\": %lld, \"reason\": \"%s\", \"detail\": \"%s\"}\n",
+			(long long)(f->res->read - 1), kn_dead_reason_name(v.reason),
+			v.detail ? v.detail : "");
+	return 0;
+}
+
+/* Splits a block into records with the writer schema's decoder. One that
+ * does not decode hides where the next begins: the rest of the block is
+ * lost, and said so. */
+static int process_block(struct fm *f, const struct kn_block *b)
+{
+	size_t off = 0, used;
+	const char *why;
+	int err;
+
+	/* Every schema kanon accepts takes a byte or more per record (the
+	 * event_id and timestamp roles), so a larger count is not believed. */
+	if ((uint64_t)b->count > b->len) {
+		struct kn_damage d = {.offset = b->offset, .length = b->size};
+		snprintf(d.why, sizeof(d.why), "claims %lld records in %zu bytes",
+			 (long long)b->count, b->len);
+		lose_bytes(f, &d);
+		return 0;
+	}
+	for (int64_t i = 0; i < b->count; i++) {
+		if (kn_decoder_decode_prefix(f->e->dec, b->data + off, b->len - off, &f->scratch,
+					     &used, &why)) {
+			lose_records(f, b, i, why);
+			return 0;
+		}
+		if ((err = process_record(f, b->data + off, used)))
+			return err;
+		off += used;
+	}
+	if (off != b->len) {
+		struct kn_damage d = {.offset = b->offset, .length = b->size};
+		snprintf(d.why, sizeof(d.why), "%zu bytes after the %lld records the block claims",
+			 b->len - off, (long long)b->count);
+		lose_bytes(f, &d);
+	}
+	return 0;
 }
 
 int kn_filemode_process(const struct kn_config *c, const char *in_path, const char *out_path,
 			const char *dead_path, struct kn_file_result *res, char *errstr,
 			size_t errstr_size)
 {
-	struct fm f = {0};
-	const struct kn_schema_entry *e = NULL;
-	uint8_t out[KN_DEID_MAX_BYTES];
-	int err, rc;
+	struct fm f = {.in_path = in_path,
+		       .out_path = out_path,
+		       .res = res,
+		       .errstr = errstr,
+		       .errsz = errstr_size};
+	struct kn_block b;
+	struct kn_damage d;
+	int err, rc = 0;
 
 	memset(res, 0, sizeof(*res));
-	err = fm_open(&f, c, in_path, out_path, dead_path, &e, errstr, errstr_size);
-	int64_t now = (int64_t)time(NULL) * 1000;
-	rc = EOF;
-	while (!err && res->read < f.records &&
-	       (rc = avro_file_reader_read_value(f.reader, &f.val)) == 0) {
-		struct kn_verdict v;
-		size_t len, n;
-		res->read++;
-		if ((err = datum_bytes(&f, &len)))
-			break;
-		n = kn_pipeline_process_datum(f.pipe, e, (const uint8_t *)f.buf, len, now, out, &v);
-		if (n) {
-			if (avro_file_writer_append_encoded(f.writer, out, (int64_t)n)) {
-				snprintf(errstr, errstr_size, "%s: %s", out_path, avro_strerror());
-				err = -EIO;
-			}
-			res->written++;
-			continue;
-		}
-		if (v.dropped) {
-			res->dropped++;
-			continue;
-		}
-		res->dead++;
-		if (f.dead)
-			fprintf(f.dead,
-				"{\"index\": %lld, \"reason\": \"%s\", \"detail\": \"%s\"}\n",
-				(long long)(res->read - 1), kn_dead_reason_name(v.reason),
-				v.detail ? v.detail : "");
+	f.now = (int64_t)time(NULL) * 1000;
+	err = fm_open(&f, c, dead_path, errstr, errstr_size);
+	while (!err && (rc = kn_container_next(f.in, &b, &d, errstr, errstr_size)) > 0) {
+		if (rc == 2)
+			lose_bytes(&f, &d);
+		else
+			err = process_block(&f, &b);
 	}
-	if (res->read == f.records)
-		rc = EOF; /* every record the well-formed blocks hold */
-	if (!err && rc == EOF && f.bad_at >= 0) {
+	if (!err && rc < 0)
+		err = rc;
+	if (!err && f.losses) {
 		snprintf(errstr, errstr_size,
-			 "%s: the bytes from offset %lld on are not an Avro block kanon can read "
-			 "(after record %lld; output so far is valid)",
-			 in_path, (long long)f.bad_at, (long long)res->read);
-		err = -EBADMSG;
-	} else if (!err && rc == EOF && f.records != INT64_MAX && res->read < f.records) {
-		snprintf(errstr, errstr_size,
-			 "%s: its blocks hold %lld records, but only %lld could be read (output so "
-			 "far is valid)",
-			 in_path, (long long)f.records, (long long)res->read);
-		err = -EBADMSG;
-	} else if (!err && rc != EOF) {
-		snprintf(errstr, errstr_size, "%s: record %lld: %s (output so far is valid)",
-			 in_path, (long long)res->read, avro_strerror());
+			 "%s: %lld damaged part(s) skipped, the first: %s; %lld record(s) of "
+			 "readable blocks lost (every other block was processed; the output is "
+			 "valid)",
+			 in_path, (long long)f.losses, f.first_loss, (long long)f.lost);
 		err = -EBADMSG;
 	}
 	fm_close(&f);

@@ -3,7 +3,14 @@
  * schema (an identical schema, else the same record name, whose roles are
  * then compiled against the file's own schema). Output is a container file
  * of DeidEvent. Rejected records go to an optional JSON-lines file with their
- * index and reason; the raw record is never written there. */
+ * index and reason; the raw record is never written there.
+ *
+ * The input is read block by block (container.h) and each block is split
+ * into records by the writer schema's decoder. Damage costs what it touches
+ * and no more: a record that does not decode loses the rest of its block,
+ * bytes that are no block are skipped to the next sync marker; each loss is
+ * one dead-letter line with its offset, and the run returns -EBADMSG saying
+ * how many parts were skipped, after processing every other block. */
 #ifndef KN_FILEMODE_H
 #define KN_FILEMODE_H
 
@@ -13,7 +20,9 @@
 #include "pipeline.h"
 
 struct kn_file_result {
-	int64_t read, written, dead, dropped; /* dropped: withheld by the policy */
+	/* read = written + dead + dropped (withheld by the policy); records lost
+	 * in a readable block count as read and dead. */
+	int64_t read, written, dead, dropped;
 };
 
 int kn_filemode_process(const struct kn_config *c, const char *in_path, const char *out_path,

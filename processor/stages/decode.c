@@ -489,8 +489,8 @@ static int dec(const struct dnode *n, struct rd *r, struct kn_event *ev, int dep
 	}
 }
 
-int kn_decoder_decode(const struct kn_decoder *d, const uint8_t *buf, size_t len,
-		      struct kn_event *ev, const char **why)
+int kn_decoder_decode_prefix(const struct kn_decoder *d, const uint8_t *buf, size_t len,
+			     struct kn_event *ev, size_t *used, const char **why)
 {
 	struct rd r = {.p = buf, .end = buf + len};
 
@@ -499,7 +499,18 @@ int kn_decoder_decode(const struct kn_decoder *d, const uint8_t *buf, size_t len
 		*why = r.why;
 		return -EBADMSG;
 	}
-	if (r.p != r.end) {
+	*used = (size_t)(r.p - buf);
+	return 0;
+}
+
+int kn_decoder_decode(const struct kn_decoder *d, const uint8_t *buf, size_t len,
+		      struct kn_event *ev, const char **why)
+{
+	size_t used;
+
+	if (kn_decoder_decode_prefix(d, buf, len, ev, &used, why))
+		return -EBADMSG;
+	if (used != len) {
 		*why = "trailing bytes";
 		return -EBADMSG;
 	}

@@ -36,4 +36,10 @@ void kn_decoder_destroy(struct kn_decoder *d);
 int kn_decoder_decode(const struct kn_decoder *d, const uint8_t *buf, size_t len,
 		      struct kn_event *ev, const char **why);
 
+/* The same for a datum at the start of buf[0..len) that other data may
+ * follow (the records of an Avro container block): *used says where it
+ * ends. */
+int kn_decoder_decode_prefix(const struct kn_decoder *d, const uint8_t *buf, size_t len,
+			     struct kn_event *ev, size_t *used, const char **why);
+
 #endif
