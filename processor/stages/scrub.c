@@ -32,6 +32,11 @@ static bool is_alnum(char c)
 	return is_digit(c) || is_alpha(c);
 }
 
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f'); /* folded: lower case */
+}
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -347,6 +352,8 @@ static size_t sep_len(const char *s, size_t len, size_t k)
 			       ? 0
 			       : 1;
 	UChar32 cp = cp_at(s, len, k, &n);
+	if (cp == 0x30FC) /* ー, the katakana long-vowel mark: a letter written as a dash */
+		return n;
 	return cp < 0 || u_isalnum(cp) || kn_fold_is_numeral(cp) ? 0 : n;
 }
 
@@ -397,6 +404,8 @@ static size_t read_digits(const char *s, size_t len, size_t i, struct digits *g)
 			k += n;
 		if (k == j || k >= len || !is_digit(s[k]))
 			break;
+		if (s[k] == '0' && k + 2 < len && (s[k + 1] | 0x20) == 'x' && is_hex(s[k + 2]))
+			break; /* "0x...": a hex literal of its own (<ID>'s), not more digits */
 		size_t next = k;
 		while (next < len && is_digit(s[next]))
 			next++;
@@ -502,11 +511,6 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 
 /* ---- device and advertising identifiers ---- */
 
-static bool is_hex(char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f'); /* folded: lower case */
-}
-
 /* A MAC address (six pairs of hex digits joined by one kind of ':' or '-')
  * or an EUI-64 (eight pairs), at least one pair with a letter (pairs of
  * decimal digits are a number, for match_digits). */
@@ -529,6 +533,25 @@ static size_t mac_at(const char *s, size_t len, size_t i)
 	return letter && (pairs == 6 || pairs == 8) ? end - i : 0;
 }
 
+/* A MAC address as Cisco writes it: three dot-separated groups of four hex
+ * digits, a letter among them (all digits is a number, <NUM>'s). */
+static size_t cisco_mac_at(const char *s, size_t len, size_t i)
+{
+	bool letter = false;
+	size_t j = i;
+
+	for (int g = 0; g < 3; g++) {
+		for (int k = 0; k < 4; k++, j++) {
+			if (j >= len || !is_hex(s[j]))
+				return 0;
+			letter |= !is_digit(s[j]);
+		}
+		if (g < 2 && (j >= len || s[j++] != '.'))
+			return 0;
+	}
+	return letter ? j - i : 0;
+}
+
 /* A UUID (IDFA, GAID, install ids): 8-4-4-4-12 hex digits. */
 static size_t uuid_at(const char *s, size_t len, size_t i)
 {
@@ -545,15 +568,16 @@ static size_t uuid_at(const char *s, size_t len, size_t i)
 	return j - i;
 }
 
-/* 16 or more hex digits in one token, with at least three digits and three
- * letters among them: an Android id, a hash, a token. */
+/* 12 or more hex digits in one token, with at least three digits and three
+ * letters among them: a MAC address written without separators, an Android
+ * id, a hash, a token. (No word is all hex letters and three digits.) */
 static size_t hexrun_at(const char *s, size_t len, size_t i)
 {
 	size_t j = i, digits = 0;
 
 	for (; j < len && is_hex(s[j]); j++)
 		digits += is_digit(s[j]);
-	return j - i >= 16 && digits >= 3 && j - i - digits >= 3 ? j - i : 0;
+	return j - i >= 12 && digits >= 3 && j - i - digits >= 3 ? j - i : 0;
 }
 
 /* <ID>: any of the three, as a whole token. */
@@ -563,7 +587,11 @@ static size_t match_hexid(const char *s, size_t len, size_t i)
 
 	if ((i && is_alnum(s[i - 1])) || !is_hex(s[i]))
 		return 0;
-	if (!(m = mac_at(s, len, i)) && !(m = uuid_at(s, len, i)))
+	if (s[i] == '0' && i + 2 < len && (s[i + 1] | 0x20) == 'x' &&
+	    (m = hexrun_at(s, len, i + 2)))
+		m += 2; /* 0x... */
+	else if (!(m = mac_at(s, len, i)) && !(m = cisco_mac_at(s, len, i)) &&
+		 !(m = uuid_at(s, len, i)))
 		m = hexrun_at(s, len, i);
 	/* a whole token: not the start of a longer one ("...-5e-4d-5e") */
 	if (!m || (i + m < len && (is_alnum(s[i + m]) ||

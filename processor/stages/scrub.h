@@ -13,8 +13,9 @@
  *            written [dot] (dot) " dot " 点 。, spaces around either allowed
  *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton),
  *            with a :port or a [v6]:port, after labels such as "ip:"
- *   <ID>     device and advertising ids: UUIDs (IDFA, GAID), MAC addresses,
- *            and runs of 16+ hex digits mixing digits and letters
+ *   <ID>     device and advertising ids: UUIDs (IDFA, GAID), MAC addresses
+ *            (aa:bb:.., aa-bb-.., aabb.ccdd.eeff), and runs of 12+ hex digits
+ *            mixing digits and letters (0x too)
  *   <CN_ID>  Chinese resident ID: 17 digits + digit/X, grouped or not, with
  *            a valid ISO 7064 MOD 11-2 check character
  *   <CARD>   13-19 digit card numbers passing the Luhn check, grouped by any

@@ -80,6 +80,23 @@ SENSITIVE_URLS = ["https://xn--zbxu2mepl.com/", "https://x.cn/%E5%8C%BB%E9%99%A2
                   "https://example.com/topics/h-i-v/faq", "https://ｈｏｓｐｉｔａｌ.example.cn/"]
 
 
+def device_id(rng):
+    """A MAC address (12 hex digits with at least three letters and three
+    digits, as most are) and an advertising id (UUID)."""
+    while True:
+        mac = "%012x" % rng.getrandbits(48)
+        if sum(c.isdigit() for c in mac) >= 3 and sum(c.isalpha() for c in mac) >= 3:
+            break
+    u = "%032X" % rng.getrandbits(128)
+    return mac, "-".join((u[:8], u[8:12], u[12:16], u[16:20], u[20:]))
+
+
+def device_id_spellings(mac, uuid):
+    pairs = [mac[k:k + 2] for k in range(0, 12, 2)]
+    return [":".join(pairs), "-".join(pairs).upper(), ".".join((mac[:4], mac[4:8], mac[8:])), mac.upper(),
+            "0x" + mac, uuid, uuid.lower()]
+
+
 def embedded_v6(ip):
     a = [int(x) for x in ip.split(".")]
     v4hex = "%02x%02x:%02x%02x" % tuple(a)
@@ -99,9 +116,11 @@ def records(n, seed=2026, ts=1793613600000):
         ip = "%d.%d.%d.%d" % (rng.choice([58, 101, 117, 183, 203, 222]), rng.randint(0, 255), rng.randint(0, 255),
                               rng.randint(1, 254))
         handle = "hn%07d" % rng.randint(0, 10 ** 7 - 1)
-        needles = {phone, pid, pid.lower(), card, local, ip, handle}
+        mac, uuid = device_id(rng)
+        devs = device_id_spellings(mac, uuid)
+        needles = {phone, pid, pid.lower(), card, local, ip, handle} | set(devs)
         pii = (phone_spellings(phone) + id_spellings(pid) + card_spellings(card) + email_spellings(local, dom) +
-               ip_spellings(ip) + ["zhangsan-" + handle])
+               ip_spellings(ip) + ["zhangsan-" + handle] + devs)
         s = lambda: rng.choice(pii)  # noqa: E731
         hosts = ["%s.example.cn" % phone, "%s.cn" % pid, "zhangsan-%s.github.io" % handle,
                  str(int.from_bytes(bytes(int(x) for x in ip.split(".")), "big")), "0x%08X" % int.from_bytes(

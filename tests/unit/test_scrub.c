@@ -102,9 +102,15 @@ static void test_device_ids(void)
 		{"mac 00-1A-2B-3C-4D-5E.", "mac <ID>."},
 		{"android id 9774d56d682e549c", "android id <ID>"},
 		{"md5 5d41402abc4b2a76b9719d911017c592", "md5 <ID>"},
+		{"mac 001a.2b3c.4d5e", "mac <ID>"},	/* Cisco's notation */
+		{"mac 001A2B3C4D5E ok", "mac <ID> ok"}, /* bare, 12 hex */
+		{"token 0x1a2b3c4d5e6f7a8b", "token <ID>"},
+		{"4795111744325685 0xce6e324ce2dd", "<CARD> <ID>"}, /* the 0 is not the card's */
 		/* Near misses: words of hex letters, short hex, mixed separators. */
 		{"a cafe face", "a cafe face"},
 		{"color ff00aa", "color ff00aa"},
+		{"deadbeefcafe 0xdeadbeef", "deadbeefcafe 0xdeadbeef"}, /* no digits, short */
+		{"rtx4090 vs rtx3080ti 1080p", "rtx4090 vs rtx3080ti 1080p"},
 		{"00:1a:2b-3c:4d:5e", "00:1a:2b-3c:4d:5e"},
 		{"eui 00-1a-2b-ff-fe-3c-4d-5e", "eui <ID>"}, /* EUI-64: eight pairs */
 		/* Pairs of decimal digits are a number: never cut into an <ID>. */
@@ -157,6 +163,7 @@ static void test_phones(void)
 		{"138,0013,8000", "<PHONE>"},
 		{"138/0013/8000", "<PHONE>"},
 		{"138_0013_8000", "<PHONE>"},
+		{"138ー0013ー8000", "<PHONE>"}, /* the katakana long-vowel mark as a dash */
 		{"(138)0013-8000", "<PHONE>"},
 		{"138  0013  8000", "<PHONE>"},
 		{"１３８００１３８０００", "<PHONE>"},
