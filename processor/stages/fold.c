@@ -122,15 +122,63 @@ static size_t put_utf8(char *out, int32_t cp)
 	return n;
 }
 
-/* Decodes %XX, and the %uXXXX some encoders still write, into out (never
- * longer than in; out may be in: the write position never passes the read
- * position). */
+/* An HTML character reference at in[i] ("&#64;", "&#x40;", "&commat;"; the
+ * numeric ones also without their ';', as browsers read them): its code
+ * point, with *n its length; -1 if none. UTF-8 of the code point is never
+ * longer than the reference. */
+static int32_t char_ref(const char *in, size_t len, size_t i, size_t *n)
+{
+	static const struct {
+		const char *name;
+		int32_t cp;
+	} named[] = {{"amp;", '&'},    {"lt;", '<'},	{"gt;", '>'},	  {"quot;", '"'},
+		     {"apos;", '\''},  {"nbsp;", 0xA0}, {"commat;", '@'}, {"period;", '.'},
+		     {"num;", '#'},    {"colon;", ':'}, {"sol;", '/'},	  {"lowbar;", '_'},
+		     {"hyphen;", '-'}, {"plus;", '+'},	{"percnt;", '%'}};
+	size_t j = i + 1;
+	int32_t cp = 0;
+	int h, digits = 0;
+
+	if (j >= len)
+		return -1;
+	if (in[j] != '#') {
+		for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++) {
+			size_t m = strlen(named[k].name);
+			if (len - j >= m && !memcmp(in + j, named[k].name, m)) {
+				*n = 1 + m;
+				return named[k].cp;
+			}
+		}
+		return -1;
+	}
+	bool hex = ++j < len && (in[j] | 0x20) == 'x';
+	for (j += hex; j < len && digits < 7; j++, digits++) {
+		if ((h = hex ? hexval(in[j]) : (in[j] >= '0' && in[j] <= '9' ? in[j] - '0' : -1)) <
+		    0)
+			break;
+		cp = cp * (hex ? 16 : 10) + h;
+	}
+	if (!digits || cp <= 0 || cp > 0x10FFFF || U_IS_SURROGATE(cp))
+		return -1;
+	*n = j - i + (j < len && in[j] == ';');
+	return cp;
+}
+
+/* Decodes %XX, the %uXXXX some encoders still write, and HTML character
+ * references into out (never longer than in; out may be in: the write
+ * position never passes the read position). */
 static size_t percent_decode(const char *in, size_t len, char *out)
 {
-	size_t n = 0;
+	size_t n = 0, rn;
 
 	for (size_t i = 0; i < len; i++) {
 		int h, l, cp = 0, k;
+		int32_t ref;
+		if (in[i] == '&' && (ref = char_ref(in, len, i, &rn)) >= 0) {
+			n += put_utf8(out + n, ref);
+			i += rn - 1;
+			continue;
+		}
 		if (in[i] == '%' && i + 2 < len && (h = hexval(in[i + 1])) >= 0 &&
 		    (l = hexval(in[i + 2])) >= 0) {
 			out[n++] = (char)(h << 4 | l);
@@ -169,7 +217,7 @@ static size_t percent_decode_all(const char *in, size_t len, char *out)
 {
 	size_t n = percent_decode(in, len, out);
 
-	for (int round = 1; round < 3 && memchr(out, '%', n); round++) {
+	for (int round = 1; round < 3 && (memchr(out, '%', n) || memchr(out, '&', n)); round++) {
 		size_t m = percent_decode(out, n, out);
 		if (m == n)
 			break;

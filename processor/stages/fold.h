@@ -12,8 +12,9 @@
  *     table built once from ICU's Traditional-Simplified transliterator);
  *   - bytes that are not UTF-8 become U+FFFD, so the result is always valid
  *     UTF-8;
- *   - KN_FOLD_URL first decodes %XX escapes and turns punycode labels
- *     (xn--...) into Unicode;
+ *   - KN_FOLD_URL first decodes %XX escapes and HTML character references
+ *     (&#64; &#x40; &commat;), and turns punycode labels (xn--...) into
+ *     Unicode;
  *   - KN_FOLD_SQUEEZE then squeezes separators (anything that is not a
  *     letter, digit or mark): dropped between two CJK characters ("艾 滋 病")
  *     and between two single-character tokens ("h.i.v", "a i d s"), one

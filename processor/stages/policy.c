@@ -421,6 +421,16 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 	return sensitive_in(p, v->s.p, n, KN_FOLD_URL);
 }
 
+/* A query is checked decoded (kn_policy_sensitive: people paste URLs, and
+ * logs escape text) and, when it holds an escape, as typed too: decoding can
+ * also hide a term in a longer word ("hiv%61" is "hiva"). The scrubber
+ * decodes, so its output cannot stand in for the text as typed. */
+static bool query_sensitive(struct kn_policy *p, const char *s, size_t n)
+{
+	return kn_policy_sensitive(p, s, n) ||
+	       ((memchr(s, '%', n) || memchr(s, '&', n)) && sensitive_in(p, s, n, 0));
+}
+
 /* A sensitive event keeps no query and no URL: its category says only that
  * something was withheld. */
 static void withhold(struct kn_policy *p, struct kn_deid *d)
@@ -446,7 +456,7 @@ void kn_policy_finish(struct kn_policy *p, const struct kn_event *ev, struct kn_
 		d->geo_cell[0] = d->ip_prefix[0] = '\0';
 	d->query[0] = d->query_category[0] = '\0';
 	d->emit_query = p->c->emit_scrubbed_query;
-	d->sensitive = (q->type == KN_VAL_STR && kn_policy_sensitive(p, q->s.p, q->s.len)) ||
+	d->sensitive = (q->type == KN_VAL_STR && query_sensitive(p, q->s.p, q->s.len)) ||
 		       url_sensitive(p, &ev->role[KN_ROLE_URL]) ||
 		       url_sensitive(p, &ev->role[KN_ROLE_CLICKED_URL]) ||
 		       url_sensitive(p, &ev->role[KN_ROLE_REFERRER]);

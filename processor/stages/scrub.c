@@ -220,6 +220,8 @@ static size_t match_url(const char *s, size_t len, size_t i)
 	return 0;
 }
 
+#define LOCAL_MAX 256 /* bytes of an ASCII local part (next_at's window too) */
+
 /* An ASCII byte of an email's local part, as RFC 5322 has it. */
 static bool local_char(char c)
 {
@@ -229,7 +231,8 @@ static bool local_char(char c)
 /* "@" in its spellings; words (" at ") only with a space before and after. */
 static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 {
-	static const char *const signs[] = {"@", "[at]", "(at)", "{at}", "<at>", "艾特", "#"};
+	static const char *const signs[] = {"@",   "[at]", "(at)", "{at}", "<at>",
+					    "[@]", "(@)",  "{@}",  "艾特", "#"};
 	static const char first[] = "@[({<\xe8#a"; /* what each of them starts with */
 
 	if (j >= len || !memchr(first, s[j], sizeof(first) - 1))
@@ -245,8 +248,8 @@ static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 }
 
 /* Where the next "@" in any spelling may start, at or after from (len if
- * nowhere): an address needs one within its 64-byte local part and two
- * spaces, so text far from any skips the email matcher. */
+ * nowhere): an address needs one within LOCAL_MAX bytes and two spaces, so
+ * text far from any skips the email matcher. */
 static size_t next_at(const char *s, size_t len, size_t from)
 {
 	for (size_t j = from; j < len; j++)
@@ -255,23 +258,43 @@ static size_t next_at(const char *s, size_t len, size_t from)
 	return len;
 }
 
+/* Mail providers whose users write "name@qq" and leave the rest out. */
+static size_t provider_at(const char *s, size_t len, size_t j)
+{
+	static const char *const names[] = {
+		"qq",	   "163",    "126",   "139",   "189",	  "yeah",    "sina",   "sohu",
+		"foxmail", "aliyun", "gmail", "yahoo", "hotmail", "outlook", "icloud", "live"};
+
+	for (size_t w = 0; w < sizeof(names) / sizeof(names[0]); w++) {
+		size_t n = strlen(names[w]);
+		if (len - j >= n && !memcmp(s + j, names[w], n) &&
+		    (j + n == len || !is_alnum(s[j + n])))
+			return n;
+	}
+	return 0;
+}
+
 static size_t match_email(const char *s, size_t len, size_t i)
 {
 	size_t j = i, sp, a, h;
+	bool wide = false;
 
 	if (i && local_char(s[i - 1]))
 		return 0;
-	/* The local part: ASCII as RFC 5322 has it, or letters of any script
-	 * (RFC 6531: 张三@qq.com), at most 64 bytes (RFC 5321), up to an "@"
-	 * however it is spelled (艾特 is letters too). A start inside a run of
-	 * letters is tried as well, so the 64 bytes before the "@" go. */
-	while (j < len && j - i < 64) {
+	/* The local part: ASCII as RFC 5322 has it, at most LOCAL_MAX bytes
+	 * (RFC 5321 says 64, but an address that breaks the rule is still
+	 * one), or with letters of any script (RFC 6531: 张三@qq.com) at most
+	 * 64, so that the text before an address does not go with it; up to
+	 * an "@" however it is spelled (艾特 is letters too). A start inside a
+	 * run of letters is tried as well, so the 64 bytes before the "@" go. */
+	while (j < len && j - i < (wide ? 64 : LOCAL_MAX)) {
 		size_t n;
 		if (local_char(s[j])) {
 			j++;
-		} else if ((unsigned char)s[j] >= 0x80 && !at_sign(s, len, j, false) &&
-			   word_cp(cp_at(s, len, j, &n))) {
+		} else if ((unsigned char)s[j] >= 0x80 && j - i < 64 &&
+			   !at_sign(s, len, j, false) && word_cp(cp_at(s, len, j, &n))) {
 			j += n;
+			wide = true;
 		} else {
 			break;
 		}
@@ -285,7 +308,7 @@ static size_t match_email(const char *s, size_t len, size_t i)
 	j = sp + a;
 	while (j < len && j - sp - a < 2 && s[j] == ' ')
 		j++;
-	if (!(h = host_at(s, len, j, true)))
+	if (!(h = host_at(s, len, j, true)) && !(h = provider_at(s, len, j)))
 		return 0;
 	return j + h - i;
 }
@@ -653,7 +676,9 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	struct kn_scrub_counts *c = counts ? counts : &dummy;
 	struct out o = {outbuf, 0};
 	char s[KN_FOLD_IN_MAX];
-	size_t n = kn_fold(in, len, s, sizeof(s), 0), i = 0, m, cn;
+	/* KN_FOLD_URL: queries are often logged URL- or HTML-escaped
+	 * ("zhangsan%40qq.com", "&#64;"), and what they escape is scrubbed. */
+	size_t n = kn_fold(in, len, s, sizeof(s), KN_FOLD_URL), i = 0, m, cn;
 	size_t at = next_at(s, n, 0);
 
 	memset(c, 0, sizeof(*c));
@@ -663,7 +688,7 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			at = next_at(s, n, i);
 		if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
-		else if (at < n && at - i <= 64 + 2 && (m = match_email(s, n, i)))
+		else if (at < n && at - i <= LOCAL_MAX + 2 && (m = match_email(s, n, i)))
 			ph = "<EMAIL>", c->email++;
 		else if ((m = match_ip(s, n, i)))
 			ph = "<IP>", c->ip++;

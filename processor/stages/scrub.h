@@ -1,15 +1,18 @@
 /* scrub: free-text PII out of search queries, before any other use.
  *
- * The query is folded first (fold.h: NFKC with case folding, digits of any
- * script to ASCII, zero-width characters gone, traditional Chinese to
- * simplified, invalid UTF-8 replaced), so every pattern below matches in
+ * The query is folded first (fold.h: %XX escapes and HTML character
+ * references decoded, NFKC with case folding, digits of any script to
+ * ASCII, zero-width characters gone, traditional Chinese to simplified,
+ * invalid UTF-8 replaced), so every pattern below matches in
  * any spelling, and the result is that folded text with each match
  * replaced by a typed placeholder:
  *   <URL>    anything with a scheme (userinfo included), www. addresses, and
  *            scheme-less host/path or host?query ("example.com/login?u=1",
  *            IDN hosts too)
- *   <EMAIL>  local@domain.tld (a non-ASCII local part too), with "@" also
- *            written [at] (at) {at} <at>, " at ", 艾特 or #, and "." also
+ *   <EMAIL>  local@domain.tld (a non-ASCII local part too), and
+ *            local@provider without its TLD (zhangsan@qq, @163, @gmail),
+ *            with "@" also written [at] (at) {at} <at> [@] (@), " at ",
+ *            艾特 or #, and "." also
  *            written [dot] (dot) " dot " 点 。, spaces around either allowed
  *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton),
  *            with a :port or a [v6]:port, after labels such as "ip:"

@@ -32,7 +32,8 @@ CN_NUM = "零一二三四五六七八九"
 
 def phone_spellings(p):
     out = [p, "+86" + p, "+86 " + group(p, [3, 4, 4], " "), "0086" + p, "(" + p[:3] + ")" + p[3:7] + "-" + p[7:],
-           fullwidth(p), "".join(CN_NUM[int(c)] for c in p), " ".join(p)]
+           fullwidth(p), "".join(CN_NUM[int(c)] for c in p), " ".join(p), "".join("&#%d;" % ord(c) for c in p),
+           "".join("%%%02X" % ord(c) for c in p)]
     out += [group(p, [3, 4, 4], sep) for sep in PHONE_SEPS]
     return out
 
@@ -66,7 +67,8 @@ def email_spellings(local, dom):
     name, tld = dom.rsplit(".", 1)
     return [local + "@" + dom, local + " at " + name + " dot " + tld, local + "[at]" + dom, local + "(at)" + name + "(dot)" + tld,
             local + " @ " + dom, local + "＠" + dom, local + "艾特" + name + "点" + tld, local + "@例子.中国",
-            local.upper() + "@" + dom.upper()]
+            local.upper() + "@" + dom.upper(), local + "%40" + dom, local + "&#64;" + dom, local + "[@]" + dom,
+            local + "@163", local + ".and.a.local.part.longer.than.sixty.four.bytes.for.rfc.5321@" + dom]
 
 
 def ip_spellings(ip):

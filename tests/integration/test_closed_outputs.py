@@ -55,6 +55,14 @@ def fold(s):
     return unicodedata.normalize("NFKC", s).casefold()
 
 
+def is_net(v):
+    try:
+        ipaddress.ip_network(v, strict=False)
+        return True
+    except ValueError:
+        return False
+
+
 def strings(rec):
     return {k: v for k, v in rec.items() if isinstance(v, str)}
 
@@ -71,7 +79,9 @@ def check(records, raw, needles, ips, where):
     for rec in records:
         for k, v in strings(rec).items():
             texts.append(fold(v))
-            if not k.endswith("_pid") and k != "event_key":
+            # An IP prefix that parses as one is checked as an address below;
+            # its digits run together would match any needle by chance.
+            if not k.endswith("_pid") and k != "event_key" and not (k == "ip_prefix" and is_net(v)):
                 digits.append(re.sub(r"\D", "", fold(v)))
             for m in re.finditer(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])", v):
                 if m.group(1) in ips:

@@ -60,6 +60,11 @@ static void test_urls(void)
 	KT_STREQ(fold("%25E5%258C%25BB", KN_FOLD_URL), "医");		   /* encoded twice */
 	KT_STREQ(fold("%u827e%u6ECB", KN_FOLD_URL), "艾滋");		   /* %uXXXX */
 	KT_STREQ(fold("%uD83D%uDE00!", KN_FOLD_URL), "\xf0\x9f\x98\x80!"); /* a pair: one */
+	/* HTML character references: numeric (with or without ';'), named. */
+	KT_STREQ(fold("x&#64;qq&#x2E;com &#20013&commat;&amp;", KN_FOLD_URL), "x@qq.com 中@&");
+	KT_STREQ(fold("&#0; &#xD800; &#99999999; &bogus; at&t", KN_FOLD_URL),
+		 "&#0; &#xd800; &#99999999; &bogus; at&t"); /* not characters: as is */
+	KT_STREQ(fold("&amp;#64;", KN_FOLD_URL), "@");	    /* escaped twice */
 	/* Percent-encoded bytes that are not UTF-8 are replaced, not emitted. */
 	KT_STREQ(fold("a%FFb", KN_FOLD_URL), "a\xef\xbf\xbd"
 					     "b");

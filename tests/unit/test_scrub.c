@@ -52,8 +52,21 @@ static void test_emails(void)
 		/* Letters only, 64 bytes at most: punctuation ends the local part. */
 		{"北京天气怎么样。联系我zhang@qq.com", "北京天气怎么样。<EMAIL>"},
 		{"《三体》作者的邮箱liu@qq.com", "《三体》<EMAIL>"},
+		/* Escaped as logs and URLs escape them. */
+		{"q=zhangsan%40qq.com", "q=<EMAIL>"},
+		{"zhangsan&#64;qq.com", "<EMAIL>"},
+		{"zhangsan&commat;qq&period;com", "<EMAIL>"},
+		{"zhangsan[@]qq.com", "<EMAIL>"},
+		/* A provider without its TLD, as people write it. */
+		{"加我 zhangsan@qq 谢谢", "加我 <EMAIL> 谢谢"},
+		{"wang.fang@163", "<EMAIL>"},
+		/* An ASCII local part beyond RFC 5321's 64 bytes is still one. */
+		{"a.very.long.local.part.that.goes.on.and.on.for.more.than.64.bytes.here@example."
+		 "com",
+		 "<EMAIL>"},
 		/* Near misses. */
 		{"user@localhost", "user@localhost"}, /* no dot-TLD: not an address */
+		{"name@qqmail", "name@qqmail"},	      /* not a provider's name */
 		{"@weibo handle", "@weibo handle"},
 		{"c# tutorial", "c# tutorial"},
 	};
@@ -164,6 +177,8 @@ static void test_phones(void)
 		{"138/0013/8000", "<PHONE>"},
 		{"138_0013_8000", "<PHONE>"},
 		{"138ー0013ー8000", "<PHONE>"}, /* the katakana long-vowel mark as a dash */
+		{"&#49;&#51;&#56;&#48;&#48;&#49;&#51;&#56;&#48;&#48;&#48;", "<PHONE>"}, /* HTML */
+		{"%31%33%38%30%30%31%33%38%30%30%30", "<PHONE>"},
 		{"(138)0013-8000", "<PHONE>"},
 		{"138  0013  8000", "<PHONE>"},
 		{"１３８００１３８０００", "<PHONE>"},
