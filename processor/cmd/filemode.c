@@ -2,6 +2,7 @@
 
 #include <avro.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,7 +30,7 @@ struct fm {
 	int64_t now;
 	char *errstr;
 	size_t errsz;
-	int64_t lost;	      /* records of readable blocks that could not be decoded */
+	int64_t lost;	      /* records known lost: in blocks that do not decompress or decode */
 	int64_t losses;	      /* damaged parts: byte ranges and blocks */
 	char first_loss[320]; /* what the first one was */
 };
@@ -113,24 +114,59 @@ static void fm_close(struct fm *f)
 	kn_stack_close(&f->st);
 }
 
-/* Bytes that are no block, or a block whose records do not add up: one
- * dead letter for the range. */
+/* Counts a loss; the first one's description goes into the closing error. */
+static void note_loss(struct fm *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_loss(struct fm *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (f->losses++)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(f->first_loss, sizeof(f->first_loss), fmt, ap);
+	va_end(ap);
+}
+
+/* Bytes that are no block, or a block that does not decompress (then its
+ * record count is known, and they count as read and dead). */
 static void lose_bytes(struct fm *f, const struct kn_damage *d)
 {
-	f->losses++;
-	if (!f->first_loss[0] && d->length < 0)
-		snprintf(f->first_loss, sizeof(f->first_loss),
-			 "the bytes from offset %lld on are not an Avro block (%s)",
-			 (long long)d->offset, d->why);
-	else if (!f->first_loss[0])
-		snprintf(f->first_loss, sizeof(f->first_loss),
-			 "the %lld bytes at offset %lld are not an Avro block (%s)",
-			 (long long)d->length, (long long)d->offset, d->why);
+	if (d->records >= 0) {
+		f->lost += d->records;
+		f->res->read += d->records;
+		f->res->dead += d->records;
+		note_loss(f, "the block at offset %lld (%lld records) cannot be read (%s)",
+			  (long long)d->offset, (long long)d->records, d->why);
+	} else if (d->length < 0) {
+		note_loss(f, "the bytes from offset %lld on are not an Avro block (%s)",
+			  (long long)d->offset, d->why);
+	} else {
+		note_loss(f, "the %lld bytes at offset %lld are not an Avro block (%s)",
+			  (long long)d->length, (long long)d->offset, d->why);
+	}
+	if (!f->dead)
+		return;
+	if (d->records >= 0)
+		fprintf(f->dead, "{\"index\": %lld, \"records\": %lld, ",
+			(long long)(f->res->read - d->records), (long long)d->records);
+	else
+		fprintf(f->dead, "{\"records\": null, ");
+	fprintf(f->dead,
+		"\"offset\": %lld, \"bytes\": %lld, \"reason\": \"damaged_block\", \"detail\": "
+		"\"%s\"}\n",
+		(long long)d->offset, (long long)d->length, d->why);
+}
+
+/* A block whose records and bytes do not add up: how many records it held
+ * is not known (those read from it were processed). */
+static void lose_block(struct fm *f, const struct kn_block *b, const char *why)
+{
+	note_loss(f, "the block at offset %lld %s", (long long)b->offset, why);
 	if (f->dead)
 		fprintf(f->dead,
-			"{\"offset\": %lld, \"bytes\": %lld, \"reason\": \"damaged_block\", "
-			"\"detail\": \"%s\"}\n",
-			(long long)d->offset, (long long)d->length, d->why);
+			"{\"records\": null, \"offset\": %lld, \"bytes\": %lld, \"reason\": "
+			"\"damaged_block\", \"detail\": \"%s\"}\n",
+			(long long)b->offset, (long long)b->size, why);
 }
 
 /* The records of a block from index i on cannot be told apart. */
@@ -138,14 +174,11 @@ static void lose_records(struct fm *f, const struct kn_block *b, int64_t i, cons
 {
 	int64_t n = b->count - i;
 
-	f->losses++;
 	f->lost += n;
 	f->res->read += n;
 	f->res->dead += n;
-	if (!f->first_loss[0])
-		snprintf(f->first_loss, sizeof(f->first_loss),
-			 "record %lld of the block at offset %lld does not decode (%s)",
-			 (long long)i, (long long)b->offset, why);
+	note_loss(f, "record %lld of the block at offset %lld does not decode (%s)", (long long)i,
+		  (long long)b->offset, why);
 	if (f->dead)
 		fprintf(f->dead,
 			"{\"index\": %lld, \"records\": %lld, \"offset\": %lld, \"reason\": "
@@ -187,16 +220,16 @@ static int process_record(struct fm *f, const uint8_t *datum, size_t len)
 static int process_block(struct fm *f, const struct kn_block *b)
 {
 	size_t off = 0, used;
+	char why_buf[96];
 	const char *why;
 	int err;
 
 	/* Every schema kanon accepts takes a byte or more per record (the
 	 * event_id and timestamp roles), so a larger count is not believed. */
 	if ((uint64_t)b->count > b->len) {
-		struct kn_damage d = {.offset = b->offset, .length = b->size};
-		snprintf(d.why, sizeof(d.why), "claims %lld records in %zu bytes",
+		snprintf(why_buf, sizeof(why_buf), "claims %lld records in %zu bytes",
 			 (long long)b->count, b->len);
-		lose_bytes(f, &d);
+		lose_block(f, b, why_buf);
 		return 0;
 	}
 	for (int64_t i = 0; i < b->count; i++) {
@@ -210,10 +243,9 @@ static int process_block(struct fm *f, const struct kn_block *b)
 		off += used;
 	}
 	if (off != b->len) {
-		struct kn_damage d = {.offset = b->offset, .length = b->size};
-		snprintf(d.why, sizeof(d.why), "%zu bytes after the %lld records the block claims",
+		snprintf(why_buf, sizeof(why_buf), "has %zu bytes after its %lld records (read)",
 			 b->len - off, (long long)b->count);
-		lose_bytes(f, &d);
+		lose_block(f, b, why_buf);
 	}
 	return 0;
 }
@@ -244,9 +276,9 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 		err = rc;
 	if (!err && f.losses) {
 		snprintf(errstr, errstr_size,
-			 "%s: %lld damaged part(s) skipped, the first: %s; %lld record(s) of "
-			 "readable blocks lost (every other block was processed; the output is "
-			 "valid)",
+			 "%s: %lld damaged part(s) skipped, the first: %s; %lld record(s) known "
+			 "lost, counted as dead letters (every other block was processed; the "
+			 "output is valid)",
 			 in_path, (long long)f.losses, f.first_loss, (long long)f.lost);
 		err = -EBADMSG;
 	}

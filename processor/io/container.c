@@ -38,10 +38,18 @@ struct kn_container {
 	size_t in_cap;
 	uint8_t *out; /* a block decompressed */
 	size_t out_cap;
+	size_t limit;	  /* what the block being decompressed may grow to */
+	int64_t inflated; /* bytes decompressed so far, for the budget */
 	z_stream z;
 	bool z_ready;
 	ZSTD_DCtx *zstd;
 };
+
+/* What a whole file may decompress to: a bzip2 block of 242 bytes takes a
+ * second to grow to 256 MiB, so the cap per block alone would let a small
+ * file take hours. Real files compress their records 3 to 30 times. */
+#define BUDGET_BASE  (1ll << 30)
+#define BUDGET_RATIO 200
 
 /* ---- reading, with the offset kept by hand (ftello fails on a pipe) ---- */
 
@@ -104,13 +112,22 @@ static const char *header_entry(struct kn_container *c, char **schema, int64_t *
 	if (rd_long(c, &vlen) || vlen < 0 || vlen > KN_BLOCK_MAX)
 		return "bad metadata value";
 	if (!strcmp(key, "avro.schema")) {
-		if (*schema)
-			return "two avro.schema entries";
-		*schema = kn_malloc((size_t)vlen + 1);
-		if (!*schema)
+		char *v = kn_malloc((size_t)vlen + 1);
+		const char *why = NULL;
+		if (!v)
 			return "out of memory";
+		if (rd(c, v, (size_t)vlen))
+			why = "truncated metadata";
+		/* Written twice (other readers take either): fine if the same. */
+		else if (*schema && (*schema_len != vlen || memcmp(*schema, v, (size_t)vlen)))
+			why = "two different avro.schema entries";
+		if (why || *schema) {
+			kn_free(v);
+			return why;
+		}
+		*schema = v;
 		*schema_len = vlen;
-		return rd(c, *schema, (size_t)vlen) ? "truncated metadata" : NULL;
+		return NULL;
 	}
 	if (!strcmp(key, "avro.codec")) {
 		if (vlen >= 16)
@@ -232,7 +249,14 @@ void kn_container_close(struct kn_container *c)
 
 /* ---- decompression, bounded by KN_BLOCK_MAX ---- */
 
-#define TOO_BIG "decompresses to more than 256 MiB"
+#define TOO_BIG	    "decompresses to more than 256 MiB"
+#define OVER_BUDGET "decompresses past the file's budget (1 GiB + 200 times its size)"
+
+/* The output space a block may fill: the buffer, up to the block's limit. */
+static size_t room(const struct kn_container *c)
+{
+	return c->out_cap < c->limit ? c->out_cap : c->limit;
+}
 
 /* Doubles the output buffer; a reason when it may not grow. */
 static const char *more_room(struct kn_container *c)
@@ -240,10 +264,10 @@ static const char *more_room(struct kn_container *c)
 	size_t cap = c->out_cap ? c->out_cap * 2 : 64 * 1024;
 	uint8_t *p;
 
-	if (c->out_cap >= KN_BLOCK_MAX)
-		return TOO_BIG;
-	if (cap > KN_BLOCK_MAX)
-		cap = KN_BLOCK_MAX;
+	if (c->out_cap >= c->limit)
+		return c->limit < KN_BLOCK_MAX ? OVER_BUDGET : TOO_BIG;
+	if (cap > c->limit)
+		cap = c->limit;
 	if (!(p = kn_realloc(c->out, cap)))
 		return "out of memory";
 	c->out = p;
@@ -267,10 +291,10 @@ static const char *inflate_block(struct kn_container *c, const uint8_t *in, size
 	z->next_in = (Bytef *)in;
 	z->avail_in = (uInt)n;
 	for (*len = 0;;) {
-		if (*len == c->out_cap && (why = more_room(c)))
+		if (*len == room(c) && (why = more_room(c)))
 			return why;
 		z->next_out = c->out + *len;
-		z->avail_out = (uInt)(c->out_cap - *len);
+		z->avail_out = (uInt)(room(c) - *len);
 		int rc = inflate(z, Z_NO_FLUSH);
 		*len = (size_t)(z->next_out - c->out);
 		if (rc == Z_STREAM_END)
@@ -292,8 +316,8 @@ static const char *unsnappy_block(struct kn_container *c, const uint8_t *in, siz
 		return "snappy: no checksum";
 	if (snappy_uncompressed_length((const char *)in, n - 4, len) != SNAPPY_OK)
 		return "snappy: corrupt data";
-	if (*len > KN_BLOCK_MAX)
-		return TOO_BIG;
+	if (*len > c->limit)
+		return c->limit < KN_BLOCK_MAX ? OVER_BUDGET : TOO_BIG;
 	while (c->out_cap < *len)
 		if ((why = more_room(c)))
 			return why;
@@ -316,10 +340,10 @@ static const char *bunzip_block(struct kn_container *c, const uint8_t *in, size_
 	s.next_in = (char *)in;
 	s.avail_in = (unsigned)n;
 	for (*len = 0; !why;) {
-		if (*len == c->out_cap && (why = more_room(c)))
+		if (*len == room(c) && (why = more_room(c)))
 			break;
 		s.next_out = (char *)c->out + *len;
-		s.avail_out = (unsigned)(c->out_cap - *len);
+		s.avail_out = (unsigned)(room(c) - *len);
 		int rc = BZ2_bzDecompress(&s);
 		*len = (size_t)((uint8_t *)s.next_out - c->out);
 		if (rc == BZ_STREAM_END)
@@ -333,6 +357,10 @@ static const char *bunzip_block(struct kn_container *c, const uint8_t *in, size_
 	return why;
 }
 
+/* The memory xz may use: the largest preset's dictionary (64 MiB, xz -9)
+ * and its working state; a header asking for more is refused. */
+#define XZ_MEMLIMIT (80u << 20)
+
 /* xz: the .xz format (Java's and fastavro's "xz"); lzma: avro-c's codec of
  * that name, raw LZMA2 with the default preset's dictionary. */
 static const char *unxz_block(struct kn_container *c, const uint8_t *in, size_t n, size_t *len)
@@ -343,7 +371,7 @@ static const char *unxz_block(struct kn_container *c, const uint8_t *in, size_t 
 	lzma_ret rc;
 
 	if (c->codec == C_XZ) {
-		rc = lzma_stream_decoder(&s, KN_BLOCK_MAX, LZMA_CONCATENATED);
+		rc = lzma_stream_decoder(&s, XZ_MEMLIMIT, LZMA_CONCATENATED);
 	} else {
 		lzma_lzma_preset(&opt, LZMA_PRESET_DEFAULT);
 		lzma_filter f[2] = {{LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, NULL}};
@@ -354,10 +382,10 @@ static const char *unxz_block(struct kn_container *c, const uint8_t *in, size_t 
 	s.next_in = in;
 	s.avail_in = n;
 	for (*len = 0; !why;) {
-		if (*len == c->out_cap && (why = more_room(c)))
+		if (*len == room(c) && (why = more_room(c)))
 			break;
 		s.next_out = c->out + *len;
-		s.avail_out = c->out_cap - *len;
+		s.avail_out = room(c) - *len;
 		rc = lzma_code(&s, LZMA_FINISH);
 		*len = (size_t)(s.next_out - c->out);
 		if (rc == LZMA_STREAM_END)
@@ -365,7 +393,8 @@ static const char *unxz_block(struct kn_container *c, const uint8_t *in, size_t 
 		if (rc == LZMA_BUF_ERROR && s.avail_out)
 			why = "xz: truncated data";
 		else if (rc != LZMA_OK && rc != LZMA_BUF_ERROR)
-			why = rc == LZMA_MEMLIMIT_ERROR ? TOO_BIG : "xz: corrupt data";
+			why = rc == LZMA_MEMLIMIT_ERROR ? "xz: needs a dictionary over 64 MiB"
+							: "xz: corrupt data";
 	}
 	lzma_end(&s);
 	return why;
@@ -380,9 +409,9 @@ static const char *unzstd_block(struct kn_container *c, const uint8_t *in, size_
 		return "out of memory";
 	ZSTD_DCtx_reset(c->zstd, ZSTD_reset_session_only);
 	for (*len = 0;;) {
-		if (*len == c->out_cap && (why = more_room(c)))
+		if (*len == room(c) && (why = more_room(c)))
 			return why;
-		ZSTD_outBuffer ob = {c->out, c->out_cap, *len};
+		ZSTD_outBuffer ob = {c->out, room(c), *len};
 		size_t rc = ZSTD_decompressStream(c->zstd, &ob, &ib);
 		*len = ob.pos;
 		if (ZSTD_isError(rc))
@@ -459,6 +488,7 @@ static int damaged(struct kn_container *c, int64_t start, struct kn_damage *d, c
 	}
 	snprintf(d->why, sizeof(d->why), "%s", why);
 	d->offset = start;
+	d->records = -1;
 	int64_t next = c->seekable ? find_sync(c, start + 1) : -1;
 	if (next < 0 || fseeko(c->fp, next, SEEK_SET)) {
 		d->length = -1;
@@ -470,11 +500,46 @@ static int damaged(struct kn_container *c, int64_t start, struct kn_damage *d, c
 	return 2;
 }
 
+/* On a file, the frame is checked before the payload is read: a forged
+ * size (one per 22 bytes of input) must not make each damaged frame read
+ * the rest of the file. */
+static const char *check_frame(struct kn_container *c, int64_t size)
+{
+	uint8_t end[16];
+	int64_t at = c->pos;
+
+	if (fseeko(c->fp, size, SEEK_CUR) || fread(end, 1, 16, c->fp) != 16)
+		return "truncated block";
+	if (memcmp(end, c->sync, 16))
+		return "no sync marker where the block ends";
+	return fseeko(c->fp, at, SEEK_SET) ? "cannot seek" : NULL;
+}
+
+static const char *read_payload(struct kn_container *c, int64_t size)
+{
+	uint8_t end[16];
+	const char *why;
+
+	if (c->seekable && (why = check_frame(c, size)))
+		return why;
+	if ((size_t)size > c->in_cap) {
+		uint8_t *p = kn_realloc(c->in, (size_t)size);
+		if (!p)
+			return "out of memory";
+		c->in = p;
+		c->in_cap = (size_t)size;
+	}
+	if (rd(c, c->in, (size_t)size))
+		return "truncated block";
+	if (rd(c, end, 16) || memcmp(end, c->sync, 16))
+		return "no sync marker where the block ends";
+	return NULL;
+}
+
 int kn_container_next(struct kn_container *c, struct kn_block *b, struct kn_damage *d, char *errstr,
 		      size_t errstr_size)
 {
 	int64_t start = c->pos, size;
-	uint8_t end[16];
 	const char *why;
 	int ch;
 
@@ -487,29 +552,25 @@ int kn_container_next(struct kn_container *c, struct kn_block *b, struct kn_dama
 		return damaged(c, start, d, "bad record count", errstr, errstr_size);
 	if (rd_long(c, &size) || size < 0 || size > KN_BLOCK_MAX)
 		return damaged(c, start, d, "bad block size", errstr, errstr_size);
-	if ((size_t)size > c->in_cap) {
-		uint8_t *p = kn_realloc(c->in, (size_t)size);
-		if (!p)
-			return damaged(c, start, d, "out of memory", errstr, errstr_size);
-		c->in = p;
-		c->in_cap = (size_t)size;
-	}
-	if (rd(c, c->in, (size_t)size))
-		return damaged(c, start, d, "truncated block", errstr, errstr_size);
-	if (rd(c, end, 16) || memcmp(end, c->sync, 16))
-		return damaged(c, start, d, "no sync marker where the block ends", errstr,
-			       errstr_size);
+	if ((why = read_payload(c, size)))
+		return damaged(c, start, d, why, errstr, errstr_size);
 	b->size = c->pos - start;
 	if (!b->count) { /* nothing to read (an empty deflate block may be 0 bytes) */
 		b->data = c->in;
 		b->len = 0;
 		return 1;
 	}
-	if ((why = decompress(c, (size_t)size, &b->data, &b->len))) {
-		/* The frame is sound, so the damage is this block and no more. */
+	int64_t budget = BUDGET_BASE + BUDGET_RATIO * c->pos - c->inflated;
+	c->limit = budget <= 0 ? 0 : budget < KN_BLOCK_MAX ? (size_t)budget : KN_BLOCK_MAX;
+	why = decompress(c, (size_t)size, &b->data, &b->len);
+	c->inflated += (int64_t)b->len;
+	if (why) {
+		/* The frame is sound: the damage is this block, whose record
+		 * count is known, and no more. */
 		snprintf(d->why, sizeof(d->why), "%s", why);
 		d->offset = start;
 		d->length = b->size;
+		d->records = b->count;
 		return 2;
 	}
 	return 1;

@@ -40,8 +40,10 @@ struct kn_block {
 };
 
 struct kn_damage {
-	int64_t offset; /* first unreadable byte */
-	int64_t length; /* -1: up to the end of the input */
+	int64_t offset;	 /* first unreadable byte */
+	int64_t length;	 /* -1: up to the end of the input */
+	int64_t records; /* the records it held: a block whose frame is sound but
+			  * whose data does not decompress; -1: not known */
 	char why[192];
 };
 

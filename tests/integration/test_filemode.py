@@ -252,15 +252,58 @@ def test_damaged_blocks_are_skipped(tmp_path):
     err, dead = run("record", b[0] + block(20, bytes(cut), sync) + b[2] + b[3] + b[4], recs_of(1) - {20})
     assert dead == [{"index": 21, "records": 19, "offset": len(header) + len(b[0]), "reason": "decode_error",
                      "detail": "record 1 of the block: negative length"}]
-    assert "read 100," in err and "19 record(s) of readable blocks lost" in err
+    assert "read 100," in err and "19 record(s) known lost" in err
     # A count no block of this size can hold, and bytes after the last record.
     err, dead = run("count", b[0] + block(1 << 40, payload, sync) + b[2] + b[3] + b[4], recs_of(1))
     assert "claims 1099511627776 records" in dead[0]["detail"]
     err, dead = run("extra", b[0] + block(19, payload, sync) + b[2] + b[3] + b[4], {39})
-    assert dead[0]["reason"] == "damaged_block" and "bytes after the 19 records" in dead[0]["detail"]
+    assert dead[0]["reason"] == "damaged_block" and "after its 19 records (read)" in dead[0]["detail"]
+    assert dead[0]["records"] is None
     # A missing sync marker: resumes at block 3's.
     err, dead = run("sync", b[0] + b[1][:-16] + b[2] + b[3] + b[4], recs_of(1, 2))
     assert len(dead) == 1 and dead[0]["offset"] == len(header) + len(b[0])
+
+
+def test_damage_in_compressed_blocks_and_forged_frames(tmp_path):
+    """A compressed block whose frame is sound but whose data is not: its
+    records are counted as lost. Frames that claim 200 MiB every 22 bytes
+    cost one pass over the file, not one per frame."""
+    import zlib
+    env = Env(tmp_path, "file8")
+    d = str(tmp_path)
+    env.kanon("gen", "-c", env.config, "--seed", "8", "--count", "60", "--types", "device", "--out-dir", d)
+    schema, recs = read(os.path.join(d, "device.avro"))
+    src = os.path.join(d, "null.avro")
+    with open(src, "wb") as f:
+        w = fastavro.write.Writer(f, schema, codec="null")
+        for i, rec in enumerate(recs):
+            w.write(rec)
+            if i % 20 == 19:
+                w.flush()  # three blocks of 20
+    header, blocks, sync = blocks_of(open(src, "rb").read())
+    dh = header.replace(b"\x08null", b"\x0edeflate")
+    defl = [zlib.compress(pl, 9)[2:-4] for _, _, pl in blocks]
+    bad = defl[1][: len(defl[1]) // 2]  # the frame says so: a sound frame, a cut stream
+    p = os.path.join(d, "inflate.avro")
+    open(p, "wb").write(dh + block(20, defl[0], sync) + block(20, bytes(bad), sync) + block(20, defl[2], sync))
+    r = env.kanon("process", "-c", env.config, "--input", p, "--output", p + ".out", "--dead-letter", p + ".dead",
+                  check=False)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "read 60," in err and "20 record(s) known lost" in err, err
+    assert "(20 records) cannot be read (deflate: " in err
+    dead = [json.loads(l) for l in open(p + ".dead")]
+    assert [(x["index"], x["records"], x["reason"]) for x in dead] == [(20, 20, "damaged_block")]
+    assert len(read(p + ".out")[1]) == sum(1 for i, rec in enumerate(recs) if kept(rec) and not 20 <= i < 40)
+    # 400,000 forged frames (9 MB): each is damage of its own, skipped in
+    # one pass; the real blocks after them are all read. The timeout only
+    # catches a hang (one re-read of the file per frame took hours).
+    forged = varint(1) + varint(200 << 20) + sync
+    assert len(forged) == 22
+    p = os.path.join(d, "forged.avro")
+    open(p, "wb").write(header + forged * 400000 + b"".join(block(c, pl, sync) for _, c, pl in blocks))
+    r = env.kanon("process", "-c", env.config, "--input", p, "--output", p + ".out", check=False, timeout=120)
+    assert r.returncode == 1 and b"400000 damaged part(s) skipped" in r.stderr, r.stderr
+    assert b"read 60," in r.stderr
 
 
 def fastavro_datum(schema, rec):
@@ -320,6 +363,25 @@ def test_codecs_and_decompression_bombs(tmp_path):
     assert before < peak_kb < 400 * 1024, "kanon peaked at %d MB" % (peak_kb // 1024)
     n01 = sum(1 for rr in recs[: blocks[0][1] + blocks[1][1]] if kept(rr))
     assert len(read(p + ".out")[1]) == n01
+    # bzip2 bombs: 242 bytes grow to 300 MiB, a second of work each, so a
+    # file may not decompress to more than 1 GiB + 200 times its size: after
+    # four bombs the rest fail at once, and the good blocks after them are
+    # still read (their ratio is far inside the budget).
+    import bz2
+    bz = bz2.compress(bytes(300 << 20), 9)
+    assert len(bz) < 300
+    bh = header.replace(b"\x08null", b"\x0abzip2")
+    body = (b"".join(block(5, bz, sync) for _ in range(40)) +
+            b"".join(block(c, bz2.compress(pl), sync) for _, c, pl in blocks))
+    p = os.path.join(d, "bzbomb.avro")
+    open(p, "wb").write(bh + body)
+    r = env.kanon("process", "-c", env.config, "--input", p, "--output", p + ".out", "--dead-letter", p + ".dead",
+                  check=False, timeout=300)
+    assert r.returncode == 1 and b"40 damaged part(s) skipped" in r.stderr, r.stderr
+    whys = [json.loads(l)["detail"] for l in open(p + ".dead")]
+    assert whys.count("decompresses to more than 256 MiB") == 4, whys
+    assert whys[4:] == ["decompresses past the file's budget (1 GiB + 200 times its size)"] * 36
+    assert read(p + ".out")[1] == outs["null"]
     # An unknown codec is refused by name.
     p = os.path.join(d, "odd.avro")
     open(p, "wb").write(header.replace(b"\x08null", b"\x08lz4x") + body)
