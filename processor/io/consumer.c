@@ -168,7 +168,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct kn_consumer *k = opaque;
-	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	/* NULL once the consumer is out of the group: the revoke that closing
+	 * a consumer still in its first join delivers (then unassigning all is
+	 * right). Comparing it unchecked crashed an early SIGTERM. */
+	const char *proto = rd_kafka_rebalance_protocol(rk);
+	bool coop = proto && !strcmp(proto, "COOPERATIVE");
 	rd_kafka_error_t *e = NULL;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {

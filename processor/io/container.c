@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -211,8 +212,14 @@ fail:
 int kn_container_open(const char *path, struct kn_container **out, char *errstr, size_t errstr_size)
 {
 	FILE *fp = fopen(path, "rb");
+	struct stat st;
 
 	*out = NULL;
+	if (fp && !fstat(fileno(fp), &st) && S_ISDIR(st.st_mode)) { /* fopen takes one */
+		fclose(fp);
+		fp = NULL;
+		errno = EISDIR;
+	}
 	if (!fp) {
 		int err = errno;
 		snprintf(errstr, errstr_size, "%s: %s", path, strerror(err));
