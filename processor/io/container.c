@@ -112,7 +112,7 @@ static const char *header_entry(struct kn_container *c, char **schema, int64_t *
 		return "truncated metadata";
 	if (rd_long(c, &vlen) || vlen < 0 || vlen > KN_BLOCK_MAX)
 		return "bad metadata value";
-	if (!strcmp(key, "avro.schema")) {
+	if (klen == 11 && !memcmp(key, "avro.schema", 11)) {
 		char *v = kn_malloc((size_t)vlen + 1);
 		const char *why = NULL;
 		if (!v)
@@ -130,7 +130,7 @@ static const char *header_entry(struct kn_container *c, char **schema, int64_t *
 		*schema_len = vlen;
 		return NULL;
 	}
-	if (!strcmp(key, "avro.codec")) {
+	if (klen == 10 && !memcmp(key, "avro.codec", 10)) {
 		if (vlen >= 16)
 			return "unknown avro.codec";
 		memset(codec, 0, 16);
@@ -254,7 +254,7 @@ void kn_container_close(struct kn_container *c)
 	kn_free(c);
 }
 
-/* ---- decompression, bounded by KN_BLOCK_MAX ---- */
+/* ---- decompression, bounded per block (KN_BLOCK_MAX) and per file ---- */
 
 #define TOO_BIG	    "decompresses to more than 256 MiB"
 #define OVER_BUDGET "decompresses past the file's budget (1 GiB + 200 times its size)"

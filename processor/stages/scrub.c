@@ -532,6 +532,99 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 	return last - i;
 }
 
+/* ---- identifiers announced by a label ---- */
+
+/* Words that announce an account number or a handle. What follows one
+ * (within three separator bytes: "QQ: 12345", "微信号 zs_1990") is taken as
+ * that identifier even when it is short: "QQ 12345" is an account, not a
+ * quantity. A handle must hold a digit, '_' or '-', or come after a colon,
+ * so that "wechat download" stays. */
+enum label_kind {
+	L_NONE,
+	L_NUMBER,
+	L_HANDLE
+};
+
+struct label {
+	size_t at; /* where its value would start */
+	enum label_kind kind;
+	bool colon; /* "wx: name": whatever follows is the handle */
+};
+
+static enum label_kind label_word(const char *s, size_t len, size_t i, size_t *n)
+{
+	static const struct {
+		const char *w;
+		enum label_kind k;
+	} words[] = {{"qq号", L_NUMBER},     {"qq", L_NUMBER},	     {"uid", L_NUMBER},
+		     {"工号", L_NUMBER},     {"学号", L_NUMBER},     {"会员号", L_NUMBER},
+		     {"卡号", L_NUMBER},     {"手机号", L_NUMBER},   {"手机", L_NUMBER},
+		     {"电话", L_NUMBER},     {"tel", L_NUMBER},	     {"mobile", L_NUMBER},
+		     {"微信号", L_HANDLE},   {"微信", L_HANDLE},     {"weixin", L_HANDLE},
+		     {"wechat", L_HANDLE},   {"wx", L_HANDLE},	     {"vx", L_HANDLE},
+		     {"账号", L_HANDLE},     {"帐号", L_HANDLE},     {"抖音号", L_HANDLE},
+		     {"快手号", L_HANDLE},   {"小红书号", L_HANDLE}, {"skype", L_HANDLE},
+		     {"telegram", L_HANDLE}, {"line id", L_HANDLE}};
+
+	if (i && is_alnum(s[i - 1]))
+		return L_NONE;
+	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+		size_t m = strlen(words[k].w);
+		if (len - i >= m && !memcmp(s + i, words[k].w, m) &&
+		    (i + m == len || !is_alpha(s[i + m]))) {
+			*n = m;
+			return words[k].k;
+		}
+	}
+	return L_NONE;
+}
+
+/* Notes a label at i: where its value would start. */
+static void see_label(const char *s, size_t len, size_t i, struct label *l)
+{
+	static const char first[] = "qutmwvsl\xe4\xe5\xe6\xe7\xe8"; /* what labels start with */
+	size_t n, j;
+	enum label_kind k;
+
+	if (!memchr(first, s[i], sizeof(first) - 1) || !(k = label_word(s, len, i, &n)))
+		return;
+	for (j = i + n; j < len && j - i - n < 4;) {
+		if (s[j] == ' ' || s[j] == ':' || s[j] == '#' || s[j] == '=')
+			j++;
+		else if (len - j >= 3 && !memcmp(s + j, "号", 3))
+			j += 3;
+		else
+			break;
+	}
+	l->at = j;
+	l->kind = k;
+	l->colon = memchr(s + i + n, ':', j - i - n) != NULL;
+}
+
+/* The value a label announced, at i: a number of 5 or 6 digits (longer ones
+ * are every number's, typed as phones, cards or <NUM>), or a handle of 6
+ * to 20 bytes that starts with a letter. */
+static size_t match_labeled(const char *s, size_t len, size_t i, const struct label *l)
+{
+	size_t j = i, digits = 0;
+	bool marked = false;
+
+	if (l->kind == L_NUMBER) {
+		for (; j < len && (is_digit(s[j]) || ((s[j] == ' ' || s[j] == '-') && j + 1 < len &&
+						      is_digit(s[j + 1]) && j > i));
+		     j++)
+			digits += is_digit(s[j]);
+		return digits >= 5 && digits < 7 && (j == len || !is_alnum(s[j])) ? j - i : 0;
+	}
+	if (j >= len || !is_alpha(s[j]))
+		return 0;
+	for (; j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
+		marked |= !is_alpha(s[j]);
+	if (j - i < 6 || j - i > 20 || (j < len && (is_alnum(s[j]) || s[j] == '_')))
+		return 0;
+	return marked || l->colon ? j - i : 0;
+}
+
 /* ---- device and advertising identifiers ---- */
 
 /* A MAC address (six pairs of hex digits joined by one kind of ':' or '-')
@@ -680,13 +773,17 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	 * ("zhangsan%40qq.com", "&#64;"), and what they escape is scrubbed. */
 	size_t n = kn_fold(in, len, s, sizeof(s), KN_FOLD_URL), i = 0, m, cn;
 	size_t at = next_at(s, n, 0);
+	struct label lab = {.at = SIZE_MAX};
 
 	memset(c, 0, sizeof(*c));
 	while (i < n && !o.full) {
 		const char *ph = NULL;
 		if (at < i)
 			at = next_at(s, n, i);
-		if ((m = match_url(s, n, i)))
+		see_label(s, n, i, &lab);
+		if (i == lab.at && (m = match_labeled(s, n, i, &lab)))
+			ph = lab.kind == L_NUMBER ? (c->num++, "<NUM>") : (c->id++, "<ID>");
+		else if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
 		else if (at < n && at - i <= LOCAL_MAX + 2 && (m = match_email(s, n, i)))
 			ph = "<EMAIL>", c->email++;

@@ -25,6 +25,9 @@
  *            separators, with trailing expiry or CVV groups
  *   <PHONE>  Chinese mobiles (1[3-9] + 9 digits, with +86/0086) and
  *            international numbers (+ and 8-15 digits), in any grouping
+ *   after a label (QQ, uid, 工号, 电话, 微信号, wx, 抖音号, ...): a number of 5 or
+ *            6 digits is <NUM>, a handle with a digit, '_' or '-' (any after a
+ *            colon) is <ID>
  *   <NUM>    any other number of 7 or more digits, counted across
  *            separators (space, . , / _ ( ) - + ~ *), and runs of 7 or more
  *            Chinese numerals; an 8-digit calendar date (YYYYMMDD,

@@ -120,9 +120,11 @@ def records(n, seed=2026, ts=1793613600000):
         handle = "hn%07d" % rng.randint(0, 10 ** 7 - 1)
         mac, uuid = device_id(rng)
         devs = device_id_spellings(mac, uuid)
-        needles = {phone, pid, pid.lower(), card, local, ip, handle} | set(devs)
+        wechat = "zs_%s%d" % ("".join(rng.choice("abcdefghjk") for _ in range(3)), rng.randint(1970, 2009))
+        labeled = ["加我微信 " + wechat, "微信号：" + wechat, "vx: " + wechat, "QQ号 %06d" % rng.randint(10000, 999999)]
+        needles = {phone, pid, pid.lower(), card, local, ip, handle, wechat} | set(devs)
         pii = (phone_spellings(phone) + id_spellings(pid) + card_spellings(card) + email_spellings(local, dom) +
-               ip_spellings(ip) + ["zhangsan-" + handle] + devs)
+               ip_spellings(ip) + ["zhangsan-" + handle] + devs + labeled)
         s = lambda: rng.choice(pii)  # noqa: E731
         hosts = ["%s.example.cn" % phone, "%s.cn" % pid, "zhangsan-%s.github.io" % handle,
                  str(int.from_bytes(bytes(int(x) for x in ip.split(".")), "big")), "0x%08X" % int.from_bytes(

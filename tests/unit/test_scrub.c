@@ -133,6 +133,27 @@ static void test_device_ids(void)
 	EXPECT(c);
 }
 
+static void test_labeled(void)
+{
+	static const char *const c[][2] = {
+		{"QQ 12345", "qq <NUM>"},
+		{"qq号：123456", "qq号:<NUM>"},
+		{"uid=123456", "uid=<NUM>"},
+		{"加我微信 zs_1990", "加我微信 <ID>"},
+		{"微信号：zhangsanfeng", "微信号:<ID>"}, /* after a colon: any handle */
+		{"vx zhang-san", "vx <ID>"},
+		{"抖音号 dy_12345678", "抖音号 <ID>"},
+		{"手机号 138 1234 5678", "手机号 <PHONE>"}, /* long: typed as ever */
+		/* Near misses: no label, short or long numbers, plain words. */
+		{"qq 2023", "qq 2023"},
+		{"iphone 12345", "iphone 12345"},
+		{"wechat download", "wechat download"},
+		{"微信 zhangsanfeng", "微信 zhangsanfeng"},
+		{"qq音乐 下载", "qq音乐 下载"},
+	};
+	EXPECT(c);
+}
+
 static void test_cn_id(void)
 {
 	static const char *const c[][2] = {
@@ -365,6 +386,7 @@ int main(void)
 	KT_RUN(test_urls);
 	KT_RUN(test_ip);
 	KT_RUN(test_device_ids);
+	KT_RUN(test_labeled);
 	KT_RUN(test_cn_id);
 	KT_RUN(test_cards);
 	KT_RUN(test_phones);
