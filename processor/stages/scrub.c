@@ -535,94 +535,101 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 /* ---- identifiers announced by a label ---- */
 
 /* Words that announce an account number or a handle. What follows one
- * (within three separator bytes: "QQ: 12345", "微信号 zs_1990") is taken as
- * that identifier even when it is short: "QQ 12345" is an account, not a
- * quantity. A handle must hold a digit, '_' or '-', or come after a colon,
- * so that "wechat download" stays. */
+ * (past up to four bytes of " : # =" and 号: "QQ: 12345", "微信号 zs_1990")
+ * is taken as that identifier even when it is short: "QQ 12345" is an
+ * account, not a quantity. A handle must hold a digit, '_' or '-', or come
+ * after a colon, so that "wechat download" stays. The label is looked for
+ * only behind a value of the right shape, so that text without one costs
+ * nothing. */
 enum label_kind {
 	L_NONE,
 	L_NUMBER,
 	L_HANDLE
 };
 
-struct label {
-	size_t at; /* where its value would start */
-	enum label_kind kind;
-	bool colon; /* "wx: name": whatever follows is the handle */
-};
+/* clang-format off */
+#define W(s, k) {s, sizeof(s) - 1, k}
+/* clang-format on */
+#define N L_NUMBER
+#define H L_HANDLE
+static const struct {
+	const char *w;
+	size_t n;
+	enum label_kind k;
+} label_words[] = {
+	W("qq", N),	W("uid", N),	  W("工号", N),	 W("学号", N),	   W("会员号", N),
+	W("卡号", N),	W("手机号", N),	  W("手机", N),	 W("电话", N),	   W("tel", N),
+	W("mobile", N), W("微信号", H),	  W("微信", H),	 W("weixin", H),   W("wechat", H),
+	W("wx", H),	W("vx", H),	  W("账号", H),	 W("帐号", H),	   W("抖音号", H),
+	W("快手号", H), W("小红书号", H), W("skype", H), W("telegram", H), W("line id", H)};
+#undef W
+#undef N
+#undef H
 
-static enum label_kind label_word(const char *s, size_t len, size_t i, size_t *n)
+/* The label that ends right before i, past its separators; *colon: one of
+ * them was a colon. */
+static enum label_kind label_ending_at(const char *s, size_t j)
 {
-	static const struct {
-		const char *w;
-		enum label_kind k;
-	} words[] = {{"qq号", L_NUMBER},     {"qq", L_NUMBER},	     {"uid", L_NUMBER},
-		     {"工号", L_NUMBER},     {"学号", L_NUMBER},     {"会员号", L_NUMBER},
-		     {"卡号", L_NUMBER},     {"手机号", L_NUMBER},   {"手机", L_NUMBER},
-		     {"电话", L_NUMBER},     {"tel", L_NUMBER},	     {"mobile", L_NUMBER},
-		     {"微信号", L_HANDLE},   {"微信", L_HANDLE},     {"weixin", L_HANDLE},
-		     {"wechat", L_HANDLE},   {"wx", L_HANDLE},	     {"vx", L_HANDLE},
-		     {"账号", L_HANDLE},     {"帐号", L_HANDLE},     {"抖音号", L_HANDLE},
-		     {"快手号", L_HANDLE},   {"小红书号", L_HANDLE}, {"skype", L_HANDLE},
-		     {"telegram", L_HANDLE}, {"line id", L_HANDLE}};
-
-	if (i && is_alnum(s[i - 1]))
-		return L_NONE;
-	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
-		size_t m = strlen(words[k].w);
-		if (len - i >= m && !memcmp(s + i, words[k].w, m) &&
-		    (i + m == len || !is_alpha(s[i + m]))) {
-			*n = m;
-			return words[k].k;
-		}
+	for (size_t k = 0; k < sizeof(label_words) / sizeof(label_words[0]); k++) {
+		size_t m = label_words[k].n;
+		if (j >= m && !memcmp(s + j - m, label_words[k].w, m) &&
+		    (j == m || !is_alnum(s[j - m - 1])))
+			return label_words[k].k;
 	}
 	return L_NONE;
 }
 
-/* Notes a label at i: where its value would start. */
-static void see_label(const char *s, size_t len, size_t i, struct label *l)
+/* The label that ends right before i, past its separators (号 may be the
+ * label's own: 抖音号); *colon: one of them was a colon. */
+static enum label_kind label_before(const char *s, size_t i, bool *colon)
 {
-	static const char first[] = "qutmwvsl\xe4\xe5\xe6\xe7\xe8"; /* what labels start with */
-	size_t n, j;
 	enum label_kind k;
+	size_t j = i;
 
-	if (!memchr(first, s[i], sizeof(first) - 1) || !(k = label_word(s, len, i, &n)))
-		return;
-	for (j = i + n; j < len && j - i - n < 4;) {
-		if (s[j] == ' ' || s[j] == ':' || s[j] == '#' || s[j] == '=')
-			j++;
-		else if (len - j >= 3 && !memcmp(s + j, "号", 3))
-			j += 3;
-		else
+	*colon = false;
+	while (j > 0 && i - j < 4) {
+		if (s[j - 1] == ' ' || s[j - 1] == ':' || s[j - 1] == '#' || s[j - 1] == '=') {
+			*colon |= s[j - 1] == ':';
+			j--;
+		} else if (j >= 3 && !memcmp(s + j - 3, "号", 3)) {
+			if ((k = label_ending_at(s, j)))
+				return k;
+			j -= 3;
+		} else {
 			break;
+		}
 	}
-	l->at = j;
-	l->kind = k;
-	l->colon = memchr(s + i + n, ':', j - i - n) != NULL;
+	return label_ending_at(s, j);
 }
 
-/* The value a label announced, at i: a number of 5 or 6 digits (longer ones
- * are every number's, typed as phones, cards or <NUM>), or a handle of 6
- * to 20 bytes that starts with a letter. */
-static size_t match_labeled(const char *s, size_t len, size_t i, const struct label *l)
+/* A labelled value at i: a number of 5 or 6 digits (longer ones are every
+ * number's, typed as phones, cards or <NUM>), or a handle of 6 to 20 bytes
+ * that starts with a letter. *kind says which. */
+static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind *kind)
 {
 	size_t j = i, digits = 0;
-	bool marked = false;
+	bool marked = false, colon;
 
-	if (l->kind == L_NUMBER) {
+	if (i && (is_alnum(s[i - 1]) || s[i - 1] == '_' || s[i - 1] == '-'))
+		return 0;
+	if (is_digit(s[i])) {
 		for (; j < len && (is_digit(s[j]) || ((s[j] == ' ' || s[j] == '-') && j + 1 < len &&
-						      is_digit(s[j + 1]) && j > i));
+						      is_digit(s[j + 1])));
 		     j++)
 			digits += is_digit(s[j]);
-		return digits >= 5 && digits < 7 && (j == len || !is_alnum(s[j])) ? j - i : 0;
+		if (digits < 5 || digits > 6 || (j < len && is_alnum(s[j])))
+			return 0;
+		*kind = L_NUMBER;
+		return label_before(s, i, &colon) == L_NUMBER ? j - i : 0;
 	}
-	if (j >= len || !is_alpha(s[j]))
+	if (!is_alpha(s[i]))
 		return 0;
 	for (; j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
 		marked |= !is_alpha(s[j]);
 	if (j - i < 6 || j - i > 20 || (j < len && (is_alnum(s[j]) || s[j] == '_')))
 		return 0;
-	return marked || l->colon ? j - i : 0;
+	*kind = L_HANDLE;
+	return label_before(s, i, &colon) == L_HANDLE && (marked || colon) ? j - i : 0;
 }
 
 /* ---- device and advertising identifiers ---- */
@@ -773,16 +780,15 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	 * ("zhangsan%40qq.com", "&#64;"), and what they escape is scrubbed. */
 	size_t n = kn_fold(in, len, s, sizeof(s), KN_FOLD_URL), i = 0, m, cn;
 	size_t at = next_at(s, n, 0);
-	struct label lab = {.at = SIZE_MAX};
+	enum label_kind lk;
 
 	memset(c, 0, sizeof(*c));
 	while (i < n && !o.full) {
 		const char *ph = NULL;
 		if (at < i)
 			at = next_at(s, n, i);
-		see_label(s, n, i, &lab);
-		if (i == lab.at && (m = match_labeled(s, n, i, &lab)))
-			ph = lab.kind == L_NUMBER ? (c->num++, "<NUM>") : (c->id++, "<ID>");
+		if ((m = match_labeled(s, n, i, &lk)))
+			ph = lk == L_NUMBER ? (c->num++, "<NUM>") : (c->id++, "<ID>");
 		else if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
 		else if (at < n && at - i <= LOCAL_MAX + 2 && (m = match_email(s, n, i)))
