@@ -333,11 +333,20 @@ static void warn_weaknesses(const struct kn_config *c)
 		kn_warn("config", "weakened: %s", w[i]);
 }
 
+/* check --kafka: brokers that do not answer are a runtime failure (1); an
+ * answer that shows an internal topic wrong is a configuration error (2),
+ * as those found before any network I/O. */
+static int asked_exit(int err)
+{
+	return err == -ETIMEDOUT || err == -EIO || err == -ECANCELED ? KN_EXIT_FAILURE
+								     : KN_EXIT_CONFIG;
+}
+
 static int cmd_check(const struct args *a)
 {
 	struct kn_config *c;
 	char errstr[1024];
-	int rc;
+	int rc, err;
 
 	if (a->describe) {
 		kn_config_describe(stdout);
@@ -349,13 +358,13 @@ static int cmd_check(const struct args *a)
 		fprintf(stderr, "kanon: config error: %s\n", errstr);
 		rc = KN_EXIT_CONFIG;
 	}
-	if (!rc && a->kafka && c->n_aggs && kn_topology_check(c, errstr, sizeof(errstr))) {
+	if (!rc && a->kafka && c->n_aggs && (err = kn_topology_check(c, errstr, sizeof(errstr)))) {
 		fprintf(stderr, "kanon: internal topics: %s\n", errstr);
-		rc = KN_EXIT_CONFIG;
+		rc = asked_exit(err);
 	}
 	if (!rc && a->kafka && kn_sreg_check(c, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: %s\n", errstr);
-		rc = KN_EXIT_CONFIG;
+		rc = KN_EXIT_CONFIG; /* its TLS and credential errors look like outages */
 	}
 	kn_config_print(c, stdout);
 	if (!rc) {

@@ -201,3 +201,7 @@ def test_check_validates_internal_topics(broker, tmp_path):
     create_topic(broker, env2.prefix + "-group.agg-contrib", 8, "retention.ms=600000")
     r = env2.kanon("check", "-c", env2.config, "--kafka", check=False)
     assert r.returncode == 2 and b"retention.ms=600000 is shorter" in r.stderr, r.stderr
+    # Brokers that do not answer are a failure (1), not a configuration error.
+    r = env2.kanon("check", "-c", env2.config, "--kafka", "--set", "kafka.brokers=127.0.0.1:%d" % free_port(),
+                   check=False)
+    assert r.returncode == 1 and b"no broker at 127.0.0.1:" in r.stderr, r.stderr
