@@ -10,7 +10,6 @@
 
 #include "container.h"
 #include "decode.h"
-#include "kn_alloc.h"
 #include "run.h"
 #include "schema.h"
 

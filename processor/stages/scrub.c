@@ -566,8 +566,7 @@ static const struct {
 #undef N
 #undef H
 
-/* The label that ends right before i, past its separators; *colon: one of
- * them was a colon. */
+/* The label that ends at j, a word of its own, or L_NONE. */
 static enum label_kind label_ending_at(const char *s, size_t j)
 {
 	for (size_t k = 0; k < sizeof(label_words) / sizeof(label_words[0]); k++) {
@@ -626,7 +625,10 @@ static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind
 		return 0;
 	for (; j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
 		marked |= !is_alpha(s[j]);
-	if (j - i < 6 || j - i > 20 || (j < len && (is_alnum(s[j]) || s[j] == '_')))
+	/* a whole token, and not an address's local part or a host's label */
+	if (j - i < 6 || j - i > 20 ||
+	    (j < len && (is_alnum(s[j]) || s[j] == '_' || s[j] == '@' ||
+			 (s[j] == '.' && j + 1 < len && is_alnum(s[j + 1])))))
 		return 0;
 	*kind = L_HANDLE;
 	return label_before(s, i, &colon) == L_HANDLE && (marked || colon) ? j - i : 0;

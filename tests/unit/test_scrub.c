@@ -142,6 +142,8 @@ static void test_labeled(void)
 		{"加我微信 zs_1990", "加我微信 <ID>"},
 		{"微信号：zhangsanfeng", "微信号:<ID>"}, /* after a colon: any handle */
 		{"vx zhang-san", "vx <ID>"},
+		{"加我微信 zs_1990.", "加我微信 <ID>."},
+		{"wx: zhangsan@qq.com", "wx: <EMAIL>"}, /* the address is the address */
 		{"抖音号 dy_12345678", "抖音号 <ID>"},
 		{"手机号 138 1234 5678", "手机号 <PHONE>"}, /* long: typed as ever */
 		/* Near misses: no label, short or long numbers, plain words. */
