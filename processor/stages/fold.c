@@ -349,9 +349,9 @@ static size_t fold_ascii(const char *in, size_t len, char *out, size_t cap, unsi
 }
 
 /* The ASCII digit a character stands for, or -1: decimal digits of any
- * script (supplementary planes included: Osmanya, Adlam, ...), and the
- * Hangzhou numerals U+3021..3029 with U+3007, which write phone numbers
- * as well as any digit does. */
+ * script (supplementary planes included: Osmanya, Adlam, ...), the
+ * Hangzhou numerals U+3021..3029 with U+3007, and other single-digit
+ * numbers, all of which write phone numbers as well as any digit does. */
 static int digit_of(UChar32 c)
 {
 	if (c == 0x3007)
@@ -360,6 +360,13 @@ static int digit_of(UChar32 c)
 		return (int)(c - 0x3020);
 	if (c >= 0x80 && u_charType(c) == U_DECIMAL_DIGIT_NUMBER)
 		return u_charDigitValue(c);
+	/* Digits in dress that NFKC leaves alone: dingbat and double-circled
+	 * digits (❶ ➊ ⓵ ⓿), which spell numbers as well as any digit does. */
+	if (c >= 0x80 && u_charType(c) == U_OTHER_NUMBER) {
+		double v = u_getNumericValue(c);
+		if (v >= 0 && v <= 9 && v == (int)v)
+			return (int)v;
+	}
 	return -1;
 }
 

@@ -274,32 +274,38 @@ static size_t provider_at(const char *s, size_t len, size_t j)
 	return 0;
 }
 
+static size_t match_ip(const char *s, size_t len, size_t i);
+
 static size_t match_email(const char *s, size_t len, size_t i)
 {
 	size_t j = i, sp, a, h;
-	bool wide = false;
+	bool wide = false, word = false, colon = false;
 
-	if (i && local_char(s[i - 1]))
+	if ((i && local_char(s[i - 1])) || s[i] == ':')
 		return 0;
 	/* The local part: ASCII as RFC 5322 has it, at most LOCAL_MAX bytes
 	 * (RFC 5321 says 64, but an address that breaks the rule is still
 	 * one), or with letters of any script (RFC 6531: 张三@qq.com) at most
 	 * 64, so that the text before an address does not go with it; up to
 	 * an "@" however it is spelled (艾特 is letters too). A start inside a
-	 * run of letters is tried as well, so the 64 bytes before the "@" go. */
+	 * run of letters is tried as well, so the 64 bytes before the "@" go.
+	 * Dots before it ("邮箱：…x@qq.com") and a ':' of URL userinfo
+	 * ("admin:pw@10.0.0.1") go with it. */
 	while (j < len && j - i < (wide ? 64 : LOCAL_MAX)) {
 		size_t n;
-		if (local_char(s[j])) {
+		if (local_char(s[j]) || (s[j] == ':' && !wide)) {
+			word |= s[j] != '.' && s[j] != ':';
+			colon |= s[j] == ':';
 			j++;
-		} else if ((unsigned char)s[j] >= 0x80 && j - i < 64 &&
+		} else if ((unsigned char)s[j] >= 0x80 && j - i < 64 && !colon &&
 			   !at_sign(s, len, j, false) && word_cp(cp_at(s, len, j, &n))) {
 			j += n;
-			wide = true;
+			wide = word = true;
 		} else {
 			break;
 		}
 	}
-	if (j == i || s[i] == '.')
+	if (!word)
 		return 0;
 	for (sp = j; sp < len && sp - j < 2 && s[sp] == ' ';)
 		sp++;
@@ -308,7 +314,8 @@ static size_t match_email(const char *s, size_t len, size_t i)
 	j = sp + a;
 	while (j < len && j - sp - a < 2 && s[j] == ' ')
 		j++;
-	if (!(h = host_at(s, len, j, true)) && !(h = provider_at(s, len, j)))
+	if (!(h = host_at(s, len, j, true)) && !(h = provider_at(s, len, j)) &&
+	    !(h = match_ip(s, len, j)))
 		return 0;
 	return j + h - i;
 }
@@ -362,25 +369,49 @@ static size_t match_ip(const char *s, size_t len, size_t i)
 	return 0;
 }
 
-/* Bytes of the separator character at k, or 0: anything that is neither a
- * letter nor a digit (punctuation of any script, spaces, controls) may sit
- * between the groups of one number. When in doubt, it joins. */
+/* Letters that people write between digit groups as a dash, bar or dot:
+ * ー (katakana long vowel), 丨 (the CJK stroke), ㅡ (Hangul, U+1173 after
+ * NFKC), ㄧ (Bopomofo), ˉ (modifier macron), and the words 点 (dot), 杠
+ * (dash), 转 (extension). */
+static bool dash_letter(UChar32 cp)
+{
+	return cp == 0x30FC || cp == 0x4E28 || cp == 0x3161 || cp == 0x1173 || cp == 0x3127 ||
+	       cp == 0x02C9 || cp == 0x70B9 || cp == 0x6760 || cp == 0x8F6C;
+}
+
+/* Bytes of the separator at k, or 0: anything that is neither a letter nor
+ * a digit (punctuation of any script, spaces, controls) may sit between the
+ * groups of one number, and so may a dash_letter, a spelled-out dot ("dot",
+ * "[dot]", "(dot)") and an HTML tag ("<br>", "</b>"). When in doubt, it
+ * joins. */
 static size_t sep_len(const char *s, size_t len, size_t k)
 {
 	unsigned char c = (unsigned char)s[k];
 	size_t n;
 
+	if (c == '<') { /* a tag: <br>, </b>, <span> */
+		for (n = k + 1; n < len && n - k <= 8 && (is_alpha(s[n]) || s[n] == '/'); n++)
+			;
+		if (n < len && n > k + 1 && s[n] == '>')
+			return n + 1 - k;
+	}
+	if ((c == '[' || c == '(') && len - k >= 5 && !memcmp(s + k + 1, "dot", 3) &&
+	    s[k + 4] == (c == '[' ? ']' : ')'))
+		return 5;
+	if (c == 'd' && len - k >= 3 && !memcmp(s + k, "dot", 3) && k && !is_alnum(s[k - 1]) &&
+	    (k + 3 == len || !is_alnum(s[k + 3])))
+		return 3;
 	if (c < 0x80)
 		return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 			       ? 0
 			       : 1;
 	UChar32 cp = cp_at(s, len, k, &n);
-	if (cp == 0x30FC) /* ー, the katakana long-vowel mark: a letter written as a dash */
+	if (dash_letter(cp))
 		return n;
 	return cp < 0 || u_isalnum(cp) || kn_fold_is_numeral(cp) ? 0 : n;
 }
 
-#define MAX_SEP_RUN 16 /* bytes of separators between two digit groups */
+#define MAX_SEP_RUN 32 /* bytes of separators between two digit groups */
 
 struct digits {
 	char d[MAX_DIGITS + 1];
@@ -520,7 +551,7 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 		if (kn_fold_is_numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
 			count++;
 			last = j += n;
-		} else if (j - last < MAX_SEP_RUN && sep_len(s, len, j)) {
+		} else if (j - last < MAX_SEP_RUN && (n = sep_len(s, len, j))) {
 			j += n;
 		} else {
 			break;
@@ -534,17 +565,20 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 
 /* ---- identifiers announced by a label ---- */
 
-/* Words that announce an account number or a handle. What follows one
- * (past up to four bytes of " : # =" and 号: "QQ: 12345", "微信号 zs_1990")
- * is taken as that identifier even when it is short: "QQ 12345" is an
- * account, not a quantity. A handle must hold a digit, '_' or '-', or come
- * after a colon, so that "wechat download" stays. The label is looked for
- * only behind a value of the right shape, so that text without one costs
- * nothing. */
+/* Words that announce personal data, and what follows them (past up to
+ * eight bytes of " : # =", 号, 码, 是, 为 and "id": "QQ号码: 12345",
+ * "微信号是 zs_1990", "wechat id: zs"), taken as such even when it is short
+ * or looks harmless: "QQ 12345" is an account, not a quantity, and
+ * "出生日期 1987-07-03" a birthday, not a date. A label is looked for only
+ * behind a value of its shape, so that text without one costs nothing. */
 enum label_kind {
 	L_NONE,
-	L_NUMBER,
-	L_HANDLE
+	L_NUMBER, /* an account number: 5+ digits ("QQ123456" glued too) */
+	L_HANDLE, /* a handle: 6-20 of [a-z0-9_-] from a letter, with a digit, '_' or '-'
+		   * (any handle after a colon), so that "wechat download" stays */
+	L_SECRET, /* a password or token: any 4+ bytes up to a space */
+	L_CODE,	  /* a card's CVV or expiry, a one-time code: 3-6 digits or MM/YY */
+	L_DATE	  /* a date of birth in any form */
 };
 
 /* clang-format off */
@@ -552,86 +586,162 @@ enum label_kind {
 /* clang-format on */
 #define N L_NUMBER
 #define H L_HANDLE
+#define S L_SECRET
+#define C L_CODE
+#define D L_DATE
 static const struct {
 	const char *w;
 	size_t n;
 	enum label_kind k;
-} label_words[] = {
-	W("qq", N),	W("uid", N),	  W("工号", N),	 W("学号", N),	   W("会员号", N),
-	W("卡号", N),	W("手机号", N),	  W("手机", N),	 W("电话", N),	   W("tel", N),
-	W("mobile", N), W("微信号", H),	  W("微信", H),	 W("weixin", H),   W("wechat", H),
-	W("wx", H),	W("vx", H),	  W("账号", H),	 W("帐号", H),	   W("抖音号", H),
-	W("快手号", H), W("小红书号", H), W("skype", H), W("telegram", H), W("line id", H)};
+} label_words[] = {W("qq", N),	     W("uid", N),	   W("工号", N),	 W("学号", N),
+		   W("会员号", N),   W("卡号", N),	   W("手机号", N),	 W("手机", N),
+		   W("电话", N),     W("tel", N),	   W("mobile", N),	 W("微信", H),
+		   W("weixin", H),   W("wechat", H),	   W("wx", H),		 W("vx", H),
+		   W("v信", H),	     W("薇信", H),	   W("加v", H),		 W("账号", H),
+		   W("帐号", H),     W("抖音", H),	   W("快手", H),	 W("小红书", H),
+		   W("微博", H),     W("weibo", H),	   W("skype", H),	 W("telegram", H),
+		   W("line", H),     W("ins", H),	   W("instagram", H),	 W("github", H),
+		   W("twitter", H),  W("facebook", H),	   W("护照", H),	 W("passport", H),
+		   W("password", S), W("passwd", S),	   W("pwd", S),		 W("密码", S),
+		   W("token", S),    W("access_token", S), W("api_key", S),	 W("apikey", S),
+		   W("secret", S),   W("cvv", C),	   W("cvv2", C),	 W("cvc", C),
+		   W("安全码", C),   W("有效期", C),	   W("exp", C),		 W("expiry", C),
+		   W("验证码", C),   W("出生日期", D),	   W("出生", D),	 W("生日", D),
+		   W("dob", D),	     W("birthday", D),	   W("date of birth", D)};
 #undef W
 #undef N
 #undef H
+#undef S
+#undef C
+#undef D
 
-/* The label that ends at j, a word of its own, or L_NONE. */
+/* The label that ends at j, a word of its own (no ASCII letter before an
+ * ASCII label), or L_NONE. */
 static enum label_kind label_ending_at(const char *s, size_t j)
 {
 	for (size_t k = 0; k < sizeof(label_words) / sizeof(label_words[0]); k++) {
 		size_t m = label_words[k].n;
-		if (j >= m && !memcmp(s + j - m, label_words[k].w, m) &&
-		    (j == m || !is_alnum(s[j - m - 1])))
+		if (j >= m && s[j - 1] == label_words[k].w[m - 1] &&
+		    !memcmp(s + j - m, label_words[k].w, m) && (j == m || !is_alnum(s[j - m - 1])))
 			return label_words[k].k;
 	}
 	return L_NONE;
 }
 
-/* The label that ends right before i, past its separators (号 may be the
+/* What may stand between a label and its value. */
+static size_t label_filler(const char *s, size_t j)
+{
+	static const char *const words[] = {"号", "码", "是", "为"};
+
+	if (s[j - 1] == ' ' || s[j - 1] == ':' || s[j - 1] == '#' || s[j - 1] == '=')
+		return 1;
+	if (j >= 3)
+		for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+			if (!memcmp(s + j - 3, words[w], 3))
+				return 3;
+	if (j >= 3 && !memcmp(s + j - 2, "id", 2) && !is_alnum(s[j - 3]))
+		return 2;
+	return 0;
+}
+
+/* The label that ends right before i, past its fillers (which may be the
  * label's own: 抖音号); *colon: one of them was a colon. */
 static enum label_kind label_before(const char *s, size_t i, bool *colon)
 {
 	enum label_kind k;
-	size_t j = i;
+	size_t j = i, f;
 
 	*colon = false;
-	while (j > 0 && i - j < 4) {
-		if (s[j - 1] == ' ' || s[j - 1] == ':' || s[j - 1] == '#' || s[j - 1] == '=') {
-			*colon |= s[j - 1] == ':';
-			j--;
-		} else if (j >= 3 && !memcmp(s + j - 3, "号", 3)) {
-			if ((k = label_ending_at(s, j)))
-				return k;
-			j -= 3;
-		} else {
-			break;
-		}
+	while (j > 0 && i - j < 8 && (f = label_filler(s, j))) {
+		if (f > 1 && (k = label_ending_at(s, j)))
+			return k;
+		*colon |= s[j - 1] == ':';
+		j -= f;
 	}
 	return label_ending_at(s, j);
 }
 
-/* A labelled value at i: a number of 5 or 6 digits (longer ones are every
- * number's, typed as phones, cards or <NUM>), or a handle of 6 to 20 bytes
- * that starts with a letter. *kind says which. */
-static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind *kind)
+/* Digits (and the separators within), from i: their count, *end. */
+static size_t digit_run(const char *s, size_t len, size_t i, const char *seps, char d[9],
+			size_t *end)
+{
+	size_t j = i, n = 0;
+
+	for (; j < len && (is_digit(s[j]) || (j > i && strchr(seps, s[j]) && s[j] && j + 1 < len &&
+					      is_digit(s[j + 1])));
+	     j++)
+		if (is_digit(s[j]) && n++ < 8)
+			d[n - 1] = s[j];
+	*end = j;
+	return n;
+}
+
+/* A date at i in any spelling (1987-07-03, 1987.7.3, 1987年7月3日): its
+ * length, 0 if none. */
+static size_t date_at(const char *s, size_t len, size_t i)
 {
 	size_t j = i, digits = 0;
+
+	while (j < len) {
+		if (is_digit(s[j]))
+			digits++, j++;
+		else if ((s[j] == '-' || s[j] == '.' || s[j] == '/' || s[j] == ' ') &&
+			 j + 1 < len && is_digit(s[j + 1]))
+			j++;
+		else if (len - j >= 3 && (!memcmp(s + j, "年", 3) || !memcmp(s + j, "月", 3) ||
+					  !memcmp(s + j, "日", 3) || !memcmp(s + j, "号", 3)))
+			j += 3;
+		else
+			break;
+	}
+	return digits >= 4 && digits <= 8 ? j - i : 0;
+}
+
+static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kind *kind)
+{
+	char d[9] = "";
+	size_t end, n = digit_run(s, len, i, " -/", d, &end);
+	bool colon, glued = i && is_alnum(s[i - 1]);
+
+	if (end < len && is_alnum(s[end]) && !(len - end >= 3 && !memcmp(s + end, "年", 3)))
+		return 0;
+	*kind = glued ? label_ending_at(s, i) : label_before(s, i, &colon);
+	if (*kind == L_NUMBER && (n >= 5 && (n < 7 || (n == 8 && is_date8(d)))))
+		return end - i; /* longer ones are typed as every number is */
+	if (*kind == L_CODE && n >= 3 && n <= 6)
+		return end - i;
+	if (*kind == L_DATE && !glued)
+		return date_at(s, len, i);
+	return 0;
+}
+
+/* A labelled value at i; *kind says which. */
+static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind *kind)
+{
+	size_t j = i;
 	bool marked = false, colon;
 
-	if (i && (is_alnum(s[i - 1]) || s[i - 1] == '_' || s[i - 1] == '-'))
+	if (is_digit(s[i]))
+		return labeled_number(s, len, i, kind);
+	if ((i && (is_alnum(s[i - 1]) || s[i - 1] == '_' || s[i - 1] == '-')) ||
+	    (unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x80)
 		return 0;
-	if (is_digit(s[i])) {
-		for (; j < len && (is_digit(s[j]) || ((s[j] == ' ' || s[j] == '-') && j + 1 < len &&
-						      is_digit(s[j + 1])));
-		     j++)
-			digits += is_digit(s[j]);
-		if (digits < 5 || digits > 6 || (j < len && is_alnum(s[j])))
-			return 0;
-		*kind = L_NUMBER;
-		return label_before(s, i, &colon) == L_NUMBER ? j - i : 0;
-	}
-	if (!is_alpha(s[i]))
+	while (j < len && j - i <= 256 && (unsigned char)s[j] > ' ' && (unsigned char)s[j] < 0x80)
+		j++;
+	if (j - i < 4 || !(*kind = label_before(s, i, &colon)))
 		return 0;
-	for (; j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
+	if (*kind == L_SECRET)
+		return j - i;
+	if (*kind != L_HANDLE || !is_alpha(s[i]))
+		return 0;
+	for (j = i; j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
 		marked |= !is_alpha(s[j]);
 	/* a whole token, and not an address's local part or a host's label */
 	if (j - i < 6 || j - i > 20 ||
 	    (j < len && (is_alnum(s[j]) || s[j] == '_' || s[j] == '@' ||
 			 (s[j] == '.' && j + 1 < len && is_alnum(s[j + 1])))))
 		return 0;
-	*kind = L_HANDLE;
-	return label_before(s, i, &colon) == L_HANDLE && (marked || colon) ? j - i : 0;
+	return marked || colon ? j - i : 0;
 }
 
 /* ---- device and advertising identifiers ---- */
@@ -710,13 +820,22 @@ static size_t match_hexid(const char *s, size_t len, size_t i)
 {
 	size_t m;
 
-	if ((i && is_alnum(s[i - 1])) || !is_hex(s[i]))
+	if (!is_hex(s[i]))
 		return 0;
+	/* A UUID is unmistakable: glued to a label or a suffix too
+	 * ("idfae621e1f8-...", "...-ios"). */
+	if ((m = uuid_at(s, len, i)))
+		return m;
+	/* A long hex run may follow the letters of a label ("mac001a2b3c4d5e"). */
+	if (i && is_alnum(s[i - 1]))
+		return is_alpha(s[i - 1]) && (m = hexrun_at(s, len, i)) &&
+				       (i + m == len || !is_alnum(s[i + m]))
+			       ? m
+			       : 0;
 	if (s[i] == '0' && i + 2 < len && (s[i + 1] | 0x20) == 'x' &&
 	    (m = hexrun_at(s, len, i + 2)))
 		m += 2; /* 0x... */
-	else if (!(m = mac_at(s, len, i)) && !(m = cisco_mac_at(s, len, i)) &&
-		 !(m = uuid_at(s, len, i)))
+	else if (!(m = mac_at(s, len, i)) && !(m = cisco_mac_at(s, len, i)))
 		m = hexrun_at(s, len, i);
 	/* a whole token: not the start of a longer one ("...-5e-4d-5e") */
 	if (!m || (i + m < len && (is_alnum(s[i + m]) ||
@@ -724,6 +843,94 @@ static size_t match_hexid(const char *s, size_t len, size_t i)
 				    is_alnum(s[i + m + 1])))))
 		return 0;
 	return m;
+}
+
+/* A social handle: "@" and 4 to 30 of [a-z0-9_.-] with a digit or '_'
+ * (@zhangsan1990, @zs_1990), not an address's "@". "@weibo" stays. */
+static size_t match_handle(const char *s, size_t len, size_t i)
+{
+	size_t j = i + 1;
+	bool marked = false;
+
+	if (s[i] != '@' || (i && local_char(s[i - 1])))
+		return 0;
+	for (; j < len && j - i <= 31 && (local_char(s[j]) && s[j] != '%' && s[j] != '+'); j++)
+		marked |= is_digit(s[j]) || s[j] == '_';
+	while (j > i + 1 && (s[j - 1] == '.' || s[j - 1] == '-')) /* sentence punctuation */
+		j--;
+	if (j - i - 1 < 4 || j - i - 1 > 30 || !marked || (j < len && is_alnum(s[j])))
+		return 0;
+	return j - i;
+}
+
+/* A run of 20 or more letters and digits with four or more of each: an API
+ * key, a token, a JWT's segment ("sk_live_4ec39hqly..."). No word is one. */
+static size_t match_token(const char *s, size_t len, size_t i)
+{
+	size_t j = i, digits = 0;
+
+	if ((i && is_alnum(s[i - 1])) || !is_alnum(s[i]))
+		return 0;
+	for (; j < len && is_alnum(s[j]); j++)
+		digits += is_digit(s[j]);
+	return j - i >= 20 && digits >= 4 && j - i - digits >= 4 ? j - i : 0;
+}
+
+/* A Chinese licence plate: a province's character, a letter, an optional
+ * dot, and five or six letters and digits (京A12345, 粤B·D12345). Or a
+ * Chinese passport number: E or G and eight digits. */
+static size_t match_plate(const char *s, size_t len, size_t i)
+{
+	static const char prov[] = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
+	size_t j = i + 4, k = 0, digits = 0;
+
+	if ((s[i] == 'e' || s[i] == 'g') && (!i || !is_alnum(s[i - 1]))) {
+		for (j = i + 1; j < len && j - i <= 8 && is_digit(s[j]); j++)
+			;
+		return j - i == 9 && (j == len || !is_alnum(s[j])) ? 9 : 0;
+	}
+	if ((unsigned char)s[i] < 0xe4 || len - i < 9 || !is_alpha(s[i + 3]))
+		return 0;
+	while (k < sizeof(prov) - 1 && memcmp(prov + k, s + i, 3))
+		k += 3;
+	if (k >= sizeof(prov) - 1)
+		return 0;
+	if (len - j >= 2 && !memcmp(s + j, "·", 2)) /* U+00B7 */
+		j += 2;
+	else if (s[j] == ' ' || s[j] == '-')
+		j++;
+	size_t start = j;
+	for (; j < len && j - start < 6 && is_alnum(s[j]); j++)
+		digits += is_digit(s[j]);
+	if (j - start < 5 || digits < 3 || (j < len && is_alnum(s[j])))
+		return 0;
+	return j - i;
+}
+
+/* A house, building or room number: digits before 号楼, 号院, 栋, 幢, 单元, 室,
+ * 层, 户 or 弄, or before 号 right after a road (路 街 道 巷 弄 村 里). Returns
+ * the digits' length; the unit stays. */
+static size_t match_house(const char *s, size_t len, size_t i)
+{
+	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元",
+					    "室",   "层",   "户", "弄"};
+	static const char roads[] = "路街道巷弄村里";
+	size_t j = i;
+
+	if (i && is_alnum(s[i - 1]))
+		return 0;
+	while (j < len && is_digit(s[j]))
+		j++;
+	if (j == i || j - i > 6)
+		return 0;
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+		if (len - j >= strlen(units[u]) && !memcmp(s + j, units[u], strlen(units[u])))
+			return j - i;
+	if (len - j >= 3 && !memcmp(s + j, "号", 3) && i >= 3)
+		for (size_t k = 0; k < sizeof(roads) - 1; k += 3)
+			if (!memcmp(s + i - 3, roads + k, 3))
+				return j - i;
+	return 0;
 }
 
 /* ---- the scan ---- */
@@ -764,7 +971,9 @@ static size_t token_len(const char *s, size_t len, size_t i)
 	size_t j = i, n;
 
 	if (is_alpha(s[i])) {
-		while (j < len && is_alpha(s[j]))
+		/* up to a UUID glued to the word ("idfae621e1f8-...") */
+		while (j < len && is_alpha(s[j]) &&
+		       (j == i || !is_hex(s[j]) || !uuid_at(s, len, j)))
 			j++;
 		return j - i;
 	}
@@ -790,15 +999,19 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 		if (at < i)
 			at = next_at(s, n, i);
 		if ((m = match_labeled(s, n, i, &lk)))
-			ph = lk == L_NUMBER ? (c->num++, "<NUM>") : (c->id++, "<ID>");
+			ph = lk == L_HANDLE || lk == L_SECRET ? (c->id++, "<ID>")
+							      : (c->num++, "<NUM>");
 		else if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
 		else if (at < n && at - i <= LOCAL_MAX + 2 && (m = match_email(s, n, i)))
 			ph = "<EMAIL>", c->email++;
 		else if ((m = match_ip(s, n, i)))
 			ph = "<IP>", c->ip++;
-		else if ((m = match_hexid(s, n, i)))
+		else if ((m = match_hexid(s, n, i)) || (m = match_plate(s, n, i)) ||
+			 (m = match_token(s, n, i)) || (m = match_handle(s, n, i)))
 			ph = "<ID>", c->id++;
+		else if ((m = match_house(s, n, i)))
+			ph = "<NUM>", c->num++;
 		else if ((m = match_digits(s, n, i, &ph, c)) && !ph)
 			; /* a date or a short number: copied below, whole */
 		else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&

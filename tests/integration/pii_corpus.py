@@ -34,7 +34,7 @@ def phone_spellings(p):
     out = [p, "+86" + p, "+86 " + group(p, [3, 4, 4], " "), "0086" + p, "(" + p[:3] + ")" + p[3:7] + "-" + p[7:],
            fullwidth(p), "".join(CN_NUM[int(c)] for c in p), " ".join(p), "".join("&#%d;" % ord(c) for c in p),
            "".join("%%%02X" % ord(c) for c in p)]
-    out += [group(p, [3, 4, 4], sep) for sep in PHONE_SEPS]
+    out += [group(p, [3, 4, 4], sep) for sep in PHONE_SEPS + ["丨", "点", "<br>", "ー"]]
     return out
 
 
@@ -121,10 +121,15 @@ def records(n, seed=2026, ts=1793613600000):
         mac, uuid = device_id(rng)
         devs = device_id_spellings(mac, uuid)
         wechat = "zs_%s%d" % ("".join(rng.choice("abcdefghjk") for _ in range(3)), rng.randint(1970, 2009))
-        labeled = ["加我微信 " + wechat, "微信号：" + wechat, "vx: " + wechat, "QQ号 %06d" % rng.randint(10000, 999999)]
-        needles = {phone, pid, pid.lower(), card, local, ip, handle, wechat} | set(devs)
+        labeled = ["加我微信 " + wechat, "微信号：" + wechat, "vx: " + wechat, "QQ号 %06d" % rng.randint(10000, 999999),
+                   "@" + wechat, "wechat id: " + wechat]
+        plate = "%s%s%05d" % (rng.choice("京沪粤川浙"), rng.choice("ABCDE"), rng.randint(0, 99999))
+        passport = "E%08d" % rng.randint(0, 10 ** 8 - 1)
+        others = [plate, "车牌 " + plate[0] + plate[1] + "·" + plate[2:], passport, "护照号：" + passport,
+                  "密码 " + wechat.upper()]
+        needles = {phone, pid, pid.lower(), card, local, ip, handle, wechat, plate, passport} | set(devs)
         pii = (phone_spellings(phone) + id_spellings(pid) + card_spellings(card) + email_spellings(local, dom) +
-               ip_spellings(ip) + ["zhangsan-" + handle] + devs + labeled)
+               ip_spellings(ip) + ["zhangsan-" + handle] + devs + labeled + others)
         s = lambda: rng.choice(pii)  # noqa: E731
         hosts = ["%s.example.cn" % phone, "%s.cn" % pid, "zhangsan-%s.github.io" % handle,
                  str(int.from_bytes(bytes(int(x) for x in ip.split(".")), "big")), "0x%08X" % int.from_bytes(

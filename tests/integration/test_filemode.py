@@ -360,7 +360,10 @@ def test_codecs_and_decompression_bombs(tmp_path):
                   check=False)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert r.returncode == 1 and b"decompresses to more than 256 MiB" in r.stderr, r.stderr
-    assert before < peak_kb < 400 * 1024, "kanon peaked at %d MB" % (peak_kb // 1024)
+    # 256 MiB of output and kanon itself (twice that under ASan, whose
+    # quarantine keeps the buffer's old copy); growing without a bound would
+    # take the whole 1 GiB and more.
+    assert before < peak_kb < 800 * 1024, "kanon peaked at %d MB" % (peak_kb // 1024)
     n01 = sum(1 for rr in recs[: blocks[0][1] + blocks[1][1]] if kept(rr))
     assert len(read(p + ".out")[1]) == n01
     # bzip2 bombs: 242 bytes grow to 300 MiB, a second of work each, so a

@@ -24,6 +24,8 @@ static void test_unicode_forms(void)
 		 "soft");				      /* soft hyphen */
 	KT_STREQ(fold("１３８　００１３", 0), "138 0013");    /* full-width digits, U+3000 */
 	KT_STREQ(fold("\xd9\xa1\xd9\xa2\xd9\xa3", 0), "123"); /* Arabic-Indic digits */
+	KT_STREQ(fold("❶➌⓵⓿", 0), "1310");		      /* dingbat, double-circled */
+	KT_STREQ(fold("½ ⑩", 0), "1⁄2 10"); /* not single digits: as NFKC has them */
 	KT_STREQ(fold("Straße", 0), "strasse");
 	KT_STREQ(fold("a\xc2\xa0"
 		      "b",

@@ -156,6 +156,49 @@ static void test_labeled(void)
 	EXPECT(c);
 }
 
+/* Spellings found by an adversarial review: separators that are letters,
+ * digits in dress, labels with fillers, glued ids, secrets, plates,
+ * passports, addresses, handles. */
+static void test_review_spellings(void)
+{
+	static const char *const c[][2] = {
+		{"138丨0013丨8000", "<PHONE>"},
+		{"138点0013点8000", "<PHONE>"},
+		{"010ㅡ1234ㅡ5678", "<NUM>"},
+		{"138<br>0013<br>8000", "<PHONE>"},
+		{"138😀😀😀😀😀0013😀😀😀😀😀8000", "<PHONE>"},
+		{"❶❸❽⓿⓿❶❸❽⓿⓿⓿", "<PHONE>"},
+		{"192点168点1点100", "<NUM>"},
+		{"10[dot]20[dot]30[dot]40", "<NUM>"},
+		{"QQ 20150612", "qq <NUM>"}, /* a date's shape, after a label */
+		{"QQ123456", "qq<NUM>"},
+		{"QQ号码：123456", "qq号码:<NUM>"},
+		{"wechat id: zhangsan1990", "wechat id: <ID>"},
+		{"微信号是 zhangsan_1990", "微信号是 <ID>"},
+		{"有效期 12/25 安全码 123", "有效期 <NUM> 安全码 <NUM>"},
+		{"密码 Zs@123456", "密码 <ID>"},
+		{"出生日期 1987-07-03", "出生日期 <NUM>"},
+		{"生日 1987年7月3日", "生日 <NUM>"},
+		{"邮箱: .zhangsan@qq.com", "邮箱: <EMAIL>"},
+		{"admin:pw0rd@192.168.1.1", "<EMAIL>"},
+		{"mac001a2b3c4d5e", "mac<ID>"},
+		{"idfaE621E1F8-C36C-495A-93FC-0C247A3E6E5F-ios", "idfa<ID>-ios"},
+		{"token eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", "token <ID>"},
+		{"京A12345 违章", "<ID> 违章"},
+		{"粤B·D12345", "<ID>"},
+		{"护照 E20150612", "护照 <ID>"},
+		{"建国路88号院3号楼2单元1201室", "建国路<NUM>号院<NUM>号楼<NUM>单元<NUM>室"},
+		{"follow @zs_1990.", "follow <ID>."},
+		/* Near misses. */
+		{"3点15分 开会", "3点15分 开会"},
+		{"3号线 5号电池", "3号线 5号电池"},
+		{"京东 618 活动", "京东 618 活动"},
+		{"@weibo @2x", "@weibo @2x"},
+		{"facebook download", "facebook download"},
+	};
+	EXPECT(c);
+}
+
 static void test_cn_id(void)
 {
 	static const char *const c[][2] = {
@@ -389,6 +432,7 @@ int main(void)
 	KT_RUN(test_ip);
 	KT_RUN(test_device_ids);
 	KT_RUN(test_labeled);
+	KT_RUN(test_review_spellings);
 	KT_RUN(test_cn_id);
 	KT_RUN(test_cards);
 	KT_RUN(test_phones);
