@@ -232,6 +232,15 @@ static bool label_char(char c)
 	       c == '-';
 }
 
+static bool has_punycode(const char *s, size_t len)
+{
+	for (const char *p = s; (p = memchr(p, '-', len - (size_t)(p - s))); p++)
+		if (p - s >= 2 && p + 1 < s + len && p[1] == '-' && (p[-1] | 0x20) == 'n' &&
+		    (p[-2] | 0x20) == 'x')
+			return true;
+	return false;
+}
+
 /* Replaces every punycode label ("xn--" at a label start) with its Unicode
  * form; labels that do not decode stay as they are. */
 static size_t punycode_decode(const char *in, size_t len, char *out, size_t cap)
@@ -452,9 +461,13 @@ size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags
 		return 0;
 	if (len > KN_FOLD_IN_MAX)
 		len = KN_FOLD_IN_MAX;
-	if (flags & KN_FOLD_URL) {
+	/* Most text has nothing to decode: two scans spare two copies. */
+	if ((flags & KN_FOLD_URL) && (memchr(in, '%', len) || memchr(in, '&', len))) {
 		len = percent_decode_all(in, len, tmp);
-		len = punycode_decode(tmp, len, pre, KN_FOLD_IN_MAX);
+		in = tmp;
+	}
+	if ((flags & KN_FOLD_URL) && has_punycode(in, len)) {
+		len = punycode_decode(in, len, pre, KN_FOLD_IN_MAX);
 		in = pre;
 	}
 	for (size_t i = 0; i < len && ascii; i++)

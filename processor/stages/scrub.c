@@ -576,7 +576,8 @@ enum label_kind {
 	L_NUMBER, /* an account number: 5+ digits ("QQ123456" glued too) */
 	L_HANDLE, /* a handle: 6-20 of [a-z0-9_-] from a letter, with a digit, '_' or '-'
 		   * (any handle after a colon), so that "wechat download" stays */
-	L_SECRET, /* a password or token: any 4+ bytes up to a space */
+	L_SECRET, /* a password or token: 4+ bytes up to a space, not all letters
+		   * unless after ':' or '=' ("password reset" stays) */
 	L_CODE,	  /* a card's CVV or expiry, a one-time code: 3-6 digits or MM/YY */
 	L_DATE	  /* a date of birth in any form */
 };
@@ -644,8 +645,21 @@ static size_t label_filler(const char *s, size_t j)
 	return 0;
 }
 
+/* Whether a ':' or '=' is among the fillers right before i. */
+static bool colon_before(const char *s, size_t i)
+{
+	size_t j = i, f;
+
+	while (j > 0 && i - j < 8 && (f = label_filler(s, j))) {
+		if (s[j - 1] == ':' || s[j - 1] == '=')
+			return true;
+		j -= f;
+	}
+	return false;
+}
+
 /* The label that ends right before i, past its fillers (which may be the
- * label's own: 抖音号); *colon: one of them was a colon. */
+ * label's own: 抖音号); *colon: one of them was a colon or '='. */
 static enum label_kind label_before(const char *s, size_t i, bool *colon)
 {
 	enum label_kind k;
@@ -655,7 +669,7 @@ static enum label_kind label_before(const char *s, size_t i, bool *colon)
 	while (j > 0 && i - j < 8 && (f = label_filler(s, j))) {
 		if (f > 1 && (k = label_ending_at(s, j)))
 			return k;
-		*colon |= s[j - 1] == ':';
+		*colon |= s[j - 1] == ':' || s[j - 1] == '=';
 		j -= f;
 	}
 	return label_ending_at(s, j);
@@ -703,8 +717,8 @@ static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kin
 	size_t end, n = digit_run(s, len, i, " -/", d, &end);
 	bool colon, glued = i && is_alnum(s[i - 1]);
 
-	if (end < len && is_alnum(s[end]) && !(len - end >= 3 && !memcmp(s + end, "年", 3)))
-		return 0;
+	if (n < 3 || n > 8 || (end < len && is_alnum(s[end])))
+		return 0; /* no labelled value is this short or long */
 	*kind = glued ? label_ending_at(s, i) : label_before(s, i, &colon);
 	if (*kind == L_NUMBER && (n >= 5 && (n < 7 || (n == 8 && is_date8(d)))))
 		return end - i; /* longer ones are typed as every number is */
@@ -726,15 +740,18 @@ static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind
 	if ((i && (is_alnum(s[i - 1]) || s[i - 1] == '_' || s[i - 1] == '-')) ||
 	    (unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x80)
 		return 0;
-	while (j < len && j - i <= 256 && (unsigned char)s[j] > ' ' && (unsigned char)s[j] < 0x80)
-		j++;
-	if (j - i < 4 || !(*kind = label_before(s, i, &colon)))
+	for (; j < len && j - i <= 256 && (unsigned char)s[j] > ' ' && (unsigned char)s[j] < 0x80;
+	     j++)
+		marked |= !is_alpha(s[j]);
+	/* a word of letters only is a value only after ':' or '=' */
+	if (j - i < 4 || (!marked && !colon_before(s, i)) || !(*kind = label_before(s, i, &colon)))
 		return 0;
-	if (*kind == L_SECRET)
-		return j - i;
+	if (*kind == L_SECRET) /* "password reset" stays; "pwd: hunter", "pwd Zs@1" go */
+		return marked || colon ? j - i : 0;
 	if (*kind != L_HANDLE || !is_alpha(s[i]))
 		return 0;
-	for (j = i; j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
+	for (j = i, marked = false;
+	     j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
 		marked |= !is_alpha(s[j]);
 	/* a whole token, and not an address's local part or a host's label */
 	if (j - i < 6 || j - i > 20 ||

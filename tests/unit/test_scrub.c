@@ -195,6 +195,8 @@ static void test_review_spellings(void)
 		{"京东 618 活动", "京东 618 活动"},
 		{"@weibo @2x", "@weibo @2x"},
 		{"facebook download", "facebook download"},
+		{"password reset 忘记密码", "password reset 忘记密码"},
+		{"pwd: hunter", "pwd: <ID>"},
 	};
 	EXPECT(c);
 }
