@@ -311,11 +311,20 @@ static size_t match_email(const char *s, size_t len, size_t i)
 		sp++;
 	if (!(a = at_sign(s, len, sp, sp > j)))
 		return 0;
+	/* "#" for "@" only written tight and before an ASCII domain: "c# asp.net",
+	 * "c#调用python.exe" and "question #1.html" are no addresses */
+	bool hash = s[sp] == '#';
+	if (hash && (sp > j || sp + 1 >= len || !is_alnum(s[sp + 1])))
+		return 0;
 	j = sp + a;
-	while (j < len && j - sp - a < 2 && s[j] == ' ')
+	while (!hash && j < len && j - sp - a < 2 && s[j] == ' ')
 		j++;
 	if (!(h = host_at(s, len, j, true)) && !(h = provider_at(s, len, j)) &&
 	    !(h = match_ip(s, len, j)))
+		return 0;
+	/* "me at first.last@x.com": the real "@" comes later, and with it the
+	 * whole address */
+	if (j + h < len && s[j + h] == '@')
 		return 0;
 	return j + h - i;
 }
@@ -566,7 +575,7 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 /* ---- identifiers announced by a label ---- */
 
 /* Words that announce personal data, and what follows them (past up to
- * eight bytes of " : # =", 号, 码, 是, 为 and "id": "QQ号码: 12345",
+ * eight bytes of " : # =", 号, 码, 是, 为, "id" and "is": "QQ号码: 12345",
  * "微信号是 zs_1990", "wechat id: zs"), taken as such even when it is short
  * or looks harmless: "QQ 12345" is an account, not a quantity, and
  * "出生日期 1987-07-03" a birthday, not a date. A label is looked for only
@@ -574,6 +583,8 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 enum label_kind {
 	L_NONE,
 	L_NUMBER, /* an account number: 5+ digits ("QQ123456" glued too) */
+	L_PHONE,  /* a phone: only what the number rules keep, a date's shape
+		   * ("电话 20150612"); hotlines (10086, 95588) stay */
 	L_HANDLE, /* a handle: 6-20 of [a-z0-9_-] from a letter, with a digit, '_' or '-'
 		   * (any handle after a colon), so that "wechat download" stays */
 	L_SECRET, /* a password or token: 4+ bytes up to a space, not all letters
@@ -586,6 +597,7 @@ enum label_kind {
 #define W(s, k) {s, sizeof(s) - 1, k}
 /* clang-format on */
 #define N L_NUMBER
+#define P L_PHONE
 #define H L_HANDLE
 #define S L_SECRET
 #define C L_CODE
@@ -594,23 +606,28 @@ static const struct {
 	const char *w;
 	size_t n;
 	enum label_kind k;
-} label_words[] = {W("qq", N),	     W("uid", N),	   W("工号", N),	 W("学号", N),
-		   W("会员号", N),   W("卡号", N),	   W("手机号", N),	 W("手机", N),
-		   W("电话", N),     W("tel", N),	   W("mobile", N),	 W("微信", H),
-		   W("weixin", H),   W("wechat", H),	   W("wx", H),		 W("vx", H),
-		   W("v信", H),	     W("薇信", H),	   W("加v", H),		 W("账号", H),
-		   W("帐号", H),     W("抖音", H),	   W("快手", H),	 W("小红书", H),
-		   W("微博", H),     W("weibo", H),	   W("skype", H),	 W("telegram", H),
-		   W("line", H),     W("ins", H),	   W("instagram", H),	 W("github", H),
-		   W("twitter", H),  W("facebook", H),	   W("护照", H),	 W("passport", H),
-		   W("password", S), W("passwd", S),	   W("pwd", S),		 W("密码", S),
-		   W("token", S),    W("access_token", S), W("api_key", S),	 W("apikey", S),
-		   W("secret", S),   W("cvv", C),	   W("cvv2", C),	 W("cvc", C),
-		   W("安全码", C),   W("有效期", C),	   W("exp", C),		 W("expiry", C),
-		   W("验证码", C),   W("出生日期", D),	   W("出生", D),	 W("生日", D),
-		   W("dob", D),	     W("birthday", D),	   W("date of birth", D)};
+} label_words[] = {
+	W("qq", N),	  W("扣扣", N),		W("企鹅号", N),	   W("uid", N),
+	W("工号", N),	  W("学号", N),		W("会员号", N),	   W("卡号", N),
+	W("手机号", P),	  W("手机", P),		W("电话", P),	   W("tel", P),
+	W("mobile", P),	  W("phone", P),	W("微信", H),	   W("威信", H),
+	W("weixin", H),	  W("wechat", H),	W("wx", H),	   W("vx", H),
+	W("v信", H),	  W("薇信", H),		W("加v", H),	   W("账号", H),
+	W("帐号", H),	  W("抖音", H),		W("快手", H),	   W("小红书", H),
+	W("微博", H),	  W("weibo", H),	W("skype", H),	   W("telegram", H),
+	W("line", H),	  W("ins", H),		W("instagram", H), W("github", H),
+	W("twitter", H),  W("facebook", H),	W("护照", H),	   W("passport", H),
+	W("password", S), W("passwd", S),	W("pw", S),	   W("pwd", S),
+	W("密码", S),	  W("passcode", S),	W("pin", S),	   W("pin码", S),
+	W("token", S),	  W("access_token", S), W("api_key", S),   W("apikey", S),
+	W("key", S),	  W("secret", S),	W("cvv", C),	   W("cvv2", C),
+	W("cvc", C),	  W("安全码", C),	W("有效期", C),	   W("exp", C),
+	W("expiry", C),	  W("验证码", C),	W("出生日期", D),  W("出生于", D),
+	W("出生", D),	  W("生于", D),		W("生日", D),	   W("dob", D),
+	W("birthday", D), W("born", D),		W("born on", D),   W("date of birth", D)};
 #undef W
 #undef N
+#undef P
 #undef H
 #undef S
 #undef C
@@ -640,8 +657,9 @@ static size_t label_filler(const char *s, size_t j)
 		for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
 			if (!memcmp(s + j - 3, words[w], 3))
 				return 3;
-	if (j >= 3 && !memcmp(s + j - 2, "id", 2) && !is_alnum(s[j - 3]))
-		return 2;
+	if (j >= 3 && (!memcmp(s + j - 2, "id", 2) || !memcmp(s + j - 2, "is", 2)) &&
+	    !is_alnum(s[j - 3]))
+		return 2; /* "wechat id: zs", "my password is x" */
 	return 0;
 }
 
@@ -690,15 +708,15 @@ static size_t digit_run(const char *s, size_t len, size_t i, const char *seps, c
 	return n;
 }
 
-/* A date at i in any spelling (1987-07-03, 1987.7.3, 1987年7月3日): its
- * length, 0 if none. */
+/* A date at i in any spelling (1987-07-03, 1987.7.3, 1987年7月3日,
+ * 19870703): its length, 0 if none. */
 static size_t date_at(const char *s, size_t len, size_t i)
 {
-	size_t j = i, digits = 0;
+	size_t j = i, digits = 0, groups = 0;
 
 	while (j < len) {
 		if (is_digit(s[j]))
-			digits++, j++;
+			groups += !digits || !is_digit(s[j - 1]), digits++, j++;
 		else if ((s[j] == '-' || s[j] == '.' || s[j] == '/' || s[j] == ' ') &&
 			 j + 1 < len && is_digit(s[j + 1]))
 			j++;
@@ -708,7 +726,8 @@ static size_t date_at(const char *s, size_t len, size_t i)
 		else
 			break;
 	}
-	return digits >= 4 && digits <= 8 ? j - i : 0;
+	/* a day, not a year alone: "生日 2024年 计划" stays */
+	return digits >= 5 && digits <= 8 && (groups >= 2 || digits == 8) ? j - i : 0;
 }
 
 static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kind *kind)
@@ -722,8 +741,10 @@ static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kin
 	*kind = glued ? label_ending_at(s, i) : label_before(s, i, &colon);
 	if (*kind == L_NUMBER && (n >= 5 && (n < 7 || (n == 8 && is_date8(d)))))
 		return end - i; /* longer ones are typed as every number is */
-	if (*kind == L_CODE && n >= 3 && n <= 6)
+	if (*kind == L_PHONE && n == 8 && is_date8(d))
 		return end - i;
+	if ((*kind == L_CODE && n >= 3 && n <= 6) || (*kind == L_SECRET && n >= 4))
+		return end - i; /* a PIN, a password of digits: 密码123456 */
 	if (*kind == L_DATE && !glued)
 		return date_at(s, len, i);
 	return 0;
@@ -890,6 +911,8 @@ static size_t match_token(const char *s, size_t len, size_t i)
 		return 0;
 	for (; j < len && is_alnum(s[j]); j++)
 		digits += is_digit(s[j]);
+	if (j - i == 20 && (!memcmp(s + i, "akia", 4) || !memcmp(s + i, "asia", 4)))
+		return 20; /* an AWS access key id, whatever its digits */
 	return j - i >= 20 && digits >= 4 && j - i - digits >= 4 ? j - i : 0;
 }
 
@@ -916,6 +939,8 @@ static size_t match_plate(const char *s, size_t len, size_t i)
 		j += 2;
 	else if (s[j] == ' ' || s[j] == '-')
 		j++;
+	else if (!memcmp(s + i, "新", 3))
+		return 0; /* 新 is also "new" (新rtx4090): a plate of Xinjiang only with its dot */
 	size_t start = j;
 	for (; j < len && j - start < 6 && is_alnum(s[j]); j++)
 		digits += is_digit(s[j]);
@@ -924,13 +949,12 @@ static size_t match_plate(const char *s, size_t len, size_t i)
 	return j - i;
 }
 
-/* A house, building or room number: digits before 号楼, 号院, 栋, 幢, 单元, 室,
- * 层, 户 or 弄, or before 号 right after a road (路 街 道 巷 弄 村 里). Returns
- * the digits' length; the unit stays. */
+/* A house, building or room number: digits before 号楼, 号院, 栋, 幢, 单元,
+ * 室 (three digits or more) or 弄, or before 号 right after a road (路 街 道
+ * 巷 弄 村 里). Returns the digits' length; the unit stays. */
 static size_t match_house(const char *s, size_t len, size_t i)
 {
-	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元",
-					    "室",   "层",   "户", "弄"};
+	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元", "室", "弄"};
 	static const char roads[] = "路街道巷弄村里";
 	size_t j = i;
 
@@ -940,9 +964,16 @@ static size_t match_house(const char *s, size_t len, size_t i)
 		j++;
 	if (j == i || j - i > 6)
 		return 0;
-	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
-		if (len - j >= strlen(units[u]) && !memcmp(s + j, units[u], strlen(units[u])))
-			return j - i;
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+		if (len - j < strlen(units[u]) || memcmp(s + j, units[u], strlen(units[u])))
+			continue;
+		/* a room has three digits or more (2室1厅 is a flat's layout); a
+		 * textbook's 第3单元 is no building's */
+		if ((!strcmp(units[u], "室") && j - i < 3) ||
+		    (!strcmp(units[u], "单元") && i >= 3 && !memcmp(s + i - 3, "第", 3)))
+			return 0;
+		return j - i;
+	}
 	if (len - j >= 3 && !memcmp(s + j, "号", 3) && i >= 3)
 		for (size_t k = 0; k < sizeof(roads) - 1; k += 3)
 			if (!memcmp(s + i - 3, roads + k, 3))

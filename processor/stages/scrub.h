@@ -28,11 +28,12 @@
  *            separators, with trailing expiry or CVV groups
  *   <PHONE>  Chinese mobiles (1[3-9] + 9 digits, with +86/0086) and
  *            international numbers (+ and 8-15 digits), in any grouping
- *   after a label (QQ, uid, 工号, 电话; 微信号, wx, 抖音号; 密码, token; cvv,
- *            有效期; 出生日期, dob; ...), past fillers (号码 是 id : =): an
- *            account number of 5+ digits (a date's shape too) or a code of
- *            3-6 is <NUM>, a handle with a digit, '_' or '-' (any after a
- *            colon) or a secret is <ID>, a date of birth in any form <NUM>
+ *   after a label (QQ, uid, 工号, 电话; 微信号, wx, 抖音号; 密码, token, pin;
+ *            cvv, 有效期; 出生日期, born, ...), past fillers (号码 是 id is : =):
+ *            an account number of 5+ digits (a date's shape too), a phone's
+ *            date-shaped 8 digits or a code of 3-6 is <NUM>; a handle with a
+ *            digit, '_' or '-' (any after a colon) or a secret is <ID>; a date
+ *            of birth with its day, in any form, is <NUM>
  *   <NUM>    any other number of 7 or more digits, counted across
  *            separators, and runs of 7 or more Chinese numerals; house,
  *            building and room numbers (路88号, 3号楼, 1201室); an 8-digit

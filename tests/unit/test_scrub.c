@@ -196,6 +196,20 @@ static void test_review_spellings(void)
 		{"@weibo @2x", "@weibo @2x"},
 		{"facebook download", "facebook download"},
 		{"password reset 忘记密码", "password reset 忘记密码"},
+		/* The second review's. */
+		{"我的银行卡密码是123456", "我的银行卡密码是<ID>"},
+		{"my password is summer2024!", "my password is <ID>"},
+		{"my qq is 123456, pin 4821", "my qq is <NUM>, pin <ID>"},
+		{"born on 19900512", "born on <NUM>"},
+		{"出生于1990年5月12日", "出生于<NUM>"},
+		{"contact me at first.last@company.com", "contact me at <EMAIL>"},
+		{"key AKIAIOSFODNN7EXAMPLE", "key <ID>"},
+		{"生日 2024年 计划", "生日 2024年 计划"},
+		{"移动客服电话10086 手机 10000 毫安", "移动客服电话10086 手机 10000 毫安"},
+		{"电话：20150612", "电话:<NUM>"},
+		{"2室1厅 三年级第3单元", "2室1厅 三年级第3单元"},
+		{"新rtx4090 显卡", "新rtx4090 显卡"},
+		{"c# asp.net question #1.html", "c# asp.net question #1.html"},
 		{"pwd: hunter", "pwd: <ID>"},
 	};
 	EXPECT(c);
