@@ -17,6 +17,17 @@ def read(path):
         return r.writer_schema, list(r)
 
 
+def write_in_blocks(path, schema, recs, codec="null", per=20):
+    """recs as a container file of blocks of per records each."""
+    with open(path, "wb") as f:
+        w = fastavro.write.Writer(f, schema, codec=codec)
+        for i, rec in enumerate(recs):
+            w.write(rec)
+            if i % per == per - 1:
+                w.flush()
+        w.flush()
+
+
 def test_generated_files(tmp_path):
     env = Env(tmp_path, "file")
     d = str(tmp_path)
@@ -131,13 +142,7 @@ def test_empty_blocks(tmp_path):
         r = fastavro.reader(f)
         schema, recs = r.writer_schema, list(r)
     two = os.path.join(d, "two.avro")
-    with open(two, "wb") as f:
-        w = fastavro.write.Writer(f, schema, codec="deflate")
-        for i, rec in enumerate(recs):
-            w.write(rec)
-            if i == 19:
-                w.flush()  # two blocks of 20
-        w.flush()
+    write_in_blocks(two, schema, recs, codec="deflate")  # two blocks of 20
     data = open(two, "rb").read()
     sync = data[-16:]
     ends = [i + 16 for i in range(len(data)) if data.startswith(sync, i)]
@@ -211,12 +216,7 @@ def test_damaged_blocks_are_skipped(tmp_path):
     env.kanon("gen", "-c", env.config, "--seed", "6", "--count", "100", "--types", "device", "--out-dir", d)
     schema, recs = read(os.path.join(d, "device.avro"))
     src = os.path.join(d, "five.avro")
-    with open(src, "wb") as f:
-        w = fastavro.write.Writer(f, schema, codec="null")
-        for i, rec in enumerate(recs):
-            w.write(rec)
-            if i % 20 == 19:
-                w.flush()  # five blocks of 20
+    write_in_blocks(src, schema, recs)  # five blocks of 20
     header, blocks, sync = blocks_of(open(src, "rb").read())
     assert [c for _, c, _ in blocks] == [20] * 5
     full = os.path.join(d, "full.out")
@@ -274,12 +274,7 @@ def test_damage_in_compressed_blocks_and_forged_frames(tmp_path):
     env.kanon("gen", "-c", env.config, "--seed", "8", "--count", "60", "--types", "device", "--out-dir", d)
     schema, recs = read(os.path.join(d, "device.avro"))
     src = os.path.join(d, "null.avro")
-    with open(src, "wb") as f:
-        w = fastavro.write.Writer(f, schema, codec="null")
-        for i, rec in enumerate(recs):
-            w.write(rec)
-            if i % 20 == 19:
-                w.flush()  # three blocks of 20
+    write_in_blocks(src, schema, recs)  # three blocks of 20
     header, blocks, sync = blocks_of(open(src, "rb").read())
     dh = header.replace(b"\x08null", b"\x0edeflate")
     defl = [zlib.compress(pl, 9)[2:-4] for _, _, pl in blocks]
