@@ -305,6 +305,10 @@ static int parse_keyfile(const char *text, struct keyfile *kf, char *why, size_t
 {
 	int seen = 0, lineno = 1;
 
+	/* An editor's byte-order mark (Notepad writes one) and CRLF line ends
+	 * (see parse_line) are not what keygen wrote, but they are harmless. */
+	if (!strncmp(text, "\xef\xbb\xbf", 3))
+		text += 3;
 	for (const char *line = text; line && *line; lineno++) {
 		const char *eol = strchr(line, '\n');
 		size_t len = eol ? (size_t)(eol - line) : strlen(line);

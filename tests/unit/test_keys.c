@@ -288,6 +288,18 @@ static void test_keyfile_numbers(void)
 	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == -EINVAL);
 	write_lines(path, "0", 1, 0, "");
 	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == -EINVAL);
+	/* What editors do to a file: a byte-order mark, CRLF, trailing blanks. */
+	FILE *f = fopen(path, "w");
+	KT_CHECK(f != NULL);
+	fputs("\xef\xbb\xbf# edited on Windows\r\n"
+	      "kanon-chain-v1 7 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef "
+	      "\r\n"
+	      "kanon-erase-v1 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\r\n",
+	      f);
+	fclose(f);
+	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == 0);
+	KT_CHECK(k && kn_keys_first_epoch(k) == 7);
+	kn_keys_destroy(k);
 	write_lines(path, "0", 1, 1, "stray text\n");
 	KT_CHECK(kn_keys_load(path, KN_PRF_SIPHASH, DAY, NOW, &k, err, sizeof(err)) == -EINVAL);
 	KT_CHECK(strstr(err, "line 5") != NULL);

@@ -190,6 +190,20 @@ static void test_sensitive_spellings(void)
 		"基佬 酒吧",
 		"网贷 还不起",
 		"halal restaurant", /* a diet that says a religion */
+		"哮喘 怎么治",
+		"醫生 推薦", /* traditional 医生 */
+		"亲子鉴定 多少钱",
+		"alzheimers symptoms",
+		"做禮拜 時間",
+		"pawn shop near me",
+		"ＤＵＩ lawyer",
+		"肝癌 晚期",
+		"无痛人流 医院",
+		"tinder date",
+		"工會 維權",
+		"ivf clinic",
+		"老年痴呆 早期",
+		"antidepressants side effects",
 	};
 	const char *urls[] = {
 		"https://xn--zbxu2mepl.com/",			    /* punycode 艾滋病 */
@@ -224,10 +238,14 @@ static void test_sensitive_spellings(void)
 	KT_CHECK(dl.sensitive);
 	KT_STREQ(dl.query, "");
 	/* English terms match at a word start only: these are not health. */
-	const char *near[] = {"best deal shoes", "standard size", "braids style",
-			      "gaydon road",	 "stdio.h",	  "hivemind",
-			      "女同事生日礼物",	 "男同学聚会",	  "基督山伯爵",
-			      "经历战火的洗礼",	 "双相不锈钢",	  "unemployment rate"};
+	const char *near[] = {
+		"best deal shoes", "standard size", "braids style",
+		"gaydon road",	   "stdio.h",	    "hivemind",
+		"女同事生日礼物",  "男同学聚会",    "基督山伯爵",
+		"经历战火的洗礼",  "双相不锈钢",    "unemployment rate",
+		"失业率",	   "中风险地区",    "景点人流量",
+		"印第安纳波利斯",  "占中国gdp比重", "united arab emirates",
+		"资产负债表",	   "故障诊断",	    "democratic republic of the congo"};
 	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
 		struct kn_deid d = finish_query(near[i], NULL);
 		KT_CHECK(!d.sensitive);
