@@ -550,6 +550,71 @@ static size_t match_digits(const char *s, size_t len, size_t i, const char **ph,
 	return (*ph || g.date ? k : g.first_end) - i;
 }
 
+/* A digit or a letter written for one (after case folding: o for 0; l, i
+ * and | for 1): "l38OO138OOO". 0 when neither. */
+static char digit_or_lookalike(char c)
+{
+	return is_digit(c) ? c : c == 'o' ? '0' : c == 'l' || c == 'i' || c == '|' ? '1' : 0;
+}
+
+/* What the digits d[0..n) with letters among them are, or NULL: only a
+ * number that passes its own check (a mobile's prefix, the ID's check
+ * character and date, Luhn). */
+static const char *lookalike_kind(char *d, size_t n, struct kn_scrub_counts *c)
+{
+	char keep = d[n];
+	const char *ph = NULL;
+
+	d[n] = '\0';
+	if (n == 18 && kn_cn_id_ok(d))
+		ph = "<CN_ID>", c->cn_id++;
+	else if (n == 11 && mobile(d))
+		ph = "<PHONE>", c->phone++;
+	else if (n >= 13 && n <= 19 && kn_luhn_ok(d, n))
+		ph = "<CARD>", c->card++;
+	d[n] = keep;
+	return ph;
+}
+
+/* A phone, resident ID or card with letters written for some of its digits,
+ * whole or in groups split by single spaces or dashes, each group with a
+ * real digit ("lol 138..." is a word, then a number). The longest run of
+ * whole groups that passes lookalike_kind counts, so words of these letters
+ * ("lol", "oil") never do, nor a number beside the next one; with no
+ * look-alike in it, it is match_digits' number. */
+static size_t match_lookalike(const char *s, size_t len, size_t i, const char **ph,
+			      struct kn_scrub_counts *c)
+{
+	char d[24];
+	size_t n = 0, j = i, letters = 0, digits = 0;
+	size_t g_n[8], g_end[8], g_letters[8], groups = 0; /* at each group's end */
+
+	if (i && is_alnum(s[i - 1]))
+		return 0;
+	for (; j <= len && n < 20 && groups < 8; j++) {
+		char v = j < len ? digit_or_lookalike(s[j]) : 0;
+		if (v) {
+			letters += !is_digit(s[j]);
+			digits += is_digit(s[j]);
+			d[n++] = v;
+			continue;
+		}
+		if (n == 17 && j < len && s[j] == 'x') /* an ID's check character */
+			d[n++] = 'x', j++;
+		if (!digits || (j < len && is_alnum(s[j])))
+			break;
+		g_n[groups] = n, g_end[groups] = j, g_letters[groups++] = letters;
+		digits = 0;
+		if (j + 1 >= len || (s[j] != ' ' && s[j] != '-') || !digit_or_lookalike(s[j + 1]))
+			break;
+	}
+	while (groups--)
+		if (g_letters[groups] && g_n[groups] - g_letters[groups] >= 4 &&
+		    (*ph = lookalike_kind(d, g_n[groups], c)))
+			return g_end[groups] - i;
+	return 0;
+}
+
 static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scrub_counts *c)
 {
 	size_t j = i, n, last = i;
@@ -1060,6 +1125,8 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			ph = "<ID>", c->id++;
 		else if ((m = match_house(s, n, i)))
 			ph = "<NUM>", c->num++;
+		else if ((m = match_lookalike(s, n, i, &ph, c)))
+			;
 		else if ((m = match_digits(s, n, i, &ph, c)) && !ph)
 			; /* a date or a short number: copied below, whole */
 		else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&

@@ -27,7 +27,9 @@
  *   <CARD>   13-19 digit card numbers passing the Luhn check, grouped by any
  *            separators, with trailing expiry or CVV groups
  *   <PHONE>  Chinese mobiles (1[3-9] + 9 digits, with +86/0086) and
- *            international numbers (+ and 8-15 digits), in any grouping
+ *            international numbers (+ and 8-15 digits), in any grouping;
+ *            the three also with letters for digits (O 0, l I | 1), when
+ *            the number then passes its check: "l38OO138OOO"
  *   after a label (QQ, uid, 工号, 电话; 微信号, wx, 抖音号; 密码, token, pin;
  *            cvv, 有效期; 出生日期, born, ...), past fillers (号码 是 id is : =):
  *            an account number of 5+ digits (a date's shape too), a phone's

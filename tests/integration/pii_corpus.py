@@ -35,6 +35,8 @@ def phone_spellings(p):
            fullwidth(p), "".join(CN_NUM[int(c)] for c in p), " ".join(p), "".join("&#%d;" % ord(c) for c in p),
            "".join("%%%02X" % ord(c) for c in p)]
     out += [group(p, [3, 4, 4], sep) for sep in PHONE_SEPS + ["丨", "点", "<br>", "ー"]]
+    look = p.replace("0", "O").replace("1", "l")  # letters written for digits
+    out += [look, group(look, [3, 4, 4], "-"), p.replace("1", "I")]
     return out
 
 
@@ -46,7 +48,8 @@ def cn_id(rng):
 
 
 def id_spellings(i):
-    return [i, i.lower(), group(i, [6, 8, 4], " "), group(i, [6, 8, 4], "-"), fullwidth(i), group(i, [6, 4, 4, 4], ".")]
+    return [i, i.lower(), group(i, [6, 8, 4], " "), group(i, [6, 8, 4], "-"), fullwidth(i), group(i, [6, 4, 4, 4], "."),
+            i.replace("0", "O")]
 
 
 def luhn_card(rng):
@@ -60,7 +63,8 @@ def luhn_card(rng):
 
 def card_spellings(c):
     return [c, group(c, [4, 4, 4, 4], " "), group(c, [4, 4, 4, 4], "-"), group(c, [4, 4, 4, 4], "."),
-            group(c, [4, 4, 4, 4], "/"), group(c, [4, 4, 4, 4], " ") + " 12/29 123", fullwidth(c)]
+            group(c, [4, 4, 4, 4], "/"), group(c, [4, 4, 4, 4], " ") + " 12/29 123", fullwidth(c),
+            group(c.replace("0", "O"), [4, 4, 4, 4], " ")]
 
 
 def email_spellings(local, dom):

@@ -63,6 +63,9 @@ def is_net(v):
         return False
 
 
+LOOKALIKE = str.maketrans({"o": "0", "l": "1", "i": "1", "|": "1"})
+
+
 def strings(rec):
     return {k: v for k, v in rec.items() if isinstance(v, str)}
 
@@ -83,6 +86,8 @@ def check(records, raw, needles, ips, where):
             # its digits run together would match any needle by chance.
             if not k.endswith("_pid") and k != "event_key" and not (k == "ip_prefix" and is_net(v)):
                 digits.append(re.sub(r"\D", "", fold(v)))
+                # and with letters read as the digits they stand for
+                digits.append(re.sub(r"\D", "", fold(v).translate(LOOKALIKE)))
             for m in re.finditer(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])", v):
                 if m.group(1) in ips:
                     found.append((where, "ipv4", k, v))

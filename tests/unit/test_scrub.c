@@ -288,6 +288,16 @@ static void test_phones(void)
 		{"幺三八洞洞幺三八洞洞洞", "<NUM>"}, /* spoken zero */
 		{"幺二三四五六拐八勾洞", "<NUM>"},   /* radio-style 7 and 9 */
 		{"(010) 6552-9988", "<NUM>"},
+		/* Letters written for digits (O for 0; l, I and | for 1). */
+		{"l38OO138OOO", "<PHONE>"},
+		{"手机 l38-OO13-8OOO 联系", "手机 <PHONE> 联系"},
+		{"call me at l39l234 5678", "call me at <PHONE>"},
+		{"１３８ＯＯ１３８ＯＯＯ", "<PHONE>"},
+		{"4lll 1111 1111 1111", "<CARD>"},
+		{"lol 13812345678", "lol <PHONE>"}, /* a word, then the number */
+		{"oil 2024", "oil 2024"},
+		{"lool iOl", "lool iol"},	/* words of those letters: no digit */
+		{"l3800138OOlO", "l<NUM>oolo"}, /* 12 characters: no such number */
 		/* Near misses. */
 		{"12800138000", "<NUM>"}, /* not a mobile, but a long number */
 		{"room 1380", "room 1380"},
