@@ -142,7 +142,8 @@ static size_t label_at(const char *s, size_t len, size_t i, bool *alpha)
  * spaces around the spelled-out ones. Returns its length or 0. */
 static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 {
-	static const char *const words[] = {"[dot]", "(dot)", "{dot}", "<dot>", "点", "。"};
+	static const char *const words[] = {"[dot]", "(dot)", "{dot}", "<dot>",
+					    "_dot_", "点",    "。"};
 	size_t j = i;
 
 	if (j < len && s[j] == '.')
@@ -231,9 +232,9 @@ static bool local_char(char c)
 /* "@" in its spellings; words (" at ") only with a space before and after. */
 static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 {
-	static const char *const signs[] = {"@",   "[at]", "(at)", "{at}", "<at>",
-					    "[@]", "(@)",  "{@}",  "艾特", "#"};
-	static const char first[] = "@[({<\xe8#a"; /* what each of them starts with */
+	static const char *const signs[] = {"@",   "[at]", "(at)", "{at}", "<at>", "_at_",
+					    "[@]", "(@)",  "{@}",  "艾特", "圈",   "#"};
+	static const char first[] = "@[({<_\xe8\xe5#a"; /* what each of them starts with */
 
 	if (j >= len || !memchr(first, s[j], sizeof(first) - 1))
 		return 0;
@@ -293,7 +294,9 @@ static size_t match_email(const char *s, size_t len, size_t i)
 	 * ("admin:pw@10.0.0.1") go with it. */
 	while (j < len && j - i < (wide ? 64 : LOCAL_MAX)) {
 		size_t n;
-		if (local_char(s[j]) || (s[j] == ':' && !wide)) {
+		if (s[j] == '_' && at_sign(s, len, j, false)) {
+			break; /* "x_at_qq.com" */
+		} else if (local_char(s[j]) || (s[j] == ':' && !wide)) {
 			word |= s[j] != '.' && s[j] != ':';
 			colon |= s[j] == ':';
 			j++;

@@ -11,8 +11,9 @@
  *            IDN hosts too)
  *   <EMAIL>  local@domain.tld (a non-ASCII local part too), local@provider
  *            without its TLD (zhangsan@qq, @163), local@IPv4, user:pw@host;
- *            "@" also written [at] (at) {at} <at> [@] (@), " at ", 艾特 or
- *            #, "." also [dot] (dot) " dot " 点 。, spaces around either
+ *            "@" also written [at] (at) {at} <at> _at_ [@] (@), " at ", 艾特,
+ *            圈 or #, "." also [dot] (dot) _dot_ " dot " 点 。, spaces around
+ *            either
  *   <IP>     IPv4 dotted quads (0-255 each) and IPv6 addresses (inet_pton),
  *            with a :port or a [v6]:port, after labels such as "ip:"
  *   <ID>     device and advertising ids: UUIDs (IDFA, GAID; glued to a word

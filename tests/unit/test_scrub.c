@@ -41,6 +41,10 @@ static void test_emails(void)
 		{"zhang艾特qq点com", "<EMAIL>"},
 		{"mail x@例子.中国 ok", "mail <EMAIL> ok"}, /* IDN domain */
 		{"x#163.com", "<EMAIL>"},
+		{"zhangsan_at_gmail_dot_com 谢谢", "<EMAIL> 谢谢"},
+		{"zhangsan圈qq.com", "<EMAIL>"},
+		{"朋友圈 设置", "朋友圈 设置"}, /* 圈 without an address after it */
+		{"my_var_at_home", "my_var_at_home"},
 		{"张三@qq.com", "<EMAIL>"}, /* a non-ASCII local part (RFC 6531) */
 		{"发给 王小明@163.com 谢谢", "发给 <EMAIL> 谢谢"},
 		{"zhang艾特qq.com", "<EMAIL>"},
