@@ -1049,6 +1049,68 @@ static size_t match_house(const char *s, size_t len, size_t i)
 	return 0;
 }
 
+/* A street suffix, whole, at s[j..e): "st", "street", "ave", ... */
+static bool street_suffix(const char *s, size_t j, size_t e)
+{
+	static const char *const sfx[] = {
+		"street",    "st",	 "avenue",  "ave",   "av",	"road", "rd",
+		"boulevard", "blvd",	 "lane",    "ln",    "drive",	"dr",	"court",
+		"ct",	     "terrace",	 "highway", "hwy",   "parkway", "pkwy", "square",
+		"sq",	     "crescent", "circle",  "place", "pl",	"way",	"alley"};
+
+	for (size_t k = 0; k < sizeof(sfx) / sizeof(sfx[0]); k++)
+		if (strlen(sfx[k]) == e - j && !memcmp(s + j, sfx[k], e - j))
+			return true;
+	return false;
+}
+
+/* The end of a street's word at j ("baker", a compass letter "w", an
+ * ordinal "34th"), or 0. */
+static size_t street_word(const char *s, size_t len, size_t j)
+{
+	size_t w = j;
+
+	while (j < len && is_digit(s[j]))
+		j++;
+	if (j > w) /* an ordinal */
+		return len - j >= 2 &&
+				       (!memcmp(s + j, "st", 2) || !memcmp(s + j, "nd", 2) ||
+					!memcmp(s + j, "rd", 2) || !memcmp(s + j, "th", 2)) &&
+				       (j + 2 == len || !is_alnum(s[j + 2]))
+			       ? j + 2
+			       : 0;
+	while (j < len && is_alpha(s[j]))
+		j++;
+	if ((j < len && is_digit(s[j])) || j == w || (j - w == 1 && !strchr("nsew", s[w])))
+		return 0;
+	return j;
+}
+
+/* An English street address's house number: 1-5 digits (and a letter:
+ * "12b"), then one to three words of which the last, not the first, is a
+ * street suffix: "221b baker street", "42 w 34th st" ("2 way street" is
+ * none). Returns the number's length; the street stays, as 路 does after
+ * 88号. */
+static size_t match_street(const char *s, size_t len, size_t i)
+{
+	size_t j = i, words = 0, e;
+
+	if (i && is_alnum(s[i - 1]))
+		return 0;
+	while (j < len && is_digit(s[j]))
+		j++;
+	if (j == i || j - i > 5)
+		return 0;
+	size_t num = j < len && is_alpha(s[j]) && (j + 1 == len || !is_alnum(s[j + 1])) ? j + 1 : j;
+	for (j = num; j < len && s[j] == ' ' && words < 4; words++, j = e) {
+		if (!(e = street_word(s, len, j + 1)))
+			return 0;
+		if (street_suffix(s, j + 1, e))
+			return words ? num - i : 0;
+	}
+	return 0;
+}
+
 /* ---- the scan ---- */
 
 struct out {
@@ -1126,7 +1188,7 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 		else if ((m = match_hexid(s, n, i)) || (m = match_plate(s, n, i)) ||
 			 (m = match_token(s, n, i)) || (m = match_handle(s, n, i)))
 			ph = "<ID>", c->id++;
-		else if ((m = match_house(s, n, i)))
+		else if ((m = match_house(s, n, i)) || (m = match_street(s, n, i)))
 			ph = "<NUM>", c->num++;
 		else if ((m = match_lookalike(s, n, i, &ph, c)))
 			;

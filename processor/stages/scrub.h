@@ -39,9 +39,9 @@
  *            of birth with its day, in any form, is <NUM>
  *   <NUM>    any other number of 7 or more digits, counted across
  *            separators, and runs of 7 or more Chinese numerals; house,
- *            building and room numbers (路88号, 3号楼, 1201室); an 8-digit
- *            calendar date (YYYYMMDD, YYYY-MM-DD, 1900-2099) is kept, it is
- *            not personal
+ *            building and room numbers (路88号, 3号楼, 1201室, 221b baker
+ *            st); an 8-digit calendar date (YYYYMMDD, YYYY-MM-DD, 1900-2099)
+ *            is kept, it is not personal
  * Digits are read as one number across separator runs of up to 32 bytes:
  * punctuation and spaces of any script, letters written as dashes (ー 丨 ㅡ
  * ㄧ ˉ 点 杠 转), spelled-out dots and HTML tags, so "138.0013.8000",

@@ -192,6 +192,11 @@ static void test_review_spellings(void)
 		{"粤B·D12345", "<ID>"},
 		{"护照 E20150612", "护照 <ID>"},
 		{"建国路88号院3号楼2单元1201室", "建国路<NUM>号院<NUM>号楼<NUM>单元<NUM>室"},
+		{"221B Baker Street London", "<NUM> baker street london"},
+		{"deliver to 42 W 34th St.", "deliver to <NUM> w 34th st."},
+		{"1600 Pennsylvania Ave NW", "<NUM> pennsylvania ave nw"},
+		{"2 way street", "2 way street"}, /* the suffix first: no street */
+		{"top 10 best places", "top 10 best places"},
 		{"follow @zs_1990.", "follow <ID>."},
 		/* Near misses. */
 		{"3点15分 开会", "3点15分 开会"},
