@@ -441,6 +441,8 @@ struct digits {
  * side by side), and after a date (4-2-2 with one separator) followed by a
  * space: the date is kept, and what follows is a number of its own.
  * Returns its end. */
+static bool id_at(const char *s, size_t len, size_t i);
+
 static size_t read_digits(const char *s, size_t len, size_t i, struct digits *g)
 {
 	size_t j = i, k, n;
@@ -477,6 +479,8 @@ static size_t read_digits(const char *s, size_t len, size_t i, struct digits *g)
 			next++;
 		if (g->n >= 7 && next - k >= 7)
 			break; /* two long numbers side by side: two numbers */
+		if (id_at(s, len, k))
+			break; /* an id that starts with digits ("1c-53-...", "11O1O5...") */
 		if (g->groups == 2 && g->group[0] == 4 && g->group[1] == 2 && g->group[2] == 2 &&
 		    g->sep[0] == g->sep[1] && g->sep[0] != ' ' && s[j] == ' ')
 			break; /* a date, then something else */
@@ -563,7 +567,7 @@ static char digit_or_lookalike(char c)
 /* What the digits d[0..n) with letters among them are, or NULL: only a
  * number that passes its own check (a mobile's prefix, the ID's check
  * character and date, Luhn). */
-static const char *lookalike_kind(char *d, size_t n, struct kn_scrub_counts *c)
+static const char *lookalike_kind(char *d, size_t n, bool card_shape, struct kn_scrub_counts *c)
 {
 	char keep = d[n];
 	const char *ph = NULL;
@@ -573,14 +577,39 @@ static const char *lookalike_kind(char *d, size_t n, struct kn_scrub_counts *c)
 		ph = "<CN_ID>", c->cn_id++;
 	else if (n == 11 && mobile(d))
 		ph = "<PHONE>", c->phone++;
-	else if (n >= 13 && n <= 19 && kn_luhn_ok(d, n))
+	else if (card_shape && n >= 13 && n <= 19 && kn_luhn_ok(d, n))
 		ph = "<CARD>", c->card++;
 	d[n] = keep;
 	return ph;
 }
 
+/* Whether the groups ending at g_n[0..last] are shaped as a card's: one
+ * group, or groups of 4 with any last one (4111 1111 1111 111). Luhn
+ * passes one digit string in ten: a card's shape keeps chance out. */
+static bool card_groups(const size_t *g_n, size_t last)
+{
+	for (size_t k = 0; k < last; k++)
+		if (g_n[k] - (k ? g_n[k - 1] : 0) != 4)
+			return false;
+	return true;
+}
+
+/* Whether a number's digits end right before the separator at i - 1
+ * ("0790-5478-8508 475O": at 475O), not an id's glued to letters
+ * ("E67246886 4331"). */
+static bool number_before(const char *s, size_t i)
+{
+	size_t k = i - 1;
+
+	if (i < 2 || (s[k] != ' ' && s[k] != '-') || !is_digit(s[k - 1]))
+		return false;
+	while (k && is_digit(s[k - 1]))
+		k--;
+	return !k || !is_alpha(s[k - 1]);
+}
+
 /* A phone, resident ID or card with letters written for some of its digits,
- * whole or in groups split by single spaces or dashes, each group with a
+ * whole or in groups split by single spaces or by dashes, each with a
  * real digit ("lol 138..." is a word, then a number). The longest run of
  * whole groups that passes lookalike_kind counts, so words of these letters
  * ("lol", "oil") never do, nor a number beside the next one; with no
@@ -588,7 +617,7 @@ static const char *lookalike_kind(char *d, size_t n, struct kn_scrub_counts *c)
 static size_t match_lookalike(const char *s, size_t len, size_t i, const char **ph,
 			      struct kn_scrub_counts *c)
 {
-	char d[24];
+	char d[24], sep = 0; /* groups are split by one kind of separator */
 	size_t n = 0, j = i, letters = 0, digits = 0;
 	size_t g_n[8], g_end[8], g_letters[8], groups = 0; /* at each group's end */
 
@@ -608,14 +637,33 @@ static size_t match_lookalike(const char *s, size_t len, size_t i, const char **
 			break;
 		g_n[groups] = n, g_end[groups] = j, g_letters[groups++] = letters;
 		digits = 0;
-		if (j + 1 >= len || (s[j] != ' ' && s[j] != '-') || !digit_or_lookalike(s[j + 1]))
+		if (j + 1 >= len || (s[j] != ' ' && s[j] != '-') || (sep && s[j] != sep) ||
+		    !digit_or_lookalike(s[j + 1]))
 			break;
+		sep = s[j];
 	}
+	/* Right after a number's separator, only a group with a letter starts
+	 * one of its own ("8508 475O ...": the 8508 is the number's). */
+	if (groups && !g_letters[0] && number_before(s, i))
+		return 0;
 	while (groups--)
 		if (g_letters[groups] && g_n[groups] - g_letters[groups] >= 4 &&
-		    (*ph = lookalike_kind(d, g_n[groups], c)))
+		    (*ph = lookalike_kind(d, g_n[groups], card_groups(g_n, groups), c)))
 			return g_end[groups] - i;
 	return 0;
+}
+
+/* Whether a token of its own starts at i, after a separator, that a
+ * number read across separators must not take digits from: a device id
+ * (match_hexid's) or a number with look-alike letters. */
+static size_t match_hexid(const char *s, size_t len, size_t i);
+
+static bool id_at(const char *s, size_t len, size_t i)
+{
+	struct kn_scrub_counts c;
+	const char *ph;
+
+	return match_hexid(s, len, i) || match_lookalike(s, len, i, &ph, &c);
 }
 
 static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scrub_counts *c)
@@ -625,6 +673,8 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 
 	while (j < len) {
 		UChar32 cp = cp_at(s, len, j, &n);
+		if (j > last && cp < 0x80 && id_at(s, len, j))
+			break; /* "一三八... 0x1a2b...": the id is not a numeral */
 		if (kn_fold_is_numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
 			count++;
 			last = j += n;
@@ -1017,13 +1067,34 @@ static size_t match_plate(const char *s, size_t len, size_t i)
 	return j - i;
 }
 
+/* Building, unit and room without their words: "3-2-501" (1-3, 1-2 and 3-4
+ * digits), given j, the end of the first group at i. Returns its length. */
+static size_t triple(const char *s, size_t len, size_t i, size_t j)
+{
+	size_t k = j, g;
+
+	if (j - i > 3 || k >= len || s[k] != '-')
+		return 0;
+	for (g = ++k; k < len && is_digit(s[k]); k++)
+		;
+	if (k - g < 1 || k - g > 2 || k >= len || s[k] != '-')
+		return 0;
+	for (g = ++k; k < len && is_digit(s[k]); k++)
+		;
+	if (k - g < 3 || k - g > 4 || (k < len && (is_alnum(s[k]) || s[k] == '-')))
+		return 0;
+	return k - i;
+}
+
 /* A house, building or room number: digits before 号楼, 号院, 栋, 幢, 单元,
- * 室 (three digits or more) or 弄, or before 号 right after a road (路 街 道
- * 巷 弄 村 里). Returns the digits' length; the unit stays. */
+ * 室 (three digits or more) or 弄, before 号 right after a road (路 街 道
+ * 巷 弄 村 里), or a room's 3-4 digits right after 单元, 栋, 幢, 楼 or 层;
+ * or a triple (see triple). Returns the digits' length; the unit stays. */
 static size_t match_house(const char *s, size_t len, size_t i)
 {
 	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元", "室", "弄"};
-	static const char roads[] = "路街道巷弄村里";
+	static const char roads[] = "路街道巷弄村里", rooms[] = "元栋幢楼层",
+			  measures[] = "年月日元米平个人万块次天岁分点克斤";
 	size_t j = i;
 
 	if (i && is_alnum(s[i - 1]))
@@ -1046,7 +1117,14 @@ static size_t match_house(const char *s, size_t len, size_t i)
 		for (size_t k = 0; k < sizeof(roads) - 1; k += 3)
 			if (!memcmp(s + i - 3, roads + k, 3))
 				return j - i;
-	return 0;
+	/* a room after its building, unit or floor: 2单元501, 5楼502; not a
+	 * year, a price or a quantity (大楼2024年, 5楼300元) */
+	if (j - i >= 3 && j - i <= 4 && i >= 3 && (j == len || !is_alnum(s[j])) &&
+	    !(len - j >= 3 && memmem(measures, sizeof(measures) - 1, s + j, 3)))
+		for (size_t k = 0; k < sizeof(rooms) - 1; k += 3)
+			if (!memcmp(s + i - 3, rooms + k, 3))
+				return j - i;
+	return triple(s, len, i, j);
 }
 
 /* A street suffix, whole, at s[j..e): "st", "street", "ave", ... */

@@ -129,10 +129,11 @@ def records(n, seed=2026, ts=1793613600000):
                    "@" + wechat, "wechat id: " + wechat]
         plate = "%s%s%05d" % (rng.choice("京沪粤川浙"), rng.choice("ABCDE"), rng.randint(0, 99999))
         passport = "E%08d" % rng.randint(0, 10 ** 8 - 1)
+        room = "%d-%d-%d" % (rng.randint(1, 30), rng.randint(1, 9), rng.randint(101, 3305))
         street = "%d %s" % (rng.randint(10, 99999), rng.choice(["Baker Street", "W 34th St", "Main St.", "Elm Ave"]))
         others = [plate, "车牌 " + plate[0] + plate[1] + "·" + plate[2:], passport, "护照号：" + passport,
-                  "密码 " + wechat.upper(), "寄到 " + street]
-        needles = {phone, pid, pid.lower(), card, local, ip, handle, wechat, plate, passport, street} | set(devs)
+                  "密码 " + wechat.upper(), "寄到 " + street, "小区" + room]
+        needles = {phone, pid, pid.lower(), card, local, ip, handle, wechat, plate, passport, street, room} | set(devs)
         pii = (phone_spellings(phone) + id_spellings(pid) + card_spellings(card) + email_spellings(local, dom) +
                ip_spellings(ip) + ["zhangsan-" + handle] + devs + labeled + others)
         s = lambda: rng.choice(pii)  # noqa: E731

@@ -192,6 +192,11 @@ static void test_review_spellings(void)
 		{"粤B·D12345", "<ID>"},
 		{"护照 E20150612", "护照 <ID>"},
 		{"建国路88号院3号楼2单元1201室", "建国路<NUM>号院<NUM>号楼<NUM>单元<NUM>室"},
+		{"3栋2单元501", "<NUM>栋<NUM>单元<NUM>"},
+		{"朝阳区xx小区3-2-501", "朝阳区xx小区<NUM>"},
+		{"5楼502怎么走", "5楼<NUM>怎么走"},
+		{"大楼2024年竣工", "大楼2024年竣工"}, /* a year, not a room */
+		{"比分3-2-1", "比分3-2-1"},
 		{"221B Baker Street London", "<NUM> baker street london"},
 		{"deliver to 42 W 34th St.", "deliver to <NUM> w 34th st."},
 		{"1600 Pennsylvania Ave NW", "<NUM> pennsylvania ave nw"},
@@ -298,6 +303,12 @@ static void test_phones(void)
 		{"幺二三四五六拐八勾洞", "<NUM>"},   /* radio-style 7 and 9 */
 		{"(010) 6552-9988", "<NUM>"},
 		/* Letters written for digits (O for 0; l, I and | for 1). */
+		/* A number beside a device id that starts with digits: two. */
+		{"hn4698456 1C-53-35-D0-F0-EB", "hn<NUM> <ID>"},
+		{"4698456 00:1a:2b:3c:4d:5e", "<NUM> <ID>"},
+		{"110105198012048220 11O1O5198O12O4822O", "<CN_ID> <CN_ID>"},
+		{"一三七五四四六八六八一 0xbfe6dbe3f2ea", "<NUM> <ID>"},
+		{"4750-0790-5478-8508 475O O79O 5478 85O8", "<CARD> <CARD>"},
 		{"l38OO138OOO", "<PHONE>"},
 		{"手机 l38-OO13-8OOO 联系", "手机 <PHONE> 联系"},
 		{"call me at l39l234 5678", "call me at <PHONE>"},
