@@ -5,8 +5,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include "container.h"
 #include "decode.h"
@@ -21,9 +26,15 @@ struct fm {
 	const struct kn_schema_entry *e;
 	struct kn_container *in;
 	avro_file_writer_t writer;
+	FILE *out_fp; /* the writer's stream, closed by us (fm_finish) */
 	avro_schema_t out_schema;
 	FILE *dead;
-	const char *in_path, *out_path;
+	const char *in_path, *out_path, *dead_path;
+	/* Both are written under a temporary name beside them and renamed
+	 * over OUT and DEAD only once complete, so an old file survives a
+	 * failed run whole. A dead-letter path that is not a regular file
+	 * (/dev/stderr, a FIFO) is written as it is: dead_tmp stays empty. */
+	char out_tmp[PATH_MAX], dead_tmp[PATH_MAX];
 	struct kn_file_result *res;
 	struct kn_event scratch; /* where a record is decoded to find its end */
 	int64_t now;
@@ -58,6 +69,96 @@ static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_c
 	return NULL;
 }
 
+/* "<path>.kanon-tmp-<pid>": beside path, so that rename() replaces it. */
+static int tmp_name(char *buf, const char *path, char *errstr, size_t errsz)
+{
+	if (snprintf(buf, PATH_MAX, "%s.kanon-tmp-%ld", path, (long)getpid()) >= PATH_MAX) {
+		snprintf(errstr, errsz, "%s: name too long", path);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* The dead-letter file: under a temporary name if it is (or will be) a
+ * regular file, else the stream itself. */
+static int open_dead(struct fm *f, const char *dead, char *errstr, size_t errsz)
+{
+	struct stat st;
+	const char *open_as = dead;
+
+	f->dead_path = dead;
+	if (stat(dead, &st) || S_ISREG(st.st_mode)) {
+		if (tmp_name(f->dead_tmp, dead, errstr, errsz))
+			return -ENAMETOOLONG;
+		open_as = f->dead_tmp;
+	}
+	if (!(f->dead = fopen(open_as, "w"))) {
+		snprintf(errstr, errsz, "%s: %s", open_as, strerror(errno));
+		f->dead_tmp[0] = '\0';
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Flushes and closes fp, with its data on the disk if sync: a full or
+ * failing disk is found here, not by the next reader. 0 or -errno. */
+static int close_stream(FILE *fp, bool sync)
+{
+	int err = 0;
+
+	/* errno is the caller's to clear: a write that failed before (inside
+	 * avro-c) left its reason there */
+	if (fflush(fp) || ferror(fp) || (sync && fsync(fileno(fp))))
+		err = errno ? -errno : -EIO;
+	if (fclose(fp) && !err)
+		err = errno ? -errno : -EIO;
+	return err;
+}
+
+/* Completes both files and, if keep (the run got to the end, perhaps
+ * past damaged parts: the files are valid), renames them into place; on
+ * any failure neither is renamed, the temporary ones go, and errstr says
+ * why. Returns err, or the failure if keep. */
+static int fm_finish(struct fm *f, int err, bool keep)
+{
+	const char *what = f->out_path;
+	int e = 0, de = 0;
+
+	/* avro-c's close writes the last block but cannot say whether the
+	 * stream took it: the stream is ours (see fm_open) and says so. */
+	errno = 0;
+	if (f->writer && avro_file_writer_close(f->writer))
+		e = errno ? -errno : -EIO;
+	f->writer = NULL;
+	if (f->out_fp) {
+		int ce = close_stream(f->out_fp, keep);
+		e = e ? e : ce;
+		f->out_fp = NULL;
+	}
+	if (f->dead) {
+		errno = 0;
+		de = close_stream(f->dead, keep && f->dead_tmp[0]);
+		f->dead = NULL;
+	}
+	if (!e && de)
+		e = de, what = f->dead_path;
+	if (!e && keep && f->dead_tmp[0] && rename(f->dead_tmp, f->dead_path))
+		e = -errno, what = f->dead_path;
+	if (!e && keep && rename(f->out_tmp, f->out_path))
+		e = -errno, what = f->out_path;
+	if (e && keep)
+		snprintf(f->errstr, f->errsz,
+			 "writing %s failed: %s (%s, if it existed, is unchanged)", what,
+			 strerror(-e), what);
+	if (e || !keep) {
+		if (f->out_tmp[0])
+			remove(f->out_tmp);
+		if (f->dead_tmp[0])
+			remove(f->dead_tmp);
+	}
+	return e && keep ? e : err;
+}
+
 static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, char *errstr,
 		   size_t errsz)
 {
@@ -76,9 +177,8 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, ch
 		snprintf(errstr, errsz, "built-in DeidEvent schema: %s", avro_strerror());
 		return -EINVAL;
 	}
-	/* avro-c creates its file exclusively, so an old output goes first;
-	 * but only a regular file: never a device, a directory or what a
-	 * symlink points at (--output /dev/null must not delete /dev/null). */
+	/* OUT is replaced only if it is a regular file: never a device, a
+	 * directory or what a symlink points at. */
 	struct stat st;
 	if (!lstat(f->out_path, &st) && !S_ISREG(st.st_mode)) {
 		snprintf(errstr, errsz,
@@ -86,30 +186,31 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, ch
 			 f->out_path);
 		return -EINVAL;
 	}
-	remove(f->out_path);
-	if (avro_file_writer_create_with_codec(f->out_path, f->out_schema, &f->writer, "deflate",
-					       0)) {
-		snprintf(errstr, errsz, "%s: %s", f->out_path, avro_strerror());
+	if (tmp_name(f->out_tmp, f->out_path, errstr, errsz))
+		return -ENAMETOOLONG;
+	remove(f->out_tmp); /* a stale one of a killed run with our pid */
+	if (!(f->out_fp = fopen(f->out_tmp, "wxe"))) {
+		snprintf(errstr, errsz, "%s: cannot create it beside %s: %s", f->out_tmp,
+			 f->out_path, strerror(errno));
+		f->out_tmp[0] = '\0';
 		return -EIO;
 	}
-	if (dead && !(f->dead = fopen(dead, "w"))) {
-		snprintf(errstr, errsz, "%s: %s", dead, strerror(errno));
+	if (avro_file_writer_create_with_codec_fp(f->out_fp, f->out_tmp, 0, f->out_schema,
+						  &f->writer, "deflate", 0)) {
+		snprintf(errstr, errsz, "%s: %s", f->out_tmp, avro_strerror());
+		f->writer = NULL;
 		return -EIO;
 	}
-	return 0;
+	return dead ? open_dead(f, dead, errstr, errsz) : 0;
 }
 
 static void fm_close(struct fm *f)
 {
-	if (f->writer)
-		avro_file_writer_close(f->writer);
 	kn_container_close(f->in);
 	if (f->out_schema)
 		avro_schema_decref(f->out_schema);
 	if (f->own.dec)
 		kn_decoder_destroy(f->own.dec);
-	if (f->dead)
-		fclose(f->dead);
 	kn_stack_close(&f->st);
 }
 
@@ -196,9 +297,12 @@ static int process_record(struct fm *f, const uint8_t *datum, size_t len)
 	n = kn_pipeline_process_datum(f->pipe, f->e, datum, len, f->now, out, &v);
 	if (n) {
 		f->res->written++;
+		errno = 0;
 		if (!avro_file_writer_append_encoded(f->writer, out, (int64_t)n))
 			return 0;
-		snprintf(f->errstr, f->errsz, "%s: %s", f->out_path, avro_strerror());
+		snprintf(f->errstr, f->errsz,
+			 "writing %s failed: %s (%s, if it existed, is unchanged)", f->out_path,
+			 errno ? strerror(errno) : avro_strerror(), f->out_path);
 		return -EIO;
 	}
 	if (v.dropped) {
@@ -281,6 +385,50 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 			 in_path, (long long)f.losses, f.first_loss, (long long)f.lost);
 		err = -EBADMSG;
 	}
+	err = fm_finish(&f, err, !err || (err == -EBADMSG && f.losses));
 	fm_close(&f);
 	return err;
+}
+
+/* path's canonical name, which may not exist yet: its directory resolved
+ * (symlinks, "..") and its last component. */
+static int canon(const char *path, char *buf, size_t sz)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX], real[PATH_MAX];
+
+	if (snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+		     slash ? path : ".") >= (int)sizeof(dir) ||
+	    !realpath(dir, real))
+		return -1;
+	return snprintf(buf, sz, "%s/%s", strcmp(real, "/") ? real : "",
+			slash ? slash + 1 : path) >= (int)sz
+		       ? -1
+		       : 0;
+}
+
+/* Whether a and b name one file: the same inode if both exist (hard and
+ * symbolic links too), else the same canonical name. */
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	char ca[2 * PATH_MAX], cb[2 * PATH_MAX];
+
+	if (!stat(a, &sa) && !stat(b, &sb))
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	return !canon(a, ca, sizeof(ca)) && !canon(b, cb, sizeof(cb)) && !strcmp(ca, cb);
+}
+
+int kn_filemode_check_paths(const char *in, const char *out, const char *dead, char *errstr,
+			    size_t errsz)
+{
+	if (same_file(in, out))
+		snprintf(errstr, errsz, "--output %s is the input file", out);
+	else if (dead && same_file(in, dead))
+		snprintf(errstr, errsz, "--dead-letter %s is the input file", dead);
+	else if (dead && same_file(out, dead))
+		snprintf(errstr, errsz, "--output and --dead-letter are one file (%s)", dead);
+	else
+		return 0;
+	return -EINVAL;
 }

@@ -10,7 +10,14 @@
  * and no more: a record that does not decode loses the rest of its block,
  * bytes that are no block are skipped to the next sync marker; each loss is
  * one dead-letter line with its offset, and the run returns -EBADMSG saying
- * how many parts were skipped, after processing every other block. */
+ * how many parts were skipped, after processing every other block.
+ *
+ * OUT and the dead-letter file are written as "<name>.kanon-tmp-<pid>"
+ * beside them, synced, and renamed into place only once complete (a
+ * skipped damaged part aside, as the output is then still valid): a run
+ * that fails (a full disk, an unreadable input) leaves an older OUT as it
+ * was. A dead-letter path that is not a regular file (/dev/stderr) is
+ * written directly. */
 #ifndef KN_FILEMODE_H
 #define KN_FILEMODE_H
 
@@ -24,6 +31,12 @@ struct kn_file_result {
 	 * in a readable block count as read and dead. */
 	int64_t read, written, dead, dropped;
 };
+
+/* 0, or -EINVAL with errstr saying which two of the input, output and
+ * dead-letter paths name one file (kanon never writes over its input, and
+ * the two outputs would corrupt each other). */
+int kn_filemode_check_paths(const char *in, const char *out, const char *dead, char *errstr,
+			    size_t errstr_size);
 
 int kn_filemode_process(const struct kn_config *c, const char *in_path, const char *out_path,
 			const char *dead_path, struct kn_file_result *res, char *errstr,

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "avrobin.h"
@@ -416,6 +417,7 @@ struct out {
 	avro_value_iface_t *iface;
 	avro_value_t val;
 	avro_file_writer_t file;
+	FILE *fp;  /* file's stream: ours to close, so that a failed write is seen */
 	int topic; /* the producer's handle */
 };
 
@@ -496,9 +498,18 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 	}
 	if (g->o->out_dir) {
 		snprintf(path, sizeof(path), "%s/%s.avro", g->o->out_dir, kn_event_type_name(t));
-		remove(path);
-		if (avro_file_writer_create_with_codec(path, o->schema, &o->file, "null", 0)) {
+		if (mkdir(g->o->out_dir, 0777) && errno != EEXIST) {
+			snprintf(errstr, errsz, "%s: %s", g->o->out_dir, strerror(errno));
+			return -EIO;
+		}
+		if (!(o->fp = fopen(path, "we"))) {
+			snprintf(errstr, errsz, "%s: %s", path, strerror(errno));
+			return -EIO;
+		}
+		if (avro_file_writer_create_with_codec_fp(o->fp, path, 0, o->schema, &o->file,
+							  "null", 0)) {
 			snprintf(errstr, errsz, "%s: %s", path, avro_strerror());
+			o->file = NULL;
 			return -EIO;
 		}
 		return 0;
@@ -610,6 +621,7 @@ static int emit_good(struct gen *g, struct out *o, struct pool *pl, struct rec *
 	}
 	fill(&g->rng, r, t, u, ts, i);
 	pace(g);
+	errno = 0;
 	if (o->file)
 		return avro_file_writer_append_value(o->file, &o->val) ? -EIO : 0;
 	size_t n = serialize(g, o);
@@ -687,6 +699,8 @@ static void gen_teardown(struct gen *g)
 		struct out *o = &g->out[t];
 		if (o->file)
 			avro_file_writer_close(o->file);
+		if (o->fp)
+			fclose(o->fp);
 		if (o->iface) {
 			avro_value_decref(&o->val);
 			avro_value_iface_decref(o->iface);
@@ -699,6 +713,31 @@ static void gen_teardown(struct gen *g)
 		avro_writer_free(g->w);
 	kn_free(g->z.cdf);
 	kn_free(g->users);
+}
+
+/* Closes the --out-dir files, saying which one the disk did not take. */
+static int close_files(struct gen *g, char *errstr, size_t errsz)
+{
+	int err = 0;
+
+	for (int t = 0; t < KN_EV_TYPES; t++) {
+		struct out *o = &g->out[t];
+		if (!o->fp)
+			continue;
+		errno = 0;
+		int bad = avro_file_writer_close(o->file);
+		o->file = NULL;
+		bad |= fflush(o->fp) || ferror(o->fp);
+		bad |= fclose(o->fp);
+		o->fp = NULL;
+		if (bad && !err) {
+			snprintf(errstr, errsz, "writing %s/%s.avro: %s", g->o->out_dir,
+				 kn_event_type_name((enum kn_event_type)t),
+				 errno ? strerror(errno) : "write error");
+			err = -EIO;
+		}
+	}
+	return err;
 }
 
 int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn_gen_result *res,
@@ -723,6 +762,7 @@ int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn
 			snprintf(errstr, errstr_size, "writing %s records: %s",
 				 kn_event_type_name(t),
 				 err == -ENOMEM		      ? "out of memory for --pool"
+				 : !g->prod && errno	      ? strerror(errno)
 				 : !g->prod		      ? avro_strerror()
 				 : kn_producer_error(g->prod) ? kn_producer_error(g->prod)
 							      : "stopped");
@@ -732,6 +772,8 @@ int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn
 			 kn_producer_queued(g->prod));
 		err = -ETIMEDOUT;
 	}
+	if (!err)
+		err = close_files(g, errstr, errstr_size);
 	if (!err && g->undelivered) {
 		snprintf(errstr, errstr_size, "%lld record(s) could not be delivered",
 			 (long long)g->undelivered);

@@ -417,6 +417,8 @@ static int cmd_process(const struct args *a)
 
 	if (!a->input || !a->output)
 		return fail_usage("process needs --input IN.avro and --output OUT.avro");
+	if (kn_filemode_check_paths(a->input, a->output, a->dead, errstr, sizeof(errstr)))
+		return fail_usage(errstr);
 	if ((rc = load_config(a, &c)))
 		return rc;
 	if (kn_run_preflight(c, NULL, errstr, sizeof(errstr))) {
@@ -476,19 +478,28 @@ static int cmd_gen(const struct args *a)
 		const char *end = strptime(a->start, "%Y-%m-%d", &tm);
 		if (!end || *end)
 			return fail_usage("--start takes a date YYYY-MM-DD");
-		o.start_ms = (int64_t)timegm(&tm) * 1000;
+		struct tm back;
+		int y = tm.tm_year, mon = tm.tm_mon, d = tm.tm_mday;
+		time_t t = timegm(&tm); /* normalizes: February 30 is March 2 */
+		if (!gmtime_r(&t, &back) || back.tm_year != y || back.tm_mon != mon ||
+		    back.tm_mday != d)
+			return fail_usage("--start: no such date");
+		o.start_ms = (int64_t)t * 1000;
 	}
 	if (a->span && (kn_parse_duration(a->span, &o.span_ms) || o.span_ms <= 0))
 		return fail_usage("--span takes a duration such as 6h or 2d");
 	if (a->pool && (!a->rate || a->out_dir))
 		return fail_usage("--pool goes with --rate, to Kafka (not with --out-dir)");
+	if (a->malformed && a->out_dir)
+		return fail_usage("--malformed goes to Kafka only: a container file (--out-dir) "
+				  "holds only records of its schema");
 	if ((rc = load_config(a, &c)))
 		return rc;
 	if (kn_gen_run(c, &o, &r, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: gen: %s\n", errstr);
 		rc = 1;
 	}
-	for (int t = 0; t < KN_EV_TYPES; t++)
+	for (int t = 0; !rc && t < KN_EV_TYPES; t++) /* what was written, once it was */
 		if (o.types & (1u << t))
 			printf("%s: %" PRId64 " records, %" PRId64 " malformed\n",
 			       kn_event_type_name(t), r.written[t], r.malformed[t]);

@@ -2,6 +2,8 @@
 Inputs written by avro-c (kanon gen) and by fastavro; outputs read by fastavro."""
 import json
 import os
+import resource
+import signal
 import subprocess
 
 import fastavro
@@ -130,6 +132,56 @@ def test_trailing_bytes_and_odd_paths(tmp_path):
     r = env.kanon("process", "-c", env.config, "--input", os.path.join(d, "nope.avro"), "--output", good,
                   check=False)
     assert r.returncode == 1 and b"nope.avro: No such file or directory" in r.stderr
+
+
+def limited(size):
+    """A child's preexec: files cannot grow beyond size bytes (EFBIG, as a
+    full disk's ENOSPC), and SIGXFSZ does not kill it."""
+    def f():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return f
+
+
+def test_outputs_replaced_only_whole(tmp_path):
+    env = Env(tmp_path, "file-out")
+    d = str(tmp_path)
+    env.kanon("gen", "-c", env.config, "--count", "3000", "--types", "device", "--out-dir", d)
+    src = os.path.join(d, "device.avro")
+    src_bytes = open(src, "rb").read()
+    out, dead = os.path.join(d, "out.avro"), os.path.join(d, "dead.jsonl")
+    # Two of the three paths naming one file are refused before anything is
+    # written: the input stays as it was.
+    os.link(src, os.path.join(d, "hard.avro"))
+    os.symlink("device.avro", os.path.join(d, "soft.avro"))
+    for args, why in ((("--output", src), b"--output"), (("--output", os.path.join(d, "hard.avro")), b"--output"),
+                      (("--output", os.path.join(d, "soft.avro")), b"--output"),
+                      (("--output", out, "--dead-letter", src), b"--dead-letter"),
+                      (("--output", out, "--dead-letter", out), b"are one file"),
+                      (("--output", out, "--dead-letter", os.path.join(d, ".", "out.avro")), b"are one file")):
+        r = env.kanon("process", "-c", env.config, "--input", src, *args, check=False)
+        assert r.returncode == 2 and why in r.stderr, (args, r.stderr)
+    assert open(src, "rb").read() == src_bytes and not os.path.exists(out)
+    # A run that completes replaces both.
+    env.kanon("process", "-c", env.config, "--input", src, "--output", out, "--dead-letter", dead)
+    assert len(read(out)[1]) == sum(1 for r in read(src)[1] if kept(r))
+    assert open(dead, "rb").read() == b""
+    size = os.path.getsize(out)
+    # Writes that fail (a file-size limit stands in for a full disk) are an
+    # error, and the older files stay whole, with no temporary file left:
+    # failing early, and failing only on the last bytes (avro-c's close).
+    open(out, "wb").write(b"older output")
+    open(dead, "wb").write(b"older dead letters")
+    for limit in (4096, size - 1):
+        r = subprocess.run([KANON, "process", "-c", env.config, "--input", src, "--output", out, "--dead-letter",
+                            dead], env=env.env, capture_output=True, timeout=120, preexec_fn=limited(limit))
+        assert r.returncode == 1 and b"writing " in r.stderr and b"File too large" in r.stderr, (limit, r.stderr)
+        assert open(out, "rb").read() == b"older output" and open(dead, "rb").read() == b"older dead letters"
+        assert not any(".kanon-tmp-" in n for n in os.listdir(d))
+    # gen says which file the disk did not take, and no summary on stdout.
+    r = subprocess.run([KANON, "gen", "-c", env.config, "--count", "3000", "--out-dir", os.path.join(d, "g")],
+                       env=env.env, capture_output=True, timeout=120, preexec_fn=limited(65536))
+    assert r.returncode == 1 and b"File too large" in r.stderr and r.stdout == b"", r
 
 
 def test_empty_blocks(tmp_path):
