@@ -264,52 +264,95 @@ const char *kn_erasure_error(const struct kn_erasure *e)
 	return e->failed[0] ? e->failed : NULL;
 }
 
-/* Assigns every partition of the state topic from the start and reads to its end. */
-static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
+/* A request's fingerprint taken in without serving it (start-up's scan):
+ * the instance whose group owns the request serves it, and says so if it
+ * is malformed. */
+static void take_request(struct kn_erasure *e, const struct kn_msg *m)
+{
+	enum kn_id_kind kind;
+	const char *id;
+	size_t len;
+	uint8_t b[KN_PRF_BYTES];
+
+	if (!parse_request(m, &kind, &id, &len) &&
+	    !kn_erasure_fingerprint(e->keys, kind, id, len, &e->norm, b))
+		set_add(e, fp_of(b));
+}
+
+/* Assigns every partition of topic to k from the start and reads to its
+ * end, each record through take (apply_state or take_request). */
+static int read_to_end(struct kn_erasure *e, struct kn_consumer *k, const char *topic,
+		       void (*take)(struct kn_erasure *, const struct kn_msg *), char *errstr,
+		       size_t errsz)
 {
 	struct kn_tp tps[64];
 	int parts, eofs = 0, err;
 
-	parts = kn_consumer_partitions(e->state_cons, e->c->erasure_state_topic,
-				       kn_mono_ms() + 10000, errstr, errsz);
+	parts = kn_consumer_partitions(k, topic, kn_mono_ms() + 10000, errstr, errsz);
 	if (parts == -ECANCELED) {
 		snprintf(errstr, errsz, "stopped while starting");
 		return parts;
 	}
 	if (parts == -ENOENT)
-		snprintf(errstr, errsz, "%s: no such topic", e->c->erasure_state_topic);
+		snprintf(errstr, errsz, "%s: no such topic", topic);
 	if (parts < 0) {
 		char why[300];
 		snprintf(why, sizeof(why), "%s", errstr);
-		snprintf(errstr, errsz, "erasure state topic: %s", why);
+		snprintf(errstr, errsz, "erasure topic %s: %s", topic, why);
 		return -EIO;
 	}
 	if (parts > 64)
-		parts = 64; /* kanon creates it with one; more is someone else's doing */
+		parts = 64; /* kanon creates them with one; more is someone else's doing */
 	for (int p = 0; p < parts; p++)
-		tps[p] = (struct kn_tp){e->c->erasure_state_topic, p, KN_OFFSET_BEGINNING};
-	if ((err = kn_consumer_assign(e->state_cons, tps, parts, errstr, errsz)))
+		tps[p] = (struct kn_tp){topic, p, KN_OFFSET_BEGINNING};
+	if ((err = kn_consumer_assign(k, tps, parts, errstr, errsz)))
 		return err;
 	for (int64_t until = kn_mono_ms() + LOAD_TIMEOUT_MS; eofs < parts && kn_stop_wait(until);) {
-		int n = kn_consumer_poll(e->state_cons, e->msgs, POLL_BATCH, 100);
+		int n = kn_consumer_poll(k, e->msgs, POLL_BATCH, 100);
 		for (int i = 0; i < n; i++) {
 			if (e->msgs[i].eof)
 				eofs++;
 			else
-				apply_state(e, &e->msgs[i]);
+				take(e, &e->msgs[i]);
 		}
-		kn_consumer_release(e->state_cons, e->msgs, n);
+		kn_consumer_release(k, e->msgs, n);
 	}
 	if (eofs < parts && kn_stop_requested()) {
 		snprintf(errstr, errsz, "stopped while starting");
 		return -ECANCELED;
 	}
 	if (eofs < parts) {
-		snprintf(errstr, errsz, "erasure state topic %s: not read to its end within %d s",
-			 e->c->erasure_state_topic, LOAD_TIMEOUT_MS / 1000);
+		snprintf(errstr, errsz, "erasure topic %s: not read to its end within %d s", topic,
+			 LOAD_TIMEOUT_MS / 1000);
 		return -ETIMEDOUT;
 	}
 	return 0;
+}
+
+/* Start-up: the whole state, then every request still on the requests
+ * topic, served or not. A request that no instance has served yet (kanon
+ * was down when it came, or another instance's group member serves it a
+ * moment later) is honoured from this run's first record: events read
+ * before its state record arrives are not let through. The scan's
+ * consumer commits nothing and is closed at once. */
+static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
+{
+	static const char *const eof_on[] = {"enable.partition.eof", "true", NULL};
+	char group[512];
+	struct kn_consumer *scan = NULL;
+	int err = read_to_end(e, e->state_cons, e->c->erasure_state_topic, apply_state, errstr,
+			      errsz);
+
+	if (err)
+		return err;
+	snprintf(group, sizeof(group), "%s-erasure-scan", e->c->group_id);
+	struct kn_consumer_opts so = {
+		.role = KN_CLIENT_ERASURE_CONSUMER, .group = group, .extra = eof_on};
+	if (!(err = kn_consumer_new(e->c, &so, &scan, errstr, errsz)))
+		err = read_to_end(e, scan, e->c->erasure_requests_topic, take_request, errstr,
+				  errsz);
+	kn_consumer_close(scan, false, kn_mono_ms() + CLOSE_TIMEOUT_MS);
+	return err;
 }
 
 /* The producer, the topics (created if missing: requests with the broker's

@@ -8,7 +8,10 @@
  * stays erased across key epochs). Fingerprints go to erasure.state_topic, a
  * compacted topic (key = fingerprint) that kanon creates if missing; every
  * instance reads all of it at start-up and follows it while running, so
- * every instance and every restart sees every erasure.
+ * every instance and every restart sees every erasure. At start-up every
+ * instance also reads the requests topic to its end (taking in, not
+ * serving, what it finds), so that requests no instance served yet hold
+ * from the first record.
  *
  * An event any of whose identifiers is erased is dropped from every output
  * (counted as "erased"). The state topic holds no raw identifier; it is the
@@ -33,7 +36,8 @@ struct kn_erasure_stats {
 	uint64_t requests, bad_requests;
 };
 
-/* Connects, creates the topics if needed, loads the whole state topic.
+/* Connects, creates the topics if needed, loads the whole state topic and
+ * the requests still on the requests topic.
  * Borrows c and keys. Returns 0 or a negative errno with errstr set. */
 int kn_erasure_new(const struct kn_config *c, struct kn_keys *keys, struct kn_erasure **out,
 		   char *errstr, size_t errstr_size);

@@ -82,3 +82,23 @@ def test_erasure(broker, tmp_path):
     assert b"3 erased people known" in r.stderr
     assert re.search(rb"erased=4\b", r.stderr), r.stderr  # alice, bob, carol twice
     assert buckets(env) == {0, 4, 5, 7}
+
+
+def test_requests_waiting_at_start(broker, tmp_path):
+    """Requests sent while no kanon runs are honoured from the first record
+    of the next run, not once its request consumer has joined its group and
+    served them (the backlog was processed meanwhile)."""
+    env = Env(tmp_path, "erasure-start")
+    events = [dict(dev(i, "gina" if i % 2 else "hank", phone="1390013900%d" % (i % 10)), ip="192.0.2.7")
+              for i in range(400)]
+    produce_files(env.topics["device"], [frame(1, DEVICE, e) for e in events], tmp_path)
+    env.kanon("gen", "-c", env.config, "--count", "1", "--types", "access,search")  # the other topics
+    request(env, "user", "gina")  # the broker creates the requests topic
+    r = env.kanon("run", "-c", env.config, "--until-eof")
+    assert b"1 erased people known" in r.stderr, r.stderr
+    assert re.search(rb"erased=200\b", r.stderr), r.stderr
+    devices = [decode_deid(m["value"])[1] for m in consume(env.out)]
+    assert {(d["time_bucket"] - DAY) // H for d in devices if d["event_type"] == "device"} == set(range(0, 400, 2))
+    # It was also served: the state holds its fingerprint for every later run.
+    wait_for(lambda: end_offsets(env.erasure_state, 1) >= 1, "the erasure state")
+    assert [m["value"] for m in consume(env.erasure_state, committed=False)] == [b"user"]
