@@ -384,7 +384,10 @@ static int connect(struct kn_erasure *e, char *errstr, size_t errsz)
 		return err;
 	/* Topics first: a handle on a missing topic would have the broker
 	 * auto-create it, uncompacted. */
-	if ((err = kn_producer_ensure_topics(e->prod, t, 2, kn_mono_ms() + 10000, errstr, errsz)))
+	/* The broker may be down at start: waited out as the input's
+	 * assignment is (run.assignment_wait), then said. */
+	if ((err = kn_producer_ensure_topics(e->prod, t, 2, kn_mono_ms() + c->assign_wait_ms,
+					     errstr, errsz)))
 		return err;
 	if ((e->t_state = kn_producer_topic(e->prod, c->erasure_state_topic)) < 0) {
 		snprintf(errstr, errsz, "out of memory");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "kn_alloc.h"
@@ -450,6 +451,9 @@ static int request_wait(int64_t until)
 	return left <= 0 ? 0 : left > 2000 ? 2000 : (int)left;
 }
 
+/* A broker that is down refuses the connection at once (__TRANSPORT,
+ * __ALL_BROKERS_DOWN): asked again after a pause, until the deadline, as
+ * a broker that does not answer in time is. */
 rd_kafka_resp_err_t kn_kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only,
 				      const struct rd_kafka_metadata **md, int64_t until)
 {
@@ -457,8 +461,17 @@ rd_kafka_resp_err_t kn_kafka_metadata(rd_kafka_t *rk, rd_kafka_topic_t *only,
 	int w;
 
 	*md = NULL;
-	while (err == RD_KAFKA_RESP_ERR__TIMED_OUT && (w = request_wait(until)) > 0)
+	while ((err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+		err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) &&
+	       (w = request_wait(until)) > 0) {
+		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT) {
+			if (kn_stop_requested())
+				break;
+			struct timespec pause = {0, (w < 200 ? w : 200) * 1000000L};
+			nanosleep(&pause, NULL);
+		}
 		err = rd_kafka_metadata(rk, only ? 0 : 1, only, md, w);
+	}
 	return err;
 }
 

@@ -487,6 +487,8 @@ static int created(rd_kafka_event_t *ev, char *errstr, size_t errsz)
 	return err;
 }
 
+static int partitions_of(struct kn_producer *p, const char *name, int64_t until);
+
 int kn_producer_ensure_topics(struct kn_producer *p, const struct kn_new_topic *t, int n,
 			      int64_t until, char *errstr, size_t errsz)
 {
@@ -496,7 +498,18 @@ int kn_producer_ensure_topics(struct kn_producer *p, const struct kn_new_topic *
 	char why[256];
 
 	for (int i = 0; i < n && missing < MAX_TOPICS; i++) {
-		if (topic_exists(p, t[i].name, until))
+		int parts = partitions_of(p, t[i].name, until);
+		if (parts < 0) { /* no metadata until the deadline */
+			for (int k = 0; k < missing; k++)
+				rd_kafka_NewTopic_destroy(nt[k]);
+			if (kn_stop_requested()) {
+				snprintf(errstr, errsz, "stopped while starting");
+				return -ECANCELED;
+			}
+			snprintf(errstr, errsz, "no broker at %s answers", p->cfg->brokers);
+			return -ETIMEDOUT;
+		}
+		if (parts > 0)
 			continue;
 		nt[missing] =
 			rd_kafka_NewTopic_new(t[i].name, t[i].partitions, -1, why, sizeof(why));

@@ -9,7 +9,8 @@ SIGSTOP, or kill -9'd and restarted on its state):
   /healthz says 503 during the outage;
 - a fenced exactly-once instance, idle or busy, says so on /healthz and in
   its exit (code 4), and the instance that fenced it loses nothing;
-- a restart right after kill -9 (the dead member still in the group) finishes.
+- a restart right after kill -9 (the dead member still in the group) finishes;
+- a broker down at start is waited for like an outage (run.assignment_wait).
 """
 import collections
 import signal
@@ -183,3 +184,28 @@ def test_until_eof_names_missing_topics(pb, tmp_path):
     err = r.stderr.decode()
     assert r.returncode == 1, err
     assert "input topic(s) missing" in err and env.topics["device"] in err, err
+
+
+@pytest.mark.parametrize("comes_back", [True, False])
+def test_broker_down_at_start(pb, tmp_path, comes_back):
+    """A broker that is down when kanon starts is waited for, as an outage
+    later is: for run.assignment_wait with --until-eof (then said: no broker
+    answers), the run going on once it is back."""
+    env = env_for(tmp_path, "down-at-start-%s" % comes_back, "at-least-once", pb.addr)
+    env.kanon("gen", "-c", env.config, "--seed", "8", "--count", "3000", "--users", "500", "--types", "device")
+    pb.kill()
+    wait = "40s" if comes_back else "8s"
+    p = env.popen("run", "-c", env.config, "--until-eof", "--set", "run.assignment_wait=" + wait)
+    t0 = time.monotonic()
+    if comes_back:
+        time.sleep(15)  # longer than any one start-up call's own time-out
+        assert p.poll() is None, p.stderr.read().decode()
+        pb.start()
+    rc = p.wait(timeout=300)
+    err = p.stderr.read().decode()
+    if comes_back:
+        assert rc == 0, err
+        check_accounted(env, exactly_once=False)
+    else:
+        assert rc == 1 and "no broker at %s answers" % pb.addr in err, err
+        assert 8 <= time.monotonic() - t0 < 30, err
