@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 static int is_space(char c)
 {
@@ -156,20 +158,48 @@ static int norm_opaque(const char *in, size_t len, char *out)
 	return (int)len;
 }
 
+/* What logging systems write where an identifier is missing: "N/A",
+ * "null", "-", "unknown", and zeros (an iOS device that limits ad tracking
+ * reports the all-zero IDFA). Hashed, each would make every person without
+ * an identifier one pseudonymous person. */
+static bool placeholder(const char *s, int n)
+{
+	static const char *const words[] = {"-",      "--",	   "-1",      "n/a",   "na",
+					    "nan",    "nil",	   "none",    "null",  "(null)",
+					    "<null>", "undefined", "unknown", "empty", "anonymous"};
+	int zeros = 0;
+
+	while (zeros < n && s[zeros] == '0')
+		zeros++;
+	if (zeros == n)
+		return true;
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+		size_t k = strlen(words[w]);
+		if ((size_t)n == k && !strncasecmp(s, words[w], k))
+			return true;
+	}
+	return false;
+}
+
 int kn_normalize(enum kn_id_kind kind, const char *in, size_t len, char *out,
 		 const struct kn_norm_opts *opts)
 {
+	int n;
+
 	switch (kind) {
 	case KN_ID_EMAIL:
 		return norm_email(in, len, out);
 	case KN_ID_PHONE:
 		return norm_phone(in, len, out, opts);
 	case KN_ID_DEVICE:
-		return norm_device(in, len, out);
+		n = norm_device(in, len, out);
+		break;
 	case KN_ID_USER:
 	case KN_ID_COOKIE:
-		return norm_opaque(in, len, out);
+		n = norm_opaque(in, len, out);
+		break;
 	default:
 		return -EINVAL;
 	}
+	return n > 0 && placeholder(out, n) ? -EINVAL : n;
 }

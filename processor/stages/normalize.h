@@ -11,6 +11,8 @@
  *            numbers; the result has 8..15 digits
  *   device : lower-cased, separators "-:._ " removed
  *   user, cookie: trimmed only (they are case-sensitive opaque tokens)
+ *   device, user, cookie: a placeholder for a missing one ("N/A", "null",
+ *            "-", "unknown", zeros only, ...) is no identifier
  * Pure functions, no allocation. */
 #ifndef KN_NORMALIZE_H
 #define KN_NORMALIZE_H

@@ -104,6 +104,26 @@ static void test_opaque(void)
 	KT_STREQ(norm(KN_ID_USER, big, &cn), "<invalid>");
 }
 
+/* Placeholders for a missing identifier are no identifier: else everyone
+ * without one would be one pseudonymous person. */
+static void test_placeholders(void)
+{
+	static const char *const none[] = {"N/A",  " null ",	"NULL",	  "-", "unknown",
+					   "None", "undefined", "(null)", "0", "000000"};
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+		KT_STREQ(norm(KN_ID_USER, none[i], &cn), "<invalid>");
+		KT_STREQ(norm(KN_ID_COOKIE, none[i], &cn), "<invalid>");
+		KT_STREQ(norm(KN_ID_DEVICE, none[i], &cn), "<invalid>");
+	}
+	/* the all-zero IDFA of a device that limits ad tracking */
+	KT_STREQ(norm(KN_ID_DEVICE, "00000000-0000-0000-0000-000000000000", &cn), "<invalid>");
+	/* ids that merely contain such words or zeros are ids */
+	KT_STREQ(norm(KN_ID_USER, "null_pointer", &cn), "null_pointer");
+	KT_STREQ(norm(KN_ID_USER, "u000", &cn), "u000");
+	KT_STREQ(norm(KN_ID_DEVICE, "00000000-0000-0000-0000-000000000001", &cn),
+		 "00000000000000000000000000000001");
+}
+
 int main(void)
 {
 	KT_RUN(test_email);
@@ -112,5 +132,6 @@ int main(void)
 	KT_RUN(test_device);
 	KT_RUN(test_device_every_byte);
 	KT_RUN(test_opaque);
+	KT_RUN(test_placeholders);
 	return kt_done();
 }
