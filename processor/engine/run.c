@@ -145,8 +145,11 @@ int kn_engine_send(struct kn_engine *e, int i, uint64_t token)
 				    .src_partition = m->partition,
 				    .src_offset = m->offset,
 				    .schema_id = r->v.schema_id};
-	err = kn_producer_send_wait(e->out, e->t_dlq, NULL, 0, payload ? m->payload : NULL,
-				    payload ? m->len : 0, 0, &dl, token);
+	/* An empty value, not a null one: a null value is a tombstone, which
+	 * compaction of the dead-letter topic would remove. */
+	err = kn_producer_send_wait(e->out, e->t_dlq, NULL, 0,
+				    payload && m->payload ? (const void *)m->payload : "",
+				    payload && m->payload ? m->len : 0, 0, &dl, token);
 	e->dead += !err;
 	return err;
 }

@@ -210,7 +210,8 @@ static void dead(struct stage *s, const struct kn_msg *m, const char *why)
 	kn_warn(s->name, "%s [%d] offset %lld: %s (dead-lettered)", m->topic, m->partition,
 		(long long)m->offset, why);
 	if (!s->out_err)
-		s->out_err = kn_producer_send_wait(s->out, s->t_dlq, NULL, 0, NULL, 0, 0, &dl, 0);
+		s->out_err = kn_producer_send_wait(s->out, s->t_dlq, NULL, 0, "", 0, 0, &dl,
+						   0); /* empty, not a tombstone */
 	s->dead++;
 }
 

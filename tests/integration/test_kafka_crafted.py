@@ -86,3 +86,5 @@ def test_crafted_records(broker, tmp_path):
     want = {len(good) + i: reason for i, (_, reason) in enumerate(dead)}
     assert got == want
     assert collections.Counter(m["headers"]["kanon.source.partition"] for m in dlq) == {"0": len(dead)}
+    # An empty value, not a tombstone (null) that compaction would remove.
+    assert all(m["value"] == b"" for m in dlq), [m["value"] for m in dlq][:3]
