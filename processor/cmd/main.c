@@ -366,8 +366,8 @@ static int cmd_check(const struct args *a)
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = KN_EXIT_CONFIG; /* its TLS and credential errors look like outages */
 	}
-	kn_config_print(c, stdout);
-	if (!rc) {
+	if (!rc) { /* the effective config, only once it is valid */
+		kn_config_print(c, stdout);
 		warn_weaknesses(c);
 		fprintf(stderr, "kanon: %s is valid\n", a->config);
 	}

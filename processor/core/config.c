@@ -352,6 +352,22 @@ static int set_str(char **dst, char *v)
 	return 0;
 }
 
+/* A duration in its largest whole unit: 86400000 is "1d", 90000 "90s". */
+static void fmt_duration(int64_t v, char *buf, size_t n)
+{
+	static const struct {
+		int64_t ms;
+		const char *unit;
+	} units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (v && v % units[i].ms == 0) {
+			snprintf(buf, n, "%lld%s", (long long)(v / units[i].ms), units[i].unit);
+			return;
+		}
+	snprintf(buf, n, "%lldms", (long long)v);
+}
+
 static int parse_bool(const char *v, bool *out)
 {
 	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
@@ -445,8 +461,7 @@ bad:;
 		[O_STR] = "must be a non-empty string",
 		[O_PATH] = "must be a path",
 		[O_INT] = "must be an integer in range",
-		[O_DURATION] = "must be a duration in range (250ms, 30s, 5m, 1h, 1d)",
-		[O_EPOCH] = "must be a duration in range or 'never'",
+
 		[O_BOOL] = "must be true or false",
 		[O_PRF] = "must be siphash, hmac-sha256 or xxh3",
 		[O_DATE] = "must be a date YYYY-MM-DD",
@@ -454,10 +469,18 @@ bad:;
 		[O_LEVEL] = "must be error, warn, info or debug",
 		[O_KIND] = "must be user, device, phone, email or cookie",
 	};
-	if (o->type == O_INT)
+	if (o->type == O_INT) {
 		err_at(x, line, o->path, "must be an integer %lld..%lld (got '%s')",
 		       (long long)o->min, (long long)o->max, raw);
-	else
+	} else if (o->type == O_DURATION || o->type == O_EPOCH) {
+		char lo[24], hi[24];
+		fmt_duration(o->min, lo, sizeof(lo));
+		fmt_duration(o->max, hi, sizeof(hi));
+		err_at(x, line, o->path,
+		       "must be a duration from %s to %s%s, written with ms, s, m, h or d "
+		       "(got '%s')",
+		       lo, hi, o->type == O_EPOCH ? ", or 'never'" : "", raw);
+	} else
 		err_at(x, line, o->path, "%s (got '%s')", what[o->type], raw);
 	kn_free(raw);
 	return -EINVAL;
@@ -1223,13 +1246,24 @@ int kn_config_load(const char *path, const char *const *overrides, int n_overrid
 	}
 	x.c = kn_calloc(1, sizeof(*x.c));
 	const char *slash = strrchr(path, '/');
-	x.dir = slash ? kn_strndup(path, (size_t)(slash - path)) : kn_strdup(".");
+	/* Paths in the file are relative to its directory, made absolute so
+	 * that the printed config (check) loads from anywhere. */
+	char *rel = slash ? kn_strndup(path, (size_t)(slash - path ? slash - path : 1))
+			  : kn_strdup(".");
+	char *abs = rel ? realpath(rel, NULL) : NULL;
+	x.dir = abs ? kn_strdup(abs) : rel ? kn_strdup(rel) : NULL;
+	free(abs);
+	kn_free(rel);
 	if (!x.c || !x.dir || !(x.c->path = kn_strdup(path))) {
 		err = -ENOMEM;
 		snprintf(errstr, errstr_size, "out of memory");
 		goto out;
 	}
 	err = load_yaml(&x, f);
+	/* --set paths are the command line's: relative to the working
+	 * directory, as every other path argument is. */
+	char *file_dir = x.dir;
+	x.dir = NULL;
 	for (int i = 0; !err && i < n_overrides; i++) {
 		const char *eq = strchr(overrides[i], '=');
 		char key[256];
@@ -1241,6 +1275,7 @@ int kn_config_load(const char *path, const char *const *overrides, int n_overrid
 		key[eq - overrides[i]] = '\0';
 		err = set_path(&x, key, eq + 1, -1);
 	}
+	x.dir = file_dir;
 	if (!err)
 		err = apply_defaults(&x);
 	if (!err)
@@ -1331,16 +1366,8 @@ static void fmt_value(const struct kn_config *c, const struct opt *o, char *buf,
 		v = *(const int64_t *)src;
 		if (o->type == O_EPOCH && v == 0)
 			snprintf(buf, n, "never");
-		else if (v % 86400000 == 0)
-			snprintf(buf, n, "%lldd", (long long)(v / 86400000));
-		else if (v % 3600000 == 0)
-			snprintf(buf, n, "%lldh", (long long)(v / 3600000));
-		else if (v % 60000 == 0)
-			snprintf(buf, n, "%lldm", (long long)(v / 60000));
-		else if (v % 1000 == 0)
-			snprintf(buf, n, "%llds", (long long)(v / 1000));
 		else
-			snprintf(buf, n, "%lldms", (long long)v);
+			fmt_duration(v, buf, n);
 		break;
 	case O_BOOL:
 		snprintf(buf, n, "%s", *(const bool *)src ? "true" : "false");
