@@ -120,7 +120,35 @@ struct args {
 	char role_set[64], instance_set[300]; /* --role, --instance as --set */
 	bool seed_set;
 	char bad[200]; /* what parse_args refused, for the usage error */
+	char seen[32]; /* the short names (getopt vals) of the options given */
 };
+
+/* The options each command reads (getopt vals of parse_args' table): any
+ * other is refused, not ignored. */
+static const struct {
+	const char *cmd, *opts;
+} cmd_opts[] = {{"run", "cslEMArI"}, {"process", "cslioD"}, {"gen", "cslSnutmBPRQO"},
+		{"demo", "lnS"},     {"check", "csldAK"},   {"policy", "csl"},
+		{"keys", "csl"}};
+
+/* 0, or -1 with a->bad naming the first option cmd does not read. */
+static int check_opts(const char *cmd, struct args *a, const struct option *opts)
+{
+	for (size_t i = 0; i < sizeof(cmd_opts) / sizeof(cmd_opts[0]); i++) {
+		if (strcmp(cmd_opts[i].cmd, cmd))
+			continue;
+		for (const char *c = a->seen; *c; c++) {
+			if (strchr(cmd_opts[i].opts, *c))
+				continue;
+			for (const struct option *o = opts; o->name; o++)
+				if (o->val == *c)
+					snprintf(a->bad, sizeof(a->bad),
+						 "--%s does not apply to %s", o->name, cmd);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 static int parse_int(const char *s, int64_t *out)
 {
@@ -134,7 +162,7 @@ static int parse_int(const char *s, int64_t *out)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct args *a)
+static int parse_args(const char *cmd, int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {{"config", required_argument, 0, 'c'},
 					     {"set", required_argument, 0, 's'},
@@ -167,6 +195,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:s:l:h", opts, NULL)) != -1) {
+		size_t n = strlen(a->seen);
+		if (ch > 0 && ch != '?' && !strchr(a->seen, ch) && n + 1 < sizeof(a->seen))
+			a->seen[n] = (char)ch;
 		switch (ch) {
 		case 'c':
 			a->config = optarg;
@@ -267,7 +298,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			return -1; /* getopt said what */
 		}
 	}
-	return 0;
+	return check_opts(cmd, a, opts);
 bad:
 	for (const struct option *o = opts; o->name; o++)
 		if (o->val == ch)
@@ -632,6 +663,16 @@ static int cmd_lat(int argc, char **argv)
 #endif
 }
 
+static bool known_command(const char *cmd)
+{
+	if (!strcmp(cmd, "keygen"))
+		return true;
+	for (size_t i = 0; i < sizeof(cmd_opts) / sizeof(cmd_opts[0]); i++)
+		if (!strcmp(cmd_opts[i].cmd, cmd))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a = {0};
@@ -646,12 +687,22 @@ int main(int argc, char **argv)
 		printf("kanon 0.1.0 (librdkafka %s)\n", kn_kafka_version());
 		return 0;
 	}
-	if (!strcmp(cmd, "keygen"))
-		return cmd_keygen(argc, argv);
 	if (!strcmp(cmd, "lat"))
 		return cmd_lat(argc - 1, argv + 1);
 	if (!*cmd)
 		return fail_usage("missing COMMAND");
+	if (!known_command(cmd)) {
+		fprintf(stderr, "kanon: unknown command '%s'\n", cmd);
+		return fail_usage(
+			"commands: run, process, gen, demo, check, policy, keys, keygen, lat");
+	}
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+	if (!strcmp(cmd, "keygen"))
+		return cmd_keygen(argc, argv);
 	if (!strcmp(cmd, "keys")) {
 		if (argc < 3 || (strcmp(argv[2], "retire") && strcmp(argv[2], "status")))
 			return fail_usage(
@@ -661,8 +712,10 @@ int main(int argc, char **argv)
 			epoch_arg = argv[3];
 			argv++, argc--;
 		}
-		if (parse_args(argc - 2, argv + 2, &a))
+		if (parse_args(cmd, argc - 2, argv + 2, &a))
 			return fail_usage(a.bad[0] ? a.bad : "bad option");
+		if (optind < argc - 2)
+			return fail_usage("unexpected argument");
 		return cmd_keys(&a, verb, epoch_arg);
 	}
 	if (!strcmp(cmd, "policy")) {
@@ -670,7 +723,7 @@ int main(int argc, char **argv)
 			return fail_usage("usage: kanon policy explain -c FILE");
 		argv++, argc--; /* "policy explain" is one command */
 	}
-	if (parse_args(argc - 1, argv + 1, &a))
+	if (parse_args(cmd, argc - 1, argv + 1, &a))
 		return fail_usage(a.bad[0] ? a.bad : "bad option");
 	if (optind < argc - 1)
 		return fail_usage("unexpected argument");
@@ -684,8 +737,5 @@ int main(int argc, char **argv)
 		return cmd_demo(&a);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(&a);
-	if (!strcmp(cmd, "policy"))
-		return cmd_policy(&a);
-	fprintf(stderr, "kanon: unknown command '%s'\n", cmd);
-	return fail_usage("commands: run, process, gen, demo, check, policy, keys, keygen, lat");
+	return cmd_policy(&a);
 }

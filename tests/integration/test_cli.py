@@ -23,6 +23,21 @@ def test_help_and_usage_errors():
     assert r.returncode == 2 and b"unknown command" in r.stderr
     assert run("run").returncode == 2  # no -c
     assert run("run", "-c", EXAMPLE, "--bogus").returncode == 2
+    r = run("frobnicate", "--bogus")
+    assert r.returncode == 2 and b"unknown command 'frobnicate'" in r.stderr, r.stderr
+    # Options of other commands are refused, not ignored; so are stray arguments.
+    for args, opt in ((("check", "-c", EXAMPLE, "--count", "5"), b"--count"),
+                      (("demo", "-c", "/nonexistent.yaml"), b"--config"),
+                      (("demo", "--set", "x=1"), b"--set"),
+                      (("process", "-c", EXAMPLE, "--input", "a", "--output", "b", "--until-eof"), b"--until-eof")):
+        r = run(*args)
+        assert r.returncode == 2 and opt + b" does not apply to " + args[0].encode() in r.stderr, (args, r.stderr)
+    r = run("keys", "status", "-c", EXAMPLE, "extra")
+    assert r.returncode == 2 and b"unexpected argument" in r.stderr
+    # --help is help for every command.
+    for cmd in ("keygen", "keys", "policy", "check", "gen"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and b"usage: kanon COMMAND" in r.stdout, (cmd, r)
 
 
 def test_check_masks_secrets_and_validates(tmp_path):
