@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "kn_alloc.h"
@@ -446,6 +448,26 @@ int kn_metrics_check_addr(const char *addr, char *errstr, size_t errstr_size)
 	struct sockaddr_storage ss;
 
 	return parse_addr(addr, &ss, errstr, errstr_size);
+}
+
+int kn_metrics_probe_addr(const char *addr, char *errstr, size_t errstr_size)
+{
+	struct sockaddr_storage ss;
+	int err = parse_addr(addr, &ss, errstr, errstr_size), fd;
+
+	if (err)
+		return err;
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0; /* nothing learnt: run will say */
+	if (bind(fd, (struct sockaddr *)&ss,
+		 ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					  : sizeof(struct sockaddr_in))) {
+		err = -errno;
+		snprintf(errstr, errstr_size, "metrics: cannot listen on %s now: %s", addr,
+			 strerror(errno));
+	}
+	close(fd);
+	return err;
 }
 
 int kn_metrics_start(const char *addr, struct kn_metrics **out_m, char *errstr, size_t errstr_size)

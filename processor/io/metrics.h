@@ -84,6 +84,9 @@ struct kn_metrics;
 /* Checks addr's form (IPv4:PORT, [IPv6]:PORT, localhost:PORT) without
  * binding. Returns 0 or -EINVAL with errstr set. */
 int kn_metrics_check_addr(const char *addr, char *errstr, size_t errstr_size);
+/* Whether addr can be listened on now (a bind, then closed): 0, or a
+ * negative errno (-EADDRINUSE: another process holds it) with errstr set. */
+int kn_metrics_probe_addr(const char *addr, char *errstr, size_t errstr_size);
 /* Starts serving on addr ("127.0.0.1:9464", "[::1]:9464"). Returns 0 or a
  * negative errno with errstr set. */
 int kn_metrics_start(const char *addr, struct kn_metrics **out, char *errstr, size_t errstr_size);

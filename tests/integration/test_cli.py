@@ -57,6 +57,16 @@ def test_check_masks_secrets_and_validates(tmp_path):
     r = run("check", "-c", EXAMPLE, "--set", "generalize.geohash_precision=99", env=env)
     assert r.returncode == 2 and b"generalize.geohash_precision" in r.stderr
     assert run("check", "--describe").returncode == 0
+    # A metrics port another process holds would fail `run`: check says so (1).
+    import socket
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        r = run("check", "-c", EXAMPLE, "--metrics-addr", "127.0.0.1:%d" % held.getsockname()[1], env=env)
+        assert r.returncode == 1 and b"Address already in use" in r.stderr and r.stdout == b"", r
+    # A failed check prints no config: its stdout is never mistaken for a valid one.
+    r = run("check", "-c", EXAMPLE, "--set", "kafka.consumer.nosuch=1", env=env)
+    assert r.returncode == 2 and r.stdout == b"", r
 
 
 def test_bad_config_names_line_and_key(tmp_path):
