@@ -355,13 +355,14 @@ static int load_config(const struct args *a, struct kn_config **c)
 
 /* One line at start (and from check) for each option in force that weakens
  * the promise. */
-static void warn_weaknesses(const struct kn_config *c)
+static void warn_weaknesses(const struct kn_config *c, bool file_mode)
 {
 	const char *w[16];
 	int n = kn_config_weaknesses(c, w, 16);
 
 	for (int i = 0; i < n; i++)
-		kn_warn("config", "weakened: %s", w[i]);
+		if (!file_mode || strncmp(w[i], "dead_letter.", 12)) /* Kafka's dead letters */
+			kn_warn("config", "weakened: %s", w[i]);
 }
 
 /* check --kafka: brokers that do not answer are a runtime failure (1); an
@@ -405,7 +406,7 @@ static int cmd_check(const struct args *a)
 	}
 	if (!rc) { /* the effective config, only once it is valid */
 		kn_config_print(c, stdout);
-		warn_weaknesses(c);
+		warn_weaknesses(c, false);
 		fprintf(stderr, "kanon: %s is valid\n", a->config);
 	}
 	kn_config_destroy(c);
@@ -428,7 +429,7 @@ static int cmd_run(const struct args *a)
 		kn_config_destroy(c);
 		return KN_EXIT_CONFIG;
 	}
-	warn_weaknesses(c);
+	warn_weaknesses(c, false);
 	install_signals();
 	kn_stop_arm_watchdog();
 	/* One loop; run.guarantee picks its commit strategy (run.h). */
@@ -463,7 +464,7 @@ static int cmd_process(const struct args *a)
 		kn_config_destroy(c);
 		return KN_EXIT_CONFIG;
 	}
-	warn_weaknesses(c);
+	warn_weaknesses(c, true);
 	if (kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr))) {
 		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = 1;

@@ -119,15 +119,31 @@ static void rec_decode(struct kn_pipeline *p, struct kn_rec *r, bool framed)
 		return rec_dead(p, r, why_r, why);
 }
 
+/* Whether the record's IP is not an address. Stage 3 finds it for what it
+ * generalizes; a record the policy withholds is looked at here, so that
+ * malformed input is a dead letter whatever the policy says of it. */
+static bool bad_ip(const struct kn_pipeline *p, const struct kn_event *ev)
+{
+	const struct kn_val *ip = &ev->role[KN_ROLE_IP];
+	char prefix[KN_PREFIX_MAX];
+
+	return ip->type == KN_VAL_STR &&
+	       kn_ip_prefix(ip->s.p, ip->s.len, p->gopts.ipv4_prefix, p->gopts.ipv6_prefix, prefix);
+}
+
 /* Stage 2: consent, minors, erasure requests. */
 static void rec_admit(struct kn_pipeline *p, struct kn_rec *r)
 {
 	if (r->state != KN_REC_LIVE)
 		return;
-	if (kn_policy_admit(p->policy, &r->ev, &r->minor, &r->v.drop))
-		return rec_drop(p, r, r->v.drop);
-	if (p->erasure && kn_erasure_match(p->erasure, &r->ev, &p->popts.norm))
-		return rec_drop(p, r, KN_DROP_ERASED);
+	if (!kn_policy_admit(p->policy, &r->ev, &r->minor, &r->v.drop)) {
+		if (!p->erasure || !kn_erasure_match(p->erasure, &r->ev, &p->popts.norm))
+			return;
+		r->v.drop = KN_DROP_ERASED;
+	}
+	if (bad_ip(p, &r->ev))
+		return rec_dead(p, r, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
+	rec_drop(p, r, r->v.drop);
 }
 
 /* Stage 3: pseudonymize, generalize, the policy's finishing rules

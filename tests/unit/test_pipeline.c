@@ -294,6 +294,10 @@ static void test_dead_letters(void)
 	expect_dead(&d, KN_DEAD_MISSING, "event_id");
 	d = base, d.ip = "not-an-ip";
 	expect_dead(&d, KN_DEAD_BAD_IP, "ip");
+	/* malformed whatever the policy would do with the record (a minor's is
+	 * withheld) */
+	d = base, d.ip = "not-an-ip", d.birth_year = 2015;
+	expect_dead(&d, KN_DEAD_BAD_IP, "ip");
 	memset(huge, 'A', sizeof(huge) - 1);
 	d = base, d.ua = huge;
 	expect_dead(&d, KN_DEAD_TOO_LONG, "user_agent");
