@@ -1,8 +1,8 @@
 #include "normalize.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 

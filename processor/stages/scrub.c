@@ -238,7 +238,11 @@ static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 
 	if (j >= len || !memchr(first, s[j], sizeof(first) - 1))
 		return 0;
+	if (s[j] == '@')
+		return 1;
 	for (size_t w = 0; w < sizeof(signs) / sizeof(signs[0]); w++) {
+		if (signs[w][0] != s[j]) /* \xe5 leads many a CJK character */
+			continue;
 		size_t n = strlen(signs[w]);
 		if (len - j >= n && !memcmp(s + j, signs[w], n))
 			return n;
@@ -621,7 +625,7 @@ static size_t match_lookalike(const char *s, size_t len, size_t i, const char **
 	size_t n = 0, j = i, letters = 0, digits = 0;
 	size_t g_n[8], g_end[8], g_letters[8], groups = 0; /* at each group's end */
 
-	if (i && is_alnum(s[i - 1]))
+	if (!digit_or_lookalike(s[i]) || (i && is_alnum(s[i - 1])))
 		return 0;
 	for (; j <= len && n < 20 && groups < 8; j++) {
 		char v = j < len ? digit_or_lookalike(s[j]) : 0;
@@ -1173,7 +1177,7 @@ static size_t match_street(const char *s, size_t len, size_t i)
 {
 	size_t j = i, words = 0, e;
 
-	if (i && is_alnum(s[i - 1]))
+	if (!is_digit(s[i]) || (i && is_alnum(s[i - 1])))
 		return 0;
 	while (j < len && is_digit(s[j]))
 		j++;
