@@ -475,18 +475,27 @@ static int parse(int argc, char **argv, struct lat_opts *o)
 		switch (c) {
 		case 'p':
 			o->pid = (pid_t)strtol(optarg, &end, 10);
-			if (*end || o->pid <= 0)
-				return -1;
+			if (*end || end == optarg || o->pid <= 0)
+				return fprintf(stderr, "kanon lat: --pid: not a process id '%s'\n",
+					       optarg),
+				       -1;
 			break;
 		case 'i':
 			o->interval = strtod(optarg, &end);
-			if (*end || !(o->interval > 0 && o->interval <= 86400))
-				return -1;
+			if (*end || end == optarg || !(o->interval > 0 && o->interval <= 86400))
+				return fprintf(stderr,
+					       "kanon lat: --interval: seconds, more than 0 and at "
+					       "most 86400 (got '%s')\n",
+					       optarg),
+				       -1;
 			break;
 		case 'n':
 			o->count = strtol(optarg, &end, 10);
-			if (*end || o->count <= 0)
-				return -1;
+			if (*end || end == optarg || o->count <= 0)
+				return fprintf(stderr,
+					       "kanon lat: --count: a positive number (got '%s')\n",
+					       optarg),
+				       -1;
 			break;
 		case 'j':
 			o->json = true;
@@ -501,8 +510,10 @@ static int parse(int argc, char **argv, struct lat_opts *o)
 			return -1;
 		}
 	}
-	if (optind < argc || !o->pid)
-		return -1;
+	if (optind < argc)
+		return fprintf(stderr, "kanon lat: unexpected argument '%s'\n", argv[optind]), -1;
+	if (!o->pid)
+		return fprintf(stderr, "kanon lat: --pid is required\n"), -1;
 	if (o->count && !o->interval)
 		o->interval = 1;
 	return 0;

@@ -147,7 +147,9 @@ def test_lat_says_what_is_missing(broker, tmp_path):
         r = subprocess.run([KANON, "lat", "--pid", "999999999"], capture_output=True, text=True)
         assert r.returncode != 0 and r.stderr.strip(), r.stderr
         r = subprocess.run([KANON, "lat"], capture_output=True, text=True)
-        assert r.returncode == 2 and "--pid PID" in r.stderr
+        assert r.returncode == 2 and "--pid PID" in r.stderr and "--pid is required" in r.stderr
+        r = subprocess.run([KANON, "lat", "--pid", "abc"], capture_output=True, text=True)
+        assert r.returncode == 2 and "not a process id 'abc'" in r.stderr, r.stderr
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
