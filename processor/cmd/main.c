@@ -78,10 +78,12 @@ static const char usage[] =
 	"           test measures\n"
 	"  demo     [--count N] [--seed N]\n"
 	"           everything end to end on an in-process mock Kafka cluster; no broker needed\n"
-	"  check    -c FILE [--describe] [--metrics-addr HOST:PORT] [--kafka]\n"
+	"  check    -c FILE [--describe] [--metrics-addr HOST:PORT] [--role ROLE]\n"
+	"           [--instance NAME] [--kafka]\n"
 	"           validate the config, every Kafka client's properties, the schemas, the\n"
-	"           policy files and the key file, as 'run' does before connecting; print\n"
-	"           the effective config with secrets masked (--describe: every option);\n"
+	"           policy files and the key file, as 'run' with the same options does\n"
+	"           before connecting; print the effective config, when valid, with secrets\n"
+	"           masked (--describe: every option);\n"
 	"           --kafka also asks the brokers about the aggregation's internal topics\n"
 	"           (partitions, cleanup.policy, retention.ms) and, with schema_registry.url,\n"
 	"           the registry whether kanon's output schemas fit their <topic>-value\n"
@@ -130,7 +132,7 @@ struct args {
 static const struct {
 	const char *cmd, *opts;
 } cmd_opts[] = {{"run", "cslEMArI"}, {"process", "cslioD"}, {"gen", "cslSnutmBPRQO"},
-		{"demo", "lnS"},     {"check", "csldAK"},   {"policy", "csl"},
+		{"demo", "lnS"},     {"check", "csldAKrI"}, {"policy", "csl"},
 		{"keys", "csl"}};
 
 /* 0, or -1 with a->bad naming the first option cmd does not read. */
