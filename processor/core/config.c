@@ -226,6 +226,7 @@ struct ctx {
 
 static int err_at(struct ctx *x, int line, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+static const struct opt *find_opt(const char *path);
 
 static int err_at(struct ctx *x, int line, const char *key, const char *fmt, ...)
 {
@@ -235,6 +236,10 @@ static int err_at(struct ctx *x, int line, const char *key, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (!line) { /* a check of the whole: where was key set? */
+		const struct opt *o = find_opt(key);
+		line = o ? x->seen[o - table] : 0;
+	}
 	if (line > 0)
 		snprintf(x->errstr, x->errsz, "%s:%d: %s: %s", x->file, line, key, msg);
 	else
