@@ -34,6 +34,7 @@ struct kn_erasure {
 	struct fp *set;
 	uint32_t cap;
 	struct kn_erasure_stats st;
+	uint64_t unserved; /* requests read by start-up's scan */
 };
 
 int kn_erasure_fingerprint(struct kn_keys *keys, enum kn_id_kind kind, const char *id, size_t len,
@@ -274,16 +275,18 @@ static void take_request(struct kn_erasure *e, const struct kn_msg *m)
 	size_t len;
 	uint8_t b[KN_PRF_BYTES];
 
+	e->unserved++;
 	if (!parse_request(m, &kind, &id, &len) &&
 	    !kn_erasure_fingerprint(e->keys, kind, id, len, &e->norm, b))
 		set_add(e, fp_of(b));
 }
 
-/* Assigns every partition of topic to k from the start and reads to its
- * end, each record through take (apply_state or take_request). */
+/* Assigns every partition of topic to k, from the start or (committed)
+ * from k's group's committed offsets, and reads to its end, each record
+ * through take (apply_state or take_request). */
 static int read_to_end(struct kn_erasure *e, struct kn_consumer *k, const char *topic,
-		       void (*take)(struct kn_erasure *, const struct kn_msg *), char *errstr,
-		       size_t errsz)
+		       bool committed, void (*take)(struct kn_erasure *, const struct kn_msg *),
+		       char *errstr, size_t errsz)
 {
 	struct kn_tp tps[64];
 	int parts, eofs = 0, err;
@@ -305,6 +308,12 @@ static int read_to_end(struct kn_erasure *e, struct kn_consumer *k, const char *
 		parts = 64; /* kanon creates them with one; more is someone else's doing */
 	for (int p = 0; p < parts; p++)
 		tps[p] = (struct kn_tp){topic, p, KN_OFFSET_BEGINNING};
+	if (committed &&
+	    (err = kn_consumer_committed(k, tps, parts, kn_mono_ms() + 10000, errstr, errsz)))
+		return err;
+	for (int p = 0; p < parts; p++)
+		if (tps[p].offset == KN_OFFSET_NONE)
+			tps[p].offset = KN_OFFSET_BEGINNING;
 	if ((err = kn_consumer_assign(k, tps, parts, errstr, errsz)))
 		return err;
 	for (int64_t until = kn_mono_ms() + LOAD_TIMEOUT_MS; eofs < parts && kn_stop_wait(until);) {
@@ -329,30 +338,41 @@ static int read_to_end(struct kn_erasure *e, struct kn_consumer *k, const char *
 	return 0;
 }
 
-/* Start-up: the whole state, then every request still on the requests
- * topic, served or not. A request that no instance has served yet (kanon
- * was down when it came, or another instance's group member serves it a
- * moment later) is honoured from this run's first record: events read
- * before its state record arrives are not let through. The scan's
- * consumer commits nothing and is closed at once. */
+/* Start-up: the whole state, then the requests not served yet (from the
+ * request group's committed offsets on: served ones are in the state). A
+ * request that no instance has served yet (kanon was down when it came, or
+ * another instance's group member serves it a moment later) is honoured
+ * from this run's first record: events read before its state record
+ * arrives are not let through. The scan joins no group, commits nothing
+ * and is closed at once; one that cannot finish in time (a flood of
+ * requests) is said and left: those requests hold once served. */
 static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
 {
 	static const char *const eof_on[] = {"enable.partition.eof", "true", NULL};
-	char group[512];
+	char group[512], why[400];
 	struct kn_consumer *scan = NULL;
-	int err = read_to_end(e, e->state_cons, e->c->erasure_state_topic, apply_state, errstr,
-			      errsz);
+	int err = read_to_end(e, e->state_cons, e->c->erasure_state_topic, false, apply_state,
+			      errstr, errsz);
 
 	if (err)
 		return err;
-	snprintf(group, sizeof(group), "%s-erasure-scan", e->c->group_id);
+	snprintf(group, sizeof(group), "%s-erasure", e->c->group_id);
 	struct kn_consumer_opts so = {
 		.role = KN_CLIENT_ERASURE_CONSUMER, .group = group, .extra = eof_on};
-	if (!(err = kn_consumer_new(e->c, &so, &scan, errstr, errsz)))
-		err = read_to_end(e, scan, e->c->erasure_requests_topic, take_request, errstr,
-				  errsz);
+	if (!(err = kn_consumer_new(e->c, &so, &scan, why, sizeof(why))))
+		err = read_to_end(e, scan, e->c->erasure_requests_topic, true, take_request, why,
+				  sizeof(why));
 	kn_consumer_close(scan, false, kn_mono_ms() + CLOSE_TIMEOUT_MS);
-	return err;
+	if (err == -ECANCELED) {
+		snprintf(errstr, errsz, "%s", why);
+		return err;
+	}
+	if (err)
+		kn_warn("erasure",
+			"unserved requests not all read at start (%s): those left hold once "
+			"served",
+			why);
+	return 0;
 }
 
 /* The producer, the topics (created if missing: requests with the broker's
@@ -417,9 +437,11 @@ int kn_erasure_new(const struct kn_config *c, struct kn_keys *keys, struct kn_er
 		kn_erasure_destroy(e);
 		return err;
 	}
-	kn_info("erasure", "%llu erased people known (state topic %s, requests from %s)",
+	kn_info("erasure",
+		"%llu erased people known (state topic %s, requests from %s; %llu not served "
+		"yet)",
 		(unsigned long long)e->st.erased_people, c->erasure_state_topic,
-		c->erasure_requests_topic);
+		c->erasure_requests_topic, (unsigned long long)e->unserved);
 	*out = e;
 	return 0;
 }

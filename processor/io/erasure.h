@@ -9,9 +9,9 @@
  * compacted topic (key = fingerprint) that kanon creates if missing; every
  * instance reads all of it at start-up and follows it while running, so
  * every instance and every restart sees every erasure. At start-up every
- * instance also reads the requests topic to its end (taking in, not
- * serving, what it finds), so that requests no instance served yet hold
- * from the first record.
+ * instance also reads the requests not served yet (from the request
+ * group's committed offsets to the end; taking in, not serving, what it
+ * finds), so that they hold from the first record.
  *
  * An event any of whose identifiers is erased is dropped from every output
  * (counted as "erased"). The state topic holds no raw identifier; it is the
