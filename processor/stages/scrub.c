@@ -323,10 +323,15 @@ static size_t match_email(const char *s, size_t len, size_t i)
 	bool hash = s[sp] == '#';
 	if (hash && (sp > j || sp + 1 >= len || !is_alnum(s[sp + 1])))
 		return 0;
+	/* 圈 ("circle") ends many a word (朋友圈, 娱乐圈): "@" only after an
+	 * ASCII name and before a whole domain ("zs圈qq.com", not "朋友圈qq") */
+	bool quan = (unsigned char)s[sp] == 0xe5;
+	if (quan && wide)
+		return 0;
 	j = sp + a;
 	while (!hash && j < len && j - sp - a < 2 && s[j] == ' ')
 		j++;
-	if (!(h = host_at(s, len, j, true)) && !(h = provider_at(s, len, j)) &&
+	if (!(h = host_at(s, len, j, true)) && (quan || !(h = provider_at(s, len, j))) &&
 	    !(h = match_ip(s, len, j)))
 		return 0;
 	/* "me at first.last@x.com": the real "@" comes later, and with it the
@@ -356,6 +361,8 @@ static size_t match_ip(const char *s, size_t len, size_t i)
 
 	/* Not inside a longer number or dotted sequence; after letters only
 	 * when it starts with a digit ("ip10.0.0.1", "srv10.1.2.3:22"). */
+	if (i >= len)
+		return 0;
 	if (i && (is_digit(s[i - 1]) || s[i - 1] == '.' || (is_alnum(s[i - 1]) && !is_digit(s[i]))))
 		return 0;
 	if (s[j] == '[')
@@ -569,8 +576,8 @@ static char digit_or_lookalike(char c)
 }
 
 /* What the digits d[0..n) with letters among them are, or NULL: only a
- * number that passes its own check (a mobile's prefix, the ID's check
- * character and date, Luhn). */
+ * number that passes its own check (a mobile's prefix, with 86 or 0086
+ * before it too, the ID's check character and date, Luhn). */
 static const char *lookalike_kind(char *d, size_t n, bool card_shape, struct kn_scrub_counts *c)
 {
 	char keep = d[n];
@@ -579,7 +586,8 @@ static const char *lookalike_kind(char *d, size_t n, bool card_shape, struct kn_
 	d[n] = '\0';
 	if (n == 18 && kn_cn_id_ok(d))
 		ph = "<CN_ID>", c->cn_id++;
-	else if (n == 11 && mobile(d))
+	else if ((n == 11 && mobile(d)) || (n == 13 && !memcmp(d, "86", 2) && mobile(d + 2)) ||
+		 (n == 15 && !memcmp(d, "0086", 4) && mobile(d + 4)))
 		ph = "<PHONE>", c->phone++;
 	else if (card_shape && n >= 13 && n <= 19 && kn_luhn_ok(d, n))
 		ph = "<CARD>", c->card++;
@@ -612,20 +620,40 @@ static bool number_before(const char *s, size_t i)
 	return !k || !is_alpha(s[k - 1]);
 }
 
-/* A phone, resident ID or card with letters written for some of its digits,
- * whole or in groups split by single spaces or by dashes, each with a
- * real digit ("lol 138..." is a word, then a number). The longest run of
- * whole groups that passes lookalike_kind counts, so words of these letters
- * ("lol", "oil") never do, nor a number beside the next one; with no
- * look-alike in it, it is match_digits' number. */
+/* The separator between two groups at j: one or two of the same ' ', '-',
+ * '.', '_' or '/' (0: none), the same kind as *sep once there is one. */
+static size_t lookalike_sep(const char *s, size_t len, size_t j, char *sep)
+{
+	size_t n = 0;
+
+	if (j >= len || !strchr(" -._/", s[j]) || (*sep && s[j] != *sep))
+		return 0;
+	while (j + n < len && n < 2 && s[j + n] == s[j])
+		n++;
+	*sep = s[j];
+	return n;
+}
+
+/* A phone, resident ID or card with letters written for some of its digits
+ * ("(l38)OO13-8OOO", "+86l38OO138OOO"), whole or in groups split by one
+ * kind of separator (see lookalike_sep); the first group has a real digit
+ * ("lol 138..." is a word, then a number). The longest run of whole groups
+ * that passes lookalike_kind counts, so words of these letters ("lol",
+ * "oil") never do, nor a number beside the next one; with no look-alike
+ * in it, it is match_digits' number. */
 static size_t match_lookalike(const char *s, size_t len, size_t i, const char **ph,
 			      struct kn_scrub_counts *c)
 {
-	char d[24], sep = 0; /* groups are split by one kind of separator */
-	size_t n = 0, j = i, letters = 0, digits = 0;
+	char d[24], sep = 0;
+	size_t n = 0, j = i, letters = 0, digits = 0, k;
 	size_t g_n[8], g_end[8], g_letters[8], groups = 0; /* at each group's end */
+	bool paren = s[i] == '(';
 
-	if (!digit_or_lookalike(s[i]) || (i && is_alnum(s[i - 1])))
+	if (i && is_alnum(s[i - 1]))
+		return 0;
+	j += paren;
+	j += j < len && s[j] == '+';
+	if (j >= len || !digit_or_lookalike(s[j]))
 		return 0;
 	for (; j <= len && n < 20 && groups < 8; j++) {
 		char v = j < len ? digit_or_lookalike(s[j]) : 0;
@@ -637,14 +665,20 @@ static size_t match_lookalike(const char *s, size_t len, size_t i, const char **
 		}
 		if (n == 17 && j < len && s[j] == 'x') /* an ID's check character */
 			d[n++] = 'x', j++;
-		if (!digits || (j < len && is_alnum(s[j])))
+		bool closed = paren && j < len && s[j] == ')'; /* "(l38)OO13..." */
+		if (closed)
+			paren = false, j++;
+		if ((!digits && !groups) || (!closed && j < len && is_alnum(s[j])))
 			break;
 		g_n[groups] = n, g_end[groups] = j, g_letters[groups++] = letters;
 		digits = 0;
-		if (j + 1 >= len || (s[j] != ' ' && s[j] != '-') || (sep && s[j] != sep) ||
-		    !digit_or_lookalike(s[j + 1]))
+		if (closed && j < len && digit_or_lookalike(s[j])) {
+			j--; /* the next group follows the parenthesis */
+			continue;
+		}
+		if (!(k = lookalike_sep(s, len, j, &sep)) || !digit_or_lookalike(s[j + k]))
 			break;
-		sep = s[j];
+		j += k - 1;
 	}
 	/* Right after a number's separator, only a group with a letter starts
 	 * one of its own ("8508 475O ...": the 8508 is the number's). */
@@ -1097,8 +1131,9 @@ static size_t triple(const char *s, size_t len, size_t i, size_t j)
 static size_t match_house(const char *s, size_t len, size_t i)
 {
 	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元", "室", "弄"};
-	static const char roads[] = "路街道巷弄村里", rooms[] = "元栋幢楼层",
+	static const char roads[] = "路街道巷弄村里",
 			  measures[] = "年月日元米平个人万块次天岁分点克斤";
+	static const char *const numbered[] = {"单元", "栋", "幢", "楼", "层"};
 	size_t j = i;
 
 	if (i && is_alnum(s[i - 1]))
@@ -1121,13 +1156,16 @@ static size_t match_house(const char *s, size_t len, size_t i)
 		for (size_t k = 0; k < sizeof(roads) - 1; k += 3)
 			if (!memcmp(s + i - 3, roads + k, 3))
 				return j - i;
-	/* a room after its building, unit or floor: 2单元501, 5楼502; not a
-	 * year, a price or a quantity (大楼2024年, 5楼300元) */
-	if (j - i >= 3 && j - i <= 4 && i >= 3 && (j == len || !is_alnum(s[j])) &&
+	/* a room after a numbered building, unit or floor: 2单元501, 5楼502;
+	 * not 公元1949, 大楼2024, 楼层1000, nor a year, price or quantity
+	 * after one (5楼300元) */
+	if (j - i >= 3 && j - i <= 4 && (j == len || !is_alnum(s[j])) &&
 	    !(len - j >= 3 && memmem(measures, sizeof(measures) - 1, s + j, 3)))
-		for (size_t k = 0; k < sizeof(rooms) - 1; k += 3)
-			if (!memcmp(s + i - 3, rooms + k, 3))
+		for (size_t k = 0; k < sizeof(numbered) / sizeof(numbered[0]); k++) {
+			size_t u = strlen(numbered[k]);
+			if (i > u && !memcmp(s + i - u, numbered[k], u) && is_digit(s[i - u - 1]))
 				return j - i;
+		}
 	return triple(s, len, i, j);
 }
 
@@ -1135,10 +1173,10 @@ static size_t match_house(const char *s, size_t len, size_t i)
 static bool street_suffix(const char *s, size_t j, size_t e)
 {
 	static const char *const sfx[] = {
-		"street",    "st",	 "avenue",  "ave",   "av",	"road", "rd",
-		"boulevard", "blvd",	 "lane",    "ln",    "drive",	"dr",	"court",
-		"ct",	     "terrace",	 "highway", "hwy",   "parkway", "pkwy", "square",
-		"sq",	     "crescent", "circle",  "place", "pl",	"way",	"alley"};
+		"street",  "st",   "avenue",  "ave",   "av",	 "road",  "rd",	      "boulevard",
+		"blvd",	   "lane", "ln",      "drive", "dr",	 "court", "ct",	      "terrace",
+		"highway", "hwy",  "parkway", "pkwy",  "square", "sq",	  "crescent", "circle",
+		"place",   "pl",   "way",     "alley", "loop"};
 
 	for (size_t k = 0; k < sizeof(sfx) / sizeof(sfx[0]); k++)
 		if (strlen(sfx[k]) == e - j && !memcmp(s + j, sfx[k], e - j))
@@ -1146,8 +1184,25 @@ static bool street_suffix(const char *s, size_t j, size_t e)
 	return false;
 }
 
-/* The end of a street's word at j ("baker", a compass letter "w", an
- * ordinal "34th"), or 0. */
+/* Words that make "4 wheel drive", "32 gb flash drive", "5 min drive" and
+ * "10 best way" quantities, not addresses. */
+static bool not_a_street(const char *s, size_t j, size_t e)
+{
+	static const char *const words[] = {
+		"tb",	    "gb",    "mb",   "kb",    "usb",	"ssd",	   "flash", "hard",
+		"external", "wheel", "min",  "mins",  "minute", "minutes", "hr",    "hrs",
+		"hour",	    "hours", "mile", "miles", "km",	"best",	   "easy",  "fast",
+		"fastest",  "quick", "one",  "two",   "right",	"wrong",   "long",  "only",
+		"same",	    "other", "no",   "test"};
+
+	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++)
+		if (strlen(words[k]) == e - j && !memcmp(s + j, words[k], e - j))
+			return true;
+	return false;
+}
+
+/* The end of a street's word at j ("baker", a compass letter "w" or "n.",
+ * an ordinal "34th"), or 0. */
 static size_t street_word(const char *s, size_t len, size_t j)
 {
 	size_t w = j;
@@ -1163,9 +1218,10 @@ static size_t street_word(const char *s, size_t len, size_t j)
 			       : 0;
 	while (j < len && is_alpha(s[j]))
 		j++;
-	if ((j < len && is_digit(s[j])) || j == w || (j - w == 1 && !strchr("nsew", s[w])))
+	if ((j < len && is_digit(s[j])) || j == w || (j - w == 1 && !strchr("nsew", s[w])) ||
+	    not_a_street(s, w, j))
 		return 0;
-	return j;
+	return j < len && s[j] == '.' && j - w <= 4 ? j + 1 : j; /* "n.", "st." */
 }
 
 /* An English street address's house number: 1-5 digits (and a letter:
@@ -1187,7 +1243,7 @@ static size_t match_street(const char *s, size_t len, size_t i)
 	for (j = num; j < len && s[j] == ' ' && words < 4; words++, j = e) {
 		if (!(e = street_word(s, len, j + 1)))
 			return 0;
-		if (street_suffix(s, j + 1, e))
+		if (street_suffix(s, j + 1, s[e - 1] == '.' ? e - 1 : e))
 			return words ? num - i : 0;
 	}
 	return 0;

@@ -36,7 +36,8 @@ def phone_spellings(p):
            "".join("%%%02X" % ord(c) for c in p)]
     out += [group(p, [3, 4, 4], sep) for sep in PHONE_SEPS + ["丨", "点", "<br>", "ー"]]
     look = p.replace("0", "O").replace("1", "l")  # letters written for digits
-    out += [look, group(look, [3, 4, 4], "-"), p.replace("1", "I")]
+    out += [look, group(look, [3, 4, 4], "-"), group(look, [3, 4, 4], "."), "(" + look + ")", "+86" + look,
+            p.replace("1", "I")]
     return out
 
 

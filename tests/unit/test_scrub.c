@@ -44,6 +44,8 @@ static void test_emails(void)
 		{"zhangsan_at_gmail_dot_com 谢谢", "<EMAIL> 谢谢"},
 		{"zhangsan圈qq.com", "<EMAIL>"},
 		{"朋友圈 设置", "朋友圈 设置"}, /* 圈 without an address after it */
+		{"朋友圈qq空间怎么同步", "朋友圈qq空间怎么同步"}, /* nor after a CJK word */
+		{"娱乐圈163", "娱乐圈163"},
 		{"my_var_at_home", "my_var_at_home"},
 		{"张三@qq.com", "<EMAIL>"}, /* a non-ASCII local part (RFC 6531) */
 		{"发给 王小明@163.com 谢谢", "发给 <EMAIL> 谢谢"},
@@ -201,6 +203,13 @@ static void test_review_spellings(void)
 		{"deliver to 42 W 34th St.", "deliver to <NUM> w 34th st."},
 		{"1600 Pennsylvania Ave NW", "<NUM> pennsylvania ave nw"},
 		{"2 way street", "2 way street"}, /* the suffix first: no street */
+		{"123 n. main st", "<NUM> n. main st"},
+		{"32 gb usb flash drive", "32 gb usb flash drive"},
+		{"30 minute drive from boston", "30 minute drive from boston"},
+		{"4 wheel drive", "4 wheel drive"},
+		{"公元1949", "公元1949"},
+		{"大楼2024", "大楼2024"},
+		{"电梯楼层1000", "电梯楼层1000"},
 		{"top 10 best places", "top 10 best places"},
 		{"follow @zs_1990.", "follow <ID>."},
 		/* Near misses. */
@@ -310,6 +319,17 @@ static void test_phones(void)
 		{"一三七五四四六八六八一 0xbfe6dbe3f2ea", "<NUM> <ID>"},
 		{"4750-0790-5478-8508 475O O79O 5478 85O8", "<CARD> <CARD>"},
 		{"l38OO138OOO", "<PHONE>"},
+		{"手机(138OO138OOO)", "手机<PHONE>"},
+		{"（11O1O519870226O253）", "<CN_ID>"},
+		{"(456393377I765073)", "<CARD>"},
+		{"手机+86l38OO138OOO", "手机<PHONE>"},
+		{"0086l38OO138OOO", "<PHONE>"},
+		{"l38.OO13.8OOO", "<PHONE>"},
+		{"l38_OO13_8OOO", "<PHONE>"},
+		{"l38  OO13  8OOO", "<PHONE>"},
+		{"11O1O5 19870226 OOOX", "<CN_ID>"},
+		{"(l38)OO13-8OOO", "<PHONE>"},
+		{"13812345678 lol", "<PHONE> lol"},
 		{"手机 l38-OO13-8OOO 联系", "手机 <PHONE> 联系"},
 		{"call me at l39l234 5678", "call me at <PHONE>"},
 		{"１３８ＯＯ１３８ＯＯＯ", "<PHONE>"},
