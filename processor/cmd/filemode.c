@@ -3,6 +3,7 @@
 #include <avro.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@ struct fm {
 	 * over OUT and DEAD only once complete, so an old file survives a
 	 * failed run whole. A dead-letter path that is not a regular file
 	 * (/dev/stderr, a FIFO) is written as it is: dead_tmp stays empty. */
-	char out_tmp[PATH_MAX], dead_tmp[PATH_MAX];
+	char out_tmp[PATH_MAX], dead_tmp[PATH_MAX], dead_real[PATH_MAX];
 	struct kn_file_result *res;
 	struct kn_event scratch; /* where a record is decoded to find its end */
 	int64_t now;
@@ -68,6 +69,28 @@ static const struct kn_schema_entry *pick_schema(struct fm *f, const struct kn_c
 	return NULL;
 }
 
+/* The temporary files to remove should a signal end the run (SIGINT,
+ * SIGTERM, SIGHUP): the handler unlinks them and dies of the signal. */
+static const char *volatile doomed[2];
+
+static void on_signal(int sig)
+{
+	for (int i = 0; i < 2; i++)
+		if (doomed[i])
+			unlink(doomed[i]);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void catch_signals(struct sigaction old[3], bool on)
+{
+	static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], on ? &sa : &old[i], on ? &old[i] : NULL);
+}
+
 /* "<path>.kanon-tmp-<pid>": beside path, so that rename() replaces it. */
 static int tmp_name(char *buf, const char *path, char *errstr, size_t errsz)
 {
@@ -79,17 +102,21 @@ static int tmp_name(char *buf, const char *path, char *errstr, size_t errsz)
 }
 
 /* The dead-letter file: under a temporary name if it is (or will be) a
- * regular file, else the stream itself. */
+ * regular file, else the stream itself. A symlink to a regular file is
+ * followed, so that the file it names is replaced and the link stays. */
 static int open_dead(struct fm *f, const char *dead, char *errstr, size_t errsz)
 {
 	struct stat st;
 	const char *open_as = dead;
 
 	f->dead_path = dead;
+	if (!lstat(dead, &st) && S_ISLNK(st.st_mode) && realpath(dead, f->dead_real))
+		f->dead_path = f->dead_real;
 	if (stat(dead, &st) || S_ISREG(st.st_mode)) {
-		if (tmp_name(f->dead_tmp, dead, errstr, errsz))
+		if (tmp_name(f->dead_tmp, f->dead_path, errstr, errsz))
 			return -ENAMETOOLONG;
 		open_as = f->dead_tmp;
+		doomed[1] = f->dead_tmp;
 	}
 	if (!(f->dead = fopen(open_as, "w"))) {
 		snprintf(errstr, errsz, "%s: %s", open_as, strerror(errno));
@@ -155,6 +182,7 @@ static int fm_finish(struct fm *f, int err, bool keep)
 		if (f->dead_tmp[0])
 			remove(f->dead_tmp);
 	}
+	doomed[0] = doomed[1] = NULL;
 	return e && keep ? e : err;
 }
 
@@ -188,6 +216,7 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, ch
 	if (tmp_name(f->out_tmp, f->out_path, errstr, errsz))
 		return -ENAMETOOLONG;
 	remove(f->out_tmp); /* a stale one of a killed run with our pid */
+	doomed[0] = f->out_tmp;
 	if (!(f->out_fp = fopen(f->out_tmp, "wxe"))) {
 		snprintf(errstr, errsz, "%s: cannot create it beside %s: %s", f->out_tmp,
 			 f->out_path, strerror(errno));
@@ -365,8 +394,11 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 	struct kn_damage d;
 	int err, rc = 0;
 
+	struct sigaction old[3];
+
 	memset(res, 0, sizeof(*res));
 	f.now = (int64_t)time(NULL) * 1000;
+	catch_signals(old, true);
 	err = fm_open(&f, c, dead_path, errstr, errstr_size);
 	while (!err && (rc = kn_container_next(f.in, &b, &d, errstr, errstr_size)) > 0) {
 		if (rc == 2)
@@ -385,6 +417,7 @@ int kn_filemode_process(const struct kn_config *c, const char *in_path, const ch
 		err = -EBADMSG;
 	}
 	err = fm_finish(&f, err, !err || (err == -EBADMSG && f.losses));
+	catch_signals(old, false);
 	fm_close(&f);
 	return err;
 }

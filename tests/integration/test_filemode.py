@@ -5,6 +5,7 @@ import os
 import resource
 import signal
 import subprocess
+import time
 
 import fastavro
 
@@ -178,6 +179,31 @@ def test_outputs_replaced_only_whole(tmp_path):
         assert r.returncode == 1 and b"writing " in r.stderr and b"File too large" in r.stderr, (limit, r.stderr)
         assert open(out, "rb").read() == b"older output" and open(dead, "rb").read() == b"older dead letters"
         assert not any(".kanon-tmp-" in n for n in os.listdir(d))
+    # A dead-letter path that is a symlink: the file it names is replaced,
+    # the link stays.
+    os.symlink("target.jsonl", os.path.join(d, "link.jsonl"))
+    open(os.path.join(d, "target.jsonl"), "wb").write(b"old")
+    env.kanon("process", "-c", env.config, "--input", src, "--output", out, "--dead-letter",
+              os.path.join(d, "link.jsonl"))
+    assert os.readlink(os.path.join(d, "link.jsonl")) == "target.jsonl"
+    assert open(os.path.join(d, "target.jsonl"), "rb").read() == b""
+    # A signal mid-run: the older files stay, no temporary file is left, and
+    # the process dies of the signal (exit 128 + 15).
+    big = os.path.join(d, "big.avro")
+    env.kanon("gen", "-c", env.config, "--count", "200000", "--types", "device", "--out-dir",
+              os.path.join(d, "big"))
+    os.rename(os.path.join(d, "big", "device.avro"), big)
+    open(out, "wb").write(b"older output")
+    p = subprocess.Popen([KANON, "process", "-c", env.config, "--input", big, "--output", out, "--dead-letter", dead],
+                         env=env.env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(".kanon-tmp-" in n for n in os.listdir(d)):  # writing has begun
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == -signal.SIGTERM
+    assert open(out, "rb").read() == b"older output"
+    assert not any(".kanon-tmp-" in n for n in os.listdir(d)), os.listdir(d)
     # gen says which file the disk did not take, and no summary on stdout.
     r = subprocess.run([KANON, "gen", "-c", env.config, "--count", "3000", "--out-dir", os.path.join(d, "g")],
                        env=env.env, capture_output=True, timeout=120, preexec_fn=limited(65536))
