@@ -1267,8 +1267,8 @@ int kn_config_load(const char *path, const char *const *overrides, int n_overrid
 	err = load_yaml(&x, f);
 	/* --set paths are the command line's: relative to the working
 	 * directory, as every other path argument is. */
-	char *file_dir = x.dir;
-	x.dir = NULL;
+	char *file_dir = x.dir, *cwd = realpath(".", NULL);
+	x.dir = cwd; /* absolute too, for the printed config (NULL: as given) */
 	for (int i = 0; !err && i < n_overrides; i++) {
 		const char *eq = strchr(overrides[i], '=');
 		char key[256];
@@ -1281,6 +1281,7 @@ int kn_config_load(const char *path, const char *const *overrides, int n_overrid
 		err = set_path(&x, key, eq + 1, -1);
 	}
 	x.dir = file_dir;
+	free(cwd);
 	if (!err)
 		err = apply_defaults(&x);
 	if (!err)
