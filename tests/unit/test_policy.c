@@ -196,7 +196,7 @@ static void test_sensitive_spellings(void)
 		"alzheimers symptoms",
 		"做禮拜 時間",
 		"pawn shop near me",
-		"ＤＵＩ lawyer",
+		"ＤＲＵＮＫ driving lawyer",
 		"肝癌 晚期",
 		"无痛人流 医院",
 		"tinder date",
@@ -204,6 +204,11 @@ static void test_sensitive_spellings(void)
 		"ivf clinic",
 		"老年痴呆 早期",
 		"antidepressants side effects",
+		"ptsd treatment",
+		"性侵 报警",
+		"家暴 求助",
+		"hpv疫苗 预约",
+		"domestic violence shelter",
 	};
 	const char *urls[] = {
 		"https://xn--zbxu2mepl.com/",			    /* punycode 艾滋病 */
@@ -238,14 +243,48 @@ static void test_sensitive_spellings(void)
 	KT_CHECK(dl.sensitive);
 	KT_STREQ(dl.query, "");
 	/* English terms match at a word start only: these are not health. */
-	const char *near[] = {
-		"best deal shoes", "standard size", "braids style",
-		"gaydon road",	   "stdio.h",	    "hivemind",
-		"女同事生日礼物",  "男同学聚会",    "基督山伯爵",
-		"经历战火的洗礼",  "双相不锈钢",    "unemployment rate",
-		"失业率",	   "中风险地区",    "景点人流量",
-		"印第安纳波利斯",  "占中国gdp比重", "united arab emirates",
-		"资产负债表",	   "故障诊断",	    "democratic republic of the congo"};
+	const char *near[] = {"best deal shoes",
+			      "standard size",
+			      "braids style",
+			      "gaydon road",
+			      "stdio.h",
+			      "hivemind",
+			      "女同事生日礼物",
+			      "男同学聚会",
+			      "基督山伯爵",
+			      "经历战火的洗礼",
+			      "双相不锈钢",
+			      "unemployment rate",
+			      "失业率",
+			      "中风险地区",
+			      "景点人流量",
+			      "印第安纳波利斯",
+			      "占中国gdp比重",
+			      "united arab emirates",
+			      "资产负债表",
+			      "故障诊断",
+			      "democratic republic of the congo",
+			      "员工会议记录",
+			      "个人权益保护",
+			      "法人权利",
+			      "小麦加工",
+			      "燕麦加牛奶",
+			      "体育频道观看直播",
+			      "一次性交清房款",
+			      "与异性交往的技巧",
+			      "个性爱好",
+			      "变性淀粉",
+			      "nba新冠军",
+			      "嫌疑人x的献身",
+			      "护照逾期怎么办",
+			      "图书逾期",
+			      "nude lipstick",
+			      "buddha bowl recipe",
+			      "network diagnostics",
+			      "bluedart tracking",
+			      "dui bu qi",
+			      "跳楼价 清仓",
+			      "想死你了"};
 	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
 		struct kn_deid d = finish_query(near[i], NULL);
 		KT_CHECK(!d.sensitive);
