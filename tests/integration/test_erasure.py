@@ -106,6 +106,8 @@ def test_requests_waiting_at_start(broker, tmp_path):
     # of old requests costs no start-up).
     p = env.popen("run", "-c", env.config)
     try:
+        # started (its signal handlers too), then the state record is there
+        wait_for(lambda: b"consuming" in open(p.stderr.name, "rb").read(), "the start")
         wait_for(lambda: end_offsets(env.erasure_state, 1) >= 1, "the erasure state")
     finally:
         p.send_signal(signal.SIGTERM)
