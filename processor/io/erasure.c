@@ -343,8 +343,9 @@ static int read_to_end(struct kn_erasure *e, struct kn_consumer *k, const char *
  * request that no instance has served yet (kanon was down when it came, or
  * another instance's group member serves it a moment later) is honoured
  * from this run's first record: events read before its state record
- * arrives are not let through. The scan joins no group, commits nothing
- * and is closed at once; one that cannot finish in time (a flood of
+ * arrives are not let through. The scan takes the request group's id
+ * only to read its offsets: it joins no group, commits nothing and is
+ * closed at once; one that cannot finish in time (a flood of
  * requests) is said and left: those requests hold once served. */
 static int load_state(struct kn_erasure *e, char *errstr, size_t errsz)
 {
