@@ -394,10 +394,11 @@ static int cmd_check(const struct args *a)
 		fprintf(stderr, "kanon: config error: %s\n", errstr);
 		rc = KN_EXIT_CONFIG;
 	}
+	/* A port another process holds: run would fail now, a runtime
+	 * condition (1) like brokers that do not answer. */
 	if (!rc && a->metrics_addr &&
 	    kn_metrics_probe_addr(a->metrics_addr, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: %s\n",
-			errstr); /* run would fail now: a runtime condition */
+		fprintf(stderr, "kanon: %s\n", errstr);
 		rc = KN_EXIT_FAILURE;
 	}
 	if (!rc && a->kafka && c->n_aggs && (err = kn_topology_check(c, errstr, sizeof(errstr)))) {

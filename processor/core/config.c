@@ -466,7 +466,6 @@ bad:;
 		[O_STR] = "must be a non-empty string",
 		[O_PATH] = "must be a path",
 		[O_INT] = "must be an integer in range",
-
 		[O_BOOL] = "must be true or false",
 		[O_PRF] = "must be siphash, hmac-sha256 or xxh3",
 		[O_DATE] = "must be a date YYYY-MM-DD",
