@@ -34,9 +34,10 @@ static void agg_line(FILE *f, const struct kn_config *c, int dim, const char *wh
 		return;
 	if (aggs_using(c, dim, names, sizeof(names)))
 		fprintf(f,
-			"        AdAggregate: %s (%s) in %s, released only for groups of >= k "
-			"people\n",
-			what, kn_dim_name(dim), names);
+			"        AdAggregate: %s (%s) in %s, released only for groups whose %s "
+			"count of people reaches %s\n",
+			what, kn_dim_name(dim), names, c->agg_mode == KN_AGG_DP ? "noisy" : "exact",
+			c->agg_mode == KN_AGG_DP ? "the threshold and k" : "k");
 	else
 		fprintf(f, "        AdAggregate: not used\n");
 }
@@ -128,7 +129,9 @@ static void explain_role(FILE *f, const struct kn_config *c, int role)
 		fprintf(f,
 			"        DeidEvent.query_category: a category of the taxonomy for the "
 			"PII-scrubbed text (placeholders left out), 'other', or 'withheld' for "
-			"sensitive text\n        DeidEvent.query: %s\n",
+			"sensitive text\n        a sensitive event (its text or a URL) keeps only "
+			"its type, hour, key epoch, consents and 'withheld': no pseudonym, "
+			"location, device field, query or URL\n        DeidEvent.query: %s\n",
 			c->emit_scrubbed_query
 				? "the folded text scrubbed of emails, phones, IDs, cards, IPs, "
 				  "URLs and every number of 7 or more digits, in any spelling "

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "cwriter.h"
 #include "decode.h"
 #include "run.h"
 #include "schema.h"
@@ -25,9 +26,8 @@ struct fm {
 	struct kn_schema_entry own; /* when the file's schema needs its own decoder */
 	const struct kn_schema_entry *e;
 	struct kn_container *in;
-	avro_file_writer_t writer;
+	struct kn_cwriter *writer;
 	FILE *out_fp; /* the writer's stream, closed by us (fm_finish) */
-	avro_schema_t out_schema;
 	FILE *dead;
 	const char *in_path, *out_path, *dead_path;
 	/* Both are written under a temporary name beside them and renamed
@@ -150,11 +150,9 @@ static int fm_finish(struct fm *f, int err, bool keep)
 	const char *what = f->out_path;
 	int e = 0, de = 0;
 
-	/* avro-c's close writes the last block but cannot say whether the
-	 * stream took it: the stream is ours (see fm_open) and says so. */
-	errno = 0;
-	if (f->writer && avro_file_writer_close(f->writer))
-		e = errno ? -errno : -EIO;
+	/* The writer's close writes the last block; whether the disk took it
+	 * is the stream's to say (close_stream flushes and syncs). */
+	e = kn_cwriter_close(f->writer);
 	f->writer = NULL;
 	if (f->out_fp) {
 		int ce = close_stream(f->out_fp, keep);
@@ -199,11 +197,6 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, ch
 		return err;
 	if (!(f->e = pick_schema(f, c, kn_container_schema(f->in), errstr, errsz)))
 		return -EINVAL;
-	if (avro_schema_from_json_length(kn_deid_schema_json, strlen(kn_deid_schema_json),
-					 &f->out_schema)) {
-		snprintf(errstr, errsz, "built-in DeidEvent schema: %s", avro_strerror());
-		return -EINVAL;
-	}
 	/* OUT is replaced only if it is a regular file: never a device, a
 	 * directory or what a symlink points at. */
 	struct stat st;
@@ -223,11 +216,9 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, ch
 		f->out_tmp[0] = '\0';
 		return -EIO;
 	}
-	if (avro_file_writer_create_with_codec_fp(f->out_fp, f->out_tmp, 0, f->out_schema,
-						  &f->writer, "deflate", 0)) {
-		snprintf(errstr, errsz, "%s: %s", f->out_tmp, avro_strerror());
-		f->writer = NULL;
-		return -EIO;
+	if ((err = kn_cwriter_open(f->out_fp, kn_deid_schema_json, "deflate", &f->writer))) {
+		snprintf(errstr, errsz, "%s: %s", f->out_tmp, strerror(-err));
+		return err;
 	}
 	return dead ? open_dead(f, dead, errstr, errsz) : 0;
 }
@@ -235,8 +226,6 @@ static int fm_open(struct fm *f, const struct kn_config *c, const char *dead, ch
 static void fm_close(struct fm *f)
 {
 	kn_container_close(f->in);
-	if (f->out_schema)
-		avro_schema_decref(f->out_schema);
 	if (f->own.dec)
 		kn_decoder_destroy(f->own.dec);
 	kn_stack_close(&f->st);
@@ -325,13 +314,13 @@ static int process_record(struct fm *f, const uint8_t *datum, size_t len)
 	n = kn_pipeline_process_datum(f->pipe, f->e, datum, len, f->now, out, &v);
 	if (n) {
 		f->res->written++;
-		errno = 0;
-		if (!avro_file_writer_append_encoded(f->writer, out, (int64_t)n))
+		int err = kn_cwriter_append(f->writer, out, n);
+		if (!err)
 			return 0;
 		snprintf(f->errstr, f->errsz,
 			 "writing %s failed: %s (%s, if it existed, is unchanged)", f->out_path,
-			 errno ? strerror(errno) : avro_strerror(), f->out_path);
-		return -EIO;
+			 strerror(-err), f->out_path);
+		return err;
 	}
 	if (v.dropped) {
 		f->res->dropped++;

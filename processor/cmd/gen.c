@@ -10,6 +10,7 @@
 
 #include "avrobin.h"
 #include "clock.h"
+#include "cwriter.h"
 #include "kn_alloc.h"
 #include "log.h"
 #include "producer.h"
@@ -416,9 +417,10 @@ struct out {
 	avro_schema_t schema;
 	avro_value_iface_t *iface;
 	avro_value_t val;
-	avro_file_writer_t file;
-	FILE *fp;  /* file's stream: ours to close, so that a failed write is seen */
-	int topic; /* the producer's handle */
+	char *schema_text;	 /* the .avsc as written, for the file's header */
+	struct kn_cwriter *file; /* --out-dir */
+	FILE *fp;		 /* file's stream: ours to close, so that a failed write is seen */
+	int topic;		 /* the producer's handle */
 };
 
 struct gen {
@@ -479,8 +481,9 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 	struct out *o = &g->out[t];
 	char path[4096];
 
+	/* Files need no id; Kafka records are framed with one. */
 	for (int i = 0; i < c->n_schemas && !o->sc; i++)
-		if (c->schemas[i].type == t && c->schemas[i].id >= 0)
+		if (c->schemas[i].type == t && (c->schemas[i].id >= 0 || g->o->out_dir))
 			o->sc = &c->schemas[i];
 	if (!o->sc) {
 		snprintf(errstr, errsz,
@@ -489,7 +492,7 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 			 kn_event_type_name(t));
 		return -EINVAL;
 	}
-	if (kn_schema_read_file(o->sc->file, &o->schema, errstr, errsz))
+	if (kn_schema_read_file(o->sc->file, &o->schema, &o->schema_text, errstr, errsz))
 		return -EINVAL;
 	o->iface = avro_generic_class_from_schema(o->schema);
 	if (!o->iface || avro_generic_value_new(o->iface, &o->val)) {
@@ -506,13 +509,10 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 			snprintf(errstr, errsz, "%s: %s", path, strerror(errno));
 			return -EIO;
 		}
-		if (avro_file_writer_create_with_codec_fp(o->fp, path, 0, o->schema, &o->file,
-							  "null", 0)) {
-			snprintf(errstr, errsz, "%s: %s", path, avro_strerror());
-			o->file = NULL;
-			return -EIO;
-		}
-		return 0;
+		int err = kn_cwriter_open(o->fp, o->schema_text, "null", &o->file);
+		if (err)
+			snprintf(errstr, errsz, "%s: %s", path, strerror(-err));
+		return err;
 	}
 	const char *topic = input_topic(c, t);
 	if (!topic) {
@@ -622,10 +622,12 @@ static int emit_good(struct gen *g, struct out *o, struct pool *pl, struct rec *
 	fill(&g->rng, r, t, u, ts, i);
 	pace(g);
 	errno = 0;
-	if (o->file)
-		return avro_file_writer_append_value(o->file, &o->val) ? -EIO : 0;
 	size_t n = serialize(g, o);
-	if (!n || send_msg(g, o, g->buf, n))
+	if (!n)
+		return -EIO;
+	if (o->file) /* unframed */
+		return kn_cwriter_append(o->file, g->buf + KN_FRAME_LEN, n - KN_FRAME_LEN);
+	if (send_msg(g, o, g->buf, n))
 		return -EIO;
 	return pool ? pool_add(pl, pool, g->buf, n) : 0;
 }
@@ -686,10 +688,13 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 		if (err)
 			return err;
 	}
-	for (int t = 0; t < KN_EV_TYPES; t++)
-		if ((g->o->types & (1u << t)) &&
-		    open_out(g, c, (enum kn_event_type)t, errstr, errsz))
-			return -EINVAL;
+	for (int t = 0; t < KN_EV_TYPES; t++) {
+		int err = (g->o->types & (1u << t))
+				  ? open_out(g, c, (enum kn_event_type)t, errstr, errsz)
+				  : 0;
+		if (err)
+			return err;
+	}
 	return 0;
 }
 
@@ -697,8 +702,7 @@ static void gen_teardown(struct gen *g)
 {
 	for (int t = 0; t < KN_EV_TYPES; t++) {
 		struct out *o = &g->out[t];
-		if (o->file)
-			avro_file_writer_close(o->file);
+		kn_cwriter_close(o->file);
 		if (o->fp)
 			fclose(o->fp);
 		if (o->iface) {
@@ -707,6 +711,7 @@ static void gen_teardown(struct gen *g)
 		}
 		if (o->schema)
 			avro_schema_decref(o->schema);
+		kn_free(o->schema_text);
 	}
 	kn_producer_destroy(g->prod, 0);
 	if (g->w)
@@ -724,16 +729,17 @@ static int close_files(struct gen *g, char *errstr, size_t errsz)
 		struct out *o = &g->out[t];
 		if (!o->fp)
 			continue;
-		errno = 0;
-		int bad = avro_file_writer_close(o->file);
+		int e = kn_cwriter_close(o->file);
 		o->file = NULL;
-		bad |= fflush(o->fp) || ferror(o->fp);
-		bad |= fclose(o->fp);
+		errno = 0;
+		if (!e && (fflush(o->fp) || ferror(o->fp)))
+			e = errno ? -errno : -EIO;
+		if (fclose(o->fp) && !e)
+			e = errno ? -errno : -EIO;
 		o->fp = NULL;
-		if (bad && !err) {
+		if (e && !err) {
 			snprintf(errstr, errsz, "writing %s/%s.avro: %s", g->o->out_dir,
-				 kn_event_type_name((enum kn_event_type)t),
-				 errno ? strerror(errno) : "write error");
+				 kn_event_type_name((enum kn_event_type)t), strerror(-e));
 			err = -EIO;
 		}
 	}

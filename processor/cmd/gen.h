@@ -6,7 +6,8 @@
  * cities, IPv4 and IPv6 addresses, phone numbers and emails written in the
  * varied ways people type them (so normalization matters), a few percent of
  * events without consent, some minors. Records are written by avro-c itself
- * (avro_value_write), framed with the configured schema ids.
+ * (avro_value_write), framed with the configured schema ids for Kafka, in
+ * container files of kanon's own writer (cwriter.h) for --out-dir.
  *
  * Malformed records (--malformed) cover the dead-letter reasons: unframed,
  * unknown schema id, truncated Avro, latitude 999, a timestamp in the year
@@ -37,9 +38,11 @@ struct kn_gen_result {
 	int64_t malformed[KN_EV_TYPES];
 };
 
-/* Generates to the config's input topics (first topic and first schema of
- * each type) or to <out_dir>/<type>.avro. Returns 0 or a negative errno with
- * errstr set. */
+/* Generates to the config's input topics (the first topic, and the first
+ * schema with an id, of each type) or to <out_dir>/<type>.avro (the first
+ * schema of the type; the file's header holds its .avsc as written).
+ * Returns 0 or a negative errno with errstr set: -EINVAL when the config
+ * cannot do it (no schema or topic of a type, a schema that does not fit). */
 int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn_gen_result *res,
 	       char *errstr, size_t errstr_size);
 

@@ -112,6 +112,31 @@ static const char usage[] =
 	"  instance fenced by another with the same transactional.id (same role and\n"
 	"  --instance)\n";
 
+/* COMMAND --help: that command's entry of the usage text, then what every
+ * command shares (the text after the command list). One text, so the two
+ * never disagree. */
+static int command_help(const char *cmd)
+{
+	const char *common = strstr(usage, "\ncommon options:");
+	size_t n = strlen(cmd);
+
+	for (const char *l = strstr(usage, "commands:\n"); l && l < common;) {
+		l = strchr(l, '\n') + 1;
+		if (strncmp(l, "  ", 2) || strncmp(l + 2, cmd, n) || l[2 + n] != ' ')
+			continue;
+		/* Its lines: those indented past the names, and its other
+		 * forms (keys retire, keys status). */
+		const char *end = strchr(l, '\n') + 1;
+		while (end < common && (!strncmp(end, "     ", 5) ||
+					(!strncmp(end + 2, cmd, n) && end[2 + n] == ' ')))
+			end = strchr(end, '\n') + 1;
+		printf("usage:\n%.*s%s", (int)(end - l), l, common);
+		return 0;
+	}
+	fputs(usage, stdout);
+	return 0;
+}
+
 struct args {
 	const char *config, *input, *output, *dead, *out_dir, *types, *start, *span;
 	const char *sets[MAX_SETS];
@@ -367,6 +392,18 @@ static void warn_weaknesses(const struct kn_config *c, bool file_mode)
 	for (int i = 0; i < n; i++)
 		if (!file_mode || strncmp(w[i], "dead_letter.", 12)) /* Kafka's dead letters */
 			kn_warn("config", "weakened: %s", w[i]);
+	/* Settings that do what they say, but rarely what was meant. */
+	for (int i = 0; !file_mode && c->registry_url[0] && i < c->n_schemas; i++)
+		if (c->schemas[i].id >= 0)
+			kn_warn("config",
+				"%s:%d: schemas[] id %d is pinned to %s: records framed with id %d "
+				"are read with that file, never the registry's schema %d (leave "
+				"id out to let the registry resolve it)",
+				c->path, c->schemas[i].line, (int)c->schemas[i].id,
+				c->schemas[i].file, (int)c->schemas[i].id, (int)c->schemas[i].id);
+	if (file_mode && c->n_aggs)
+		kn_warn("config", "aggregates are not computed by `kanon process`: their windows "
+				  "and releases live on Kafka (`kanon run`)");
 }
 
 /* check --kafka: brokers that do not answer are a runtime failure (1); an
@@ -538,9 +575,9 @@ static int cmd_gen(const struct args *a)
 				  "holds only records of its schema");
 	if ((rc = load_config(a, &c)))
 		return rc;
-	if (kn_gen_run(c, &o, &r, errstr, sizeof(errstr))) {
+	if ((rc = kn_gen_run(c, &o, &r, errstr, sizeof(errstr)))) {
 		fprintf(stderr, "kanon: gen: %s\n", errstr);
-		rc = 1;
+		rc = rc == -EINVAL ? 2 : 1; /* what the config cannot do: a usage error */
 	}
 	for (int t = 0; !rc && t < KN_EV_TYPES; t++) /* what was written, once it was */
 		if (o.types & (1u << t))
@@ -709,10 +746,8 @@ int main(int argc, char **argv)
 			"commands: run, process, gen, demo, check, policy, keys, keygen, lat");
 	}
 	for (int i = 2; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		}
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return command_help(cmd);
 	if (!strcmp(cmd, "keygen"))
 		return cmd_keygen(argc, argv);
 	if (!strcmp(cmd, "keys")) {

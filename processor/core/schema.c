@@ -22,7 +22,8 @@ static int count(const struct kn_schemas *s)
 	return __atomic_load_n(&s->n, __ATOMIC_ACQUIRE);
 }
 
-int kn_schema_read_file(const char *path, avro_schema_t *out, char *errstr, size_t errstr_size)
+int kn_schema_read_file(const char *path, avro_schema_t *out, char **text_out, char *errstr,
+			size_t errstr_size)
 {
 	FILE *f = fopen(path, "r");
 	char *text = NULL;
@@ -51,6 +52,8 @@ int kn_schema_read_file(const char *path, avro_schema_t *out, char *errstr, size
 		snprintf(errstr, errstr_size, "%s: invalid Avro schema: %s", path, avro_strerror());
 		err = -EINVAL;
 	}
+	if (!err && text_out)
+		*text_out = text, text = NULL;
 out:
 	kn_free(text);
 	fclose(f);
@@ -79,7 +82,7 @@ int kn_schemas_load(const struct kn_config *c, struct kn_schemas **out, char *er
 	for (int i = 0; i < c->n_schemas; i++) {
 		const struct kn_schema_cfg *sc = &c->schemas[i];
 		struct kn_schema_entry *e = &s->e[s->n];
-		err = kn_schema_read_file(sc->file, &e->schema, why, sizeof(why));
+		err = kn_schema_read_file(sc->file, &e->schema, NULL, why, sizeof(why));
 		if (!err) {
 			s->n++;
 			err = kn_decoder_new(e->schema, (const char *const *)sc->roles, &e->dec,
@@ -207,8 +210,10 @@ int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *w
 		if (same_name(s->e[i].schema, e.schema))
 			sc = &s->c->schemas[i], e.type = s->e[i].type;
 	if (!sc) {
+		const char *ns = is_avro_record(e.schema) ? avro_schema_namespace(e.schema) : NULL;
 		snprintf(warn, warn_size,
-			 "schema id %d is record '%s', which no schemas[] entry names", (int)id,
+			 "schema id %d is record '%s%s%s', whose full name no schemas[] file has",
+			 (int)id, ns && *ns ? ns : "", ns && *ns ? "." : "",
 			 is_avro_record(e.schema) ? avro_schema_name(e.schema) : "(not a record)");
 		e.why = "record not configured";
 	} else if ((err = kn_decoder_new(e.schema, (const char *const *)sc->roles, &e.dec, why,

@@ -70,7 +70,10 @@ int kn_schemas_count(const struct kn_schemas *s);
 int kn_schemas_total(const struct kn_schemas *s);
 const struct kn_schema_entry *kn_schemas_at(const struct kn_schemas *s, int i);
 
-/* Reads and parses an .avsc file. Returns 0 or a negative errno (errstr set). */
-int kn_schema_read_file(const char *path, avro_schema_t *out, char *errstr, size_t errstr_size);
+/* Reads and parses an .avsc file. With text, *text is the file as written
+ * (NUL-terminated, the caller's to kn_free), for a container file's header.
+ * Returns 0 or a negative errno (errstr set). */
+int kn_schema_read_file(const char *path, avro_schema_t *out, char **text, char *errstr,
+			size_t errstr_size);
 
 #endif

@@ -57,6 +57,12 @@ const char *kn_kafka_version(void)
  * consumer asks ten times a second. */
 #define FETCH_WAIT "fetch.wait.max.ms", "100"
 
+/* A keyed record goes where a Java client would put it (murmur2), so one
+ * person's events share a partition with what Kafka Streams or a Java
+ * producer keys by the same pseudonym elsewhere; librdkafka's own default
+ * hashes with CRC32. Unkeyed records are spread at random, as before. */
+#define KEYED "partitioner", "murmur2_random"
+
 /* Every client kanon makes: its defaults (the operator may override them)
  * and what its delivery guarantee needs (the operator may not). group.id and
  * transactional.id come from kanon's own options and are always forced. */
@@ -78,7 +84,7 @@ static const struct client {
 				false,
 				false,
 				{"linger.ms", "20", "batch.size", "1000000", "compression.type",
-				 "lz4", "client.id", "kanon-producer"},
+				 "lz4", "client.id", "kanon-producer", KEYED},
 				/* no duplicates from retries */
 				{"enable.idempotence", "true"}},
 	[KN_CLIENT_TX_CONSUMER] = {"exactly-once consumer",
@@ -103,7 +109,7 @@ static const struct client {
 				   /* A transaction outlives a 5-minute outage; the broker
 				    * allows up to transaction.max.timeout.ms (15 min). */
 				   {"linger.ms", "20", "compression.type", "lz4", "client.id",
-				    "kanon-tx-producer", "transaction.timeout.ms", "300000"},
+				    "kanon-tx-producer", "transaction.timeout.ms", "300000", KEYED},
 				   {"enable.idempotence", "true"}},
 	[KN_CLIENT_ERASURE_CONSUMER] = {"erasure consumer",
 					true,

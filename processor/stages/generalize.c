@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unicode/uchar.h>
 #include <unicode/utf8.h>
 #include <xxhash.h>
@@ -175,6 +176,24 @@ static bool embedded_v4(const uint8_t a[16], uint8_t v4[4])
 	return false;
 }
 
+/* How much of an IPv6 address outside global unicast (2000::/3) says no
+ * more than its kind: a unique-local /48 (fc00::/7) is a random 40-bit id
+ * of one site, a link-local one holds the interface's MAC-derived bits. */
+static int v6_block_bits(const uint8_t *a)
+{
+	if ((a[0] & 0xe0) == 0x20)
+		return 128; /* global unicast: the configured prefix */
+	if ((a[0] & 0xfe) == 0xfc)
+		return 7;
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return 10; /* link-local */
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0)
+		return 10; /* site-local (deprecated) */
+	if (a[0] == 0xff)
+		return 8; /* multicast */
+	return 3;	  /* reserved blocks */
+}
+
 int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out)
 {
 	char buf[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
@@ -191,11 +210,12 @@ int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out
 		if (inet_pton(AF_INET6, buf, a) != 1)
 			return -EINVAL;
 		if (!embedded_v4(a, v4)) {
-			mask_bits(a, 16, v6_bits);
+			int bits = v6_bits < v6_block_bits(a) ? v6_bits : v6_block_bits(a);
+			mask_bits(a, 16, bits);
 			inet_ntop(AF_INET6, a, net, sizeof(net));
 			size_t n = strlen(net);
 			memcpy(out, net, n);
-			put_bits(out, n, v6_bits);
+			put_bits(out, n, bits);
 			return 0;
 		}
 		memcpy(a, v4, 4); /* generalized as the IPv4 it carries */
@@ -638,6 +658,7 @@ static bool identifier_label(const char *l, size_t n)
 {
 	char f[256];
 	size_t m = kn_fold(l, n, f, sizeof(f), 0), run = 0, hex = 0, hexdigits = 0;
+	size_t digits = 0, like = 0, like_digits = 0;
 
 	if (m > 2 && f[0] == '0' && f[1] == 'x' && strspn(f + 2, "0123456789abcdef") >= 6)
 		return true;
@@ -648,16 +669,54 @@ static bool identifier_label(const char *l, size_t n)
 			continue; /* '-', '_', '・' or any other mark between digits */
 		bool digit = (c >= '0' && c <= '9') || kn_fold_is_numeral(c);
 		run = digit ? run + 1 : 0;
+		digits += digit;
+		/* Letters that pass for digits (l38OO138OOO is 13800138000):
+		 * a run of them with real digits in it. */
+		bool looks = digit || c == 'o' || c == 'l' || c == 'i';
+		like = looks ? like + 1 : 0;
+		like_digits = looks ? like_digits + digit : 0;
 		if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) {
 			hex++;
 			hexdigits += c <= '9';
 		} else {
 			hex = hexdigits = 0;
 		}
-		if (run >= 7 || (hex >= 10 && hexdigits >= 3))
+		if (run >= 7 || (hex >= 10 && hexdigits >= 3) || (like >= 7 && like_digits >= 3))
+			return true;
+	}
+	/* Digits cut apart by letters (138x1234x5678): names have few. */
+	return digits >= 8;
+}
+
+/* A registrable domain in a namespace for people's names (john.smith.name,
+ * dupont.nom.fr, *.nom.br): the name is the person. */
+static bool personal_namespace(const char *reg)
+{
+	for (const char *p = strchr(reg, '.'); p; p = strchr(p, '.')) {
+		p++;
+		size_t n = strcspn(p, ".");
+		if ((n == 3 && !strncmp(p, "nom", 3)) || (n == 4 && !strncmp(p, "name", 4)))
 			return true;
 	}
 	return false;
+}
+
+/* Whether the A-labels of reg are what IDNA2008 makes of what they spell:
+ * a label that decodes to an unassigned or disallowed code point, or that
+ * a registry would not have encoded so, carries bytes of its own choosing
+ * (xn--138123-45678a). uni gets the decoded form (idn2_free it). */
+static bool valid_alabels(const char *reg, char **uni)
+{
+	char *back = NULL;
+	bool ok;
+
+	*uni = NULL;
+	if (idn2_to_unicode_8z8z(reg, uni, 0) != IDN2_OK)
+		return false;
+	ok = idn2_to_ascii_8z(*uni, &back, IDN2_NONTRANSITIONAL) == IDN2_OK &&
+	     !strcasecmp(back, reg);
+	idn2_free(back);
+	return ok;
 }
 
 /* The registrable domain of an ASCII (A-label) host, by the ICANN section
@@ -722,9 +781,9 @@ static void emit_domain(const char *ascii, char *out)
 	/* What is emitted is checked (punycode moves a label's ASCII to the
 	 * front: 138张1234三5678 is xn--13812345678-up8qg19o), and so is what
 	 * it spells (一三八... has no ASCII digit). */
-	id = identifier_labels(reg);
+	id = identifier_labels(reg) || personal_namespace(reg);
 	if (!id && strstr(reg, "xn--"))
-		id = idn2_to_unicode_8z8z(reg, &uni, 0) != IDN2_OK || identifier_labels(uni);
+		id = !valid_alabels(reg, &uni) || identifier_labels(uni);
 	idn2_free(uni);
 	if (id)
 		SET_LIT(out, "other");

@@ -26,11 +26,65 @@ static void trim(const char **p, size_t *len)
 		(*len)--;
 }
 
-static int norm_email(const char *in, size_t len, char *out)
+/* Undoes what input methods and copy-paste put into typed identifiers:
+ * full-width forms (U+FF01..U+FF5E) become ASCII, NBSP and the ideographic
+ * space become spaces, zero-width characters (U+200B..U+200D, U+2060,
+ * U+FEFF) go. Every mapping shortens, so out needs len bytes. Returns the
+ * new length. (Not NFKC: that would take ICU per identifier, and nothing
+ * else NFKC maps can be part of a valid phone or email.) */
+static size_t basic_fold(const char *in, size_t len, char *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		const uint8_t *u = (const uint8_t *)in + i;
+		size_t left = len - i;
+		if (left >= 3 && u[0] == 0xef &&
+		    ((u[1] == 0xbc && u[2] >= 0x81) || (u[1] == 0xbd && u[2] <= 0x9e))) {
+			/* U+FF01..U+FF5E: EF BC 81..BF, EF BD 80..9E */
+			out[n++] = (char)(0x21 + (u[1] == 0xbc ? u[2] - 0x81 : u[2] - 0x80 + 0x3f));
+			i += 2;
+		} else if (left >= 3 && u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80) {
+			out[n++] = ' ', i += 2; /* U+3000 */
+		} else if (left >= 2 && u[0] == 0xc2 && u[1] == 0xa0) {
+			out[n++] = ' ', i += 1; /* U+00A0 */
+		} else if (left >= 3 &&
+			   ((u[0] == 0xe2 && u[1] == 0x80 && u[2] >= 0x8b && u[2] <= 0x8d) ||
+			    (u[0] == 0xe2 && u[1] == 0x81 && u[2] == 0xa0) ||
+			    (u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf))) {
+			i += 2; /* zero-width */
+		} else {
+			out[n++] = in[i];
+		}
+	}
+	return n;
+}
+
+/* The address inside what mail clients copy: "mailto:a@b.c",
+ * "<a@b.c>", "a@b.c." (a sentence's full stop). */
+static void unwrap_email(const char **p, size_t *len)
+{
+	if (*len > 7 && !strncasecmp(*p, "mailto:", 7))
+		*p += 7, *len -= 7;
+	trim(p, len);
+	if (*len >= 2 && (*p)[0] == '<' && (*p)[*len - 1] == '>')
+		(*p)++, *len -= 2;
+	trim(p, len);
+	while (*len && (*p)[*len - 1] == '.')
+		(*len)--;
+}
+
+static int norm_email(const char *raw, size_t len, char *out)
 {
 	size_t at = 0, n_at = 0;
+	char buf[4 * KN_ID_MAX];
+	const char *in = buf;
 
+	if (len > sizeof(buf))
+		return -EINVAL;
+	len = basic_fold(raw, len, buf);
 	trim(&in, &len);
+	unwrap_email(&in, &len);
 	if (!len || len > KN_ID_MAX)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++) {
@@ -66,15 +120,25 @@ static size_t nsn_max(const char *cc)
 	return 10;
 }
 
-static int norm_phone(const char *in, size_t len, char *out, const struct kn_norm_opts *o)
+static int norm_phone(const char *raw, size_t len, char *out, const struct kn_norm_opts *o)
 {
-	char d[32];
+	char d[32], buf[4 * KN_ID_MAX];
+	const char *in = buf;
 	size_t nd = 0, cc_len = strlen(o->phone_cc);
 	int plus = 0;
 
+	if (len > sizeof(buf))
+		return -EINVAL;
+	len = basic_fold(raw, len, buf);
 	trim(&in, &len);
 	for (size_t i = 0; i < len; i++) {
 		char c = in[i];
+		/* "+86 (0)138...": the trunk prefix shown beside the country
+		 * code, never dialled with it. */
+		if (c == '(' && plus && i + 2 < len && in[i + 1] == '0' && in[i + 2] == ')') {
+			i += 2;
+			continue;
+		}
 		if (c >= '0' && c <= '9') {
 			if (nd == sizeof(d))
 				return -EINVAL;
@@ -167,12 +231,18 @@ static bool placeholder(const char *s, int n)
 	static const char *const words[] = {"-",      "--",	   "-1",      "n/a",   "na",
 					    "nan",    "nil",	   "none",    "null",  "(null)",
 					    "<null>", "undefined", "unknown", "empty", "anonymous"};
-	int zeros = 0;
+	/* Constant device ids many devices report: the MAC Android 6+ gives
+	 * apps, and the Android ID of a batch of Android 2.2 devices. */
+	static const char *const shared[] = {"020000000000", "9774d56d682e549c"};
+	int same = 0;
 
-	while (zeros < n && s[zeros] == '0')
-		zeros++;
-	if (zeros == n)
+	while (same < n && (s[same] == '0' || (s[same] | 0x20) == 'f') && s[same] == s[0])
+		same++;
+	if (same == n) /* all zeros (IDFA with tracking limited), all f */
 		return true;
+	for (size_t w = 0; w < sizeof(shared) / sizeof(shared[0]); w++)
+		if ((size_t)n == strlen(shared[w]) && !strncasecmp(s, shared[w], (size_t)n))
+			return true;
 	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
 		size_t k = strlen(words[w]);
 		if ((size_t)n == k && !strncasecmp(s, words[w], k))

@@ -3,8 +3,12 @@
  * "138 0013 8000" and "+86 138-0013-8000" the same phone).
  *
  * Rules (documented in README "Pseudonymization"):
- *   email  : trim ASCII space, lower-case; must be local@domain, no inner space
+ *   email, phone: first full-width forms to ASCII, NBSP/U+3000 to space,
+ *            zero-width characters dropped
+ *   email  : trim ASCII space, unwrap "mailto:", "<...>" and a trailing
+ *            ".", lower-case; must be local@domain, no inner space
  *   phone  : E.164 "+<digits>"; separators " -.()/" dropped; "00" means "+";
+ *            "(0)" after "+<code>" dropped;
  *            without a prefix a leading trunk "0" is dropped and the default
  *            country calling code is prepended, unless the digits already
  *            start with it and are longer than that region's national
@@ -12,7 +16,8 @@
  *   device : lower-cased, separators "-:._ " removed
  *   user, cookie: trimmed only (they are case-sensitive opaque tokens)
  *   device, user, cookie: a placeholder for a missing one ("N/A", "null",
- *            "-", "unknown", zeros only, ...) is no identifier
+ *            "-", "unknown", zeros or f's only, ...) is no identifier, nor
+ *            a device id many devices share (02:00:00:00:00:00, ...)
  * Pure functions, no allocation. */
 #ifndef KN_NORMALIZE_H
 #define KN_NORMALIZE_H

@@ -90,13 +90,43 @@ static int lexicon_index(struct lexicon *lx)
 	return 0;
 }
 
+/* A term of several English words is also looked for with its words joined:
+ * hosts and CamelCase paths have no spaces ("plannedparenthood.org",
+ * "/MentalHealth"). Joined, it is a longer stem at a word start, as any
+ * term beyond four letters. The copy goes after the folded originals. */
+static int lexicon_join(struct lexicon *lx, size_t off)
+{
+	int n = lx->n_terms;
+
+	for (int i = 0; i < n; i++) {
+		const struct term *t = &lx->terms[i];
+		if (!t->ascii || !memchr(t->s, ' ', t->len))
+			continue;
+		struct term *nt = kn_realloc(lx->terms, sizeof(*nt) * (size_t)(lx->n_terms + 1));
+		if (!nt)
+			return -ENOMEM;
+		lx->terms = nt;
+		t = &nt[i];
+		char *j = lx->folded + off;
+		size_t len = 0;
+		for (size_t k = 0; k < t->len; k++)
+			if (t->s[k] != ' ')
+				j[len++] = t->s[k];
+		j[len] = '\0';
+		nt[lx->n_terms++] = (struct term){j, len, t->category, true};
+		off += len + 1;
+	}
+	return 0;
+}
+
 /* Folds every term the way texts are folded before matching. */
 static int lexicon_fold(struct lexicon *lx)
 {
 	size_t cap = 0, off = 0;
+	int err;
 
-	for (int i = 0; i < lx->n_terms; i++)
-		cap += 4 * lx->terms[i].len + 1; /* NFKC may grow a term */
+	for (int i = 0; i < lx->n_terms; i++) /* NFKC may grow a term; and its joined copy */
+		cap += 2 * (4 * lx->terms[i].len + 1);
 	if (!(lx->folded = kn_malloc(cap ? cap : 1)))
 		return -ENOMEM;
 	for (int i = 0; i < lx->n_terms; i++) {
@@ -108,6 +138,8 @@ static int lexicon_fold(struct lexicon *lx)
 			t->ascii &= !((unsigned char)t->s[k] & 0x80);
 		off += n + 1;
 	}
+	if ((err = lexicon_join(lx, off)))
+		return err;
 	return lexicon_index(lx);
 }
 
@@ -431,11 +463,19 @@ static bool query_sensitive(struct kn_policy *p, const char *s, size_t n)
 	       ((memchr(s, '%', n) || memchr(s, '&', n)) && sensitive_in(p, s, n, 0));
 }
 
-/* A sensitive event keeps no query and no URL: its category says only that
- * something was withheld. */
+/* A sensitive event keeps nothing that points to a person: kept with its
+ * pseudonyms, the category "withheld" would itself be the sensitive fact
+ * ("this person touched health, religion, sex life..."), and its user
+ * agent, OS and app version would link it back within its hour. What stays
+ * is its type, hour, key epoch and consents: a count of such events. */
 static void withhold(struct kn_policy *p, struct kn_deid *d)
 {
 	p->st.sensitive++;
+	for (int k = 0; k < KN_ID_KINDS; k++)
+		d->has_pid[k] = false, d->pid[k][0] = '\0';
+	d->geo_cell[0] = d->ip_prefix[0] = '\0';
+	d->ua_browser[0] = d->os_family[0] = d->app_version[0] = '\0';
+	d->ua_browser_major = d->os_major = d->http_status = -1;
 	d->query[0] = '\0';
 	d->url_domain[0] = d->referrer_domain[0] = '\0';
 	memcpy(d->query_category, "withheld", sizeof("withheld"));

@@ -34,10 +34,18 @@ def test_help_and_usage_errors():
         assert r.returncode == 2 and opt + b" does not apply to " + args[0].encode() in r.stderr, (args, r.stderr)
     r = run("keys", "status", "-c", EXAMPLE, "extra")
     assert r.returncode == 2 and b"unexpected argument" in r.stderr
-    # --help is help for every command.
-    for cmd in ("keygen", "keys", "policy", "check", "gen"):
+    # COMMAND --help is that command's entry of the usage text, and the
+    # options every command shares.
+    full = run("--help").stdout
+    for cmd in ("run", "process", "gen", "demo", "check", "policy", "keys", "keygen"):
         r = run(cmd, "--help")
-        assert r.returncode == 0 and b"usage: kanon COMMAND" in r.stdout, (cmd, r)
+        assert r.returncode == 0 and r.stdout.startswith(b"usage:\n  " + cmd.encode() + b" "), (cmd, r)
+        assert b"common options:" in r.stdout and b"exit status:" in r.stdout
+        body = r.stdout.split(b"\ncommon options:")[0].split(b"usage:\n")[1]
+        assert body in full  # the same words as kanon --help
+        others = {b"  " + c + b" " for c in (b"run", b"process", b"gen", b"demo", b"check", b"keygen")}
+        assert {o for o in others if o in body} == {b"  " + cmd.encode() + b" "} - ({b"  keys "} | {b"  policy "})
+    assert b"keys status" in run("keys", "--help").stdout
 
 
 def test_check_masks_secrets_and_validates(tmp_path):

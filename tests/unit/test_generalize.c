@@ -92,7 +92,14 @@ static void test_ip(void)
 	KT_STREQ(pfx("2001:db8:abcd:12ff::1", 24, 56), "2001:db8:abcd:1200::/56");
 	KT_STREQ(pfx("240e:49f:cc80:c7e3:fb9a:617e:61bb:f31c", 24, 48), "240e:49f:cc80::/48");
 	KT_STREQ(pfx("::ffff:10.1.2.3", 24, 48), "10.1.2.0/24"); /* v4-mapped is IPv4 */
-	KT_STREQ(pfx("::1", 24, 48), "::/48");
+	KT_STREQ(pfx("::1", 24, 48), "::/3");
+	/* Outside global unicast only the block's kind: a unique-local /48
+	 * is one site's random id, link-local bits come from a MAC. */
+	KT_STREQ(pfx("fc00:1234:5678::1", 24, 48), "fc00::/7");
+	KT_STREQ(pfx("fd12:3456:789a:1::1", 24, 48), "fc00::/7");
+	KT_STREQ(pfx("fe80::21a:2bff:fe3c:4d5e", 24, 48), "fe80::/10");
+	KT_STREQ(pfx("ff02::1:ff3c:4d5e", 24, 48), "ff00::/8");
+	KT_STREQ(pfx("3fff:ffff:1::1", 24, 48), "3fff:ffff:1::/48");
 	KT_STREQ(pfx("999.1.1.1", 24, 48), "<invalid>");
 	KT_STREQ(pfx("1.2.3", 24, 48), "<invalid>");
 	KT_STREQ(pfx("abc", 24, 48), "<invalid>");
@@ -109,7 +116,7 @@ static void test_ip(void)
 	KT_STREQ(pfx("64:ff9b:1:cb00:71:4d00::", 24, 48), "203.0.113.0/24"); /* RFC 6052 /48 */
 	KT_STREQ(pfx("::203.0.113.77", 24, 48), "203.0.113.0/24");	     /* compatible */
 	KT_STREQ(pfx("::ffff:0:203.0.113.77", 24, 48), "203.0.113.0/24");    /* translated */
-	KT_STREQ(pfx("::", 24, 48), "::/48");
+	KT_STREQ(pfx("::", 24, 48), "::/3");
 }
 
 /* The IPv4 path parses and prints without libc: it must agree with glibc's
@@ -246,6 +253,23 @@ static void test_url_domain(void)
 	KT_CHECK(strcmp(domain("http://example.संगठन/"), "other"));
 	KT_STREQ(domain("http://0xc0a80a1e.com/"), "other");
 	KT_STREQ(domain("https://7-eleven.com/"), "7-eleven.com");
+	/* Letters that pass for digits, digits cut apart by letters. */
+	KT_STREQ(domain("http://l38OO138OOO.com/"), "other");
+	KT_STREQ(domain("http://I38OOI38OOO.cn/"), "other");
+	KT_STREQ(domain("http://138x1234x5678.cn/"), "other");
+	KT_STREQ(domain("https://www.4399.com/"), "4399.com");
+	KT_STREQ(domain("https://www.12306.cn/"), "12306.cn");
+	KT_STREQ(domain("https://i18n.lollipop.com/"), "lollipop.com");
+	/* An A-label IDNA would not have written: its bytes are the writer's
+	 * choice (11 digits of a phone in xn--138123-45678a). */
+	KT_STREQ(domain("http://xn--138123-45678a.cn/"), "other");
+	KT_STREQ(domain("http://www.XN--BCHER-KVA.de/"), "xn--bcher-kva.de");
+	KT_STREQ(domain("http://www.中国.cn/"), "xn--fiqs8s.cn");
+	/* Namespaces for people's names. */
+	KT_STREQ(domain("http://www.joao.silva.nom.br/"), "other");
+	KT_STREQ(domain("http://jean.dupont.nom.fr/"), "other");
+	KT_STREQ(domain("http://zhang.san.name/"), "other");
+	KT_STREQ(domain("http://www.name.com/"), "name.com");
 	/* Wildcard suffixes (*.ck, *.bd, *.kawasaki.jp): three labels, each
 	 * one checked. */
 	KT_STREQ(domain("http://foo.13812345678.ck/"), "other");

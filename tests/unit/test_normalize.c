@@ -28,6 +28,19 @@ static void test_email(void)
 	KT_STREQ(norm(KN_ID_EMAIL, "user@", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_EMAIL, "us er@example.com", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_EMAIL, "   ", &cn), "<invalid>");
+	/* What mail clients and input methods wrap around one address. */
+	const char *forms[] = {"mailto:Alice@Example.com",
+			       "<alice@example.com>",
+			       "alice@example.com.",
+			       "alice\xe2\x80\x8b@example.com",
+			       "\xef\xbd\x81lice\xef\xbc\xa0"
+			       "example.com",
+			       "\xc2\xa0"
+			       "alice@example.com\xe3\x80\x80"};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+		KT_STREQ(norm(KN_ID_EMAIL, forms[i], &cn), "alice@example.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "mailto:", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_EMAIL, "<>", &cn), "<invalid>");
 }
 
 static void test_phone_cn(void)
@@ -39,6 +52,21 @@ static void test_phone_cn(void)
 		KT_STREQ(norm(KN_ID_PHONE, forms[i], &cn), "+8613800138000");
 	/* Landline with trunk prefix. */
 	KT_STREQ(norm(KN_ID_PHONE, "010-6552-9988", &cn), "+861065529988");
+	/* The trunk prefix shown beside the country code; full-width digits. */
+	KT_STREQ(norm(KN_ID_PHONE, "+86 (0)138 0013 8000", &cn), "+8613800138000");
+	KT_STREQ(norm(KN_ID_PHONE, "+86 (0)10 6552 9988", &cn), "+861065529988");
+	KT_STREQ(norm(KN_ID_PHONE,
+		      "\xef\xbc\x91\xef\xbc\x93\xef\xbc\x98\xef\xbc\x90\xef\xbc\x90\xef\xbc\x91\xef"
+		      "\xbc\x93\xef\xbc\x98\xef\xbc\x90\xef\xbc\x90\xef\xbc\x90",
+		      &cn),
+		 "+8613800138000");
+	KT_STREQ(norm(KN_ID_PHONE,
+		      "\xef\xbc\x8b"
+		      "86\xe3\x80\x80"
+		      "138\xc2\xa0"
+		      "0013-8000",
+		      &cn),
+		 "+8613800138000");
 	/* Foreign numbers keep their own country code. */
 	KT_STREQ(norm(KN_ID_PHONE, "+1 (415) 555-2671", &cn), "+14155552671");
 	KT_STREQ(norm(KN_ID_PHONE, "+44 20 7946 0958", &cn), "+442079460958");
@@ -117,6 +145,11 @@ static void test_placeholders(void)
 	}
 	/* the all-zero IDFA of a device that limits ad tracking */
 	KT_STREQ(norm(KN_ID_DEVICE, "00000000-0000-0000-0000-000000000000", &cn), "<invalid>");
+	/* ids that many devices report alike: every one would be one person */
+	KT_STREQ(norm(KN_ID_DEVICE, "02:00:00:00:00:00", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, "9774D56D682E549C", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, "ffffffff-ffff-ffff-ffff-ffffffffffff", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, "02:00:00:00:00:01", &cn), "020000000001");
 	/* ids that merely contain such words or zeros are ids */
 	KT_STREQ(norm(KN_ID_USER, "null_pointer", &cn), "null_pointer");
 	KT_STREQ(norm(KN_ID_USER, "u000", &cn), "u000");

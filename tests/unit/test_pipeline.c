@@ -479,7 +479,7 @@ int main(void)
 			   sizeof(err)) ||
 	    kn_schemas_load(cfg, &schemas, err, sizeof(err)) ||
 	    kn_keys_from_master(master, cfg->prf, &keys) ||
-	    kn_schema_read_file(KN_SOURCE_DIR "/schemas/DeidEvent.avsc", &deid_schema, err,
+	    kn_schema_read_file(KN_SOURCE_DIR "/schemas/DeidEvent.avsc", &deid_schema, NULL, err,
 				sizeof(err))) {
 		fprintf(stderr, "setup: %s\n", err);
 		return 1;

@@ -130,6 +130,14 @@ static struct kn_deid finish_query(const char *q, const char *url)
 		set_str(&ev, KN_ROLE_CLICKED_URL, url);
 		snprintf(d.url_domain, sizeof(d.url_domain), "some.host");
 	}
+	/* What stage 3 had made of the rest of the event. */
+	d.has_pid[KN_ID_USER] = true;
+	snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "0123456789abcdef0123456789abcdef");
+	snprintf(d.geo_cell, sizeof(d.geo_cell), "wx4g0");
+	snprintf(d.ip_prefix, sizeof(d.ip_prefix), "1.2.3.0/24");
+	snprintf(d.ua_browser, sizeof(d.ua_browser), "Chrome");
+	snprintf(d.app_version, sizeof(d.app_version), "5.3");
+	d.ua_browser_major = 114, d.os_major = 12;
 	kn_policy_finish(pol, &ev, &d);
 	return d;
 }
@@ -146,6 +154,11 @@ static void test_sensitive(void)
 		KT_STREQ(d.query_category, "withheld");
 		KT_STREQ(d.url_domain, ""); /* the URL goes too */
 		KT_STREQ(d.query, "");
+		/* and all that links it to a person: the category beside a
+		 * pseudonym would be the sensitive fact itself */
+		KT_CHECK(!d.has_pid[KN_ID_USER] && !d.geo_cell[0] && !d.ip_prefix[0]);
+		KT_CHECK(!d.ua_browser[0] && !d.app_version[0] && d.ua_browser_major == -1 &&
+			 d.os_major == -1);
 	}
 	/* A URL's host or path alone is enough. */
 	d = finish_query("news", "https://www.example.com/health/cancer-treatment");
@@ -157,6 +170,8 @@ static void test_sensitive(void)
 	KT_CHECK(!d.sensitive);
 	KT_STREQ(d.query_category, "weather");
 	KT_STREQ(d.url_domain, "some.host");
+	KT_CHECK(d.has_pid[KN_ID_USER] && !strcmp(d.geo_cell, "wx4g0") &&
+		 d.ua_browser_major == 114);
 }
 
 /* The same terms in any spelling: every one of these is withheld. */
@@ -218,6 +233,20 @@ static void test_sensitive_spellings(void)
 		"https://example.com/topics/h-i-v/faq",		    /* separators */
 		"https://x.cn/%25E5%258C%25BB%25E9%2599%25A2/list", /* 医院, encoded twice */
 		"https://www.hivtest.org/",
+		/* several words joined in a host or a CamelCase path */
+		"https://www.plannedparenthood.org/",
+		"https://mentalhealth.gov/",
+		"https://x.com/PlannedParenthood",
+		"https://www.paydayloan.com/apply",
+		"https://blacklivesmatter.com/",
+		/* sites whose name is the sensitive fact */
+		"https://www.blued.cn/",
+		"https://www.haodf.com/doctor/1.html",
+		"https://www.39.net/",
+		"https://m.dxy.cn/",
+		"https://aa.org/",
+		"https://www.jw.org/zh-hans/",
+		"https://www.webmd.com/",
 	};
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
 		struct kn_deid d = finish_query(queries[i], NULL);
@@ -243,7 +272,10 @@ static void test_sensitive_spellings(void)
 	KT_CHECK(dl.sensitive);
 	KT_STREQ(dl.query, "");
 	/* English terms match at a word start only: these are not health. */
-	const char *near[] = {"best deal shoes",
+	const char *near[] = {"blueday.com",
+			      "banana.org",
+			      "china.org",
+			      "best deal shoes",
 			      "standard size",
 			      "braids style",
 			      "gaydon road",
