@@ -131,7 +131,8 @@ static void explain_role(FILE *f, const struct kn_config *c, int role)
 			"PII-scrubbed text (placeholders left out), 'other', or 'withheld' for "
 			"sensitive text\n        a sensitive event (its text or a URL) keeps only "
 			"its type, hour, key epoch, consents and 'withheld': no pseudonym, "
-			"location, device field, query or URL\n        DeidEvent.query: %s\n",
+			"event key, location, device field, query or URL\n        DeidEvent.query: "
+			"%s\n",
 			c->emit_scrubbed_query
 				? "the folded text scrubbed of emails, phones, IDs, cards, IPs, "
 				  "URLs and every number of 7 or more digits, in any spelling "

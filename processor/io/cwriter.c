@@ -107,8 +107,9 @@ int kn_cwriter_open(FILE *fp, const char *schema_json, const char *codec, struct
 	}
 	/* The marker only has to be unlikely inside the data; a short read
 	 * of getrandom cannot happen for 16 bytes once the pool is ready. */
+	errno = 0;
 	if (getrandom(w->sync, sizeof(w->sync), 0) != (ssize_t)sizeof(w->sync))
-		w->err = -errno;
+		w->err = errno ? -errno : -EIO;
 	put(w, "Obj\x01", 4);
 	put_long(w, 2); /* the metadata map: one block of two entries */
 	put_bytes(w, "avro.schema", 11);

@@ -671,7 +671,8 @@ static bool identifier_label(const char *l, size_t n)
 		run = digit ? run + 1 : 0;
 		digits += digit;
 		/* Letters that pass for digits (l38OO138OOO is 13800138000):
-		 * a run of them with real digits in it. */
+		 * a run of them as long as a phone, with real digits in it
+		 * (shorter, it is hello2024 and school2023). */
 		bool looks = digit || c == 'o' || c == 'l' || c == 'i';
 		like = looks ? like + 1 : 0;
 		like_digits = looks ? like_digits + digit : 0;
@@ -681,7 +682,7 @@ static bool identifier_label(const char *l, size_t n)
 		} else {
 			hex = hexdigits = 0;
 		}
-		if (run >= 7 || (hex >= 10 && hexdigits >= 3) || (like >= 7 && like_digits >= 3))
+		if (run >= 7 || (hex >= 10 && hexdigits >= 3) || (like >= 10 && like_digits >= 3))
 			return true;
 	}
 	/* Digits cut apart by letters (138x1234x5678): names have few. */
@@ -701,22 +702,38 @@ static bool personal_namespace(const char *reg)
 	return false;
 }
 
-/* Whether the A-labels of reg are what IDNA2008 makes of what they spell:
- * a label that decodes to an unassigned or disallowed code point, or that
- * a registry would not have encoded so, carries bytes of its own choosing
- * (xn--138123-45678a). uni gets the decoded form (idn2_free it). */
-static bool valid_alabels(const char *reg, char **uni)
+/* Whether an A-label is what IDNA2008 makes of what it spells: one that
+ * decodes to an unassigned or disallowed code point, or that a registry
+ * would not have encoded so, carries bytes of its own choosing
+ * (xn--138123-45678a). */
+static bool valid_alabel(const char *l, size_t n)
 {
-	char *back = NULL;
+	char label[KN_HOST_MAX + 1], *uni = NULL, *back = NULL;
 	bool ok;
 
-	*uni = NULL;
-	if (idn2_to_unicode_8z8z(reg, uni, 0) != IDN2_OK)
+	if (n > KN_HOST_MAX)
 		return false;
-	ok = idn2_to_ascii_8z(*uni, &back, IDN2_NONTRANSITIONAL) == IDN2_OK &&
-	     !strcasecmp(back, reg);
+	memcpy(label, l, n);
+	label[n] = '\0';
+	ok = idn2_to_unicode_8z8z(label, &uni, 0) == IDN2_OK &&
+	     idn2_to_ascii_8z(uni, &back, IDN2_NONTRANSITIONAL) == IDN2_OK &&
+	     !strcasecmp(back, label);
+	idn2_free(uni);
 	idn2_free(back);
 	return ok;
+}
+
+/* Every A-label of reg valid, and its decoded form in *uni (idn2_free it). */
+static bool valid_alabels(const char *reg, char **uni)
+{
+	*uni = NULL;
+	for (const char *p = reg; *p;) {
+		size_t n = strcspn(p, ".");
+		if (n > 4 && !strncasecmp(p, "xn--", 4) && !valid_alabel(p, n))
+			return false;
+		p += n + (p[n] == '.');
+	}
+	return idn2_to_unicode_8z8z(reg, uni, 0) == IDN2_OK;
 }
 
 /* The registrable domain of an ASCII (A-label) host, by the ICANN section

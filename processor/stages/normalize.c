@@ -30,25 +30,24 @@ static void trim(const char **p, size_t *len)
  * full-width forms (U+FF01..U+FF5E) become ASCII, NBSP and the ideographic
  * space become spaces, zero-width characters (U+200B..U+200D, U+2060,
  * U+FEFF) go. Every mapping shortens, so out needs len bytes. Returns the
- * new length. (Not NFKC: that would take ICU per identifier, and nothing
- * else NFKC maps can be part of a valid phone or email.) */
+ * new length. Not NFKC, which would take ICU per identifier: ligatures
+ * (U+FB01 in "oﬃce@...") and other compatibility forms stay as typed. */
 static size_t basic_fold(const char *in, size_t len, char *out)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < len; i++) {
 		const uint8_t *u = (const uint8_t *)in + i;
-		size_t left = len - i;
-		if (left >= 3 && u[0] == 0xef &&
-		    ((u[1] == 0xbc && u[2] >= 0x81) || (u[1] == 0xbd && u[2] <= 0x9e))) {
-			/* U+FF01..U+FF5E: EF BC 81..BF, EF BD 80..9E */
-			out[n++] = (char)(0x21 + (u[1] == 0xbc ? u[2] - 0x81 : u[2] - 0x80 + 0x3f));
-			i += 2;
-		} else if (left >= 3 && u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80) {
+		bool three = len - i >= 3 && (u[1] & 0xc0) == 0x80 && (u[2] & 0xc0) == 0x80;
+		if (three && u[0] == 0xef && u[1] == 0xbc && u[2] >= 0x81) {
+			out[n++] = (char)(0x21 + u[2] - 0x81), i += 2; /* U+FF01..U+FF3F */
+		} else if (three && u[0] == 0xef && u[1] == 0xbd && u[2] <= 0x9e) {
+			out[n++] = (char)(0x60 + u[2] - 0x80), i += 2; /* U+FF40..U+FF5E */
+		} else if (three && u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80) {
 			out[n++] = ' ', i += 2; /* U+3000 */
-		} else if (left >= 2 && u[0] == 0xc2 && u[1] == 0xa0) {
+		} else if (len - i >= 2 && u[0] == 0xc2 && u[1] == 0xa0) {
 			out[n++] = ' ', i += 1; /* U+00A0 */
-		} else if (left >= 3 &&
+		} else if (three &&
 			   ((u[0] == 0xe2 && u[1] == 0x80 && u[2] >= 0x8b && u[2] <= 0x8d) ||
 			    (u[0] == 0xe2 && u[1] == 0x81 && u[2] == 0xa0) ||
 			    (u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf))) {
@@ -60,18 +59,25 @@ static size_t basic_fold(const char *in, size_t len, char *out)
 	return n;
 }
 
-/* The address inside what mail clients copy: "mailto:a@b.c",
- * "<a@b.c>", "a@b.c." (a sentence's full stop). */
+/* The address inside what mail clients copy: "mailto:a@b.c?subject=x",
+ * "<a@b.c>", "<mailto:a@b.c>", "a@b.c." (a sentence's full stop), in any
+ * nesting. */
 static void unwrap_email(const char **p, size_t *len)
 {
-	if (*len > 7 && !strncasecmp(*p, "mailto:", 7))
-		*p += 7, *len -= 7;
-	trim(p, len);
-	if (*len >= 2 && (*p)[0] == '<' && (*p)[*len - 1] == '>')
-		(*p)++, *len -= 2;
-	trim(p, len);
-	while (*len && (*p)[*len - 1] == '.')
-		(*len)--;
+	for (size_t was = 0; was != *len;) {
+		was = *len;
+		trim(p, len);
+		while (*len && (*p)[*len - 1] == '.')
+			(*len)--;
+		if (*len >= 2 && (*p)[0] == '<' && (*p)[*len - 1] == '>')
+			(*p)++, *len -= 2;
+		if (*len > 7 && !strncasecmp(*p, "mailto:", 7)) {
+			const char *q = memchr(*p, '?', *len);
+			*p += 7, *len -= 7;
+			if (q)
+				*len = (size_t)(q - *p);
+		}
+	}
 }
 
 static int norm_email(const char *raw, size_t len, char *out)
@@ -83,7 +89,6 @@ static int norm_email(const char *raw, size_t len, char *out)
 	if (len > sizeof(buf))
 		return -EINVAL;
 	len = basic_fold(raw, len, buf);
-	trim(&in, &len);
 	unwrap_email(&in, &len);
 	if (!len || len > KN_ID_MAX)
 		return -EINVAL;
@@ -120,6 +125,15 @@ static size_t nsn_max(const char *cc)
 	return 10;
 }
 
+/* Whether the digits so far are an international prefix and a country
+ * code (1 to 3 digits), where "(0)" marks the trunk prefix not dialled. */
+static bool after_country_code(int plus, const char *d, size_t nd)
+{
+	size_t cc = plus ? nd : nd >= 2 && d[0] == '0' && d[1] == '0' ? nd - 2 : 0;
+
+	return cc >= 1 && cc <= 3;
+}
+
 static int norm_phone(const char *raw, size_t len, char *out, const struct kn_norm_opts *o)
 {
 	char d[32], buf[4 * KN_ID_MAX];
@@ -135,7 +149,8 @@ static int norm_phone(const char *raw, size_t len, char *out, const struct kn_no
 		char c = in[i];
 		/* "+86 (0)138...": the trunk prefix shown beside the country
 		 * code, never dialled with it. */
-		if (c == '(' && plus && i + 2 < len && in[i + 1] == '0' && in[i + 2] == ')') {
+		if (c == '(' && i + 2 < len && in[i + 1] == '0' && in[i + 2] == ')' &&
+		    after_country_code(plus, d, nd)) {
 			i += 2;
 			continue;
 		}
@@ -224,9 +239,10 @@ static int norm_opaque(const char *in, size_t len, char *out)
 
 /* What logging systems write where an identifier is missing: "N/A",
  * "null", "-", "unknown", and zeros (an iOS device that limits ad tracking
- * reports the all-zero IDFA). Hashed, each would make every person without
- * an identifier one pseudonymous person. */
-static bool placeholder(const char *s, int n)
+ * reports the all-zero IDFA); for device ids also all f's and the ids many
+ * devices share. Hashed, each would make every person without an
+ * identifier one pseudonymous person. */
+static bool placeholder(const char *s, int n, bool device)
 {
 	static const char *const words[] = {"-",      "--",	   "-1",      "n/a",   "na",
 					    "nan",    "nil",	   "none",    "null",  "(null)",
@@ -236,11 +252,12 @@ static bool placeholder(const char *s, int n)
 	static const char *const shared[] = {"020000000000", "9774d56d682e549c"};
 	int same = 0;
 
-	while (same < n && (s[same] == '0' || (s[same] | 0x20) == 'f') && s[same] == s[0])
+	while (same < n && (s[same] == '0' || (device && (s[same] | 0x20) == 'f')) &&
+	       s[same] == s[0])
 		same++;
 	if (same == n) /* all zeros (IDFA with tracking limited), all f */
 		return true;
-	for (size_t w = 0; w < sizeof(shared) / sizeof(shared[0]); w++)
+	for (size_t w = 0; device && w < sizeof(shared) / sizeof(shared[0]); w++)
 		if ((size_t)n == strlen(shared[w]) && !strncasecmp(s, shared[w], (size_t)n))
 			return true;
 	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
@@ -271,5 +288,5 @@ int kn_normalize(enum kn_id_kind kind, const char *in, size_t len, char *out,
 	default:
 		return -EINVAL;
 	}
-	return n > 0 && placeholder(out, n) ? -EINVAL : n;
+	return n > 0 && placeholder(out, n, kind == KN_ID_DEVICE) ? -EINVAL : n;
 }

@@ -5,10 +5,11 @@
  * Rules (documented in README "Pseudonymization"):
  *   email, phone: first full-width forms to ASCII, NBSP/U+3000 to space,
  *            zero-width characters dropped
- *   email  : trim ASCII space, unwrap "mailto:", "<...>" and a trailing
- *            ".", lower-case; must be local@domain, no inner space
+ *   email  : trim ASCII space, unwrap "mailto:" (and its "?..."), "<...>"
+ *            and a trailing ".", lower-case; must be local@domain, no
+ *            inner space
  *   phone  : E.164 "+<digits>"; separators " -.()/" dropped; "00" means "+";
- *            "(0)" after "+<code>" dropped;
+ *            "(0)" right after "+<code>" or "00<code>" dropped;
  *            without a prefix a leading trunk "0" is dropped and the default
  *            country calling code is prepended, unless the digits already
  *            start with it and are longer than that region's national
@@ -16,8 +17,9 @@
  *   device : lower-cased, separators "-:._ " removed
  *   user, cookie: trimmed only (they are case-sensitive opaque tokens)
  *   device, user, cookie: a placeholder for a missing one ("N/A", "null",
- *            "-", "unknown", zeros or f's only, ...) is no identifier, nor
- *            a device id many devices share (02:00:00:00:00:00, ...)
+ *            "-", "unknown", zeros only, ...) is no identifier, nor a
+ *            device id of f's only or one many devices share
+ *            (02:00:00:00:00:00, ...)
  * Pure functions, no allocation. */
 #ifndef KN_NORMALIZE_H
 #define KN_NORMALIZE_H

@@ -17,6 +17,7 @@ struct term {
 	size_t len;
 	int category;
 	bool ascii; /* matched only at the start of a word, so "std" is not in "bestdeal" */
+	bool whole; /* ...and to a word's end: its last word has at most four letters */
 };
 
 /* Terms are found through their first two bytes: a text of n bytes costs n
@@ -90,17 +91,35 @@ static int lexicon_index(struct lexicon *lx)
 	return 0;
 }
 
+/* Whether every word of an ASCII term has at least three letters. */
+static bool long_words(const char *s, size_t n)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != ' ') {
+			w++;
+			continue;
+		}
+		if (w < 3)
+			return false;
+		w = 0;
+	}
+	return true;
+}
+
 /* A term of several English words is also looked for with its words joined:
  * hosts and CamelCase paths have no spaces ("plannedparenthood.org",
- * "/MentalHealth"). Joined, it is a longer stem at a word start, as any
- * term beyond four letters. The copy goes after the folded originals. */
+ * "/MentalHealth"), when every word has three letters or more ("in debt"
+ * joined would be in "indebted to you"). The copy goes after the folded
+ * originals and ends as its last word did. */
 static int lexicon_join(struct lexicon *lx, size_t off)
 {
 	int n = lx->n_terms;
 
 	for (int i = 0; i < n; i++) {
 		const struct term *t = &lx->terms[i];
-		if (!t->ascii || !memchr(t->s, ' ', t->len))
+		if (!t->ascii || !memchr(t->s, ' ', t->len) || !long_words(t->s, t->len))
 			continue;
 		struct term *nt = kn_realloc(lx->terms, sizeof(*nt) * (size_t)(lx->n_terms + 1));
 		if (!nt)
@@ -113,7 +132,7 @@ static int lexicon_join(struct lexicon *lx, size_t off)
 			if (t->s[k] != ' ')
 				j[len++] = t->s[k];
 		j[len] = '\0';
-		nt[lx->n_terms++] = (struct term){j, len, t->category, true};
+		nt[lx->n_terms++] = (struct term){j, len, t->category, true, t->whole};
 		off += len + 1;
 	}
 	return 0;
@@ -136,6 +155,8 @@ static int lexicon_fold(struct lexicon *lx)
 		t->len = n;
 		for (size_t k = 0; k < n; k++)
 			t->ascii &= !((unsigned char)t->s[k] & 0x80);
+		const char *sp = memrchr(t->s, ' ', n);
+		t->whole = n - (sp ? (size_t)(sp - t->s) + 1 : 0) <= 4;
 		off += n + 1;
 	}
 	if ((err = lexicon_join(lx, off)))
@@ -270,8 +291,9 @@ static bool inflected_end(const char *text, size_t n, size_t i)
 
 /* Does t occur at text + i of folded text: anywhere for CJK terms; for
  * ASCII ones at a word start (so longer terms are stems: "psychiatr" finds
- * "psychiatrist"), and as a whole word, inflections allowed, when short
- * ("gay" is in "gays" but not in "gaydon", "std" not in "standard"). */
+ * "psychiatrist"), and to a word's end, inflections allowed, when its last
+ * word is short ("gay" is in "gays" but not in "gaydon", "std" not in
+ * "standard", "na org" not in "na organic"). */
 static bool term_at(const struct term *t, const char *text, size_t n, size_t i)
 {
 	if (t->len > n - i || memcmp(text + i, t->s, t->len))
@@ -281,7 +303,7 @@ static bool term_at(const struct term *t, const char *text, size_t n, size_t i)
 	size_t e = i + t->len;
 	bool starts = i == 0 || !ascii_alnum(text[i - 1]);
 	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e);
-	return starts && (t->len > 4 || ends);
+	return starts && (!t->whole || ends);
 }
 
 /* Index of the first category (in file order) with a term in folded text. */
@@ -473,6 +495,8 @@ static void withhold(struct kn_policy *p, struct kn_deid *d)
 	p->st.sensitive++;
 	for (int k = 0; k < KN_ID_KINDS; k++)
 		d->has_pid[k] = false, d->pid[k][0] = '\0';
+	d->has_event_key = false; /* an upstream id reused across logs would link it */
+	d->event_key[0] = '\0';
 	d->geo_cell[0] = d->ip_prefix[0] = '\0';
 	d->ua_browser[0] = d->os_family[0] = d->app_version[0] = '\0';
 	d->ua_browser_major = d->os_major = d->http_status = -1;

@@ -61,7 +61,7 @@ def test_policy_end_to_end(broker, tmp_path):
             # would itself say that this person touched something sensitive.
             assert rec["query_category"] == "withheld" and m["key"] is None
             assert [f for f, v in rec.items() if v is not None] == [
-                "event_type", "event_key", "time_bucket", "bucket_ms", "key_epoch",
+                "event_type", "time_bucket", "bucket_ms", "key_epoch",
                 "consent_ads", "consent_analytics", "query_category"]
             continue
         assert rec["user_pid"] and rec["device_pid"]

@@ -260,11 +260,15 @@ static void test_url_domain(void)
 	KT_STREQ(domain("https://www.4399.com/"), "4399.com");
 	KT_STREQ(domain("https://www.12306.cn/"), "12306.cn");
 	KT_STREQ(domain("https://i18n.lollipop.com/"), "lollipop.com");
+	KT_STREQ(domain("https://hello2024.com/"), "hello2024.com");
+	KT_STREQ(domain("https://www.portfolio2024.com/"), "portfolio2024.com");
+	KT_STREQ(domain("https://bilibili2022.com/"), "bilibili2022.com");
 	/* An A-label IDNA would not have written: its bytes are the writer's
 	 * choice (11 digits of a phone in xn--138123-45678a). */
 	KT_STREQ(domain("http://xn--138123-45678a.cn/"), "other");
 	KT_STREQ(domain("http://www.XN--BCHER-KVA.de/"), "xn--bcher-kva.de");
 	KT_STREQ(domain("http://www.中国.cn/"), "xn--fiqs8s.cn");
+	KT_STREQ(domain("http://ab--cd.xn--fiqs8s/"), "ab--cd.xn--fiqs8s"); /* only A-labels */
 	/* Namespaces for people's names. */
 	KT_STREQ(domain("http://www.joao.silva.nom.br/"), "other");
 	KT_STREQ(domain("http://jean.dupont.nom.fr/"), "other");

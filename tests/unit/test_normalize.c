@@ -39,7 +39,12 @@ static void test_email(void)
 			       "alice@example.com\xe3\x80\x80"};
 	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
 		KT_STREQ(norm(KN_ID_EMAIL, forms[i], &cn), "alice@example.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "<mailto:Alice@example.com>.", &cn), "alice@example.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "mailto:alice@example.com?subject=hi", &cn),
+		 "alice@example.com");
 	KT_STREQ(norm(KN_ID_EMAIL, "mailto:", &cn), "<invalid>");
+	/* A lead byte without its continuation bytes is not a full-width form. */
+	KT_STREQ(norm(KN_ID_EMAIL, "a@b\xef\xbc\xc3.c", &cn), "a@b\xef\xbc\xc3.c");
 	KT_STREQ(norm(KN_ID_EMAIL, "<>", &cn), "<invalid>");
 }
 
@@ -55,6 +60,9 @@ static void test_phone_cn(void)
 	/* The trunk prefix shown beside the country code; full-width digits. */
 	KT_STREQ(norm(KN_ID_PHONE, "+86 (0)138 0013 8000", &cn), "+8613800138000");
 	KT_STREQ(norm(KN_ID_PHONE, "+86 (0)10 6552 9988", &cn), "+861065529988");
+	KT_STREQ(norm(KN_ID_PHONE, "0086 (0)138 0013 8000", &cn), "+8613800138000");
+	/* only right after the country code */
+	KT_STREQ(norm(KN_ID_PHONE, "+86 138(0)0013 8000", &cn), "+86138000138000");
 	KT_STREQ(norm(KN_ID_PHONE,
 		      "\xef\xbc\x91\xef\xbc\x93\xef\xbc\x98\xef\xbc\x90\xef\xbc\x90\xef\xbc\x91\xef"
 		      "\xbc\x93\xef\xbc\x98\xef\xbc\x90\xef\xbc\x90\xef\xbc\x90",
@@ -150,6 +158,9 @@ static void test_placeholders(void)
 	KT_STREQ(norm(KN_ID_DEVICE, "9774D56D682E549C", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_DEVICE, "ffffffff-ffff-ffff-ffff-ffffffffffff", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_DEVICE, "02:00:00:00:00:01", &cn), "020000000001");
+	/* f's are a device placeholder only: "ff" may be someone's user name */
+	KT_STREQ(norm(KN_ID_USER, "ff", &cn), "ff");
+	KT_STREQ(norm(KN_ID_USER, "9774d56d682e549c", &cn), "9774d56d682e549c");
 	/* ids that merely contain such words or zeros are ids */
 	KT_STREQ(norm(KN_ID_USER, "null_pointer", &cn), "null_pointer");
 	KT_STREQ(norm(KN_ID_USER, "u000", &cn), "u000");
