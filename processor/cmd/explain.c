@@ -130,8 +130,9 @@ static void explain_role(FILE *f, const struct kn_config *c, int role)
 			"        DeidEvent.query_category: a category of the taxonomy for the "
 			"PII-scrubbed text (placeholders left out), 'other', or 'withheld' for "
 			"sensitive text\n        a sensitive event (its text or a URL) keeps only "
-			"its type, hour, key epoch, consents and 'withheld': no pseudonym, "
-			"event key, location, device field, query or URL\n        DeidEvent.query: "
+			"its type, hour, key epoch, consents, 'withheld' and an event key of its "
+			"own: no pseudonym, location, device field, query or URL\n        "
+			"DeidEvent.query: "
 			"%s\n",
 			c->emit_scrubbed_query
 				? "the folded text scrubbed of emails, phones, IDs, cards, IPs, "

@@ -146,6 +146,25 @@ static void rec_admit(struct kn_pipeline *p, struct kn_rec *r)
 	rec_drop(p, r, r->v.drop);
 }
 
+/* A withheld sensitive event keeps an event key, for downstream
+ * deduplication, but not the one its id gives: an id an upstream reuses
+ * across logs (one request in the access and the search log) would link it
+ * to the person's events that were kept. A keyed PRF of the key under a
+ * tag: unique per event, linked to nothing. */
+static void rekey_withheld(struct kn_pipeline *p, struct kn_deid *d)
+{
+	char in[9 + KN_PID_HEX_LEN] = "withheld:";
+	uint8_t mac[KN_PRF_BYTES];
+
+	memcpy(in + 9, d->event_key, KN_PID_HEX_LEN);
+	if (!d->has_event_key ||
+	    kn_keys_prf(p->keys, d->key_epoch, KN_DOMAIN_EVENT, in, sizeof(in), mac)) {
+		d->has_event_key = false;
+		return;
+	}
+	kn_pid_hex(mac, d->event_key);
+}
+
 /* Stage 3: pseudonymize, generalize, the policy's finishing rules
  * (location, sensitive categories, search text), encode. out has room for
  * KN_FRAME_LEN + KN_DEID_MAX_BYTES bytes. */
@@ -167,6 +186,8 @@ static void rec_deid(struct kn_pipeline *p, struct kn_rec *r, struct kn_deid *d,
 		return rec_dead(p, r, KN_DEAD_BAD_IP, kn_roles[KN_ROLE_IP].name);
 	p->st.geo_withheld += geo_withheld;
 	kn_policy_finish(p->policy, &r->ev, d);
+	if (d->sensitive)
+		rekey_withheld(p, d);
 	p->st.out++;
 	n = kn_encode_deid(d, framed ? out + KN_FRAME_LEN : out);
 	if (framed) {

@@ -489,14 +489,13 @@ static bool query_sensitive(struct kn_policy *p, const char *s, size_t n)
  * pseudonyms, the category "withheld" would itself be the sensitive fact
  * ("this person touched health, religion, sex life..."), and its user
  * agent, OS and app version would link it back within its hour. What stays
- * is its type, hour, key epoch and consents: a count of such events. */
+ * is its type, hour, key epoch and consents: a count of such events (and
+ * an event key of its own: pipeline.c re-keys it, as only it holds keys). */
 static void withhold(struct kn_policy *p, struct kn_deid *d)
 {
 	p->st.sensitive++;
 	for (int k = 0; k < KN_ID_KINDS; k++)
 		d->has_pid[k] = false, d->pid[k][0] = '\0';
-	d->has_event_key = false; /* an upstream id reused across logs would link it */
-	d->event_key[0] = '\0';
 	d->geo_cell[0] = d->ip_prefix[0] = '\0';
 	d->ua_browser[0] = d->os_family[0] = d->app_version[0] = '\0';
 	d->ua_browser_major = d->os_major = d->http_status = -1;

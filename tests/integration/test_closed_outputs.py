@@ -109,7 +109,7 @@ def check(records, raw, needles, ips, where):
     return found
 
 
-LINKING = ("event_key", "user_pid", "device_pid", "phone_pid", "email_pid", "cookie_pid", "geo_cell", "ip_prefix",
+LINKING = ("user_pid", "device_pid", "phone_pid", "email_pid", "cookie_pid", "geo_cell", "ip_prefix",
            "ua_browser", "ua_browser_major", "os_family", "os_major", "app_version")
 
 

@@ -61,7 +61,7 @@ def test_policy_end_to_end(broker, tmp_path):
             # would itself say that this person touched something sensitive.
             assert rec["query_category"] == "withheld" and m["key"] is None
             assert [f for f, v in rec.items() if v is not None] == [
-                "event_type", "time_bucket", "bucket_ms", "key_epoch",
+                "event_type", "event_key", "time_bucket", "bucket_ms", "key_epoch",
                 "consent_ads", "consent_analytics", "query_category"]
             continue
         assert rec["user_pid"] and rec["device_pid"]
@@ -86,3 +86,26 @@ def test_policy_end_to_end(broker, tmp_path):
     # sensitive events (else two definitions would differ by exactly them)
     # nor the minor's or the opt-outs'.
     assert rows[("everything", "search")]["users"] == 6
+
+
+def test_withheld_event_key_links_nothing(tmp_path):
+    """An upstream id reused across logs (one request in the access and the
+    search log) must not link a withheld event to a kept one: the withheld
+    event's key is its own, yet stable across runs (deduplication)."""
+    import fastavro
+    env = Env(tmp_path, "file")
+    kept_rec = search(1, "adult-b", "北京 机票 便宜")
+    withheld_rec = dict(search(8, "adult-b", "感冒 吃什么药"), event_id=kept_rec["event_id"])
+    path, out = str(tmp_path / "in.avro"), str(tmp_path / "out.avro")
+    with open(path, "wb") as f:
+        fastavro.writer(f, SEARCH, [kept_rec, withheld_rec])
+    keys = []
+    for _ in range(2):
+        env.kanon("process", "-c", env.config, "--input", path, "--output", out)
+        with open(out, "rb") as f:
+            recs = list(fastavro.reader(f))
+        assert [r["query_category"] == "withheld" for r in recs] == [False, True]
+        assert all(r["event_key"] and len(r["event_key"]) == 32 for r in recs)
+        keys.append([r["event_key"] for r in recs])
+    assert keys[0][0] != keys[0][1]  # the same id, two unlinked keys
+    assert keys[0] == keys[1]  # and the same keys on a re-run

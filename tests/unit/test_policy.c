@@ -131,8 +131,7 @@ static struct kn_deid finish_query(const char *q, const char *url)
 		snprintf(d.url_domain, sizeof(d.url_domain), "some.host");
 	}
 	/* What stage 3 had made of the rest of the event. */
-	d.has_pid[KN_ID_USER] = d.has_event_key = true;
-	snprintf(d.event_key, sizeof(d.event_key), "fedcba9876543210fedcba9876543210");
+	d.has_pid[KN_ID_USER] = true;
 	snprintf(d.pid[KN_ID_USER], sizeof(d.pid[0]), "0123456789abcdef0123456789abcdef");
 	snprintf(d.geo_cell, sizeof(d.geo_cell), "wx4g0");
 	snprintf(d.ip_prefix, sizeof(d.ip_prefix), "1.2.3.0/24");
@@ -157,8 +156,7 @@ static void test_sensitive(void)
 		KT_STREQ(d.query, "");
 		/* and all that links it to a person: the category beside a
 		 * pseudonym would be the sensitive fact itself */
-		KT_CHECK(!d.has_pid[KN_ID_USER] && !d.has_event_key && !d.geo_cell[0] &&
-			 !d.ip_prefix[0]);
+		KT_CHECK(!d.has_pid[KN_ID_USER] && !d.geo_cell[0] && !d.ip_prefix[0]);
 		KT_CHECK(!d.ua_browser[0] && !d.app_version[0] && d.ua_browser_major == -1 &&
 			 d.os_major == -1);
 	}
