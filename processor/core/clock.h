@@ -2,7 +2,8 @@
  *   kn_wall_ms   CLOCK_REALTIME: whatever is compared with event times and
  *                Kafka timestamps (key epochs, retention, validation);
  *   kn_mono_*    CLOCK_MONOTONIC: intervals, timeouts and deadlines, which
- *                must not jump when the wall clock is set. */
+ *                must not jump when the wall clock is set;
+ *   kn_utc_year  the calendar year of a timestamp, without libc's locks. */
 #ifndef KN_CLOCK_H
 #define KN_CLOCK_H
 
@@ -28,6 +29,20 @@ static inline int64_t kn_mono_us(void)
 static inline int64_t kn_mono_ms(void)
 {
 	return kn_mono_us() / 1000;
+}
+
+/* The proleptic Gregorian year of a UTC millisecond timestamp, by
+ * arithmetic (days-from-civil inverted): gmtime_r would take glibc's
+ * time-zone lock for every record that carries a birth year. */
+static inline int64_t kn_utc_year(int64_t ms)
+{
+	int64_t z = (ms >= 0 ? ms : ms - 86399999) / 86400000 + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	return yoe + era * 400 + (mp >= 10);
 }
 
 /* Sleeps ms milliseconds (a signal may end it early: callers re-check). */

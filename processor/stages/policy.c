@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
+#include "clock.h"
 #include "embedded.h"
 #include "fold.h"
 #include "kn_alloc.h"
@@ -446,10 +446,7 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 		return -1;
 	}
 	if (by->type == KN_VAL_LONG) {
-		time_t t = (time_t)(ev->role[KN_ROLE_TIMESTAMP].l / 1000);
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		*minor = tm.tm_year + 1900 - by->l <= c->minor_age;
+		*minor = kn_utc_year(ev->role[KN_ROLE_TIMESTAMP].l) - by->l <= c->minor_age;
 	} else {
 		*minor = c->unknown_age_is_minor;
 	}

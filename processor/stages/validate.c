@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <math.h>
 
+#include "clock.h"
+
 const char *kn_dead_reason_name(enum kn_dead_reason r)
 {
 	static const char *n[KN_DEAD_REASONS] = {
@@ -17,19 +19,6 @@ const char *kn_dead_reason_name(enum kn_dead_reason r)
 		[KN_DEAD_BAD_IP] = "invalid_ip",
 	};
 	return (unsigned)r < KN_DEAD_REASONS ? n[r] : "?";
-}
-
-/* Civil year of a UTC millisecond timestamp (days-from-civil inverse,
- * valid for the proleptic Gregorian calendar). */
-static int64_t year_of(int64_t ms)
-{
-	int64_t z = (ms >= 0 ? ms : ms - 86399999) / 86400000 + 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	int64_t doe = z - era * 146097;
-	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	int64_t mp = (5 * doy + 2) / 153;
-	return yoe + era * 400 + (mp >= 10);
 }
 
 static int reject(enum kn_dead_reason r, int role, enum kn_dead_reason *reason, const char **detail)
@@ -62,7 +51,7 @@ int kn_validate(const struct kn_validate_opts *o, const struct kn_event *ev, int
 	    !(isfinite(v[KN_ROLE_LON].d) && fabs(v[KN_ROLE_LON].d) <= 180))
 		return reject(KN_DEAD_RANGE, KN_ROLE_LON, reason, detail);
 	if (v[KN_ROLE_BIRTH_YEAR].type == KN_VAL_LONG &&
-	    (v[KN_ROLE_BIRTH_YEAR].l < 1900 || v[KN_ROLE_BIRTH_YEAR].l > year_of(ts)))
+	    (v[KN_ROLE_BIRTH_YEAR].l < 1900 || v[KN_ROLE_BIRTH_YEAR].l > kn_utc_year(ts)))
 		return reject(KN_DEAD_RANGE, KN_ROLE_BIRTH_YEAR, reason, detail);
 	if (v[KN_ROLE_STATUS].type == KN_VAL_LONG &&
 	    (v[KN_ROLE_STATUS].l < 0 || v[KN_ROLE_STATUS].l > 999))

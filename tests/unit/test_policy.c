@@ -1,7 +1,10 @@
 /* Every rule of the privacy policy, on both sides of each boundary. */
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "kt.h"
 #include "policy.h"
@@ -99,6 +102,29 @@ static void test_minors_boundary(void)
 	ev.role[KN_ROLE_BIRTH_YEAR] = (struct kn_val){.type = KN_VAL_LONG, .l = 2007};
 	KT_CHECK(minor(&ev));
 	cfg->minor_age = 18;
+}
+
+/* The minor check's calendar year, by arithmetic, agrees with gmtime_r at
+ * every year's first and last millisecond from 1600 to 2400 (leap days,
+ * centuries, 400-year eras, before 1970) and at random instants between. */
+static void test_utc_year(void)
+{
+	uint64_t x = 88172645463325252ULL;
+
+	for (int y = 1600; y <= 2400; y++) {
+		struct tm tm = {.tm_year = y - 1900, .tm_mday = 1};
+		int64_t first = (int64_t)timegm(&tm) * 1000;
+		KT_CHECK(kn_utc_year(first) == y);
+		KT_CHECK(kn_utc_year(first - 1) == y - 1);
+	}
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int64_t ms = (int64_t)(x % 25000000000000ULL) - 12000000000000LL;
+		time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		KT_CHECK(kn_utc_year(ms) == tm.tm_year + 1900);
+	}
 }
 
 /* policy.minors_in_deid keeps a minor's event, without where the child is. */
@@ -450,6 +476,7 @@ int main(void)
 	}
 	KT_RUN(test_consent);
 	KT_RUN(test_minors_boundary);
+	KT_RUN(test_utc_year);
 	KT_RUN(test_minors_kept_when_allowed);
 	KT_RUN(test_sensitive);
 	KT_RUN(test_sensitive_spellings);
