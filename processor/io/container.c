@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "kn_alloc.h"
+#include "log.h"
 
 enum codec {
 	C_NULL,
@@ -197,7 +198,9 @@ int kn_container_open_stream(FILE *fp, const char *name, struct kn_container **o
 		goto fail;
 	}
 	if (avro_schema_from_json_length(json, (size_t)json_len, &c->schema)) {
+		/* avro-c quotes the file's schema text back: tamed */
 		snprintf(errstr, errstr_size, "%s: avro.schema: %s", name, avro_strerror());
+		kn_tame(errstr);
 		goto fail;
 	}
 	kn_free(json);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kn_alloc.h"
+#include "log.h"
 
 /* A registry answer larger than this is not a schema we want. */
 #define BODY_MAX (4u << 20)
@@ -200,6 +201,7 @@ static void error_text(const struct body *b, int *code, char *out, size_t n)
 	else
 		snprintf(out, n, "%.200s", b->n ? b->p : "(empty body)");
 	json_object_put(j);
+	kn_tame(out); /* the registry's words, quoted */
 }
 
 /* One request: GET when body is NULL, else POST. Returns 0 with the answer

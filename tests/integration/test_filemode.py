@@ -125,6 +125,39 @@ def test_unknown_and_corrupt_files(tmp_path):
     assert b"kanon:" in r.stderr
 
 
+def raw_container(path, schema_text):
+    """A container file with no blocks whose header's avro.schema is
+    schema_text as it is (no library would write an invalid one)."""
+    def zz(n):
+        n, out = (n << 1) ^ (n >> 63), b""
+        while n > 0x7F:
+            out, n = out + bytes([(n & 0x7F) | 0x80]), n >> 7
+        return out + bytes([n])
+
+    def blob(b):
+        return zz(len(b)) + b
+
+    meta = blob(b"avro.schema") + blob(schema_text.encode()) + blob(b"avro.codec") + blob(b"null")
+    with open(path, "wb") as f:
+        f.write(b"Obj\x01" + zz(2) + meta + zz(0) + b"\x5a" * 16)
+
+
+def test_header_text_is_tamed_in_errors(tmp_path):
+    """A file's header is its writer's text: avro-c quotes an invalid schema
+    back, and kanon's error must neither forge a line nor carry terminal
+    escapes (ESC, BEL, CR, LF) from it."""
+    env = Env(tmp_path, "file_tame")
+    evil = "\x1b]0;title\x07\x1b[2J\r\nkanon: forged line\x1b[0m"
+    p = os.path.join(str(tmp_path), "evil.avro")
+    raw_container(p, json.dumps({"type": "record", "name": "DeviceLog",
+                                 "fields": [{"name": "a", "type": evil}]}))
+    r = env.kanon("process", "-c", env.config, "--input", p, "--output", p + ".out", check=False)
+    assert r.returncode == 1, r.stderr
+    assert b"avro.schema" in r.stderr and b"forged line" in r.stderr, r.stderr
+    assert not any(c < 0x20 and c != 0x0A for c in r.stderr), r.stderr
+    assert b"\nkanon: forged" not in r.stderr and b"\x7f" not in r.stderr
+
+
 def test_trailing_bytes_and_odd_paths(tmp_path):
     env = Env(tmp_path, "file4")
     d = str(tmp_path)
