@@ -15,6 +15,7 @@
 #include "log.h"
 #include "producer.h"
 #include "schema.h"
+#include "sreg.h"
 
 /* ---- deterministic randomness (splitmix64) ---- */
 
@@ -414,6 +415,7 @@ static void fill(struct rng *rg, struct rec *r, enum kn_event_type t, const stru
 
 struct out {
 	const struct kn_schema_cfg *sc;
+	int32_t id; /* the framing id: sc's, or the registry's for the topic's subject */
 	avro_schema_t schema;
 	avro_value_iface_t *iface;
 	avro_value_t val;
@@ -430,6 +432,7 @@ struct gen {
 	struct user *users;
 	struct zipf z;
 	struct kn_producer *prod;
+	struct kn_registry *reg; /* schema_registry.url, Kafka only: while setting up */
 	struct out out[KN_EV_TYPES];
 	avro_writer_t w;
 	int64_t sent;	    /* for --rate */
@@ -475,23 +478,39 @@ static const char *input_topic(const struct kn_config *c, enum kn_event_type t)
 	return NULL;
 }
 
+/* With a registry, o's schema (the .avsc as written) is registered under
+ * <topic>-value, as a registry-aware producer would, and its records carry
+ * the id the registry gives: any registry-aware reader of the input topics
+ * can then read them, and no id pinned in the config can name another
+ * record there. */
+static int register_input(struct gen *g, struct out *o, const char *topic, char *errstr,
+			  size_t errsz)
+{
+	char subject[300];
+
+	snprintf(subject, sizeof(subject), "%s-value", topic);
+	return kn_registry_id(g->reg, subject, o->schema_text, 1, &o->id, errstr, errsz);
+}
+
 static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type t, char *errstr,
 		    size_t errsz)
 {
 	struct out *o = &g->out[t];
 	char path[4096];
 
-	/* Files need no id; Kafka records are framed with one. */
+	/* Files need no id; Kafka records are framed with one: the registry's
+	 * when there is one, else the config's. */
 	for (int i = 0; i < c->n_schemas && !o->sc; i++)
-		if (c->schemas[i].type == t && (c->schemas[i].id >= 0 || g->o->out_dir))
+		if (c->schemas[i].type == t && (c->schemas[i].id >= 0 || g->o->out_dir || g->reg))
 			o->sc = &c->schemas[i];
 	if (!o->sc) {
 		snprintf(errstr, errsz,
-			 "no schema of type %s with an id in the config (gen frames its records "
-			 "with schemas[].id; it does not register them)",
+			 "no schema of type %s with an id in the config (without "
+			 "schema_registry.url, gen frames its records with schemas[].id)",
 			 kn_event_type_name(t));
 		return -EINVAL;
 	}
+	o->id = o->sc->id;
 	if (kn_schema_read_file(o->sc->file, &o->schema, &o->schema_text, errstr, errsz))
 		return -EINVAL;
 	o->iface = avro_generic_class_from_schema(o->schema);
@@ -523,7 +542,7 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
 	}
-	return 0;
+	return g->reg ? register_input(g, o, topic, errstr, errsz) : 0;
 }
 
 static int send_msg(struct gen *g, struct out *o, const void *p, size_t n)
@@ -536,7 +555,7 @@ static size_t serialize(struct gen *g, struct out *o)
 {
 	int64_t len;
 
-	kn_frame_put(g->buf, o->sc->id);
+	kn_frame_put(g->buf, o->id);
 	avro_writer_memory_set_dest(g->w, (char *)g->buf + KN_FRAME_LEN,
 				    sizeof(g->buf) - KN_FRAME_LEN);
 	if (avro_value_write(g->w, &o->val))
@@ -685,7 +704,7 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 		struct kn_producer_opts po = {KN_CLIENT_GEN_PRODUCER, gen_dr, g,
 					      g->o->rate ? paced : NULL};
 		int err = kn_producer_new(c, &po, &g->prod, errstr, errsz);
-		if (err)
+		if (err || (err = kn_sreg_open(c, &g->reg, errstr, errsz)))
 			return err;
 	}
 	for (int t = 0; t < KN_EV_TYPES; t++) {
@@ -695,6 +714,8 @@ static int gen_setup(struct gen *g, const struct kn_config *c, char *errstr, siz
 		if (err)
 			return err;
 	}
+	kn_registry_destroy(g->reg); /* the ids are known: no more questions */
+	g->reg = NULL;
 	return 0;
 }
 
@@ -714,6 +735,7 @@ static void gen_teardown(struct gen *g)
 		kn_free(o->schema_text);
 	}
 	kn_producer_destroy(g->prod, 0);
+	kn_registry_destroy(g->reg);
 	if (g->w)
 		avro_writer_free(g->w);
 	kn_free(g->z.cdf);

@@ -6,8 +6,10 @@
  * cities, IPv4 and IPv6 addresses, phone numbers and emails written in the
  * varied ways people type them (so normalization matters), a few percent of
  * events without consent, some minors. Records are written by avro-c itself
- * (avro_value_write), framed with the configured schema ids for Kafka, in
- * container files of kanon's own writer (cwriter.h) for --out-dir.
+ * (avro_value_write), framed for Kafka with the configured schema ids, or
+ * with schema_registry.url with the ids the registry gives each input
+ * schema registered under <topic>-value, and in container files of kanon's
+ * own writer (cwriter.h) for --out-dir.
  *
  * Malformed records (--malformed) cover the dead-letter reasons: unframed,
  * unknown schema id, truncated Avro, latitude 999, a timestamp in the year
@@ -39,7 +41,7 @@ struct kn_gen_result {
 };
 
 /* Generates to the config's input topics (the first topic, and the first
- * schema with an id, of each type) or to <out_dir>/<type>.avro (the first
+ * schema with an id, or with a registry the first schema, of each type) or to <out_dir>/<type>.avro (the first
  * schema of the type; the file's header holds its .avsc as written).
  * Returns 0 or a negative errno with errstr set: -EINVAL when the config
  * cannot do it (no schema or topic of a type, a schema that does not fit). */

@@ -267,7 +267,7 @@ static int parse_args(const char *cmd, int argc, char **argv, struct args *a)
 			a->until_eof = true;
 			break;
 		case 'M':
-			if (parse_int(optarg, &a->max_messages))
+			if (parse_int(optarg, &a->max_messages) || !a->max_messages)
 				goto bad;
 			break;
 		case 'i':

@@ -338,20 +338,27 @@ static int subject_ok(const char *subject, char *errstr, size_t errstr_size)
 	return 0;
 }
 
+/* Why a schema is not compatible, as the registry words it: Confluent's
+ * verbose answer lists "messages"; Apicurio's ccompat API gives one
+ * "reason" string instead. Tamed: the registry's text. */
 static void reasons(struct json_object *j, char *out, size_t n)
 {
 	struct json_object *m;
 	size_t off = 0;
 
 	*out = '\0';
-	if (!json_object_object_get_ex(j, "messages", &m) ||
-	    !json_object_is_type(m, json_type_array))
-		return;
-	for (size_t i = 0; i < json_object_array_length(m) && off < n; i++) {
-		const char *t = json_object_get_string(json_object_array_get_idx(m, i));
-		off += (size_t)snprintf(out + off, n - off, "%s%.300s", i ? "; " : ": ",
-					t ? t : "?");
+	if (json_object_object_get_ex(j, "messages", &m) &&
+	    json_object_is_type(m, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(m) && off < n; i++) {
+			const char *t = json_object_get_string(json_object_array_get_idx(m, i));
+			off += (size_t)snprintf(out + off, n - off, "%s%.300s", i ? "; " : ": ",
+						t ? t : "?");
+		}
+	} else if (json_object_object_get_ex(j, "reason", &m) &&
+		   json_object_is_type(m, json_type_string)) {
+		snprintf(out, n, ": %.900s", json_object_get_string(m));
 	}
+	kn_tame(out);
 }
 
 int kn_registry_compatible(struct kn_registry *r, const char *subject, const char *schema_json,

@@ -34,6 +34,10 @@ def test_help_and_usage_errors():
         assert r.returncode == 2 and opt + b" does not apply to " + args[0].encode() in r.stderr, (args, r.stderr)
     r = run("keys", "status", "-c", EXAMPLE, "extra")
     assert r.returncode == 2 and b"unexpected argument" in r.stderr
+    # A count of nothing is a usage error, not "no limit".
+    for args in (("run", "-c", EXAMPLE, "--max-messages", "0"), ("gen", "-c", EXAMPLE, "--count", "0")):
+        r = run(*args)
+        assert r.returncode == 2 and b"invalid value '0'" in r.stderr, (args, r.stderr)
     # COMMAND --help is that command's entry of the usage text, and the
     # options every command shares.
     full = run("--help").stdout

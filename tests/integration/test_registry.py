@@ -159,6 +159,32 @@ def test_registry_ids_in_and_out(registry, tmp_path):
     assert len(registry.get_versions(env.out + "-value")) == 1
 
 
+def test_gen_registers_its_input_schemas(registry, tmp_path):
+    """With a registry, `kanon gen` frames its records as a registry-aware
+    producer would: each input schema registered under <topic>-value, each
+    record carrying that id. A registry-aware reader of the input topic
+    then reads every record (with pinned ids it read the ids kanon's own
+    outputs had taken on a fresh registry), and kanon learns the id."""
+    env = registry_env(tmp_path, "sr-gen")
+    topic = env.topics["device"]
+    r = env.kanon("gen", "-c", env.config, "--count", "40", "--types", "device", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    sid = registry.get_latest_version(topic + "-value").schema_id
+    assert json.loads(registry.get_schema(sid).schema_str)["name"] == "DeviceLog"
+    msgs = consume(topic, committed=False)
+    assert len(msgs) == 40
+    de = AvroDeserializer(registry)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    for m in msgs:
+        assert m["value"][0] == 0 and int.from_bytes(m["value"][1:5], "big") == sid
+        rec = de(m["value"], ctx)
+        assert rec["event_id"] and rec["ts"].year >= 2000  # timestamp-millis: a datetime
+    r = env.kanon("run", "-c", env.config, "--until-eof")
+    assert r.returncode == 0, r.stderr
+    assert dead_letters(env) == []
+    assert 0 < outputs(env) <= 40
+
+
 def test_exactly_once_aggregates_through_the_registry(registry, tmp_path):
     """With aggregates (exactly-once, the three stages in one process): the
     released rows and window summaries carry the ids registered under their
@@ -192,6 +218,9 @@ def test_incompatible_output_subject_refused(registry, tmp_path):
     r = env.kanon("run", "-c", env.config, "--until-eof", check=False)
     assert r.returncode != 0
     assert b"not compatible" in r.stderr and subject.encode() in r.stderr, r.stderr.decode()[-1500:]
+    # With the registry's own reasons (Confluent's "messages", Apicurio's
+    # "reason"): which of kanon's fields the old data lacks.
+    assert re.search(rb"not compatible: [^\n]*event_type", r.stderr), r.stderr.decode()[-1500:]
     # Refused before anything was written (the output topic not even made).
     assert _partitions(env.out, None) == [] or consume(env.out, committed=False) == []
 
