@@ -785,6 +785,23 @@ static bool identifier_labels(const char *name)
 /* The registrable domain of ascii (A-labels) into out, or "other" when one
  * of its labels carries an identifier. Only a punycode label is decoded
  * (and allocates): the common ASCII host costs no allocation. */
+/* The shape of a registered domain: labels of letters, digits and inner
+ * hyphens, none empty. A host's own labels may carry '_'
+ * (my_host.example.com) and IDNA maps NBSP to a space; a registered
+ * domain's do not: no registry issues one, so it is no domain at all. */
+static bool ldh_name(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool start = !i || s[i - 1] == '.', end = i + 1 == n || s[i + 1] == '.';
+		if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9'))
+			continue;
+		if ((s[i] == '-' || s[i] == '.') && !start && !end)
+			continue;
+		return false;
+	}
+	return n > 0;
+}
+
 static void emit_domain(const char *ascii, char *out)
 {
 	const char *reg = registrable(ascii);
@@ -792,7 +809,7 @@ static void emit_domain(const char *ascii, char *out)
 	char *uni = NULL;
 	bool id;
 
-	if (!reg || n > KN_HOST_MAX || !memchr(reg, '.', n)) {
+	if (!reg || n > KN_HOST_MAX || !memchr(reg, '.', n) || !ldh_name(reg, n)) {
 		SET_LIT(out, "other");
 		return;
 	}
@@ -830,9 +847,14 @@ int kn_url_domain(const char *url, size_t len, char *out)
 	 * that are not UTF-8 included) is "other". */
 	if (idn2_to_ascii_8z(host, &ascii, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK ||
 	    idn2_to_ascii_8z(host, &ascii, IDN2_TRANSITIONAL | IDN2_NFC_INPUT) == IDN2_OK) {
+		size_t an = strlen(ascii);
 		for (char *p = ascii; *p; p++)
 			if (*p >= 'A' && *p <= 'Z')
 				*p += 32;
+		/* The root's dot, as IDNA maps it from 。 or ．: without this,
+		 * "nas.local。" would escape the unknown-suffix rule below. */
+		while (an && ascii[an - 1] == '.')
+			ascii[--an] = '\0';
 		/* IDNA maps full-width digits and ideographic dots: an IP may
 		 * only show now. */
 		if (ip_in_host(ascii))

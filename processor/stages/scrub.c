@@ -1306,9 +1306,16 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	/* KN_FOLD_URL: queries are often logged URL- or HTML-escaped
 	 * ("zhangsan%40qq.com", "&#64;"), and what they escape is scrubbed. */
 	size_t n = kn_fold(in, len, s, sizeof(s), KN_FOLD_URL), i = 0, m, cn;
-	size_t at = next_at(s, n, 0);
+	size_t at;
 	enum label_kind lk;
 
+	/* Control characters (NUL included) separate, as spaces do, and none
+	 * reaches the emitted text: a reader's terminal or C string would act on
+	 * it. Bytes of multi-byte characters are all >= 0x80. */
+	for (size_t k = 0; k < n; k++)
+		if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
+			s[k] = ' ';
+	at = next_at(s, n, 0);
 	memset(c, 0, sizeof(*c));
 	while (i < n && !o.full) {
 		const char *ph = NULL;
@@ -1336,6 +1343,11 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			 (m = match_numerals(s, n, i, c)))
 			ph = "<NUM>";
 		if (ph) {
+			/* Digits glued to what was replaced belong to it: no
+			 * matcher starts inside a run of digits, so they would
+			 * be copied ("<uuid>13800138000" ends mid-run). */
+			while (i + m < n && is_digit(s[i + m]))
+				m++;
 			put_placeholder(&o, ph, strlen(ph));
 			i += m;
 			continue;

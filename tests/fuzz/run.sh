@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds a fuzz target with clang (libFuzzer, ASan, UBSan) and runs it for
 # SECONDS (default 30) from a seed corpus.
-#   tests/fuzz/run.sh BUILD_DIR [SECONDS] [decode|container]
+#   tests/fuzz/run.sh BUILD_DIR [SECONDS] [decode|container|text]
 # decode: kanon's decoder against avro-c on random schemas; seeds are random
 # conforming datums from test_decode_diff. container: the Avro container
 # reader of `kanon process` and the decoder splitting its blocks; seeds are
-# small files in every codec (container_seeds.py, with KANON_PYTHON).
+# small files in every codec (container_seeds.py, with KANON_PYTHON). text:
+# the folder, scrubber, normalizer and generalizers on arbitrary bytes,
+# checking the shapes their headers promise; seeds are the lines of
+# text_seeds.txt.
 # BUILD_DIR is a configured kanon build. Findings are left in
 # BUILD_DIR/fuzz-TARGET/ as crash-* files.
 set -euo pipefail
@@ -39,8 +42,19 @@ container)
 		-lbz2 -lm -o "$out/fuzz"
 	"${KANON_PYTHON:-python3}" "$root/tests/fuzz/container_seeds.py" "$out/corpus"
 	;;
+text)
+	$CLANG "${flags[@]}" "$root/tests/fuzz/fuzz_text.c" "$root/processor/stages/fold.c" \
+		"$root/processor/stages/scrub.c" "$root/processor/stages/normalize.c" \
+		"$root/processor/stages/generalize.c" "$root/processor/core/kn_alloc.c" \
+		$(pkg-config --cflags --libs icu-uc icu-i18n libidn2 libpsl libxxhash) -lm -o "$out/fuzz"
+	i=0
+	while IFS= read -r line; do
+		i=$((i + 1))
+		printf '%s' "$line" >"$out/corpus/seed$i"
+	done <"$root/tests/fuzz/text_seeds.txt"
+	;;
 *)
-	echo "run.sh: unknown target '$target' (decode, container)" >&2
+	echo "run.sh: unknown target '$target' (decode, container, text)" >&2
 	exit 2
 	;;
 esac

@@ -218,6 +218,22 @@ static void test_url_domain(void)
 	KT_STREQ(domain("https://13812345678.example.cn/"), "example.cn");
 	KT_STREQ(domain("https://zhangsan-hn0031k.github.io/"), "github.io");
 	KT_STREQ(domain("https://a.b.c.bbc.co.uk/"), "bbc.co.uk");
+	/* '_' in a host's own label, not in a registered domain (no registry
+	 * issues one: found by fuzz_text). */
+	KT_STREQ(domain("http://my_host.example.com/x"), "example.com");
+	KT_STREQ(domain("http://zhang_san.example/"), "other");
+	KT_STREQ(domain("http://138.1256z_angxample.com/"), "other");
+	/* A name under no public suffix is a private host's ("nas.local"),
+	 * also when it ends in the root's dot written 。 or ． (IDNA maps both
+	 * to '.': found by fuzz_text). */
+	KT_STREQ(domain("http://zhangsans-macbook.local/"), "other");
+	KT_STREQ(domain("http://zhangsans-macbook.local。/"), "other");
+	KT_STREQ(domain("http://li-wei-laptop.corp．/"), "other");
+	KT_STREQ(domain("http://www.example.com。/"), "example.com");
+	KT_STREQ(domain("http://例子.中国。/"), "xn--fsqu00a.xn--fiqs8s");
+	/* What IDNA lets through that no registry issues: NBSP becomes a space. */
+	KT_STREQ(domain("\xc2\xa0zhangsan.com/"), "other");
+	KT_STREQ(domain("http://-zhangsan.com/"), "other");
 	/* IDN: one canonical form, A-labels; punycode and Unicode agree. */
 	KT_STREQ(domain("https://例子.中国/"), "xn--fsqu00a.xn--fiqs8s");
 	KT_STREQ(domain("https://xn--fsqu00a.xn--fiqs8s/"), "xn--fsqu00a.xn--fiqs8s");

@@ -375,6 +375,13 @@ static void test_no_long_digit_runs(void)
 		"(1)(2)(3)(4)(5)(6)(7)",
 		"x+1234567",
 		"abc\xff\xfe 12345678901",
+		/* digits glued to a replaced identifier (found by fuzz_text) */
+		"00000000-0000-0000-0000-00000000138000000138000000",
+		"id 5f2a9c81-d07b-4e1a-9c3e-1a2b3c4d5e6f13812345678 x",
+		/* control characters are separators, as spaces */
+		"call 138\x01"
+		"1234\x01"
+		"5678",
 	};
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
 		const char *o = scrub(in[i]);
