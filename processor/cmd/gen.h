@@ -41,8 +41,9 @@ struct kn_gen_result {
 };
 
 /* Generates to the config's input topics (the first topic, and the first
- * schema with an id, or with a registry the first schema, of each type) or to <out_dir>/<type>.avro (the first
- * schema of the type; the file's header holds its .avsc as written).
+ * schema with an id, or with a registry the first schema, of each type) or
+ * to <out_dir>/<type>.avro (the first schema of the type; the file's header
+ * holds its .avsc as written).
  * Returns 0 or a negative errno with errstr set: -EINVAL when the config
  * cannot do it (no schema or topic of a type, a schema that does not fit). */
 int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn_gen_result *res,

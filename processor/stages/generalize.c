@@ -782,9 +782,6 @@ static bool identifier_labels(const char *name)
 	}
 }
 
-/* The registrable domain of ascii (A-labels) into out, or "other" when one
- * of its labels carries an identifier. Only a punycode label is decoded
- * (and allocates): the common ASCII host costs no allocation. */
 /* The shape of a registered domain: labels of letters, digits and inner
  * hyphens, none empty. A host's own labels may carry '_'
  * (my_host.example.com) and IDNA maps NBSP to a space; a registered
@@ -802,6 +799,9 @@ static bool ldh_name(const char *s, size_t n)
 	return n > 0;
 }
 
+/* The registrable domain of ascii (A-labels) into out, or "other" when one
+ * of its labels carries an identifier. Only a punycode label is decoded
+ * (and allocates): the common ASCII host costs no allocation. */
 static void emit_domain(const char *ascii, char *out)
 {
 	const char *reg = registrable(ascii);
