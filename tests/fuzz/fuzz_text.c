@@ -1,10 +1,11 @@
 /* libFuzzer target: every function that reads a record's free text (the
- * folder, the query scrubber, the identifier normalizer, and the URL, user
- * agent, OS, app version and IP generalizers) on arbitrary bytes. Beyond
+ * folder, the query scrubber, the identifier normalizer, the sensitive and
+ * taxonomy lexicons, and the URL, user agent, OS, app version and IP
+ * generalizers) on arbitrary bytes. Beyond
  * memory errors (ASan/UBSan), it aborts when an output breaks the promise
  * its header makes: text that is not valid UTF-8 or overruns its buffer,
- * a scrubbed query that keeps a run of 9 or more digits, a generalized
- * value outside its closed vocabulary or checked shape.
+ * a scrubbed query that keeps a run of 9 or more digits, a category or a
+ * generalized value outside its closed vocabulary or checked shape.
  * tests/fuzz/run.sh builds and runs it from seeds of every field kind
  * (text_seeds.txt). */
 #include <stdbool.h>
@@ -12,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "fold.h"
 #include "generalize.h"
 #include "normalize.h"
+#include "policy.h"
 #include "scrub.h"
+
+static struct kn_policy *pol; /* the built-in lexicons */
 
 static bool valid_utf8(const char *s, size_t n)
 {
@@ -188,13 +193,32 @@ static void check_generalize(const char *in, size_t n)
 		abort();
 }
 
+/* A category: a lexicon's name (lower-case words), or none. */
+static bool category_ok(const char *c)
+{
+	if (!c)
+		return true;
+	for (const char *p = c; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || *p == '_' || *p == '-' || *p == ' '))
+			return false;
+	return *c && strlen(c) < 64;
+}
+
+static void check_lexicons(const char *in, size_t n)
+{
+	if (!category_ok(kn_policy_sensitive(pol, in, n)) ||
+	    !category_ok(kn_policy_categorize(pol, in, n)))
+		abort();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	static struct kn_config c = {.sensitive_terms = "builtin", .query_taxonomy = "builtin"};
 	char err[256];
 
 	(void)argc;
 	(void)argv;
-	if (kn_fold_init(err, sizeof(err)))
+	if (kn_fold_init(err, sizeof(err)) || kn_policy_new(&c, &pol, err, sizeof(err)))
 		abort();
 	return 0;
 }
@@ -206,6 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_fold(in, size);
 	check_scrub(in, size);
 	check_normalize(in, size);
+	check_lexicons(in, size);
 	check_generalize(in, size);
 	return 0;
 }

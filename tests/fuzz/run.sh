@@ -6,7 +6,7 @@
 # conforming datums from test_decode_diff. container: the Avro container
 # reader of `kanon process` and the decoder splitting its blocks; seeds are
 # small files in every codec (container_seeds.py, with KANON_PYTHON). text:
-# the folder, scrubber, normalizer and generalizers on arbitrary bytes,
+# the folder, scrubber, normalizer, lexicons and generalizers on arbitrary bytes,
 # checking the shapes their headers promise; seeds are the lines of
 # text_seeds.txt.
 # BUILD_DIR is a configured kanon build. Findings are left in
@@ -45,7 +45,8 @@ container)
 text)
 	$CLANG "${flags[@]}" "$root/tests/fuzz/fuzz_text.c" "$root/processor/stages/fold.c" \
 		"$root/processor/stages/scrub.c" "$root/processor/stages/normalize.c" \
-		"$root/processor/stages/generalize.c" "$root/processor/core/kn_alloc.c" \
+		"$root/processor/stages/generalize.c" "$root/processor/stages/policy.c" \
+		"$root/processor/core/kn_alloc.c" -I"$build/generated" \
 		$(pkg-config --cflags --libs icu-uc icu-i18n libidn2 libpsl libxxhash) -lm -o "$out/fuzz"
 	i=0
 	while IFS= read -r line; do
