@@ -482,14 +482,25 @@ static const char *input_topic(const struct kn_config *c, enum kn_event_type t)
  * <topic>-value, as a registry-aware producer would, and its records carry
  * the id the registry gives: any registry-aware reader of the input topics
  * can then read them, and no id pinned in the config can name another
- * record there. */
-static int register_input(struct gen *g, struct out *o, const char *topic, char *errstr,
-			  size_t errsz)
+ * record there. schema_registry.register_outputs: false (only a pipeline
+ * registers) is obeyed here too: the schema is only looked up. Whatever
+ * the registry says is a failure of the run (-EIO, exit 1), not of the
+ * config. */
+static int register_input(struct gen *g, const struct kn_config *c, struct out *o,
+			  const char *topic, char *errstr, size_t errsz)
 {
 	char subject[300];
+	int err;
 
 	snprintf(subject, sizeof(subject), "%s-value", topic);
-	return kn_registry_id(g->reg, subject, o->schema_text, 1, &o->id, errstr, errsz);
+	err = kn_registry_id(g->reg, subject, o->schema_text, c->registry_register, &o->id, errstr,
+			     errsz);
+	if (err == -ENOENT)
+		snprintf(errstr, errsz,
+			 "schema registry: '%s' has no such schema and "
+			 "schema_registry.register_outputs is false: register %s there first",
+			 subject, o->sc->file);
+	return err ? -EIO : 0;
 }
 
 static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type t, char *errstr,
@@ -505,8 +516,9 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 			o->sc = &c->schemas[i];
 	if (!o->sc) {
 		snprintf(errstr, errsz,
-			 "no schema of type %s with an id in the config (without "
-			 "schema_registry.url, gen frames its records with schemas[].id)",
+			 g->reg ? "no schema of type %s in the config"
+				: "no schema of type %s with an id in the config (without "
+				  "schema_registry.url, gen frames its records with schemas[].id)",
 			 kn_event_type_name(t));
 		return -EINVAL;
 	}
@@ -542,7 +554,7 @@ static int open_out(struct gen *g, const struct kn_config *c, enum kn_event_type
 		snprintf(errstr, errsz, "out of memory");
 		return -ENOMEM;
 	}
-	return g->reg ? register_input(g, o, topic, errstr, errsz) : 0;
+	return g->reg ? register_input(g, c, o, topic, errstr, errsz) : 0;
 }
 
 static int send_msg(struct gen *g, struct out *o, const void *p, size_t n)

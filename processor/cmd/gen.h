@@ -45,7 +45,9 @@ struct kn_gen_result {
  * to <out_dir>/<type>.avro (the first schema of the type; the file's header
  * holds its .avsc as written).
  * Returns 0 or a negative errno with errstr set: -EINVAL when the config
- * cannot do it (no schema or topic of a type, a schema that does not fit). */
+ * cannot do it (no schema or topic of a type, a schema that does not fit),
+ * -EIO when the registry refuses or cannot be asked, another when writing
+ * or delivering fails. */
 int kn_gen_run(const struct kn_config *c, const struct kn_gen_opts *o, struct kn_gen_result *res,
 	       char *errstr, size_t errstr_size);
 

@@ -37,11 +37,13 @@ int kn_log_parse_level(const char *s, enum kn_log_level *out)
 	return -EINVAL;
 }
 
-char *kn_tame(char *s)
+char *kn_log_tame(char *s)
 {
 	for (unsigned char *p = (unsigned char *)s; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
 			*p = '?';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1, as UTF-8 */
+			*p = '?', *++p = '?';
 	return s;
 }
 
@@ -66,7 +68,7 @@ void kn_log(enum kn_log_level level, const char *component, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	kn_tame(msg);
+	kn_log_tame(msg);
 	fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", ts, now.tv_nsec / 1000000, tag[level],
 		component, msg);
 }

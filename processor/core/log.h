@@ -20,12 +20,13 @@ int kn_log_parse_level(const char *s, enum kn_log_level *out);
 void kn_log(enum kn_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Replaces every control byte of s (below 0x20, and 0x7f) with '?', in
+/* Replaces every control character of s (bytes below 0x20 and 0x7f, and
+ * C1 written as UTF-8, C2 80-9F, which terminals also obey) with '?', in
  * place: for text from outside (a file's header, a registry's answer, a
  * library's message quoting either) before it goes into an error or a log
  * line, so that it can neither forge a line nor drive a terminal. kn_log
  * does it to every message as well. Returns s. */
-char *kn_tame(char *s);
+char *kn_log_tame(char *s);
 
 #define kn_err(comp, ...)  kn_log(KN_LOG_ERROR, comp, __VA_ARGS__)
 #define kn_warn(comp, ...) kn_log(KN_LOG_WARN, comp, __VA_ARGS__)

@@ -51,7 +51,7 @@ int kn_schema_read_file(const char *path, avro_schema_t *out, char **text_out, c
 	text[len] = '\0';
 	if (avro_schema_from_json_length(text, (size_t)len, out)) {
 		snprintf(errstr, errstr_size, "%s: invalid Avro schema: %s", path, avro_strerror());
-		kn_tame(errstr);
+		kn_log_tame(errstr);
 		err = -EINVAL;
 	}
 	if (!err && text_out)
@@ -203,7 +203,7 @@ int kn_schemas_learn(struct kn_schemas *s, int32_t id, const char *json, char *w
 	if (avro_schema_from_json_length(json, strlen(json), &e.schema)) {
 		snprintf(warn, warn_size, "schema id %d: not a valid Avro schema: %s", (int)id,
 			 avro_strerror());
-		kn_tame(warn); /* avro-c quotes the registry's text back */
+		kn_log_tame(warn); /* avro-c quotes the registry's text back */
 		e.schema = NULL;
 		e.why = "registry schema invalid";
 		return append(s, &e);

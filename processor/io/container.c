@@ -200,7 +200,7 @@ int kn_container_open_stream(FILE *fp, const char *name, struct kn_container **o
 	if (avro_schema_from_json_length(json, (size_t)json_len, &c->schema)) {
 		/* avro-c quotes the file's schema text back: tamed */
 		snprintf(errstr, errstr_size, "%s: avro.schema: %s", name, avro_strerror());
-		kn_tame(errstr);
+		kn_log_tame(errstr);
 		goto fail;
 	}
 	kn_free(json);

@@ -201,7 +201,7 @@ static void error_text(const struct body *b, int *code, char *out, size_t n)
 	else
 		snprintf(out, n, "%.200s", b->n ? b->p : "(empty body)");
 	json_object_put(j);
-	kn_tame(out); /* the registry's words, quoted */
+	kn_log_tame(out); /* the registry's words, quoted */
 }
 
 /* One request: GET when body is NULL, else POST. Returns 0 with the answer
@@ -358,7 +358,7 @@ static void reasons(struct json_object *j, char *out, size_t n)
 		   json_object_is_type(m, json_type_string)) {
 		snprintf(out, n, ": %.900s", json_object_get_string(m));
 	}
-	kn_tame(out);
+	kn_log_tame(out);
 }
 
 int kn_registry_compatible(struct kn_registry *r, const char *subject, const char *schema_json,

@@ -443,9 +443,12 @@ void kn_os_parse(const char *os, size_t len, char family[KN_FAMILY_MAX], int32_t
 
 	*major = -1;
 	for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+		/* Per record: the first letter (every prefix is lower case)
+		 * rules out most families before any library call. */
+		if (!len || (os[0] | 0x20) != fam[i].prefix[0])
+			continue;
 		size_t n = strlen(fam[i].prefix);
-		if (len >= n && (os[0] | 0x20) == fam[i].prefix[0] &&
-		    !strncasecmp(os, fam[i].prefix, n) &&
+		if (len >= n && !strncasecmp(os, fam[i].prefix, n) &&
 		    (len == n || os[n] == ' ' || os[n] == '/' || os[n] == '_')) {
 			set_family(family, fam[i].family);
 			p = os + n;

@@ -550,14 +550,17 @@ static const char *classify(struct digits *g, struct kn_scrub_counts *c)
 /* A number at i: returns its length, with *ph its placeholder; or, when it
  * may stay as it is, NULL and the length to copy: a whole date, or only the
  * first group of a short number (what follows a separator gets a look of
- * its own: "v6 2001:db8::1"). 0: no number here. */
-static size_t match_digits(const char *s, size_t len, size_t i, const char **ph,
+ * its own: "v6 2001:db8::1"). 0: no number here. A number starts where
+ * no digit precedes it, or at fresh: where the last replacement ended, as
+ * what was glued to a replaced identifier is a number of its own
+ * ("<uuid>13800-138000"). */
+static size_t match_digits(const char *s, size_t len, size_t i, size_t fresh, const char **ph,
 			   struct kn_scrub_counts *c)
 {
 	struct digits g;
 	size_t k = i;
 
-	if (i && is_digit(s[i - 1]))
+	if (i && is_digit(s[i - 1]) && i != fresh)
 		return 0;
 	while (k < len && k - i < 2 && (s[k] == '(' || s[k] == '+'))
 		k++;
@@ -1306,15 +1309,19 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 	/* KN_FOLD_URL: queries are often logged URL- or HTML-escaped
 	 * ("zhangsan%40qq.com", "&#64;"), and what they escape is scrubbed. */
 	size_t n = kn_fold(in, len, s, sizeof(s), KN_FOLD_URL), i = 0, m, cn;
-	size_t at;
+	size_t at, fresh = 0;
 	enum label_kind lk;
 
-	/* Control characters (NUL included) separate, as spaces do, and none
-	 * reaches the emitted text: a reader's terminal or C string would act on
-	 * it. Bytes of multi-byte characters are all >= 0x80. */
-	for (size_t k = 0; k < n; k++)
-		if ((unsigned char)s[k] < 0x20 || s[k] == 0x7f)
+	/* Control characters (C0 with NUL, DEL, and C1 as UTF-8: C2 80-9F)
+	 * separate, as spaces do, and none reaches the emitted text: a reader's
+	 * terminal or C string would act on it. s is valid UTF-8 (kn_fold). */
+	for (size_t k = 0; k < n; k++) {
+		unsigned char b = (unsigned char)s[k];
+		if (b < 0x20 || b == 0x7f)
 			s[k] = ' ';
+		else if (b == 0xc2 && k + 1 < n && (unsigned char)s[k + 1] <= 0x9f)
+			s[k] = s[k + 1] = ' ';
+	}
 	at = next_at(s, n, 0);
 	memset(c, 0, sizeof(*c));
 	while (i < n && !o.full) {
@@ -1337,19 +1344,14 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			ph = "<NUM>", c->num++;
 		else if ((m = match_lookalike(s, n, i, &ph, c)))
 			;
-		else if ((m = match_digits(s, n, i, &ph, c)) && !ph)
+		else if ((m = match_digits(s, n, i, fresh, &ph, c)) && !ph)
 			; /* a date or a short number: copied below, whole */
 		else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&
 			 (m = match_numerals(s, n, i, c)))
 			ph = "<NUM>";
 		if (ph) {
-			/* Digits glued to what was replaced belong to it: no
-			 * matcher starts inside a run of digits, so they would
-			 * be copied ("<uuid>13800138000" ends mid-run). */
-			while (i + m < n && is_digit(s[i + m]))
-				m++;
 			put_placeholder(&o, ph, strlen(ph));
-			i += m;
+			fresh = i += m;
 			continue;
 		}
 		if (m) {

@@ -59,8 +59,8 @@ struct kn_scrub_counts {
 };
 
 /* Writes the scrubbed, folded text of in[0..len) to out (KN_SCRUB_MAX
- * bytes, NUL-terminated valid UTF-8 without control characters, which
- * become spaces; cut at a character boundary). Returns
+ * bytes, NUL-terminated valid UTF-8 without control characters (C0, DEL,
+ * C1), which become spaces; cut at a character boundary). Returns
  * its length; counts (may be NULL) says what was replaced. */
 size_t kn_scrub_query(const char *in, size_t len, char *out, struct kn_scrub_counts *counts);
 

@@ -90,8 +90,9 @@ static void check_scrub(const char *in, size_t n)
 		abort();
 	for (size_t i = 0; i < len; i++) { /* an 8-digit date may stay; nothing longer */
 		run = out[i] >= '0' && out[i] <= '9' ? run + 1 : 0;
-		if (run >= 9 || (unsigned char)out[i] < 0x20 || out[i] == 0x7f)
-			abort();
+		if (run >= 9 || (unsigned char)out[i] < 0x20 || out[i] == 0x7f ||
+		    ((unsigned char)out[i] == 0xc2 && (unsigned char)out[i + 1] <= 0x9f))
+			abort(); /* C0, DEL, C1 */
 	}
 }
 

@@ -147,7 +147,7 @@ def test_header_text_is_tamed_in_errors(tmp_path):
     back, and kanon's error must neither forge a line nor carry terminal
     escapes (ESC, BEL, CR, LF) from it."""
     env = Env(tmp_path, "file_tame")
-    evil = "\x1b]0;title\x07\x1b[2J\r\nkanon: forged line\x1b[0m"
+    evil = "\x1b]0;title\x07\x1b[2J\r\nkanon: forged line\x1b[0m\u009b31m"
     p = os.path.join(str(tmp_path), "evil.avro")
     raw_container(p, json.dumps({"type": "record", "name": "DeviceLog",
                                  "fields": [{"name": "a", "type": evil}]}))
@@ -156,6 +156,7 @@ def test_header_text_is_tamed_in_errors(tmp_path):
     assert b"avro.schema" in r.stderr and b"forged line" in r.stderr, r.stderr
     assert not any(c < 0x20 and c != 0x0A for c in r.stderr), r.stderr
     assert b"\nkanon: forged" not in r.stderr and b"\x7f" not in r.stderr
+    assert b"\xc2\x9b" not in r.stderr  # C1's CSI, as UTF-8
 
 
 def test_trailing_bytes_and_odd_paths(tmp_path):

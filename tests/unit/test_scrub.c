@@ -135,6 +135,14 @@ static void test_device_ids(void)
 		/* Pairs of decimal digits are a number: never cut into an <ID>. */
 		{"11-01-05-19-87-02-26-02-53", "<CN_ID>"},
 		{"62-22-02-12-34-56-78-90-12", "<CARD>"},
+		/* A number glued to a replaced identifier is a number of its
+		 * own, grouped or not (found by fuzz_text and its review). */
+		{"5f2a9c81-d07b-4e1a-9c3e-1a2b3c4d5e6f13800-138000", "<ID><PHONE>"},
+		{"5f2a9c81-d07b-4e1a-9c3e-1a2b3c4d5e6f13800 138000", "<ID><PHONE>"},
+		{"idfa5f2a9c81-d07b-4e1a-9c3e-1a2b3c4d5e6f13800.138000", "idfa<ID><PHONE>"},
+		{"id:5f2a9c81-d07b-4e1a-9c3e-1a2b3c4d5e6f1380013-8000", "id:<ID><PHONE>"},
+		{"00000000-0000-0000-0000-00000000138000000138000000", "<ID><NUM>"},
+		{"5f2a9c81-d07b-4e1a-9c3e-1a2b3c4d5e6f2024-01-01", "<ID>2024-01-01"},
 	};
 	EXPECT(c);
 }
