@@ -183,6 +183,13 @@ def test_gen_registers_its_input_schemas(registry, tmp_path):
     assert r.returncode == 0, r.stderr
     assert dead_letters(env) == []
     assert 0 < outputs(env) <= 40
+    # Where only a pipeline registers, gen only looks its schema up: a
+    # subject without it is a failed run (exit 1) that says what to do.
+    (tmp_path / "ro").mkdir()
+    ro = registry_env(tmp_path / "ro", "sr-gen-ro", "  register_outputs: false\n")
+    r = ro.kanon("gen", "-c", ro.config, "--count", "5", "--types", "device", check=False)
+    assert r.returncode == 1 and b"register_outputs is false" in r.stderr, r.stderr
+    assert ro.topics["device"] + "-value" not in registry.get_subjects()
 
 
 def test_exactly_once_aggregates_through_the_registry(registry, tmp_path):
