@@ -41,6 +41,7 @@ decode)
 	;;
 container)
 	$CLANG "${flags[@]}" "$root/tests/fuzz/fuzz_container.c" "$root/processor/io/container.c" \
+		"$root/processor/core/log.c" \
 		"${common[@]}" $(pkg-config --cflags --libs avro-c zlib snappy liblzma libzstd) \
 		-lbz2 -lm -o "$out/fuzz"
 	"${KANON_PYTHON:-python3}" "$root/tests/fuzz/container_seeds.py" "$out/corpus"
