@@ -358,6 +358,14 @@ static void allow_dumps(void)
 	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 }
 
+/* An error from below, said once here: its text may quote what came from
+ * outside (a config value, a broker's or registry's words), so it is tamed
+ * like every log line (log.h). */
+static void say(const char *what, char *errstr)
+{
+	fprintf(stderr, "kanon: %s%s\n", what, kn_log_tame(errstr));
+}
+
 static int fail_usage(const char *msg)
 {
 	fprintf(stderr, "kanon: %s\n(see 'kanon --help')\n", msg);
@@ -372,7 +380,7 @@ static int load_config(const struct args *a, struct kn_config **c)
 	if (!a->config)
 		return fail_usage("-c/--config FILE is required");
 	if (kn_config_load(a->config, a->sets, a->n_sets, c, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		say("config error: ", errstr);
 		return 2;
 	}
 	if (!kn_log_parse_level(a->log_level ? a->log_level : (*c)->log_level, &lvl))
@@ -428,22 +436,22 @@ static int cmd_check(const struct args *a)
 	if ((rc = load_config(a, &c)))
 		return rc;
 	if (kn_run_preflight(c, a->metrics_addr, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		say("config error: ", errstr);
 		rc = KN_EXIT_CONFIG;
 	}
 	/* A port another process holds: run would fail now, a runtime
 	 * condition (1) like brokers that do not answer. */
 	if (!rc && a->metrics_addr &&
 	    kn_metrics_probe_addr(a->metrics_addr, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: %s\n", errstr);
+		say("", errstr);
 		rc = KN_EXIT_FAILURE;
 	}
 	if (!rc && a->kafka && c->n_aggs && (err = kn_topology_check(c, errstr, sizeof(errstr)))) {
-		fprintf(stderr, "kanon: internal topics: %s\n", errstr);
+		say("internal topics: ", errstr);
 		rc = asked_exit(err);
 	}
 	if (!rc && a->kafka && kn_sreg_check(c, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: %s\n", errstr);
+		say("", errstr);
 		rc = KN_EXIT_CONFIG; /* its TLS and credential errors look like outages */
 	}
 	if (!rc) { /* the effective config, only once it is valid */
@@ -467,7 +475,7 @@ static int cmd_run(const struct args *a)
 				.until_eof = a->until_eof,
 				.max_messages = a->max_messages};
 	if (kn_run_preflight(c, a->metrics_addr, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		say("config error: ", errstr);
 		kn_config_destroy(c);
 		return KN_EXIT_CONFIG;
 	}
@@ -502,13 +510,13 @@ static int cmd_process(const struct args *a)
 	if ((rc = load_config(a, &c)))
 		return rc;
 	if (kn_run_preflight(c, NULL, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		say("config error: ", errstr);
 		kn_config_destroy(c);
 		return KN_EXIT_CONFIG;
 	}
 	warn_weaknesses(c, true);
 	if (kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: %s\n", errstr);
+		say("", errstr);
 		rc = 1;
 	}
 	fprintf(stderr,
@@ -576,7 +584,7 @@ static int cmd_gen(const struct args *a)
 	if ((rc = load_config(a, &c)))
 		return rc;
 	if ((rc = kn_gen_run(c, &o, &r, errstr, sizeof(errstr)))) {
-		fprintf(stderr, "kanon: gen: %s\n", errstr);
+		say("gen: ", errstr);
 		rc = rc == -EINVAL ? 2 : 1; /* what the config cannot do: a usage error */
 	}
 	for (int t = 0; !rc && t < KN_EV_TYPES; t++) /* what was written, once it was */
@@ -597,7 +605,7 @@ static int cmd_policy(const struct args *a)
 	if (rc)
 		return rc;
 	if (kn_schemas_load(c, &s, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: config error: %s\n", errstr);
+		say("config error: ", errstr);
 		kn_config_destroy(c);
 		return 2;
 	}
@@ -643,18 +651,18 @@ static int cmd_keys(const struct args *a, const char *verb, const char *epoch_ar
 	 * that cannot write is a runtime failure (1). */
 	k = NULL;
 	if (kn_keys_load(c->key_file, c->prf, c->epoch_ms, now, &k, errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: %s\n", errstr);
+		say("", errstr);
 		rc = 2;
 	} else if (!strcmp(verb, "retire")) {
 		kn_keys_destroy(k);
 		k = NULL;
 		if ((err = kn_keys_retire(c->key_file, epoch + 1, c->epoch_ms, now, NULL, errstr,
 					  sizeof(errstr)))) {
-			fprintf(stderr, "kanon: keys retire: %s\n", errstr);
+			say("keys retire: ", errstr);
 			rc = err == -ERANGE ? 2 : 1;
 		} else if (kn_keys_load(c->key_file, c->prf, c->epoch_ms, now, &k, errstr,
 					sizeof(errstr))) {
-			fprintf(stderr, "kanon: %s\n", errstr);
+			say("", errstr);
 			rc = 1;
 		}
 	}
@@ -673,7 +681,7 @@ static int cmd_keygen(int argc, char **argv)
 	if (argc != 3 || argv[2][0] == '-')
 		return fail_usage("usage: kanon keygen PATH");
 	if (kn_keys_generate(argv[2], errstr, sizeof(errstr))) {
-		fprintf(stderr, "kanon: keygen: %s\n", errstr);
+		say("keygen: ", errstr);
 		return 1;
 	}
 	fprintf(stderr, "kanon: wrote a new key chain to %s (mode 0600)\n", argv[2]);
@@ -694,7 +702,7 @@ static int cmd_demo(const struct args *a)
 	install_signals();
 	if (kn_demo(a->count ? a->count : 3000, a->seed_set ? a->seed : 42, errstr,
 		    sizeof(errstr))) {
-		fprintf(stderr, "kanon: demo: %s\n", errstr);
+		say("demo: ", errstr);
 		return 1;
 	}
 	return 0;

@@ -195,6 +195,13 @@ def test_config_errors_exit_2_before_any_network_io(tmp_path):
         p.write_text(text + extra)
         r = run("check", "-c", str(p), env=env)
         assert r.returncode == 2 and want in r.stderr, r.stderr
+    # An error quotes what it was given (here librdkafka quotes a property
+    # name back): tamed, it can neither forge a line nor drive a terminal.
+    for cmd in ("check", "run"):
+        r = run(cmd, "-c", EXAMPLE, "--set", "kafka.consumer.x\x1b[2J\r\nkanon: forged\u009b=1", env=env)
+        assert r.returncode == 2 and b"forged" in r.stderr, r.stderr
+        assert not any(c < 0x20 and c != 0x0A for c in r.stderr), r.stderr
+        assert b"\nkanon: forged" not in r.stderr and b"\xc2\x9b" not in r.stderr, r.stderr
 
 
 def write_key(path, first_epoch="0", chains=1):
