@@ -427,7 +427,7 @@ static int cmd_check(const struct args *a)
 {
 	struct kn_config *c;
 	char errstr[1024];
-	int rc, err;
+	int rc, err = 0;
 
 	if (a->describe) {
 		kn_config_describe(stdout);
@@ -450,7 +450,8 @@ static int cmd_check(const struct args *a)
 		say("internal topics: ", errstr);
 		rc = asked_exit(err);
 	}
-	if (!rc && a->kafka && kn_sreg_check(c, errstr, sizeof(errstr))) {
+	/* A refused topic does not hide a registry problem: one check says both. */
+	if ((!rc || err == -EINVAL) && a->kafka && kn_sreg_check(c, errstr, sizeof(errstr))) {
 		say("", errstr);
 		rc = KN_EXIT_CONFIG; /* its TLS and credential errors look like outages */
 	}

@@ -167,9 +167,20 @@ int kn_topology_check(const struct kn_config *c, char *errstr, size_t errsz)
 		return err;
 	err = check_topic(p, c, c->contrib_topic, c->contrib_partitions,
 			  "aggregate.contrib_partitions", errstr, errsz);
-	if (!err)
-		err = check_topic(p, c, c->partials_topic, c->partials_partitions,
-				  "aggregate.partials_partitions", errstr, errsz);
+	/* Both topics are looked at when the first is refused, so that one
+	 * check names everything to fix; an unanswered question ends it. */
+	if (!err || err == -EINVAL) {
+		char second[512];
+		size_t used = err ? strlen(errstr) : 0;
+		int err2 = check_topic(p, c, c->partials_topic, c->partials_partitions,
+				       "aggregate.partials_partitions", second, sizeof(second));
+
+		if (err2 && !err)
+			snprintf(errstr, errsz, "%s", second);
+		else if (err2 == -EINVAL && used < errsz)
+			snprintf(errstr + used, errsz - used, "; %s", second);
+		err = err ? err : err2;
+	}
 	kn_producer_destroy(p, kn_mono_ms() + 2000);
 	return err;
 }

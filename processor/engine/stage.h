@@ -66,8 +66,8 @@ int kn_topology_ensure(struct kn_producer *p, const struct kn_config *c, char *e
  * missing one is fine (created at start); a compacted one, or one whose
  * retention is shorter than a window plus its lateness plus an hour, is
  * refused; a partition count other than the config's is said (the topic's
- * is what counts). Returns 0, or -EINVAL (refused) or another negative
- * errno (no answer) with errstr set. */
+ * is what counts). Returns 0, or -EINVAL (refused; errstr names every
+ * refused topic) or another negative errno (no answer) with errstr set. */
 int kn_topology_check(const struct kn_config *c, char *errstr, size_t errsz);
 /* Where a person's contributions go, and a definition's window's tallies. */
 int32_t kn_topology_person_partition(uint64_t person, int n);

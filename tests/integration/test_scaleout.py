@@ -199,8 +199,11 @@ def test_check_validates_internal_topics(broker, tmp_path):
     assert r.returncode == 2 and b"cleanup.policy=compact" in r.stderr, r.stderr
     env2 = Env(tmp_path / "short", "check2", aggregates=AGGS) if (tmp_path / "short").mkdir() is None else None
     create_topic(broker, env2.prefix + "-group.agg-contrib", 8, "retention.ms=600000")
+    create_topic(broker, env2.prefix + "-group.agg-partials", 4, "cleanup.policy=compact")
     r = env2.kanon("check", "-c", env2.config, "--kafka", check=False)
+    # One check names both topics to fix, not only the first.
     assert r.returncode == 2 and b"retention.ms=600000 is shorter" in r.stderr, r.stderr
+    assert b"agg-partials: cleanup.policy=compact" in r.stderr, r.stderr
     # Brokers that do not answer are a failure (1), not a configuration error.
     r = env2.kanon("check", "-c", env2.config, "--kafka", "--set", "kafka.brokers=127.0.0.1:%d" % free_port(),
                    check=False)
