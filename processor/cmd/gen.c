@@ -492,7 +492,7 @@ static int register_input(struct gen *g, const struct kn_config *c, struct out *
 	char subject[300];
 	int err;
 
-	snprintf(subject, sizeof(subject), "%s-value", topic);
+	kn_registry_subject(topic, subject, sizeof(subject));
 	err = kn_registry_id(g->reg, subject, o->schema_text, c->registry_register, &o->id, errstr,
 			     errsz);
 	if (err == -ENOENT)

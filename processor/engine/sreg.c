@@ -31,7 +31,7 @@ static int output_id(struct kn_registry *r, const struct kn_config *c, const cha
 	int err;
 
 	*id = -1;
-	snprintf(subject, sizeof(subject), "%s-value", topic);
+	kn_registry_subject(topic, subject, sizeof(subject));
 	if (c->registry_register &&
 	    (err = kn_registry_compatible(r, subject, schema, errstr, errstr_size)))
 		return err;
@@ -88,6 +88,7 @@ int kn_sreg_outputs(struct kn_registry *r, const struct kn_config *c, int role, 
 		{c->n_aggs && (role == KN_RUN_ALL || role == KN_RUN_RELEASE), c->agg_stats_topic,
 		 KN_AGG_STATS_SCHEMA_JSON, "AggWindowStats", &ids->agg_stats_schema_id},
 	};
+	char subject[300];
 	int32_t id;
 	int err;
 
@@ -100,8 +101,9 @@ int kn_sreg_outputs(struct kn_registry *r, const struct kn_config *c, int role, 
 		if (dry)
 			continue;
 		*out[i].id = id;
-		kn_info("registry", "%s on %s is schema id %d (subject %s-value)", out[i].name,
-			out[i].topic, (int)id, out[i].topic);
+		kn_info("registry", "%s on %s is schema id %d (subject %s)", out[i].name,
+			out[i].topic, (int)id,
+			kn_registry_subject(out[i].topic, subject, sizeof(subject)));
 	}
 	return 0;
 }

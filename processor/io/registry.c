@@ -398,6 +398,12 @@ int kn_registry_compatible(struct kn_registry *r, const char *subject, const cha
 	return err;
 }
 
+char *kn_registry_subject(const char *topic, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s-value", topic);
+	return buf;
+}
+
 int kn_registry_id(struct kn_registry *r, const char *subject, const char *schema_json,
 		   int register_it, int32_t *id, char *errstr, size_t errstr_size)
 {

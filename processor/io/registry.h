@@ -68,6 +68,11 @@ int kn_registry_schema(struct kn_registry *r, int32_t id, char **json, char *err
 int kn_registry_compatible(struct kn_registry *r, const char *subject, const char *schema_json,
 			   char *errstr, size_t errstr_size);
 
+/* The subject of a topic's record values, Confluent's TopicNameStrategy
+ * ("<topic>-value"), the name registry-aware clients look a topic's schema
+ * up by. Writes it into buf (cut to size); returns buf. */
+char *kn_registry_subject(const char *topic, char *buf, size_t size);
+
 /* The id of schema_json under subject: registered as a new version when
  * register_it (idempotent: an identical schema keeps its id), else only
  * looked up (-ENOENT when the subject lacks it). */
