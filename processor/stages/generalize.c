@@ -327,7 +327,7 @@ static const struct {
 	B("Chrome", "Chrome"),
 	B("okhttp", "okhttp"),
 	B("curl", "curl"),
-	B("Dalvik", "Android WebView"),
+	B("Dalvik", "Dalvik"), /* Android's own HTTP client: an app, not a browser */
 };
 
 #undef B
@@ -372,7 +372,10 @@ static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 	}
 	b = best_browser(ua, len, &ver);
 	if (b < N_BROWSERS) {
-		set_family(a->browser, browsers[b].family);
+		/* An app's embedded view says Chrome and marks itself "; wv)". */
+		bool wv = !strcmp(browsers[b].family, "Chrome") && find(ua, len, "; wv)");
+
+		set_family(a->browser, wv ? "Android WebView" : browsers[b].family);
 		a->browser_major = major_at(ver, end);
 		return;
 	}

@@ -362,6 +362,14 @@ static void test_user_agent(void)
 	KT_STREQ(a.os, "Linux");
 	UA("Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)");
 	KT_STREQ(a.browser, "bot");
+	UA("Mozilla/5.0 (Linux; Android 10; K; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+	   "Version/4.0 Chrome/120.0.6099.193 Mobile Safari/537.36");
+	KT_STREQ(a.browser, "Android WebView"); /* an app's view, not the Chrome app */
+	KT_CHECK(a.browser_major == 120);
+	UA("Dalvik/2.1.0 (Linux; U; Android 11; M2012K11AC Build/RKQ1.200826.002)");
+	KT_STREQ(a.browser, "Dalvik"); /* Android's HTTP client, no web view */
+	KT_STREQ(a.os, "Android");
+	KT_CHECK(a.os_major == 11);
 	UA("");
 	KT_STREQ(a.browser, "other");
 	KT_STREQ(a.os, "other");
