@@ -279,10 +279,44 @@ static size_t punycode_decode(const char *in, size_t len, char *out, size_t cap)
 
 /* ---- the squeeze ---- */
 
+/* Letters people write between characters as a dash or a bar ("艾丨滋丨病",
+ * "艾ー滋ー病"): separators to the squeeze, as the scrubber reads them in
+ * numbers. Terms are squeezed the same way, so a term that holds one
+ * (a katakana word with ー) still matches itself. */
+static bool filler(UChar32 c)
+{
+	return c == 0x4E28 /* 丨 */ || c == 0x4E36 /* 丶 */ || c == 0x4E3F /* 丿 */ ||
+	       c == 0x4E85 /* 亅 */ || c == 0x30FC /* ー */ || c == 0x3127 /* ㄧ */ ||
+	       c == 0x3161 /* ㅡ */ || c == 0x02C9 /* ˉ */;
+}
+
+/* The length of an HTML tag ("<br>", "</b>", "<span class=x>") at s[i],
+ * or 0: markup between the letters of a word is a separator. */
+static int32_t tag_len(const UChar *s, int32_t i, int32_t n)
+{
+	int32_t k = i + 1;
+
+	if (s[i] != '<')
+		return 0;
+	if (k < n && s[k] == '/')
+		k++;
+	if (k >= n || !((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z')))
+		return 0;
+	for (; k < n && k - i <= 64; k++) {
+		if (s[k] == '>')
+			return k + 1 - i;
+		if (s[k] == '<' || s[k] < 0x20 || s[k] > 0x7e)
+			return 0;
+	}
+	return 0;
+}
+
 static bool word_char(UChar32 c)
 {
 	int8_t t = u_charType(c);
 
+	if (filler(c))
+		return false;
 	return u_isalnum(c) || t == U_NON_SPACING_MARK || t == U_COMBINING_SPACING_MARK ||
 	       t == U_ENCLOSING_MARK;
 }
@@ -309,7 +343,11 @@ static int32_t squeeze(const UChar *s, int32_t n, UChar *d)
 
 	while (i < n) {
 		UChar32 c;
-		int32_t at = i;
+		int32_t at = i, tag = tag_len(s, i, n);
+		if (tag) {
+			i += tag;
+			continue;
+		}
 		U16_NEXT(s, i, n, c);
 		if (!word_char(c))
 			continue;

@@ -16,9 +16,10 @@
  *     (&#64; &#x40; &commat;), and turns punycode labels (xn--...) into
  *     Unicode;
  *   - KN_FOLD_SQUEEZE then squeezes separators (anything that is not a
- *     letter, digit or mark): dropped between two CJK characters ("艾 滋 病")
- *     and between two single-character tokens ("h.i.v", "a i d s"), one
- *     space everywhere else, none at either end.
+ *     letter, digit or mark; also HTML tags, "<br>", and the letters people
+ *     write as a bar or dash, "丨", "ー"): dropped between two CJK characters
+ *     ("艾 滋 病", "艾<br>滋丨病") and between two single-character tokens
+ *     ("h.i.v", "a i d s"), one space everywhere else, none at either end.
  * Plain ASCII input takes a fast path (lower-casing only, then the
  * squeeze). Pure after kn_fold_init: no allocation, thread-safe. */
 #ifndef KN_FOLD_H

@@ -269,9 +269,14 @@ static void lexicon_free(struct lexicon *lx)
 	kn_free(lx->single);
 }
 
+static bool ascii_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 static bool ascii_alnum(char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+	return (c >= '0' && c <= '9') || ascii_alpha(c);
 }
 
 /* Whether text[i, n) is the end of a word after an inflection: plural,
@@ -289,39 +294,61 @@ static bool inflected_end(const char *text, size_t n, size_t i)
 	return false;
 }
 
+/* Words that begin with a short term in a host name and are not about
+ * it: a host label glues words, so there a short term is a prefix
+ * ("gayhealth", "sexshop", "hivplus"), except before these. */
+static bool benign_host_word(const char *w, size_t n)
+{
+	static const char *const words[] = {"hive",	"gaylord",  "gaynor",	 "gayatri",
+					    "sexton",	"sextant",  "jailbreak", "dwight",
+					    "rapeseed", "stdin",    "stdout",	 "stdlib",
+					    "imamura",	"aidsland", "sikhara",	 "gaydon"};
+
+	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+		size_t l = strlen(words[k]);
+		if (l <= n && !memcmp(w, words[k], l))
+			return true;
+	}
+	return false;
+}
+
 /* Does t occur at text + i of folded text: anywhere for CJK terms; for
  * ASCII ones at a word start (so longer terms are stems: "psychiatr" finds
  * "psychiatrist"), and to a word's end, inflections allowed, when its last
  * word is short ("gay" is in "gays" but not in "gaydon", "std" not in
- * "standard", "na org" not in "na organic"). */
-static bool term_at(const struct term *t, const char *text, size_t n, size_t i)
+ * "standard", "na org" not in "na organic"). In a host name (host) a label
+ * glues its words: a term starts after digits too ("91porn") and a short
+ * one is a prefix ("gayhealth") unless the word is a benign_host_word. */
+static bool term_at(const struct term *t, const char *text, size_t n, size_t i, bool host)
 {
 	if (t->len > n - i || memcmp(text + i, t->s, t->len))
 		return false;
 	if (!t->ascii)
 		return true;
 	size_t e = i + t->len;
-	bool starts = i == 0 || !ascii_alnum(text[i - 1]);
-	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e);
+	bool starts = i == 0 || !(host ? ascii_alpha(text[i - 1]) : ascii_alnum(text[i - 1]));
+	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e) ||
+		    (host && !benign_host_word(text + i, n - i));
 	return starts && (!t->whole || ends);
 }
 
-/* Index of the first category (in file order) with a term in folded text. */
-static int lexicon_match(const struct lexicon *lx, const char *folded, size_t n)
+/* Index of the first category (in file order) with a term in folded text
+ * (a host name's, with host). */
+static int lexicon_match(const struct lexicon *lx, const char *folded, size_t n, bool host)
 {
 	int best = -1;
 
 	for (size_t i = 0; i < n && best != 0; i++) {
 		for (int k = 0; k < lx->n_single; k++) {
 			const struct term *t = &lx->terms[lx->single[k]];
-			if ((best < 0 || t->category < best) && term_at(t, folded, n, i))
+			if ((best < 0 || t->category < best) && term_at(t, folded, n, i, host))
 				best = t->category;
 		}
 		if (i + 1 == n)
 			break;
 		for (int k = lx->head[bucket(folded + i)]; k >= 0; k = lx->next[k]) {
 			const struct term *t = &lx->terms[k];
-			if ((best < 0 || t->category < best) && term_at(t, folded, n, i))
+			if ((best < 0 || t->category < best) && term_at(t, folded, n, i, host))
 				best = t->category;
 		}
 	}
@@ -364,12 +391,46 @@ void kn_policy_destroy(struct kn_policy *p)
 	kn_free(p);
 }
 
-/* The sensitive category folded text matches, or NULL. */
-static const char *sensitive_in(struct kn_policy *p, const char *text, size_t len, unsigned flags)
+/* A long text is also folded in pieces small enough that NFKC cannot grow
+ * one past the fold's output (U+FDFA: 3 bytes become 33), each overlapping
+ * the last by more than a term's spelling, and only so far: a field is cut
+ * at decode anyway. */
+#define PIECE	      320
+#define PIECE_OVERLAP 96
+#define PIECES_MAX    (64 * 1024)
+
+/* A start of a UTF-8 character at or before s + i. */
+static size_t char_start(const char *s, size_t i)
+{
+	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
+	return i;
+}
+
+/* The index of a sensitive category in text folded whole, or -1. */
+static int sensitive_fold(struct kn_policy *p, const char *text, size_t len, unsigned flags,
+			  bool host)
 {
 	size_t n = kn_fold(text, len, p->folded, sizeof(p->folded), flags | KN_FOLD_SQUEEZE);
-	int i = lexicon_match(&p->sensitive, p->folded, n);
 
+	return lexicon_match(&p->sensitive, p->folded, n, host);
+}
+
+/* The sensitive category folded text matches, or NULL. A text folded whole
+ * is seen only as far as the fold's buffers go (KN_FOLD_IN_MAX bytes in,
+ * and NFKC can grow a character 18-fold): a longer one is also folded in
+ * overlapping pieces, so that no padding hides a term behind it. */
+static const char *sensitive_in(struct kn_policy *p, const char *text, size_t len, unsigned flags)
+{
+	int i = sensitive_fold(p, text, len, flags, false);
+
+	for (size_t at = 0; i < 0 && len > PIECE && at + PIECE_OVERLAP < len && at < PIECES_MAX;) {
+		size_t end = at + PIECE < len ? char_start(text, at + PIECE) : len;
+		i = sensitive_fold(p, text + at, end - at, flags, false);
+		if (end == len)
+			break;
+		at = char_start(text, end - PIECE_OVERLAP);
+	}
 	return i < 0 ? NULL : p->sensitive.categories[i];
 }
 
@@ -417,9 +478,9 @@ const char *kn_policy_categorize(const struct kn_policy *p, const char *text, si
 	 * text the taxonomy sees (callers check the unscrubbed text as well). */
 	n = drop_placeholders(text, len, words);
 	n = kn_fold(words, n, mp->folded, sizeof(mp->folded), KN_FOLD_SQUEEZE);
-	if (lexicon_match(&p->sensitive, mp->folded, n) >= 0)
+	if (lexicon_match(&p->sensitive, mp->folded, n, false) >= 0)
 		return "withheld";
-	int i = lexicon_match(&p->taxonomy, mp->folded, n);
+	int i = lexicon_match(&p->taxonomy, mp->folded, n, false);
 	return i < 0 ? "other" : p->taxonomy.categories[i];
 }
 
@@ -459,16 +520,43 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 	return 0;
 }
 
-/* Does a URL's host or path name something sensitive? The query string and
+/* The host of URL u[0..n) (scheme optional): *at and its length, without
+ * userinfo or port. */
+static size_t url_host(const char *u, size_t n, size_t *at)
+{
+	const char *s = memmem(u, n < 24 ? n : 24, "//", 2), *e, *ui;
+
+	s = s ? s + 2 : u;
+	e = s;
+	while (e < u + n && *e != '/' && *e != '?' && *e != '#' && *e != '\\')
+		e++;
+	if ((ui = memrchr(s, '@', (size_t)(e - s))))
+		s = ui + 1;
+	for (const char *c = e; c > s; c--) /* a port; not inside an [IPv6] literal */
+		if (c[-1] == ':' || c[-1] == ']') {
+			if (c[-1] == ':')
+				e = c - 1;
+			break;
+		}
+	*at = (size_t)(s - u);
+	return (size_t)(e - s);
+}
+
+/* Does a URL's host or path name something sensitive? The host is read
+ * as a host too (term_at): its labels glue words. The query string and
  * fragment are not looked at: they were never going to be emitted. */
 static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 {
-	size_t n = 0;
+	size_t n = 0, at, hn;
+	int i;
 
 	if (v->type != KN_VAL_STR)
 		return NULL;
 	while (n < v->s.len && v->s.p[n] != '?' && v->s.p[n] != '#')
 		n++;
+	hn = url_host(v->s.p, n, &at);
+	if (hn && (i = sensitive_fold(p, v->s.p + at, hn, KN_FOLD_URL, true)) >= 0)
+		return p->sensitive.categories[i];
 	return sensitive_in(p, v->s.p, n, KN_FOLD_URL);
 }
 

@@ -50,6 +50,11 @@ static void test_squeeze(void)
 	KT_STREQ(fold("hiv检测 医院", SQ), "hiv检测医院");
 	KT_STREQ(fold("北京 hiv", SQ), "北京 hiv");
 	KT_STREQ(fold("", SQ), "");
+	/* markup and letters written as bars separate, like punctuation */
+	KT_STREQ(fold("艾<br>滋</b>病", SQ), "艾滋病");
+	KT_STREQ(fold("h<br/>i<span class=\"x\">v", SQ), "hiv");
+	KT_STREQ(fold("艾丨滋ー病", SQ), "艾滋病");
+	KT_STREQ(fold("ab<cd and ef", SQ), "ab cd and ef"); /* no tag: a '<' alone */
 }
 
 static void test_urls(void)

@@ -250,6 +250,11 @@ static void test_sensitive_spellings(void)
 		"家暴 求助",
 		"hpv疫苗 预约",
 		"domestic violence shelter",
+		"艾<br>滋病", /* markup between the letters */
+		"艾<b>滋</b>病",
+		"h<br>i<br>v test",
+		"艾丨滋丨病", /* letters written as bars and dashes */
+		"艾ー滋ー病",
 	};
 	const char *urls[] = {
 		"https://xn--zbxu2mepl.com/",			    /* punycode 艾滋病 */
@@ -273,7 +278,22 @@ static void test_sensitive_spellings(void)
 		"https://aa.org/",
 		"https://www.jw.org/zh-hans/",
 		"https://www.webmd.com/",
+		/* a short term glued to other words in a host label */
+		"https://www.gayhealth.com/",
+		"https://www.sexshop.com/",
+		"https://www.91porn.com/",
+		"https://www.hivplus.com/",
+		"https://www.aidsmap.com/",
+		"https://user:pw@www.ivfclinic.com:8443/x",
+		"//gaytimes.co.uk/",
+		"jailhouse.example.net/inmates",
 	};
+	/* ...and not before the words it begins only by chance */
+	const char *near_urls[] = {"https://archive.org/",	  "https://hive.com/",
+				   "https://www.sussex.ac.uk/",	  "https://www.gaylord.com/",
+				   "https://www.standard.co.uk/", "https://jailbreak.example.com/",
+				   "https://dwight.example.com/", "http://gaydon.example.com:80/",
+				   "https://www.essex.gov.uk/"};
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
 		struct kn_deid d = finish_query(queries[i], NULL);
 		KT_CHECK(d.sensitive);
@@ -286,6 +306,19 @@ static void test_sensitive_spellings(void)
 		if (!d.sensitive)
 			fprintf(stderr, "  missed url: %s\n", urls[i]);
 	}
+	for (size_t i = 0; i < sizeof(near_urls) / sizeof(near_urls[0]); i++) {
+		struct kn_deid d = finish_query("news", near_urls[i]);
+		KT_CHECK(!d.sensitive);
+		if (d.sensitive)
+			fprintf(stderr, "  false positive url: %s\n", near_urls[i]);
+	}
+	/* A term late in a text that grows past the fold's buffer (U+FDFA
+	 * becomes 33 bytes) is seen too: the text is also checked in pieces. */
+	char late_q[1400], *lw = late_q;
+	for (int i = 0; i < 400; i++)
+		lw += sprintf(lw, "\xef\xb7\xba");
+	sprintf(lw, " hiv test");
+	KT_CHECK(finish_query(late_q, NULL).sensitive);
 	/* A term early in a text that grows 18-fold when folded (U+FDFA) is
 	 * still seen: the text is folded in pieces, not cut in half. */
 	char long_q[3800], *w = long_q;
