@@ -247,11 +247,29 @@ static void explain_outputs(FILE *f, const struct kn_config *c)
 				       : "no free text is emitted");
 }
 
+/* How many windows of w ms one UTC day can touch. Windows and days both
+ * start at multiples of their length from the Unix epoch, so a day starts
+ * at an offset into a window that is a multiple of g = gcd(day, w); the
+ * largest, w - g, touches the most: a 5 h window touches 6 windows on some
+ * days, not 4.8. */
+static int64_t windows_per_day(int64_t w)
+{
+	const int64_t day = 86400000;
+	int64_t a = day, b = w;
+
+	while (b) {
+		int64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return (w - a + day - 1) / w + 1;
+}
+
 /* The release guarantee, with the numbers a privacy reviewer checks. */
 static void explain_aggregates(FILE *f, const struct kn_config *c)
 {
 	const struct kn_dp_params *dp = &c->agg_dp;
-	double per_day = 86400000.0 / (double)c->agg_window_ms;
+	double per_day = (double)windows_per_day(c->agg_window_ms);
 
 	fprintf(f,
 		"Aggregates: '%s' pseudonyms define a person; per window a person counts in "
@@ -280,7 +298,9 @@ static void explain_aggregates(FILE *f, const struct kn_config *c)
 	/* Sequential composition adds the deltas; a sum of 1 or more bounds
 	 * nothing, and says so instead of printing a "probability" above 1. */
 	double day_delta = per_day * dp->delta;
-	fprintf(f, "  per day (%g windows of %lld s, sequential composition): epsilon = %g, ",
+	fprintf(f,
+		"  per UTC day (at most %g windows of %lld s touch one, sequential "
+		"composition): epsilon = %g, ",
 		per_day, (long long)(c->agg_window_ms / 1000), per_day * dp->epsilon);
 	if (day_delta < 1)
 		fprintf(f, "delta = %.3g per person\n", day_delta);

@@ -10,7 +10,10 @@
 #include <time.h>
 #include <yaml.h>
 
+#include <sodium.h>
+
 #include "aggregate.h"
+#include "embedded.h"
 #include "kn_alloc.h"
 #include "log.h"
 #include "registry.h"
@@ -1015,11 +1018,91 @@ static int check_privacy(struct ctx *x)
 			      "this budget with max_groups_per_person %lld and "
 			      "max_events_per_person %lld gives a noise scale beyond the sampler",
 			      (long long)b.l0, (long long)b.linf);
-	/* The deployment the noise is bound to: two pipelines sharing a key
-	 * file cannot share a transactional id (one would fence the other), so
-	 * they draw unrelated noise. */
-	if (!(c->release_scope = kn_strdup(c->transactional_id)))
+	return 0;
+}
+
+static void hash_str(crypto_generichash_state *st, const char *s)
+{
+	crypto_generichash_update(st, (const uint8_t *)(s ? s : "\x01"), s ? strlen(s) + 1 : 1);
+}
+
+static void hash_int(crypto_generichash_state *st, int64_t v)
+{
+	char b[24];
+
+	snprintf(b, sizeof(b), "%lld", (long long)v);
+	hash_str(st, b);
+}
+
+/* A lexicon's text: the built-in one, or the file's (unreadable, its path:
+ * the policy then refuses it anyway). */
+static void hash_lexicon(crypto_generichash_state *st, const char *path, const char *builtin)
+{
+	uint8_t buf[4096];
+	size_t n;
+	FILE *f;
+
+	if (!strcmp(path, "builtin") || !(f = fopen(path, "r"))) {
+		hash_str(st, strcmp(path, "builtin") ? path : builtin);
+		return;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)))
+		crypto_generichash_update(st, buf, n);
+	fclose(f);
+	hash_str(st, "");
+}
+
+/* The noise of a release is bound to its scope (aggregate.c): the
+ * deployment (two pipelines sharing a key file cannot share a
+ * transactional id: one would fence the other) and every setting outside
+ * aggregate.* that shapes the counts: which events are eligible (policy,
+ * its lexicons, validation, input types, schema roles) and who a person is and
+ * what a group holds (keys, pseudonymize, generalize). A release of a
+ * window under another such setting then draws unrelated noise, so two
+ * releases never differ by exactly the true difference. */
+static int bind_release(struct kn_config *c)
+{
+	crypto_generichash_state st;
+	uint8_t h[16];
+	char hex[2 * sizeof(h) + 1];
+
+	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	hash_str(&st, "kn-scope-v1");
+	int64_t v[] = {c->prf,
+		       c->link_kinds,
+		       c->geohash_precision,
+		       c->ipv4_prefix,
+		       c->ipv6_prefix,
+		       c->time_bucket_ms,
+		       c->ts_min_ms,
+		       c->ts_max_future_ms,
+		       c->max_field_bytes,
+		       c->minor_age,
+		       c->unknown_age_is_minor,
+		       c->minors_in_deid,
+		       c->missing_consent_allows,
+		       c->ads_optout_in_deid,
+		       c->agg_max_state_bytes,
+		       c->agg_idle_ms,
+		       c->erasure_enabled};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		hash_int(&st, v[i]);
+	hash_str(&st, c->phone_region);
+	hash_lexicon(&st, c->sensitive_terms, KN_EMBED_SENSITIVE);
+	hash_lexicon(&st, c->query_taxonomy, KN_EMBED_TAXONOMY);
+	for (int i = 0; i < c->n_inputs; i++) /* the types, not the topics' names */
+		hash_int(&st, c->inputs[i].type);
+	for (int i = 0; i < c->n_schemas; i++) {
+		hash_int(&st, c->schemas[i].type);
+		for (int r = 0; r < KN_ROLE_COUNT; r++)
+			hash_str(&st, c->schemas[i].roles[r]);
+	}
+	crypto_generichash_final(&st, h, sizeof(h));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	size_t n = strlen(c->transactional_id) + sizeof(hex) + 1;
+	if (!(c->release_scope = kn_malloc(n)))
 		return -ENOMEM;
+	snprintf(c->release_scope, n, "%s|%s", c->transactional_id, hex);
 	return 0;
 }
 
@@ -1229,9 +1312,9 @@ static int check_whole(struct ctx *x)
 				"group hands back the partitions",
 				(long long)x->c->assign_wait_ms, p->value);
 	}
-	if ((err = check_topics(x)))
+	if ((err = check_topics(x)) || (err = check_schema_ids(x)))
 		return err;
-	return check_schema_ids(x);
+	return bind_release(x->c);
 }
 
 int kn_config_load(const char *path, const char *const *overrides, int n_overrides,

@@ -658,7 +658,8 @@ static bool ip_in_host(const char *h)
 /* A label that carries an identifier rather than a name: a run of 7 or
  * more digits (phones, IDs, accounts, IPs), '-', '_' or any other
  * character that is not a letter between them not breaking the run, or a
- * long hex string (hashes, device ids, 0x IPs). Looked at after folding, so
+ * long hex string (hashes, device ids, 0x IPs; a MAC written in groups,
+ * 00-1a-2b-3c-4d-5e, when 12 or more). Looked at after folding, so
  * full-width digits count, and Chinese numerals count as digits
  * (一三八一二三四五六七八 is a phone number). */
 static bool identifier_label(const char *l, size_t n)
@@ -666,14 +667,17 @@ static bool identifier_label(const char *l, size_t n)
 	char f[256];
 	size_t m = kn_fold(l, n, f, sizeof(f), 0), run = 0, hex = 0, hexdigits = 0;
 	size_t digits = 0, like = 0, like_digits = 0;
+	bool grouped = false; /* the hex run went on across a separator */
 
 	if (m > 2 && f[0] == '0' && f[1] == 'x' && strspn(f + 2, "0123456789abcdef") >= 6)
 		return true;
 	for (size_t i = 0; i < m;) {
 		int32_t c;
 		U8_NEXT(f, i, m, c);
-		if (run && c >= 0 && !u_isalnum(c) && !kn_fold_is_numeral(c))
+		if ((run || hex) && c >= 0 && !u_isalnum(c) && !kn_fold_is_numeral(c)) {
+			grouped |= hex > 0;
 			continue; /* '-', '_', '・' or any other mark between digits */
+		}
 		bool digit = (c >= '0' && c <= '9') || kn_fold_is_numeral(c);
 		run = digit ? run + 1 : 0;
 		digits += digit;
@@ -688,8 +692,10 @@ static bool identifier_label(const char *l, size_t n)
 			hexdigits += c <= '9';
 		} else {
 			hex = hexdigits = 0;
+			grouped = false;
 		}
-		if (run >= 7 || (hex >= 10 && hexdigits >= 3) || (like >= 10 && like_digits >= 3))
+		if (run >= 7 || (hex >= 10 && hexdigits >= 3 && !grouped) ||
+		    (hex >= 12 && hexdigits >= 4) || (like >= 10 && like_digits >= 3))
 			return true;
 	}
 	/* Digits cut apart by letters (138x1234x5678): names have few. */

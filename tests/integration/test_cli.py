@@ -133,7 +133,13 @@ def test_policy_explain_for_the_example(tmp_path):
                  "no field is copied"):
         assert line in text, line
     assert text.count("role bytes\n        never emitted") == 1
+    assert "per UTC day (at most 24 windows of 3600 s touch one" in text
     assert run("policy").returncode == 2
+    # A window that does not divide the day: a day touches up to 6 of 5 h
+    # (windows and days both start at the epoch), not 4.8.
+    r = run("policy", "explain", "-c", EXAMPLE, "--set", "aggregate.window=5h", "--set", "keys.epoch=never")
+    assert r.returncode == 0, r.stderr
+    assert "at most 6 windows of 18000 s touch one, sequential composition): epsilon = 6," in r.stdout.decode()
 
 
 def test_keys_retire_shreds_old_epochs(tmp_path):

@@ -249,6 +249,44 @@ static void test_privacy_budget(void)
 	kn_config_destroy(c);
 }
 
+/* The release scope binds the noise (aggregate.c): the same for settings
+ * that do not shape the counts (a role, an instance, the brokers), another
+ * for one that does (the policy, its lexicon, the inputs, the keys). */
+static void test_release_scope(void)
+{
+	static const char *const same[] = {"run.role=bound", "run.instance=b",
+					   "kafka.brokers=10.0.0.1:9092", "log.level=debug"};
+	static const char *const other[] = {"policy.minor_age=21",
+					    "policy.unknown_age_is_minor=true",
+					    "policy.sensitive_terms=" KN_SOURCE_DIR
+					    "/deploy/policy/query_taxonomy.txt",
+					    "validate.ts_min=2010-01-01",
+					    "keys.prf=hmac-sha256",
+					    "generalize.ipv4_prefix=16",
+					    "aggregate.transactional_id=another"};
+	const char *path = KN_SOURCE_DIR "/deploy/kanon.example.yaml";
+	struct kn_config *base = NULL, *c = NULL;
+	char err[512];
+
+	KT_CHECK(!kn_config_load(path, NULL, 0, &base, err, sizeof(err)));
+	if (!base)
+		return;
+	KT_CHECK(base->release_scope && !strncmp(base->release_scope, "kanon-aggregator|", 17));
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		KT_CHECK(!kn_config_load(path, &same[i], 1, &c, err, sizeof(err)));
+		KT_CHECK(c && !strcmp(c->release_scope, base->release_scope));
+		kn_config_destroy(c);
+	}
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		KT_CHECK(!kn_config_load(path, &other[i], 1, &c, err, sizeof(err)));
+		KT_CHECK(c && strcmp(c->release_scope, base->release_scope));
+		if (c && !strcmp(c->release_scope, base->release_scope))
+			fprintf(stderr, "  same scope with %s\n", other[i]);
+		kn_config_destroy(c);
+	}
+	kn_config_destroy(base);
+}
+
 /* YAML lets a mapping repeat a key and libyaml keeps both: kanon refuses,
  * wherever the key is, and however the dotted path is spelled. */
 static void test_duplicates_refused(void)
@@ -392,6 +430,7 @@ int main(void)
 	KT_RUN(test_errors_name_key_and_line);
 	KT_RUN(test_prefetch_defaults);
 	KT_RUN(test_privacy_budget);
+	KT_RUN(test_release_scope);
 	KT_RUN(test_duplicates_refused);
 	KT_RUN(test_kafka_properties_checked);
 	KT_RUN(test_alloc_failures);

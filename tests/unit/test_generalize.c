@@ -269,6 +269,14 @@ static void test_url_domain(void)
 	KT_CHECK(strcmp(domain("http://example.संगठन/"), "other"));
 	KT_STREQ(domain("http://0xc0a80a1e.com/"), "other");
 	KT_STREQ(domain("https://7-eleven.com/"), "7-eleven.com");
+	/* A MAC written in groups is one hex run (the separators do not break
+	 * it); words and a year between dashes are not. */
+	KT_STREQ(domain("http://00-1a-2b-3c-4d-5e.cn/"), "other");
+	KT_STREQ(domain("http://001a-2b3c-4d5e.com/"), "other");
+	KT_STREQ(domain("http://mac-00-1a-2b-3c-4d-5e.com/"), "other");
+	KT_STREQ(domain("http://00_1a_2b_3c_4d_5e.com/"), "other");
+	KT_STREQ(domain("https://cafe-2024-deals.com/"), "cafe-2024-deals.com");
+	KT_STREQ(domain("https://add-a-bed-2024.com/"), "add-a-bed-2024.com");
 	/* Letters that pass for digits, digits cut apart by letters. */
 	KT_STREQ(domain("http://l38OO138OOO.com/"), "other");
 	KT_STREQ(domain("http://I38OOI38OOO.cn/"), "other");
