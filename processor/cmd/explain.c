@@ -292,7 +292,11 @@ static void explain_aggregates(FILE *f, const struct kn_config *c)
 		"  a group is released iff its noisy people count >= %lld (threshold from "
 		"delta and L0; a one-person group passes with probability %.3g) and >= its k\n"
 		"  summaries hold only what the released rows imply; exact suppressed and "
-		"bounded counts are in /metrics only\n",
+		"bounded counts are in /metrics only\n"
+		"  outside the guarantee (README, \"Outside the guarantee\"): stream time "
+		"follows the data, so one person's event can make others' late and a "
+		"window's timing and closed_early can show it; the state cap; idle "
+		"partitions\n",
 		dp->epsilon, dp->delta, c->agg_epsilon, c->agg_delta, dp->people_scale,
 		dp->events_scale, (long long)dp->threshold, dp->delta_group);
 	/* Sequential composition adds the deltas; a sum of 1 or more bounds
