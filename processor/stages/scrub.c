@@ -139,7 +139,9 @@ static size_t label_at(const char *s, size_t len, size_t i, bool *alpha)
 }
 
 /* "." or a spelled-out dot ([dot] (dot) {dot} " dot " 点 。), with the
- * spaces around the spelled-out ones. Returns its length or 0. */
+ * spaces around the spelled-out ones. Returns its length or 0. The
+ * ideographic full stop (IDNA reads it as a dot) and the defanged "[.]"
+ * are dots however the text is read. */
 static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 {
 	static const char *const words[] = {"[dot]", "(dot)", "{dot}", "<dot>",
@@ -148,6 +150,9 @@ static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 
 	if (j < len && s[j] == '.')
 		return 1;
+	if (len - j >= 3 &&
+	    (!memcmp(s + j, "。", 3) || !memcmp(s + j, "[.]", 3) || !memcmp(s + j, "(.)", 3)))
+		return 3;
 	if (!spelled)
 		return 0;
 	while (j < len && s[j] == ' ')
@@ -213,10 +218,13 @@ static size_t match_url(const char *s, size_t len, size_t i)
 		return to_space(s, len, j + 3) - i;
 	if (len - i >= 4 && !memcmp(s + i, "www.", 4) && host_at(s, len, i, false))
 		return to_space(s, len, i + 4) - i;
-	/* host/path, host?query, host:port (no scheme) */
-	if ((h = host_at(s, len, i, false)) && i + h < len &&
-	    (s[i + h] == '/' || s[i + h] == '?' ||
-	     (s[i + h] == ':' && i + h + 1 < len && is_digit(s[i + h + 1]))))
+	/* host/path, host?query, host#fragment, host:port (no scheme); the one
+	 * host of a single label people write so: localhost */
+	if (!(h = host_at(s, len, i, false)) && len - i >= 9 && !strncmp(s + i, "localhost", 9))
+		h = 9;
+	if (h && i + h + 1 < len && !is_space(s[i + h + 1]) &&
+	    (s[i + h] == '/' || s[i + h] == '?' || s[i + h] == '#' ||
+	     (s[i + h] == ':' && is_digit(s[i + h + 1]))))
 		return to_space(s, len, i + h) - i;
 	return 0;
 }
@@ -281,6 +289,19 @@ static size_t provider_at(const char *s, size_t len, size_t j)
 
 static size_t match_ip(const char *s, size_t len, size_t i);
 
+/* An address literal as a mail domain: "[192.0.2.1]", "[IPv6:2001:db8::1]". */
+static size_t literal_at(const char *s, size_t len, size_t j)
+{
+	const char *e;
+
+	if (j >= len || s[j] != '[' || !(e = memchr(s + j, ']', len - j < 64 ? len - j : 64)))
+		return 0;
+	for (const char *p = s + j + 1; p < e; p++)
+		if (!is_hex(*p) && *p != ':' && *p != '.' && !is_alpha(*p))
+			return 0;
+	return (size_t)(e - s) + 1 - j;
+}
+
 static size_t match_email(const char *s, size_t len, size_t i)
 {
 	size_t j = i, sp, a, h;
@@ -288,6 +309,13 @@ static size_t match_email(const char *s, size_t len, size_t i)
 
 	if ((i && local_char(s[i - 1])) || s[i] == ':')
 		return 0;
+	if (s[i] == '"') { /* a quoted local part: "zhang san"@example.com */
+		const char *q = memchr(s + i + 1, '"', len - i - 1 < 64 ? len - i - 1 : 64);
+		if (!q || q == s + i + 1)
+			return 0;
+		j = (size_t)(q - s) + 1;
+		word = true;
+	}
 	/* The local part: ASCII as RFC 5322 has it, at most LOCAL_MAX bytes
 	 * (RFC 5321 says 64, but an address that breaks the rule is still
 	 * one), or with letters of any script (RFC 6531: 张三@qq.com) at most
@@ -296,7 +324,7 @@ static size_t match_email(const char *s, size_t len, size_t i)
 	 * run of letters is tried as well, so the 64 bytes before the "@" go.
 	 * Dots before it ("邮箱：…x@qq.com") and a ':' of URL userinfo
 	 * ("admin:pw@10.0.0.1") go with it. */
-	while (j < len && j - i < (wide ? 64 : LOCAL_MAX)) {
+	while (j < len && j - i < (wide ? 64 : LOCAL_MAX) && s[i] != '"') {
 		size_t n;
 		if (s[j] == '_' && at_sign(s, len, j, false)) {
 			break; /* "x_at_qq.com" */
@@ -332,12 +360,17 @@ static size_t match_email(const char *s, size_t len, size_t i)
 	while (!hash && j < len && j - sp - a < 2 && s[j] == ' ')
 		j++;
 	if (!(h = host_at(s, len, j, true)) && (quan || !(h = provider_at(s, len, j))) &&
-	    !(h = match_ip(s, len, j)))
+	    !(h = match_ip(s, len, j)) && !(h = literal_at(s, len, j)))
 		return 0;
 	/* "me at first.last@x.com": the real "@" comes later, and with it the
 	 * whole address */
 	if (j + h < len && s[j + h] == '@')
 		return 0;
+	/* scp's "user@host:path" (git@github.com:zhangsan/repo.git): the path
+	 * names the user too */
+	if (j + h + 1 < len && s[j + h] == ':' && !is_space(s[j + h + 1]) &&
+	    !is_digit(s[j + h + 1]))
+		return to_space(s, len, j + h) - i;
 	return j + h - i;
 }
 
@@ -707,10 +740,13 @@ static bool id_at(const char *s, size_t len, size_t i)
 	return match_hexid(s, len, i) || match_lookalike(s, len, i, &ph, &c);
 }
 
+/* A number written with Chinese numerals, ASCII digits among them or not
+ * (一三八..., 13800一三八000): 7 digits or more, one a numeral at least.
+ * Returns its length, or 0. */
 static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scrub_counts *c)
 {
 	size_t j = i, n, last = i;
-	int count = 0;
+	int count = 0, numerals = 0;
 
 	while (j < len) {
 		UChar32 cp = cp_at(s, len, j, &n);
@@ -718,6 +754,7 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 			break; /* "一三八... 0x1a2b...": the id is not a numeral */
 		if (kn_fold_is_numeral(cp) || (cp < 0x80 && is_digit((char)cp))) {
 			count++;
+			numerals += cp >= 0x80;
 			last = j += n;
 		} else if (j - last < MAX_SEP_RUN && (n = sep_len(s, len, j))) {
 			j += n;
@@ -725,10 +762,47 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 			break;
 		}
 	}
-	if (count < 7)
+	if (count < 7 || !numerals)
 		return 0;
 	c->num++;
 	return last - i;
+}
+
+/* Digits cut apart by single letters ("138x0013x8000", "4111a1111b...").
+ * Letters between digits are mostly ordinary text ("1920x1080", "3d5s"),
+ * so this is one number only when the digits joined are what no text is by
+ * chance: a mobile number, a Luhn-valid card, a resident ID with its check
+ * digit. Returns its length with *ph set, or 0. */
+static size_t match_lettered(const char *s, size_t len, size_t i, const char **ph,
+			     struct kn_scrub_counts *c)
+{
+	char d[20];
+	size_t n = 0, j = i;
+	int groups = 0;
+
+	if (!is_digit(s[i]) || (i && is_alnum(s[i - 1])))
+		return 0;
+	for (;;) {
+		while (j < len && is_digit(s[j]) && n < 19)
+			d[n++] = s[j++];
+		groups++;
+		if (j + 1 < len && is_alpha(s[j]) && is_digit(s[j + 1]) && n < 19)
+			j++;
+		else
+			break;
+	}
+	if (groups < 2 || (j < len && is_alnum(s[j])))
+		return 0;
+	d[n] = '\0';
+	if (n == 11 && mobile(d))
+		*ph = "<PHONE>", c->phone++;
+	else if (n >= 13 && n <= 19 && kn_luhn_ok(d, n))
+		*ph = "<CARD>", c->card++;
+	else if (n == 18 && kn_cn_id_ok(d))
+		*ph = "<CN_ID>", c->cn_id++;
+	else
+		return 0;
+	return j - i;
 }
 
 /* ---- identifiers announced by a label ---- */
@@ -1342,12 +1416,17 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			ph = "<ID>", c->id++;
 		else if ((m = match_house(s, n, i)) || (m = match_street(s, n, i)))
 			ph = "<NUM>", c->num++;
-		else if ((m = match_lookalike(s, n, i, &ph, c)))
+		else if ((m = match_lookalike(s, n, i, &ph, c)) ||
+			 (m = match_lettered(s, n, i, &ph, c)))
 			;
-		else if ((m = match_digits(s, n, i, fresh, &ph, c)) && !ph)
-			; /* a date or a short number: copied below, whole */
-		else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&
-			 (m = match_numerals(s, n, i, c)))
+		else if ((m = match_digits(s, n, i, fresh, &ph, c)) && !ph) {
+			/* a date or a short number: copied below, whole; unless
+			 * Chinese numerals go on with it ("13800一三八000") */
+			size_t nm = match_numerals(s, n, i, c);
+			if (nm > m)
+				m = nm, ph = "<NUM>";
+		} else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&
+			   (m = match_numerals(s, n, i, c)))
 			ph = "<NUM>";
 		if (ph) {
 			put_placeholder(&o, ph, strlen(ph));

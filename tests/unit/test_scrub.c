@@ -242,6 +242,28 @@ static void test_review_spellings(void)
 		{"新rtx4090 显卡", "新rtx4090 显卡"},
 		{"c# asp.net question #1.html", "c# asp.net question #1.html"},
 		{"pwd: hunter", "pwd: <ID>"},
+		/* The third review's. */
+		{"13800一三八000", "<NUM>"}, /* digits and numerals, one number */
+		{"138 零零一三 8000", "<NUM>"},
+		{"110105一九八七〇二二六〇二五三", "<NUM>"},
+		{"4111一1111一1111一1111", "<NUM>"},
+		{"138x0013x8000", "<PHONE>"}, /* single letters between digit groups */
+		{"4111x1111x1111x1111", "<CARD>"},
+		{"\"zhang san\"@example.com", "<EMAIL>"}, /* a quoted local part */
+		{"zhangsan@[IPv6:2001:db8::1] hi", "<EMAIL> hi"},
+		{"example。com/u/zhangsan?id=1", "<URL>"}, /* IDNA's dots, defanged dots */
+		{"example[.]com/login?user=zhangsan", "<URL>"},
+		{"localhost:3000/user/zhangsan", "<URL>"},
+		{"example.com#zhangsan", "<URL>"},
+		{"git@github.com:zhangsan/repo.git x", "<EMAIL> x"},
+		/* ...and their near misses */
+		{"1920x1080 wallpaper", "1920x1080 wallpaper"},
+		{"3d5s 2x4", "3d5s 2x4"},
+		{"iphone 15 一二三", "iphone 15 一二三"},
+		{"2026-11-29 12:30 航班", "2026-11-29 12:30 航班"},
+		{"say \"hello\" to me", "say \"hello\" to me"},
+		{"你好。com", "你好。com"},
+		{"localhost", "localhost"},
 	};
 	EXPECT(c);
 }
