@@ -223,9 +223,11 @@ static void test_sensitive_spellings(void)
 		"%E8%89%BE%E6%BB%8B%E7%97%85 treatment", /* percent-encoded 艾滋病 */
 		"艾13812345678滋病", /* joined once the phone is scrubbed: 艾<PHONE>滋病 */
 		"艾1234567滋病",
-		"hiv%61 test",	      /* "hiva" decoded, "hiv 61" as typed */
-		"%u827e%u6ecb%u75c5", /* %uXXXX escapes of 艾滋病 */
-		"aizibing",	      /* pinyin */
+		"hiv%61 test",		 /* "hiva" decoded, "hiv 61" as typed */
+		"%u827e%u6ecb%u75c5",	 /* %uXXXX escapes of 艾滋病 */
+		"aizibing",		 /* pinyin */
+		"ai zi bing zen me ban", /* pinyin, syllables apart */
+		"tong xing lian",
 		"乙肝 能治好吗",
 		"suicide hotline",
 		"基佬 酒吧",
