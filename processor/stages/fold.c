@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unicode/uchar.h>
+#include <unicode/ucnv.h>
 #include <unicode/unorm2.h>
 #include <unicode/uscript.h>
 #include <unicode/ustring.h>
@@ -164,23 +165,67 @@ static int32_t char_ref(const char *in, size_t len, size_t i, size_t *n)
 	return cp;
 }
 
+static bool valid_utf8(const char *s, size_t n)
+{
+	for (int32_t i = 0; i < (int32_t)n;) {
+		UChar32 c;
+		U8_NEXT(s, i, (int32_t)n, c);
+		if (c < 0)
+			return false;
+	}
+	return true;
+}
+
+/* The bytes of a run of %XX escapes, out[from..n), when they are no UTF-8:
+ * the GB18030 (GBK) a Chinese site may have escaped (%B0%AC%D7%CC%B2%A1 is
+ * 艾滋病), as UTF-8 in place, if they are that whole. Returns the new end.
+ * UTF-8 takes at most half the escapes' length, so the write position
+ * still never passes the read position. */
+static size_t gbk_run(char *out, size_t from, size_t n)
+{
+	char u[KN_FOLD_IN_MAX];
+	UErrorCode e = U_ZERO_ERROR;
+	bool high = false;
+
+	for (size_t k = from; k < n && !high; k++)
+		high = (unsigned char)out[k] & 0x80;
+	if (!high || valid_utf8(out + from, n - from))
+		return n;
+	int32_t m =
+		ucnv_convert("UTF-8", "GB18030", u, sizeof(u), out + from, (int32_t)(n - from), &e);
+	if (U_FAILURE(e) || m <= 0 || (size_t)m > 3 * (n - from) / 2 ||
+	    memchr(u, 0x1a, (size_t)m) || memmem(u, (size_t)m, "\xef\xbf\xbd", 3))
+		return n; /* not GB18030 either: left for U+FFFD */
+	memcpy(out + from, u, (size_t)m);
+	return from + (size_t)m;
+}
+
 /* Decodes %XX, the %uXXXX some encoders still write, and HTML character
  * references into out (never longer than in; out may be in: the write
  * position never passes the read position). */
 static size_t percent_decode(const char *in, size_t len, char *out)
 {
-	size_t n = 0, rn;
+	size_t n = 0, rn, run = SIZE_MAX; /* run: where the current %XX run's bytes start */
 
 	for (size_t i = 0; i < len; i++) {
 		int h, l, cp = 0, k;
 		int32_t ref;
+		bool esc = in[i] == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 &&
+			   hexval(in[i + 2]) >= 0;
+		if (!esc && run != SIZE_MAX) {
+			n = gbk_run(out, run, n);
+			run = SIZE_MAX;
+		}
 		if (in[i] == '&' && (ref = char_ref(in, len, i, &rn)) >= 0) {
 			n += put_utf8(out + n, ref);
 			i += rn - 1;
 			continue;
 		}
-		if (in[i] == '%' && i + 2 < len && (h = hexval(in[i + 1])) >= 0 &&
-		    (l = hexval(in[i + 2])) >= 0) {
+		if (esc) {
+			h = hexval(in[i + 1]);
+			l = hexval(in[i + 2]);
+			if (run == SIZE_MAX)
+				run = n;
 			out[n++] = (char)(h << 4 | l);
 			i += 2;
 			continue;
@@ -208,7 +253,7 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 		}
 		out[n++] = in[i];
 	}
-	return n;
+	return run == SIZE_MAX ? n : gbk_run(out, run, n);
 }
 
 /* Percent-decoding until nothing changes (at most three rounds): a term

@@ -13,8 +13,8 @@
  *   - bytes that are not UTF-8 become U+FFFD, so the result is always valid
  *     UTF-8;
  *   - KN_FOLD_URL first decodes %XX escapes and HTML character references
- *     (&#64; &#x40; &commat;), and turns punycode labels (xn--...) into
- *     Unicode;
+ *     (&#64; &#x40; &commat;), a run of escapes that is not UTF-8 but is
+ *     GB18030 as that, and turns punycode labels (xn--...) into Unicode;
  *   - KN_FOLD_SQUEEZE then squeezes separators (anything that is not a
  *     letter, digit or mark; also HTML tags, "<br>", and the letters people
  *     write as a bar or dash, "丨", "ー"): dropped between two CJK characters

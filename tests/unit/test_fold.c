@@ -75,6 +75,14 @@ static void test_urls(void)
 	/* Percent-encoded bytes that are not UTF-8 are replaced, not emitted. */
 	KT_STREQ(fold("a%FFb", KN_FOLD_URL), "a\xef\xbf\xbd"
 					     "b");
+	/* ...unless they are GB18030 (GBK), as older Chinese sites escape:
+	 * a run at a time, so UTF-8 beside it is left alone. */
+	KT_STREQ(fold("x.cn/%B0%AC%D7%CC%B2%A1/", KN_FOLD_URL), "x.cn/艾滋病/");
+	KT_STREQ(fold("天气 %B0%AC %E5%8C%BB", KN_FOLD_URL), "天气 艾 医");
+	/* GBK that is also UTF-8 (医院 is D2BD D4BA) reads as UTF-8: no
+	 * byte says which it was. */
+	KT_STREQ(fold("%D2%BD%D4%BA", KN_FOLD_URL), "ҽժ"); /* case-folded */
+	KT_STREQ(fold("%C4%E3%BA%C3", KN_FOLD_URL | SQ), "你好");
 }
 
 static void test_limits(void)

@@ -280,6 +280,7 @@ static void test_sensitive_spellings(void)
 		"https://aa.org/",
 		"https://www.jw.org/zh-hans/",
 		"https://www.webmd.com/",
+		"https://example.com/%B0%AC%D7%CC%B2%A1/", /* 艾滋病 escaped as GBK */
 		/* a short term glued to other words in a host label */
 		"https://www.gayhealth.com/",
 		"https://www.sexshop.com/",
