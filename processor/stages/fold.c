@@ -358,10 +358,11 @@ static int32_t tag_len(const UChar *s, int32_t i, int32_t n)
 
 static bool word_char(UChar32 c)
 {
-	int8_t t = u_charType(c);
-
+	if (c < 0x80) /* most text: no ICU property lookup */
+		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
 	if (filler(c))
 		return false;
+	int8_t t = u_charType(c);
 	return u_isalnum(c) || t == U_NON_SPACING_MARK || t == U_COMBINING_SPACING_MARK ||
 	       t == U_ENCLOSING_MARK;
 }
@@ -388,7 +389,7 @@ static int32_t squeeze(const UChar *s, int32_t n, UChar *d)
 
 	while (i < n) {
 		UChar32 c;
-		int32_t at = i, tag = tag_len(s, i, n);
+		int32_t at = i, tag = s[i] == '<' ? tag_len(s, i, n) : 0;
 		if (tag) {
 			i += tag;
 			continue;

@@ -294,15 +294,15 @@ static bool inflected_end(const char *text, size_t n, size_t i)
 	return false;
 }
 
-/* Words that begin with a short term in a host name and are not about
- * it: a host label glues words, so there a short term is a prefix
- * ("gayhealth", "sexshop", "hivplus"), except before these. */
+/* Words that begin with a short term and are not about it: in a URL's
+ * host and path words are glued, so there a short one-word term is a
+ * prefix ("gayhealth", "sexshop", "hivplus"), except before these. */
 static bool benign_host_word(const char *w, size_t n)
 {
-	static const char *const words[] = {"hive",	"gaylord",  "gaynor",	 "gayatri",
-					    "sexton",	"sextant",  "jailbreak", "dwight",
-					    "rapeseed", "stdin",    "stdout",	 "stdlib",
-					    "imamura",	"aidsland", "sikhara",	 "gaydon"};
+	static const char *const words[] = {"hive",   "gaylord",  "gaynor",  "gayatri",	  "gaydon",
+					    "sexton", "sextant",  "sextet",  "jailbreak", "dwight",
+					    "dwindl", "rapeseed", "stdin",   "stdout",	  "stderr",
+					    "stdio",  "stdlib",	  "imamura", "sikhara"};
 
 	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
 		size_t l = strlen(words[k]);
@@ -316,9 +316,9 @@ static bool benign_host_word(const char *w, size_t n)
  * ASCII ones at a word start (so longer terms are stems: "psychiatr" finds
  * "psychiatrist"), and to a word's end, inflections allowed, when its last
  * word is short ("gay" is in "gays" but not in "gaydon", "std" not in
- * "standard", "na org" not in "na organic"). In a host name (host) a label
- * glues its words: a term starts after digits too ("91porn") and a short
- * one is a prefix ("gayhealth") unless the word is a benign_host_word. */
+ * "standard", "na org" not in "na organic"). In a URL (host) words are
+ * glued: a term starts after digits too ("91porn") and a short one-word
+ * term is a prefix ("gayhealth") unless the word is a benign_host_word. */
 static bool term_at(const struct term *t, const char *text, size_t n, size_t i, bool host)
 {
 	if (t->len > n - i || memcmp(text + i, t->s, t->len))
@@ -328,7 +328,7 @@ static bool term_at(const struct term *t, const char *text, size_t n, size_t i, 
 	size_t e = i + t->len;
 	bool starts = i == 0 || !(host ? ascii_alpha(text[i - 1]) : ascii_alnum(text[i - 1]));
 	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e) ||
-		    (host && !benign_host_word(text + i, n - i));
+		    (host && !memchr(t->s, ' ', t->len) && !benign_host_word(text + i, n - i));
 	return starts && (!t->whole || ends);
 }
 
@@ -416,17 +416,19 @@ static int sensitive_fold(struct kn_policy *p, const char *text, size_t len, uns
 	return lexicon_match(&p->sensitive, p->folded, n, host);
 }
 
-/* The sensitive category folded text matches, or NULL. A text folded whole
- * is seen only as far as the fold's buffers go (KN_FOLD_IN_MAX bytes in,
- * and NFKC can grow a character 18-fold): a longer one is also folded in
- * overlapping pieces, so that no padding hides a term behind it. */
-static const char *sensitive_in(struct kn_policy *p, const char *text, size_t len, unsigned flags)
+/* The sensitive category folded text matches (read as a host name's, with
+ * host), or NULL. A text folded whole is seen only as far as the fold's
+ * buffers go (KN_FOLD_IN_MAX bytes in, and NFKC can grow a character
+ * 18-fold): a longer one is also folded in overlapping pieces, so that no
+ * padding hides a term behind it. */
+static const char *sensitive_in(struct kn_policy *p, const char *text, size_t len, unsigned flags,
+				bool host)
 {
-	int i = sensitive_fold(p, text, len, flags, false);
+	int i = sensitive_fold(p, text, len, flags, host);
 
 	for (size_t at = 0; i < 0 && len > PIECE && at + PIECE_OVERLAP < len && at < PIECES_MAX;) {
 		size_t end = at + PIECE < len ? char_start(text, at + PIECE) : len;
-		i = sensitive_fold(p, text + at, end - at, flags, false);
+		i = sensitive_fold(p, text + at, end - at, flags, host);
 		if (end == len)
 			break;
 		at = char_start(text, end - PIECE_OVERLAP);
@@ -438,7 +440,7 @@ const char *kn_policy_sensitive(const struct kn_policy *p, const char *text, siz
 {
 	/* Percent- and punycode-decoded too: people paste URLs and hosts into
 	 * search boxes. The cast: only the scratch buffer is written. */
-	return sensitive_in((struct kn_policy *)p, text, len, KN_FOLD_URL);
+	return sensitive_in((struct kn_policy *)p, text, len, KN_FOLD_URL, false);
 }
 
 /* Placeholders (<PHONE>, <CARD>, ...) are scrubbed data, not words: they
@@ -520,44 +522,19 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 	return 0;
 }
 
-/* The host of URL u[0..n) (scheme optional): *at and its length, without
- * userinfo or port. */
-static size_t url_host(const char *u, size_t n, size_t *at)
-{
-	const char *s = memmem(u, n < 24 ? n : 24, "//", 2), *e, *ui;
-
-	s = s ? s + 2 : u;
-	e = s;
-	while (e < u + n && *e != '/' && *e != '?' && *e != '#' && *e != '\\')
-		e++;
-	if ((ui = memrchr(s, '@', (size_t)(e - s))))
-		s = ui + 1;
-	for (const char *c = e; c > s; c--) /* a port; not inside an [IPv6] literal */
-		if (c[-1] == ':' || c[-1] == ']') {
-			if (c[-1] == ':')
-				e = c - 1;
-			break;
-		}
-	*at = (size_t)(s - u);
-	return (size_t)(e - s);
-}
-
-/* Does a URL's host or path name something sensitive? The host is read
- * as a host too (term_at): its labels glue words. The query string and
- * fragment are not looked at: they were never going to be emitted. */
+/* Does a URL's host or path name something sensitive? Both are read as a
+ * host name (term_at): labels and path segments glue words (gayhealth.com,
+ * /GayHealth). The query string and fragment are not looked at: they were
+ * never going to be emitted. */
 static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 {
-	size_t n = 0, at, hn;
-	int i;
+	size_t n = 0;
 
 	if (v->type != KN_VAL_STR)
 		return NULL;
 	while (n < v->s.len && v->s.p[n] != '?' && v->s.p[n] != '#')
 		n++;
-	hn = url_host(v->s.p, n, &at);
-	if (hn && (i = sensitive_fold(p, v->s.p + at, hn, KN_FOLD_URL, true)) >= 0)
-		return p->sensitive.categories[i];
-	return sensitive_in(p, v->s.p, n, KN_FOLD_URL);
+	return sensitive_in(p, v->s.p, n, KN_FOLD_URL, true);
 }
 
 /* A query is checked decoded (kn_policy_sensitive: people paste URLs, and
@@ -567,7 +544,7 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 static bool query_sensitive(struct kn_policy *p, const char *s, size_t n)
 {
 	return kn_policy_sensitive(p, s, n) ||
-	       ((memchr(s, '%', n) || memchr(s, '&', n)) && sensitive_in(p, s, n, 0));
+	       ((memchr(s, '%', n) || memchr(s, '&', n)) && sensitive_in(p, s, n, 0, false));
 }
 
 /* A sensitive event keeps nothing that points to a person: kept with its

@@ -150,7 +150,7 @@ static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 
 	if (j < len && s[j] == '.')
 		return 1;
-	if (len - j >= 3 &&
+	if (len - j >= 3 && (s[j] == '\xe3' || s[j] == '[' || s[j] == '(') &&
 	    (!memcmp(s + j, "。", 3) || !memcmp(s + j, "[.]", 3) || !memcmp(s + j, "(.)", 3)))
 		return 3;
 	if (!spelled)

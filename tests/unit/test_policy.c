@@ -267,36 +267,29 @@ static void test_sensitive_spellings(void)
 		"https://x.cn/%25E5%258C%25BB%25E9%2599%25A2/list", /* 医院, encoded twice */
 		"https://www.hivtest.org/",
 		/* several words joined in a host or a CamelCase path */
-		"https://www.plannedparenthood.org/",
-		"https://mentalhealth.gov/",
-		"https://x.com/PlannedParenthood",
-		"https://www.paydayloan.com/apply",
+		"https://www.plannedparenthood.org/", "https://mentalhealth.gov/",
+		"https://x.com/PlannedParenthood", "https://www.paydayloan.com/apply",
 		"https://blacklivesmatter.com/",
 		/* sites whose name is the sensitive fact */
-		"https://www.blued.cn/",
-		"https://www.haodf.com/doctor/1.html",
-		"https://www.39.net/",
-		"https://m.dxy.cn/",
-		"https://aa.org/",
-		"https://www.jw.org/zh-hans/",
-		"https://www.webmd.com/",
+		"https://www.blued.cn/", "https://www.haodf.com/doctor/1.html",
+		"https://www.39.net/", "https://m.dxy.cn/", "https://aa.org/",
+		"https://www.jw.org/zh-hans/", "https://www.webmd.com/",
 		"https://example.com/%B0%AC%D7%CC%B2%A1/", /* 艾滋病 escaped as GBK */
 		/* a short term glued to other words in a host label */
-		"https://www.gayhealth.com/",
-		"https://www.sexshop.com/",
-		"https://www.91porn.com/",
-		"https://www.hivplus.com/",
-		"https://www.aidsmap.com/",
-		"https://user:pw@www.ivfclinic.com:8443/x",
-		"//gaytimes.co.uk/",
+		"https://www.gayhealth.com/", "https://www.sexshop.com/", "https://www.91porn.com/",
+		"https://www.hivplus.com/", "https://www.aidsmap.com/",
+		"https://user:pw@www.ivfclinic.com:8443/x", "//gaytimes.co.uk/",
 		"jailhouse.example.net/inmates",
+		"https://example.com/topics/GayHealth", /* and in a path */
 	};
 	/* ...and not before the words it begins only by chance */
-	const char *near_urls[] = {"https://archive.org/",	  "https://hive.com/",
-				   "https://www.sussex.ac.uk/",	  "https://www.gaylord.com/",
-				   "https://www.standard.co.uk/", "https://jailbreak.example.com/",
-				   "https://dwight.example.com/", "http://gaydon.example.com:80/",
-				   "https://www.essex.gov.uk/"};
+	const char *near_urls[] = {
+		"https://archive.org/",		"https://hive.com/",
+		"https://www.sussex.ac.uk/",	"https://www.gaylord.com/",
+		"https://www.standard.co.uk/",	"https://jailbreak.example.com/",
+		"https://dwight.example.com/",	"http://gaydon.example.com:80/",
+		"https://www.essex.gov.uk/",	"https://example.com/dwindling-stocks",
+		"https://china.org/na-organic", "https://example.com/stdio.h"};
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
 		struct kn_deid d = finish_query(queries[i], NULL);
 		KT_CHECK(d.sensitive);
