@@ -165,37 +165,47 @@ static int32_t char_ref(const char *in, size_t len, size_t i, size_t *n)
 	return cp;
 }
 
-static bool valid_utf8(const char *s, size_t n)
+/* How many bytes of s[0..n) are not part of a well-formed UTF-8 sequence. */
+static size_t utf8_invalid(const char *s, size_t n)
 {
+	size_t bad = 0;
+
 	for (int32_t i = 0; i < (int32_t)n;) {
+		int32_t at = i;
 		UChar32 c;
 		U8_NEXT(s, i, (int32_t)n, c);
 		if (c < 0)
-			return false;
+			bad += (size_t)(i - at);
 	}
-	return true;
+	return bad;
 }
 
-/* The bytes of a run of %XX escapes, out[from..n), when they are no UTF-8:
- * the GB18030 (GBK) a Chinese site may have escaped (%B0%AC%D7%CC%B2%A1 is
- * 艾滋病), as UTF-8 in place, if they are that whole. Returns the new end.
- * UTF-8 takes at most half the escapes' length, so the write position
- * still never passes the read position. */
+/* The bytes of a run of %XX escapes, out[from..n), when they are GB18030
+ * (GBK) rather than UTF-8, as a Chinese site may have escaped its text
+ * (%B0%AC%D7%CC%B2%A1 is 艾滋病): as UTF-8, in place. Only a run of an even
+ * number of bytes, all 0x80 or above (GB2312's characters are), of which
+ * more than half are no UTF-8 (GBK pairs are UTF-8 now and then, C2-DF
+ * with 80-BF; UTF-8 with a byte cut off at an end, as logs cut URLs, is
+ * UTF-8 but for that byte), and that converts whole: else it is left to
+ * UTF-8 (and U+FFFD). Returns the new end. UTF-8 takes at most half the escapes'
+ * length, so the write position still never passes the read position. */
 static size_t gbk_run(char *out, size_t from, size_t n)
 {
 	char u[KN_FOLD_IN_MAX];
 	UErrorCode e = U_ZERO_ERROR;
-	bool high = false;
 
-	for (size_t k = from; k < n && !high; k++)
-		high = (unsigned char)out[k] & 0x80;
-	if (!high || valid_utf8(out + from, n - from))
+	if (n - from < 2 || (n - from) % 2)
+		return n;
+	for (size_t k = from; k < n; k++)
+		if (!((unsigned char)out[k] & 0x80))
+			return n;
+	if (2 * utf8_invalid(out + from, n - from) <= n - from)
 		return n;
 	int32_t m =
 		ucnv_convert("UTF-8", "GB18030", u, sizeof(u), out + from, (int32_t)(n - from), &e);
 	if (U_FAILURE(e) || m <= 0 || (size_t)m > 3 * (n - from) / 2 ||
 	    memchr(u, 0x1a, (size_t)m) || memmem(u, (size_t)m, "\xef\xbf\xbd", 3))
-		return n; /* not GB18030 either: left for U+FFFD */
+		return n; /* not GB18030 either */
 	memcpy(out + from, u, (size_t)m);
 	return from + (size_t)m;
 }
@@ -335,19 +345,36 @@ static bool filler(UChar32 c)
 	       c == 0x3161 /* ㅡ */ || c == 0x02C9 /* ˉ */;
 }
 
-/* The length of an HTML tag ("<br>", "</b>", "<span class=x>") at s[i],
- * or 0: markup between the letters of a word is a separator. */
+/* The length of an HTML tag of inline text ("<br>", "</b>", "<span
+ * class=x>") at s[i], or 0: markup between the letters of a word is a
+ * separator. Only these names: "<gay> bar" or "<hiv test>" is a word in
+ * brackets, not markup. */
 static int32_t tag_len(const UChar *s, int32_t i, int32_t n)
 {
-	int32_t k = i + 1;
+	static const char *const names[] = {"br",     "b",    "i",     "u",   "s",    "em",
+					    "strong", "span", "font",  "p",   "div",  "a",
+					    "sub",    "sup",  "small", "big", "mark", "del",
+					    "ins",    "wbr",  "code",  "tt",  "hr",   "img"};
+	int32_t k = i + 1, name;
+	char lower[8];
 
-	if (s[i] != '<')
-		return 0;
 	if (k < n && s[k] == '/')
 		k++;
-	if (k >= n || !((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z')))
+	for (name = 0; k + name < n && name < 7 &&
+		       ((s[k + name] >= 'a' && s[k + name] <= 'z') ||
+			(s[k + name] >= 'A' && s[k + name] <= 'Z'));
+	     name++)
+		lower[name] = (char)(s[k + name] | 0x20);
+	if (!name || k + name >= n ||
+	    (s[k + name] != '>' && s[k + name] != ' ' && s[k + name] != '/'))
 		return 0;
-	for (; k < n && k - i <= 64; k++) {
+	lower[name] = '\0';
+	size_t w = 0;
+	while (w < sizeof(names) / sizeof(names[0]) && strcmp(names[w], lower))
+		w++;
+	if (w == sizeof(names) / sizeof(names[0]))
+		return 0;
+	for (k += name; k < n && k - i <= 64; k++) {
 		if (s[k] == '>')
 			return k + 1 - i;
 		if (s[k] == '<' || s[k] < 0x20 || s[k] > 0x7e)

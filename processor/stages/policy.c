@@ -18,6 +18,7 @@ struct term {
 	int category;
 	bool ascii; /* matched only at the start of a word, so "std" is not in "bestdeal" */
 	bool whole; /* ...and to a word's end: its last word has at most four letters */
+	bool glued; /* "term*" in the file: in a host name, also a glued word's prefix */
 };
 
 /* Terms are found through their first two bytes: a text of n bytes costs n
@@ -132,7 +133,7 @@ static int lexicon_join(struct lexicon *lx, size_t off)
 			if (t->s[k] != ' ')
 				j[len++] = t->s[k];
 		j[len] = '\0';
-		nt[lx->n_terms++] = (struct term){j, len, t->category, true, t->whole};
+		nt[lx->n_terms++] = (struct term){j, len, t->category, true, t->whole, false};
 		off += len + 1;
 	}
 	return 0;
@@ -198,14 +199,19 @@ static int lexicon_parse(struct lexicon *lx, char *text, const char *name, char 
 		for (char *s2 = NULL, *t = strtok_r(colon + 1, ",", &s2); t;
 		     t = strtok_r(NULL, ",", &s2)) {
 			t = trim(t);
-			if (!*t)
+			size_t tl = strlen(t);
+			bool glued = tl > 1 && t[tl - 1] == '*';
+			if (glued)
+				t[--tl] = '\0';
+			if (!tl)
 				continue;
 			struct term *nt =
 				kn_realloc(lx->terms, sizeof(*nt) * (size_t)(lx->n_terms + 1));
 			if (!nt)
 				return -ENOMEM;
 			lx->terms = nt;
-			nt[lx->n_terms++] = (struct term){t, strlen(t), lx->n_categories, true};
+			nt[lx->n_terms++] =
+				(struct term){t, tl, lx->n_categories, true, false, glued};
 		}
 		lx->n_categories++;
 	}
@@ -294,15 +300,16 @@ static bool inflected_end(const char *text, size_t n, size_t i)
 	return false;
 }
 
-/* Words that begin with a short term and are not about it: in a URL's
- * host and path words are glued, so there a short one-word term is a
- * prefix ("gayhealth", "sexshop", "hivplus"), except before these. */
+/* Words that begin with a glued term ("term*" in the lexicon) by chance:
+ * in a host name, where labels glue words, such a term is a prefix
+ * ("gayhealth.com", "sexshop.com", "hivplus.com"), except before these. */
 static bool benign_host_word(const char *w, size_t n)
 {
-	static const char *const words[] = {"hive",   "gaylord",  "gaynor",  "gayatri",	  "gaydon",
-					    "sexton", "sextant",  "sextet",  "jailbreak", "dwight",
-					    "dwindl", "rapeseed", "stdin",   "stdout",	  "stderr",
-					    "stdio",  "stdlib",	  "imamura", "sikhara"};
+	static const char *const words[] = {
+		"hive",	  "hivi",  "hivos",	"gaylord",  "gaynor",  "gayatri", "gayathri",
+		"gaydon", "gayle", "gaya",	"gaye",	    "gayet",   "sexton",  "sextant",
+		"sextet", "sextu", "sexism",	"sexis",    "sexag",   "sexta",	  "sexto",
+		"sexen",  "sexti", "sexpistol", "aidsland", "ivfuture"};
 
 	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
 		size_t l = strlen(words[k]);
@@ -316,9 +323,10 @@ static bool benign_host_word(const char *w, size_t n)
  * ASCII ones at a word start (so longer terms are stems: "psychiatr" finds
  * "psychiatrist"), and to a word's end, inflections allowed, when its last
  * word is short ("gay" is in "gays" but not in "gaydon", "std" not in
- * "standard", "na org" not in "na organic"). In a URL (host) words are
- * glued: a term starts after digits too ("91porn") and a short one-word
- * term is a prefix ("gayhealth") unless the word is a benign_host_word. */
+ * "standard", "na org" not in "na organic"). In a host name (host) a glued
+ * term is also a prefix ("gayhealth") unless the word is a
+ * benign_host_word, and one of four letters or more starts after digits
+ * too ("91porn"). */
 static bool term_at(const struct term *t, const char *text, size_t n, size_t i, bool host)
 {
 	if (t->len > n - i || memcmp(text + i, t->s, t->len))
@@ -326,9 +334,11 @@ static bool term_at(const struct term *t, const char *text, size_t n, size_t i, 
 	if (!t->ascii)
 		return true;
 	size_t e = i + t->len;
-	bool starts = i == 0 || !(host ? ascii_alpha(text[i - 1]) : ascii_alnum(text[i - 1]));
+	bool glued = host && t->glued;
+	bool starts = i == 0 ||
+		      !(glued && t->len >= 4 ? ascii_alpha(text[i - 1]) : ascii_alnum(text[i - 1]));
 	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e) ||
-		    (host && !memchr(t->s, ' ', t->len) && !benign_host_word(text + i, n - i));
+		    (glued && !benign_host_word(text + i, n - i));
 	return starts && (!t->whole || ends);
 }
 
@@ -393,17 +403,21 @@ void kn_policy_destroy(struct kn_policy *p)
 
 /* A long text is also folded in pieces small enough that NFKC cannot grow
  * one past the fold's output (U+FDFA: 3 bytes become 33), each overlapping
- * the last by more than a term's spelling, and only so far: a field is cut
- * at decode anyway. */
+ * the last by more than a term's spelling. */
 #define PIECE	      320
 #define PIECE_OVERLAP 96
-#define PIECES_MAX    (64 * 1024)
 
-/* A start of a UTF-8 character at or before s + i. */
-static size_t char_start(const char *s, size_t i)
+/* Where a piece may end at or before s + i (i >= 4): not inside a UTF-8
+ * sequence (at most 3 bytes back: the text need not be UTF-8) nor inside a
+ * %XX escape. */
+static size_t piece_cut(const char *s, size_t i)
 {
-	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+	for (int k = 0; k < 3 && ((unsigned char)s[i] & 0xc0) == 0x80; k++)
 		i--;
+	if (s[i - 1] == '%')
+		i--;
+	else if (s[i - 2] == '%')
+		i -= 2;
 	return i;
 }
 
@@ -426,12 +440,14 @@ static const char *sensitive_in(struct kn_policy *p, const char *text, size_t le
 {
 	int i = sensitive_fold(p, text, len, flags, host);
 
-	for (size_t at = 0; i < 0 && len > PIECE && at + PIECE_OVERLAP < len && at < PIECES_MAX;) {
-		size_t end = at + PIECE < len ? char_start(text, at + PIECE) : len;
+	/* Each piece ends at least PIECE - 5 bytes after it starts, and the
+	 * next starts at most PIECE_OVERLAP + 5 before that: always forward. */
+	for (size_t at = 0; i < 0 && len > PIECE;) {
+		size_t end = at + PIECE < len ? piece_cut(text, at + PIECE) : len;
 		i = sensitive_fold(p, text + at, end - at, flags, host);
 		if (end == len)
 			break;
-		at = char_start(text, end - PIECE_OVERLAP);
+		at = piece_cut(text, end - PIECE_OVERLAP);
 	}
 	return i < 0 ? NULL : p->sensitive.categories[i];
 }
@@ -522,19 +538,45 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 	return 0;
 }
 
-/* Does a URL's host or path name something sensitive? Both are read as a
- * host name (term_at): labels and path segments glue words (gayhealth.com,
- * /GayHealth). The query string and fragment are not looked at: they were
+/* The host of URL u[0..n) (scheme optional): *at and its length, without
+ * userinfo or port. */
+static size_t url_host(const char *u, size_t n, size_t *at)
+{
+	const char *s = memmem(u, n < 24 ? n : 24, "://", 3), *e, *ui;
+
+	s = s ? s + 3 : n >= 2 && u[0] == '/' && u[1] == '/' ? u + 2 : u;
+	for (e = s; e < u + n && *e != '/' && *e != '\\'; e++)
+		;
+	if ((ui = memrchr(s, '@', (size_t)(e - s))))
+		s = ui + 1;
+	for (const char *c = e; c > s; c--) /* a port; not inside an [IPv6] literal */
+		if (c[-1] == ':' || c[-1] == ']') {
+			if (c[-1] == ':')
+				e = c - 1;
+			break;
+		}
+	*at = (size_t)(s - u);
+	return (size_t)(e - s);
+}
+
+/* Does a URL's host or path name something sensitive? The host is read as
+ * a host name (term_at: its labels glue words), the path as text; each is
+ * folded once. The query string and fragment are not looked at: they were
  * never going to be emitted. */
 static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 {
-	size_t n = 0;
+	size_t n = 0, at, hn;
+	const char *cat;
 
 	if (v->type != KN_VAL_STR)
 		return NULL;
 	while (n < v->s.len && v->s.p[n] != '?' && v->s.p[n] != '#')
 		n++;
-	return sensitive_in(p, v->s.p, n, KN_FOLD_URL, true);
+	hn = url_host(v->s.p, n, &at);
+	if (hn && (cat = sensitive_in(p, v->s.p + at, hn, KN_FOLD_URL, true)))
+		return cat;
+	return at + hn < n ? sensitive_in(p, v->s.p + at + hn, n - at - hn, KN_FOLD_URL, false)
+			   : NULL;
 }
 
 /* A query is checked decoded (kn_policy_sensitive: people paste URLs, and

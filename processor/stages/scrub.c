@@ -139,9 +139,10 @@ static size_t label_at(const char *s, size_t len, size_t i, bool *alpha)
 }
 
 /* "." or a spelled-out dot ([dot] (dot) {dot} " dot " 点 。), with the
- * spaces around the spelled-out ones. Returns its length or 0. The
- * ideographic full stop (IDNA reads it as a dot) and the defanged "[.]"
- * are dots however the text is read. */
+ * spaces around the spelled-out ones. Returns its length or 0. The defanged
+ * "[.]" is a dot however the text is read, and so is the ideographic full
+ * stop (IDNA reads it as a dot) between ASCII letters or digits
+ * ("example。com"; "上海。中国" is a sentence). */
 static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 {
 	static const char *const words[] = {"[dot]", "(dot)", "{dot}", "<dot>",
@@ -150,8 +151,10 @@ static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 
 	if (j < len && s[j] == '.')
 		return 1;
-	if (len - j >= 3 && (s[j] == '\xe3' || s[j] == '[' || s[j] == '(') &&
-	    (!memcmp(s + j, "。", 3) || !memcmp(s + j, "[.]", 3) || !memcmp(s + j, "(.)", 3)))
+	if (len - j >= 3 && (s[j] == '[' || s[j] == '(') &&
+	    (!memcmp(s + j, "[.]", 3) || !memcmp(s + j, "(.)", 3)))
+		return 3;
+	if (len - j > 3 && j && !memcmp(s + j, "。", 3) && is_alnum(s[j - 1]) && is_alnum(s[j + 3]))
 		return 3;
 	if (!spelled)
 		return 0;
@@ -222,9 +225,10 @@ static size_t match_url(const char *s, size_t len, size_t i)
 	 * host of a single label people write so: localhost */
 	if (!(h = host_at(s, len, i, false)) && len - i >= 9 && !strncmp(s + i, "localhost", 9))
 		h = 9;
-	if (h && i + h + 1 < len && !is_space(s[i + h + 1]) &&
-	    (s[i + h] == '/' || s[i + h] == '?' || s[i + h] == '#' ||
-	     (s[i + h] == ':' && is_digit(s[i + h + 1]))))
+	if (h && i + h < len &&
+	    (s[i + h] == '/' || s[i + h] == '?' ||
+	     (i + h + 1 < len && s[i + h] == '#' && !is_space(s[i + h + 1])) ||
+	     (i + h + 1 < len && s[i + h] == ':' && is_digit(s[i + h + 1]))))
 		return to_space(s, len, i + h) - i;
 	return 0;
 }
@@ -289,17 +293,23 @@ static size_t provider_at(const char *s, size_t len, size_t j)
 
 static size_t match_ip(const char *s, size_t len, size_t i);
 
-/* An address literal as a mail domain: "[192.0.2.1]", "[IPv6:2001:db8::1]". */
+/* An address literal as a mail domain: "[192.0.2.1]", "[IPv6:2001:db8::1]"
+ * (folded: "ipv6:"); digits in it, hex and ':' or '.' only. */
 static size_t literal_at(const char *s, size_t len, size_t j)
 {
-	const char *e;
+	const char *e, *p = s + j + 1;
+	bool digit = false;
 
 	if (j >= len || s[j] != '[' || !(e = memchr(s + j, ']', len - j < 64 ? len - j : 64)))
 		return 0;
-	for (const char *p = s + j + 1; p < e; p++)
-		if (!is_hex(*p) && *p != ':' && *p != '.' && !is_alpha(*p))
+	if (e - p > 5 && !memcmp(p, "ipv6:", 5))
+		p += 5;
+	for (; p < e; p++) {
+		if (!is_hex(*p) && *p != ':' && *p != '.')
 			return 0;
-	return (size_t)(e - s) + 1 - j;
+		digit |= is_digit(*p);
+	}
+	return digit ? (size_t)(e - s) + 1 - j : 0;
 }
 
 static size_t match_email(const char *s, size_t len, size_t i)
@@ -368,9 +378,13 @@ static size_t match_email(const char *s, size_t len, size_t i)
 		return 0;
 	/* scp's "user@host:path" (git@github.com:zhangsan/repo.git): the path
 	 * names the user too */
-	if (j + h + 1 < len && s[j + h] == ':' && !is_space(s[j + h + 1]) &&
-	    !is_digit(s[j + h + 1]))
-		return to_space(s, len, j + h) - i;
+	if (j + h + 1 < len && s[j + h] == ':' && !is_digit(s[j + h + 1]) &&
+	    (unsigned char)s[j + h + 1] > ' ' && (unsigned char)s[j + h + 1] < 0x80) {
+		size_t e = j + h + 1; /* up to a space or other text (zs@qq.com:我想问) */
+		while (e < len && (unsigned char)s[e] > ' ' && (unsigned char)s[e] < 0x80)
+			e++;
+		return e - i;
+	}
 	return j + h - i;
 }
 
@@ -741,9 +755,10 @@ static bool id_at(const char *s, size_t len, size_t i)
 }
 
 /* A number written with Chinese numerals, ASCII digits among them or not
- * (一三八..., 13800一三八000): 7 digits or more, one a numeral at least.
- * Returns its length, or 0. */
-static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scrub_counts *c)
+ * (一三八..., 13800一三八000): 7 digits or more, min_numerals of them
+ * numerals at least. Returns its length, or 0. */
+static size_t match_numerals(const char *s, size_t len, size_t i, int min_numerals,
+			     struct kn_scrub_counts *c)
 {
 	size_t j = i, n, last = i;
 	int count = 0, numerals = 0;
@@ -762,7 +777,7 @@ static size_t match_numerals(const char *s, size_t len, size_t i, struct kn_scru
 			break;
 		}
 	}
-	if (count < 7 || !numerals)
+	if (count < 7 || numerals < min_numerals)
 		return 0;
 	c->num++;
 	return last - i;
@@ -1421,12 +1436,13 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 			;
 		else if ((m = match_digits(s, n, i, fresh, &ph, c)) && !ph) {
 			/* a date or a short number: copied below, whole; unless
-			 * Chinese numerals go on with it ("13800一三八000") */
-			size_t nm = match_numerals(s, n, i, c);
+			 * Chinese numerals go on with it ("13800一三八000"), two
+			 * of them at least (一 alone is "one": 600519一季度) */
+			size_t nm = match_numerals(s, n, i, 2, c);
 			if (nm > m)
 				m = nm, ph = "<NUM>";
 		} else if (!m && kn_fold_is_numeral(cp_at(s, n, i, &cn)) &&
-			   (m = match_numerals(s, n, i, c)))
+			   (m = match_numerals(s, n, i, 1, c)))
 			ph = "<NUM>";
 		if (ph) {
 			put_placeholder(&o, ph, strlen(ph));

@@ -54,7 +54,9 @@ static void test_squeeze(void)
 	KT_STREQ(fold("艾<br>滋</b>病", SQ), "艾滋病");
 	KT_STREQ(fold("h<br/>i<span class=\"x\">v", SQ), "hiv");
 	KT_STREQ(fold("艾丨滋ー病", SQ), "艾滋病");
-	KT_STREQ(fold("ab<cd and ef", SQ), "ab cd and ef"); /* no tag: a '<' alone */
+	KT_STREQ(fold("ab<cd and ef", SQ), "ab cd and ef");		/* no tag: a '<' alone */
+	KT_STREQ(fold("<gay> bar <hiv test>", SQ), "gay bar hiv test"); /* words, not tags */
+	KT_STREQ(fold("艾<BR />滋<b class=x>病", SQ), "艾滋病");
 }
 
 static void test_urls(void)
@@ -82,6 +84,10 @@ static void test_urls(void)
 	/* GBK that is also UTF-8 (医院 is D2BD D4BA) reads as UTF-8: no
 	 * byte says which it was. */
 	KT_STREQ(fold("%D2%BD%D4%BA", KN_FOLD_URL), "ҽժ"); /* case-folded */
+	/* UTF-8 with a byte cut off (logs cut URLs) stays UTF-8, and a Latin-1
+	 * byte before an escaped '@' does not swallow it. */
+	KT_STREQ(fold("/%E8%89%BE%E6%BB%8B%E7%97%85%E7", KN_FOLD_URL), "/艾滋病\xef\xbf\xbd");
+	KT_STREQ(fold("jos%E9%40example.com", KN_FOLD_URL), "jos\xef\xbf\xbd@example.com");
 	KT_STREQ(fold("%C4%E3%BA%C3", KN_FOLD_URL | SQ), "你好");
 }
 

@@ -252,7 +252,9 @@ static void test_sensitive_spellings(void)
 		"家暴 求助",
 		"hpv疫苗 预约",
 		"domestic violence shelter",
-		"艾<br>滋病", /* markup between the letters */
+		"艾<br>滋病",	/* markup between the letters */
+		"<gay> dating", /* a word in brackets is no markup */
+		"<hiv test> near me",
 		"艾<b>滋</b>病",
 		"h<br>i<br>v test",
 		"艾丨滋丨病", /* letters written as bars and dashes */
@@ -267,29 +269,46 @@ static void test_sensitive_spellings(void)
 		"https://x.cn/%25E5%258C%25BB%25E9%2599%25A2/list", /* 医院, encoded twice */
 		"https://www.hivtest.org/",
 		/* several words joined in a host or a CamelCase path */
-		"https://www.plannedparenthood.org/", "https://mentalhealth.gov/",
-		"https://x.com/PlannedParenthood", "https://www.paydayloan.com/apply",
+		"https://www.plannedparenthood.org/",
+		"https://mentalhealth.gov/",
+		"https://x.com/PlannedParenthood",
+		"https://www.paydayloan.com/apply",
 		"https://blacklivesmatter.com/",
 		/* sites whose name is the sensitive fact */
-		"https://www.blued.cn/", "https://www.haodf.com/doctor/1.html",
-		"https://www.39.net/", "https://m.dxy.cn/", "https://aa.org/",
-		"https://www.jw.org/zh-hans/", "https://www.webmd.com/",
+		"https://www.blued.cn/",
+		"https://www.haodf.com/doctor/1.html",
+		"https://www.39.net/",
+		"https://m.dxy.cn/",
+		"https://aa.org/",
+		"https://www.jw.org/zh-hans/",
+		"https://www.webmd.com/",
 		"https://example.com/%B0%AC%D7%CC%B2%A1/", /* 艾滋病 escaped as GBK */
 		/* a short term glued to other words in a host label */
-		"https://www.gayhealth.com/", "https://www.sexshop.com/", "https://www.91porn.com/",
-		"https://www.hivplus.com/", "https://www.aidsmap.com/",
-		"https://user:pw@www.ivfclinic.com:8443/x", "//gaytimes.co.uk/",
+		"https://www.gayhealth.com/",
+		"https://www.sexshop.com/",
+		"https://www.91porn.com/",
+		"https://www.hivplus.com/",
+		"https://www.aidsmap.com/",
+		"https://user:pw@www.ivfclinic.com:8443/x",
+		"//gaytimes.co.uk/",
 		"jailhouse.example.net/inmates",
-		"https://example.com/topics/GayHealth", /* and in a path */
 	};
 	/* ...and not before the words it begins only by chance */
 	const char *near_urls[] = {
-		"https://archive.org/",		"https://hive.com/",
-		"https://www.sussex.ac.uk/",	"https://www.gaylord.com/",
-		"https://www.standard.co.uk/",	"https://jailbreak.example.com/",
-		"https://dwight.example.com/",	"http://gaydon.example.com:80/",
-		"https://www.essex.gov.uk/",	"https://example.com/dwindling-stocks",
-		"https://china.org/na-organic", "https://example.com/stdio.h"};
+		"https://archive.org/", "https://hive.com/", "https://www.sussex.ac.uk/",
+		"https://www.gaylord.com/", "https://www.standard.co.uk/",
+		"https://jailbreak.example.com/", "https://dwight.example.com/",
+		"http://gaydon.example.com:80/", "https://www.essex.gov.uk/",
+		"https://example.com/dwindling-stocks", "https://china.org/na-organic",
+		"https://example.com/stdio.h",
+		/* the second review's: only marked terms glue, only in a host,
+		 * and not after "1st" */
+		"https://www.stdaily.com/", "https://www.1stdibs.com/", "https://hivi.com/",
+		"https://www.cnnindonesia.com/gaya-hidup", "https://en.wikipedia.org/wiki/Sexism",
+		"https://youtu.be/PPFw5HivoVl", "https://bit.ly/4Hiv9x2",
+		"https://selfharmony.com/", "https://hpvictus.example.com/",
+		"https://docs.python.org/3/library/stdtypes.html",
+		"https://www.instagram.com/dwiputra/"};
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
 		struct kn_deid d = finish_query(queries[i], NULL);
 		KT_CHECK(d.sensitive);
@@ -315,6 +334,31 @@ static void test_sensitive_spellings(void)
 		lw += sprintf(lw, "\xef\xb7\xba");
 	sprintf(lw, " hiv test");
 	KT_CHECK(finish_query(late_q, NULL).sensitive);
+	/* ...however long (not only to 64 KiB), and escapes that pad right up
+	 * to an escaped term do not make it GBK noise at a piece's cut */
+	static char big[80010];
+	for (int i = 0; i < 40000; i++)
+		memcpy(big + 2 * i, "a ", 2);
+	strcpy(big + 80000, "hiv");
+	KT_CHECK(finish_query(big, NULL).sensitive);
+	for (int k = 124; k < 400; k += 7) {
+		char pad[4000], *pw = pad;
+		for (int i = 0; i < k; i++)
+			pw += sprintf(pw, "%%EF%%B7%%BA");
+		sprintf(pw, "%%E8%%89%%BE%%E6%%BB%%8B%%E7%%97%%85");
+		KT_CHECK(finish_query(pad, NULL).sensitive);
+		if (!finish_query(pad, NULL).sensitive)
+			fprintf(stderr, "  missed after %d escaped U+FDFA\n", k);
+	}
+	/* Bytes that are no UTF-8 (decode does not check) end: no piece may
+	 * start before the text or fail to move on. */
+	char junk[500];
+	memset(junk, 0x80, sizeof(junk) - 1);
+	junk[sizeof(junk) - 1] = '\0';
+	junk[100] = 'a';
+	KT_CHECK(!finish_query(junk, NULL).sensitive);
+	junk[0] = 'a';
+	KT_CHECK(!finish_query(junk, NULL).sensitive);
 	/* A term early in a text that grows 18-fold when folded (U+FDFA) is
 	 * still seen: the text is folded in pieces, not cut in half. */
 	char long_q[3800], *w = long_q;

@@ -264,6 +264,15 @@ static void test_review_spellings(void)
 		{"say \"hello\" to me", "say \"hello\" to me"},
 		{"你好。com", "你好。com"},
 		{"localhost", "localhost"},
+		/* The fourth review's: what the third's changes must not do */
+		{"my blog zhangsan.github.io/ check it", "my blog <URL> check it"},
+		{"zhangsan.blogspot.com?", "<URL>"},
+		{"600519一季度财报", "600519一季度财报"}, /* 一 alone is "one" */
+		{"100000一个 2023一2024赛季", "100000一个 2023一2024赛季"},
+		{"我住在上海。中国/日本哪个好", "我住在上海。中国/日本哪个好"},
+		{"foo@[dot] abc@[all]", "foo@[dot] abc@[all]"},
+		{"zs@qq.com:我想问一下", "<EMAIL>:我想问一下"},
+		{"x@[192.0.2.1] y", "<EMAIL> y"},
 	};
 	EXPECT(c);
 }
