@@ -16,8 +16,8 @@
  *     (&#64; &#x40; &commat;), a run of escapes that is not UTF-8 but is
  *     GB18030 as that, and turns punycode labels (xn--...) into Unicode;
  *   - KN_FOLD_SQUEEZE then squeezes separators (anything that is not a
- *     letter, digit or mark; also inline HTML tags, "<br>", and the letters people
- *     write as a bar or dash, "丨", "ー"): dropped between two CJK characters
+ *     letter, digit or mark; also inline HTML tags, "<br>", and the letters
+ *     people write as a bar or dash, "丨", "ー"): dropped between two CJK characters
  *     ("艾 滋 病", "艾<br>滋丨病") and between two single-character tokens
  *     ("h.i.v", "a i d s"), one space everywhere else, none at either end.
  * Plain ASCII input takes a fast path (lower-casing only, then the
