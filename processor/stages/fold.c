@@ -165,41 +165,48 @@ static int32_t char_ref(const char *in, size_t len, size_t i, size_t *n)
 	return cp;
 }
 
-/* How many bytes of s[0..n) are not part of a well-formed UTF-8 sequence. */
-static size_t utf8_invalid(const char *s, size_t n)
+/* Whether s[0..n) is UTF-8 but for a character cut at either end (logs
+ * cut URLs, and so does a piece of a long text), with one whole character
+ * at least (B0 AC, a GBK 艾, is no more than a cut). */
+static bool utf8_but_edges(const char *s, size_t n)
 {
-	size_t bad = 0;
+	size_t a = 0, b = n;
 
-	for (int32_t i = 0; i < (int32_t)n;) {
-		int32_t at = i;
-		UChar32 c;
-		U8_NEXT(s, i, (int32_t)n, c);
-		if (c < 0)
-			bad += (size_t)(i - at);
+	while (a < n && a < 3 && ((unsigned char)s[a] & 0xc0) == 0x80)
+		a++;
+	for (size_t k = 1; k <= 3 && k <= b - a; k++) {
+		unsigned char c = (unsigned char)s[b - k];
+		if ((c & 0xc0) == 0xc0) { /* a lead byte: is its sequence whole? */
+			if ((size_t)(c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2) > k)
+				b -= k;
+			break;
+		}
 	}
-	return bad;
+	if (a >= b)
+		return false;
+	for (int32_t i = (int32_t)a; i < (int32_t)b;) {
+		UChar32 c;
+		U8_NEXT(s, i, (int32_t)b, c);
+		if (c < 0)
+			return false;
+	}
+	return true;
 }
 
-/* The bytes of a run of %XX escapes, out[from..n), when they are GB18030
- * (GBK) rather than UTF-8, as a Chinese site may have escaped its text
- * (%B0%AC%D7%CC%B2%A1 is 艾滋病): as UTF-8, in place. Only a run of an even
- * number of bytes, all 0x80 or above (GB2312's characters are), of which
- * more than half are no UTF-8 (GBK pairs are UTF-8 now and then, C2-DF
- * with 80-BF; UTF-8 with a byte cut off at an end, as logs cut URLs, is
- * UTF-8 but for that byte), and that converts whole: else it is left to
- * UTF-8 (and U+FFFD). Returns the new end. UTF-8 takes at most half the escapes'
- * length, so the write position still never passes the read position. */
+/* The bytes of a run of %XX escapes of 0x80 and above, out[from..n), when
+ * they are GB18030 (GBK) rather than UTF-8, as a Chinese site may have
+ * escaped its text (%B0%AC%D7%CC%B2%A1 is 艾滋病): as UTF-8, in place. Only
+ * a run of an even number of bytes (GBK's characters are two or four) that
+ * is not UTF-8 but for a character cut at an end, and that converts whole:
+ * else it is left to UTF-8 (and U+FFFD). Returns the new end. UTF-8 takes
+ * at most half the escapes' length, so the write position still never
+ * passes the read position. */
 static size_t gbk_run(char *out, size_t from, size_t n)
 {
 	char u[KN_FOLD_IN_MAX];
 	UErrorCode e = U_ZERO_ERROR;
 
-	if (n - from < 2 || (n - from) % 2)
-		return n;
-	for (size_t k = from; k < n; k++)
-		if (!((unsigned char)out[k] & 0x80))
-			return n;
-	if (2 * utf8_invalid(out + from, n - from) <= n - from)
+	if (n - from < 2 || (n - from) % 2 || utf8_but_edges(out + from, n - from))
 		return n;
 	int32_t m =
 		ucnv_convert("UTF-8", "GB18030", u, sizeof(u), out + from, (int32_t)(n - from), &e);
@@ -222,7 +229,8 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 		int32_t ref;
 		bool esc = in[i] == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 &&
 			   hexval(in[i + 2]) >= 0;
-		if (!esc && run != SIZE_MAX) {
+		/* a run: escaped bytes of 0x80 and above, side by side */
+		if (run != SIZE_MAX && !(esc && hexval(in[i + 1]) >= 8)) {
 			n = gbk_run(out, run, n);
 			run = SIZE_MAX;
 		}
@@ -234,7 +242,7 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 		if (esc) {
 			h = hexval(in[i + 1]);
 			l = hexval(in[i + 2]);
-			if (run == SIZE_MAX)
+			if (run == SIZE_MAX && h >= 8)
 				run = n;
 			out[n++] = (char)(h << 4 | l);
 			i += 2;

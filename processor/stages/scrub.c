@@ -293,6 +293,13 @@ static size_t provider_at(const char *s, size_t len, size_t j)
 
 static size_t match_ip(const char *s, size_t len, size_t i);
 
+/* A non-ASCII code point of a local part: a word_cp, or U+FFFD, what the
+ * fold made of a byte that was no UTF-8 (jos%E9@..., Latin-1's é). */
+static bool local_cp(UChar32 c)
+{
+	return word_cp(c) || c == 0xFFFD;
+}
+
 /* An address literal as a mail domain: "[192.0.2.1]", "[IPv6:2001:db8::1]"
  * (folded: "ipv6:"); digits in it, hex and ':' or '.' only. */
 static size_t literal_at(const char *s, size_t len, size_t j)
@@ -343,7 +350,7 @@ static size_t match_email(const char *s, size_t len, size_t i)
 			colon |= s[j] == ':';
 			j++;
 		} else if ((unsigned char)s[j] >= 0x80 && j - i < 64 && !colon &&
-			   !at_sign(s, len, j, false) && word_cp(cp_at(s, len, j, &n))) {
+			   !at_sign(s, len, j, false) && local_cp(cp_at(s, len, j, &n))) {
 			j += n;
 			wide = word = true;
 		} else {

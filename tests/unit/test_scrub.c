@@ -273,6 +273,8 @@ static void test_review_spellings(void)
 		{"foo@[dot] abc@[all]", "foo@[dot] abc@[all]"},
 		{"zs@qq.com:我想问一下", "<EMAIL>:我想问一下"},
 		{"x@[192.0.2.1] y", "<EMAIL> y"},
+		{"jose%E9%40gmail.com hi", "<EMAIL> hi"}, /* Latin-1 é: U+FFFD, still a name */
+		{"%D5%C5%C8%FD%40qq.com", "<EMAIL>"},	  /* 张三@ escaped as GBK */
 	};
 	EXPECT(c);
 }
