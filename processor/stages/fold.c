@@ -165,16 +165,18 @@ static int32_t char_ref(const char *in, size_t len, size_t i, size_t *n)
 	return cp;
 }
 
-/* Whether s[0..n) is UTF-8 but for a character cut at either end (logs
- * cut URLs, and so does a piece of a long text), with one whole character
- * at least (B0 AC, a GBK 艾, is no more than a cut). */
-static bool utf8_but_edges(const char *s, size_t n)
+/* Whether s[0..n) is UTF-8 but for a character cut at the start of the
+ * text (head) or at its end (tail): logs cut URLs, and a piece of a long
+ * text is cut too. Inside a text a run has no such excuse (GBK's bytes
+ * A1-BF look like UTF-8's continuation bytes). One whole character at
+ * least (B0 AC, a GBK 艾, is no more than a cut). */
+static bool utf8_but_edges(const char *s, size_t n, bool head, bool tail)
 {
 	size_t a = 0, b = n;
 
-	while (a < n && a < 3 && ((unsigned char)s[a] & 0xc0) == 0x80)
+	while (head && a < n && a < 3 && ((unsigned char)s[a] & 0xc0) == 0x80)
 		a++;
-	for (size_t k = 1; k <= 3 && k <= b - a; k++) {
+	for (size_t k = 1; tail && k <= 3 && k <= b - a; k++) {
 		unsigned char c = (unsigned char)s[b - k];
 		if ((c & 0xc0) == 0xc0) { /* a lead byte: is its sequence whole? */
 			if ((size_t)(c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2) > k)
@@ -197,16 +199,17 @@ static bool utf8_but_edges(const char *s, size_t n)
  * they are GB18030 (GBK) rather than UTF-8, as a Chinese site may have
  * escaped its text (%B0%AC%D7%CC%B2%A1 is 艾滋病): as UTF-8, in place. Only
  * a run of an even number of bytes (GBK's characters are two or four) that
- * is not UTF-8 but for a character cut at an end, and that converts whole:
+ * is not UTF-8 but for a character cut at the text's start or end
+ * (utf8_but_edges; head, tail: the run touches them), and converts whole:
  * else it is left to UTF-8 (and U+FFFD). Returns the new end. UTF-8 takes
  * at most half the escapes' length, so the write position still never
  * passes the read position. */
-static size_t gbk_run(char *out, size_t from, size_t n)
+static size_t gbk_run(char *out, size_t from, size_t n, bool head, bool tail)
 {
 	char u[KN_FOLD_IN_MAX];
 	UErrorCode e = U_ZERO_ERROR;
 
-	if (n - from < 2 || (n - from) % 2 || utf8_but_edges(out + from, n - from))
+	if (n - from < 2 || (n - from) % 2 || utf8_but_edges(out + from, n - from, head, tail))
 		return n;
 	int32_t m =
 		ucnv_convert("UTF-8", "GB18030", u, sizeof(u), out + from, (int32_t)(n - from), &e);
@@ -223,6 +226,7 @@ static size_t gbk_run(char *out, size_t from, size_t n)
 static size_t percent_decode(const char *in, size_t len, char *out)
 {
 	size_t n = 0, rn, run = SIZE_MAX; /* run: where the current %XX run's bytes start */
+	bool head = false;		  /* ...and whether it is the text's start */
 
 	for (size_t i = 0; i < len; i++) {
 		int h, l, cp = 0, k;
@@ -231,7 +235,7 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 			   hexval(in[i + 2]) >= 0;
 		/* a run: escaped bytes of 0x80 and above, side by side */
 		if (run != SIZE_MAX && !(esc && hexval(in[i + 1]) >= 8)) {
-			n = gbk_run(out, run, n);
+			n = gbk_run(out, run, n, head, false);
 			run = SIZE_MAX;
 		}
 		if (in[i] == '&' && (ref = char_ref(in, len, i, &rn)) >= 0) {
@@ -243,7 +247,7 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 			h = hexval(in[i + 1]);
 			l = hexval(in[i + 2]);
 			if (run == SIZE_MAX && h >= 8)
-				run = n;
+				run = n, head = i == 0;
 			out[n++] = (char)(h << 4 | l);
 			i += 2;
 			continue;
@@ -271,7 +275,7 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 		}
 		out[n++] = in[i];
 	}
-	return run == SIZE_MAX ? n : gbk_run(out, run, n);
+	return run == SIZE_MAX ? n : gbk_run(out, run, n, head, true);
 }
 
 /* Percent-decoding until nothing changes (at most three rounds): a term
@@ -382,11 +386,17 @@ static int32_t tag_len(const UChar *s, int32_t i, int32_t n)
 		w++;
 	if (w == sizeof(names) / sizeof(names[0]))
 		return 0;
+	/* Closed at once ("<b>", "<br/>", "<br />"), or attributes with an
+	 * '=' ("<span class=x>"): "<i have hiv>" is words in brackets. */
+	bool attr = false;
 	for (k += name; k < n && k - i <= 64; k++) {
 		if (s[k] == '>')
-			return k + 1 - i;
+			return attr || s[k - 1] == '/' || k == i + 1 + name + (s[i + 1] == '/')
+				       ? k + 1 - i
+				       : 0;
 		if (s[k] == '<' || s[k] < 0x20 || s[k] > 0x7e)
 			return 0;
+		attr |= s[k] == '=';
 	}
 	return 0;
 }

@@ -305,15 +305,20 @@ static bool inflected_end(const char *text, size_t n, size_t i)
  * ("gayhealth.com", "sexshop.com", "hivplus.com"), except before these. */
 static bool benign_host_word(const char *w, size_t n)
 {
+	/* A trailing '$': that word whole, not a prefix ("gaya" is not
+	 * "gayasian", "sexto" not "sextoys"). */
 	static const char *const words[] = {
-		"hive",	  "hivi",  "hivos",	"gaylord",  "gaynor",  "gayatri", "gayathri",
-		"gaydon", "gayle", "gaya",	"gaye",	    "gayet",   "sexton",  "sextant",
-		"sextet", "sextu", "sexism",	"sexis",    "sexag",   "sexta",	  "sexto",
-		"sexen",  "sexti", "sexpistol", "aidsland", "ivfuture"};
+		"hive",	       "hivi$",	  "hivos$", "gaylord",	 "gaynor",  "gayatri",
+		"gayathri",    "gaydon",  "gayle$", "gaya$",	 "gaye$",   "gayety",
+		"sexton",      "sextant", "sextet", "sextuplet", "sexism",  "sexist",
+		"sexagesimal", "sexta$",  "sexto$", "sexenio",	 "sextio$", "sexpistol",
+		"aidsland",    "ivfuture"};
 
 	for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
 		size_t l = strlen(words[k]);
-		if (l <= n && !memcmp(w, words[k], l))
+		bool whole = words[k][l - 1] == '$';
+		l -= whole;
+		if (l <= n && !memcmp(w, words[k], l) && (!whole || l == n || !ascii_alnum(w[l])))
 			return true;
 	}
 	return false;
@@ -334,7 +339,7 @@ static bool term_at(const struct term *t, const char *text, size_t n, size_t i, 
 	if (!t->ascii)
 		return true;
 	size_t e = i + t->len;
-	bool glued = host && t->glued;
+	bool glued = host && t->glued && t->len >= 3;
 	bool starts = i == 0 ||
 		      !(glued && t->len >= 4 ? ascii_alpha(text[i - 1]) : ascii_alnum(text[i - 1]));
 	bool ends = e == n || !ascii_alnum(text[e]) || inflected_end(text, n, e) ||
@@ -401,50 +406,53 @@ void kn_policy_destroy(struct kn_policy *p)
 	kn_free(p);
 }
 
-/* A long text is also folded in pieces small enough that NFKC cannot grow
- * one past the fold's output (U+FDFA: 3 bytes become 33), each overlapping
- * the last by more than a term's spelling. */
+/* A text the fold could not take whole (over KN_FOLD_IN_MAX bytes, or one
+ * that NFKC grows past the fold's output: U+FDFA, 3 bytes, becomes 33) is
+ * also folded in pieces that fit, each overlapping the last by more than a
+ * term's spelling. */
 #define PIECE	      320
 #define PIECE_OVERLAP 96
 
-/* Where a piece may end at or before s + i (i >= 4): not inside a UTF-8
- * sequence (at most 3 bytes back: the text need not be UTF-8) nor inside a
- * %XX escape. */
+/* Where a piece may end at or before s + i (i > 128): after an ASCII byte
+ * that is neither a letter, a digit nor a '%' within 64 bytes back, so a
+ * cut makes no word start or end that the text does not have and splits
+ * no run of escapes (a GBK pair); else at a character's start. */
 static size_t piece_cut(const char *s, size_t i)
 {
+	for (size_t k = i; k + 64 > i; k--)
+		if (!ascii_alnum(s[k - 1]) && s[k - 1] != '%' && !((unsigned char)s[k - 1] & 0x80))
+			return k;
 	for (int k = 0; k < 3 && ((unsigned char)s[i] & 0xc0) == 0x80; k++)
 		i--;
-	if (s[i - 1] == '%')
-		i--;
-	else if (s[i - 2] == '%')
-		i -= 2;
-	return i;
+	return s[i - 1] == '%' ? i - 1 : s[i - 2] == '%' ? i - 2 : i;
 }
 
-/* The index of a sensitive category in text folded whole, or -1. */
+/* The index of a sensitive category in text folded whole, or -1; *cut: the
+ * fold did not take all of it. */
 static int sensitive_fold(struct kn_policy *p, const char *text, size_t len, unsigned flags,
-			  bool host)
+			  bool host, bool *cut)
 {
 	size_t n = kn_fold(text, len, p->folded, sizeof(p->folded), flags | KN_FOLD_SQUEEZE);
 
+	*cut = len > KN_FOLD_IN_MAX || n + 8 >= sizeof(p->folded);
 	return lexicon_match(&p->sensitive, p->folded, n, host);
 }
 
 /* The sensitive category folded text matches (read as a host name's, with
- * host), or NULL. A text folded whole is seen only as far as the fold's
- * buffers go (KN_FOLD_IN_MAX bytes in, and NFKC can grow a character
- * 18-fold): a longer one is also folded in overlapping pieces, so that no
+ * host), or NULL; a text the fold cut is read in pieces as well, so that no
  * padding hides a term behind it. */
 static const char *sensitive_in(struct kn_policy *p, const char *text, size_t len, unsigned flags,
 				bool host)
 {
-	int i = sensitive_fold(p, text, len, flags, host);
+	bool cut, ignored;
+	int i = sensitive_fold(p, text, len, flags, host, &cut);
 
-	/* Each piece ends at least PIECE - 5 bytes after it starts, and the
-	 * next starts at most PIECE_OVERLAP + 5 before that: always forward. */
-	for (size_t at = 0; i < 0 && len > PIECE;) {
+	/* A piece ends at most 66 bytes short of PIECE after its start, and
+	 * the next starts at most PIECE_OVERLAP + 66 before that end: always
+	 * forward. */
+	for (size_t at = 0; i < 0 && cut && len > PIECE;) {
 		size_t end = at + PIECE < len ? piece_cut(text, at + PIECE) : len;
-		i = sensitive_fold(p, text + at, end - at, flags, host);
+		i = sensitive_fold(p, text + at, end - at, flags, host, &ignored);
 		if (end == len)
 			break;
 		at = piece_cut(text, end - PIECE_OVERLAP);
@@ -542,9 +550,18 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
  * userinfo or port. */
 static size_t url_host(const char *u, size_t n, size_t *at)
 {
-	const char *s = memmem(u, n < 24 ? n : 24, "://", 3), *e, *ui;
+	const char *s = u, *e, *ui;
 
-	s = s ? s + 3 : n >= 2 && u[0] == '/' && u[1] == '/' ? u + 2 : u;
+	/* a scheme: a letter, then letters, digits, '+', '-', '.', then "://" */
+	if (n && ((*u | 0x20) >= 'a' && (*u | 0x20) <= 'z')) {
+		const char *c = u + 1;
+		while (c < u + n && (ascii_alnum(*c) || *c == '+' || *c == '-' || *c == '.'))
+			c++;
+		if (u + n - c >= 3 && !memcmp(c, "://", 3))
+			s = c + 3;
+	}
+	if (s == u && n >= 2 && u[0] == '/' && u[1] == '/')
+		s = u + 2;
 	for (e = s; e < u + n && *e != '/' && *e != '\\'; e++)
 		;
 	if ((ui = memrchr(s, '@', (size_t)(e - s))))
@@ -559,10 +576,11 @@ static size_t url_host(const char *u, size_t n, size_t *at)
 	return (size_t)(e - s);
 }
 
-/* Does a URL's host or path name something sensitive? The host is read as
- * a host name (term_at: its labels glue words), the path as text; each is
- * folded once. The query string and fragment are not looked at: they were
- * never going to be emitted. */
+/* Does a URL name something sensitive before its query string? All of it
+ * is read as text (userinfo, host and path: "http://pornhub.com@x/" too),
+ * and its host once more as a host name (term_at: its labels glue words).
+ * The query string and fragment are not looked at: they were never going
+ * to be emitted. */
 static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 {
 	size_t n = 0, at, hn;
@@ -572,11 +590,10 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 		return NULL;
 	while (n < v->s.len && v->s.p[n] != '?' && v->s.p[n] != '#')
 		n++;
-	hn = url_host(v->s.p, n, &at);
-	if (hn && (cat = sensitive_in(p, v->s.p + at, hn, KN_FOLD_URL, true)))
+	if ((cat = sensitive_in(p, v->s.p, n, KN_FOLD_URL, false)))
 		return cat;
-	return at + hn < n ? sensitive_in(p, v->s.p + at + hn, n - at - hn, KN_FOLD_URL, false)
-			   : NULL;
+	hn = url_host(v->s.p, n, &at);
+	return hn ? sensitive_in(p, v->s.p + at, hn, KN_FOLD_URL, true) : NULL;
 }
 
 /* A query is checked decoded (kn_policy_sensitive: people paste URLs, and

@@ -56,6 +56,7 @@ static void test_squeeze(void)
 	KT_STREQ(fold("艾丨滋ー病", SQ), "艾滋病");
 	KT_STREQ(fold("ab<cd and ef", SQ), "ab cd and ef");		/* no tag: a '<' alone */
 	KT_STREQ(fold("<gay> bar <hiv test>", SQ), "gay bar hiv test"); /* words, not tags */
+	KT_STREQ(fold("<i have hiv> <a gay bar>", SQ), "i have hiv a gay bar");
 	KT_STREQ(fold("艾<BR />滋<b class=x>病", SQ), "艾滋病");
 }
 
@@ -88,6 +89,9 @@ static void test_urls(void)
 	 * byte before an escaped '@' does not swallow it. */
 	KT_STREQ(fold("/%E8%89%BE%E6%BB%8B%E7%97%85%E7", KN_FOLD_URL), "/艾滋病\xef\xbf\xbd");
 	KT_STREQ(fold("jos%E9%40example.com", KN_FOLD_URL), "jos\xef\xbf\xbd@example.com");
+	/* ...but inside a text GBK that starts like a UTF-8 tail is GBK (癌症) */
+	KT_STREQ(fold("/tag/%B0%A9%D6%A2/x", KN_FOLD_URL), "/tag/癌症/x");
+	KT_STREQ(fold("/tag/%B0%A9%D6%A2", KN_FOLD_URL), "/tag/癌症");
 	KT_STREQ(fold("%C4%E3%BA%C3", KN_FOLD_URL | SQ), "你好");
 }
 

@@ -255,6 +255,7 @@ static void test_sensitive_spellings(void)
 		"艾<br>滋病",	/* markup between the letters */
 		"<gay> dating", /* a word in brackets is no markup */
 		"<hiv test> near me",
+		"<i have hiv>", /* a tag's name, then words: still words */
 		"艾<b>滋</b>病",
 		"h<br>i<br>v test",
 		"艾丨滋丨病", /* letters written as bars and dashes */
@@ -283,6 +284,11 @@ static void test_sensitive_spellings(void)
 		"https://www.jw.org/zh-hans/",
 		"https://www.webmd.com/",
 		"https://example.com/%B0%AC%D7%CC%B2%A1/", /* 艾滋病 escaped as GBK */
+		"http://bbs.example.cn/tag/%B0%A9%D6%A2",  /* 癌症: B0 A9 looks like a cut */
+		/* the whole URL is read, whatever it holds before its host */
+		"porn.com/r/http://example.com/",
+		"http://pornhub.com@example.com/",
+		"/hiv/x/https://a.com",
 		/* a short term glued to other words in a host label */
 		"https://www.gayhealth.com/",
 		"https://www.sexshop.com/",
@@ -349,6 +355,20 @@ static void test_sensitive_spellings(void)
 		KT_CHECK(finish_query(pad, NULL).sensitive);
 		if (!finish_query(pad, NULL).sensitive)
 			fprintf(stderr, "  missed after %d escaped U+FDFA\n", k);
+	}
+	/* Pieces make no word starts of their own: a word across any cut
+	 * stays itself (middlesex has no "sex"), in a text the fold takes
+	 * whole and in one it must read in pieces. */
+	for (size_t len = 400; len <= 6000; len += 5600) {
+		static char w[6100];
+		for (size_t at = 200; at < len - 20; at += 37) {
+			memset(w, 'a', len);
+			for (size_t k = 9; k < len; k += 10)
+				w[k] = ' ';
+			memcpy(w + at, " middlesex ", 11);
+			w[len] = '\0';
+			KT_CHECK(!finish_query(w, NULL).sensitive);
+		}
 	}
 	/* Bytes that are no UTF-8 (decode does not check) end: no piece may
 	 * start before the text or fail to move on. */
