@@ -346,15 +346,11 @@ static size_t punycode_decode(const char *in, size_t len, char *out, size_t cap)
 
 /* ---- the squeeze ---- */
 
-/* Letters people write between characters as a dash or a bar ("艾丨滋丨病",
- * "艾ー滋ー病"): separators to the squeeze, as the scrubber reads them in
- * numbers. Terms are squeezed the same way, so a term that holds one
- * (a katakana word with ー) still matches itself. */
-static bool filler(UChar32 c)
+bool kn_fold_is_filler(int c)
 {
 	return c == 0x4E28 /* 丨 */ || c == 0x4E36 /* 丶 */ || c == 0x4E3F /* 丿 */ ||
 	       c == 0x4E85 /* 亅 */ || c == 0x30FC /* ー */ || c == 0x3127 /* ㄧ */ ||
-	       c == 0x3161 /* ㅡ */ || c == 0x02C9 /* ˉ */;
+	       c == 0x3161 /* ㅡ */ || c == 0x1173 /* ㅡ after NFKC */ || c == 0x02C9 /* ˉ */;
 }
 
 /* The length of an HTML tag of inline text ("<br>", "</b>", "<span
@@ -405,7 +401,7 @@ static bool word_char(UChar32 c)
 {
 	if (c < 0x80) /* most text: no ICU property lookup */
 		return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z');
-	if (filler(c))
+	if (kn_fold_is_filler(c))
 		return false;
 	int8_t t = u_charType(c);
 	return u_isalnum(c) || t == U_NON_SPACING_MARK || t == U_COMBINING_SPACING_MARK ||

@@ -51,4 +51,10 @@ bool kn_fold_is_cjk(int cp);
  * sees: 一三八..., 幺二三..., 壹贰叁..., 洞拐勾 (radio-style 0, 7, 9). */
 bool kn_fold_is_numeral(int cp);
 
+/* True for the letters people write between characters as a dash or a bar
+ * (丨 丶 丿 亅 ー ㄧ ㅡ ˉ): separators to the squeeze and to the scrubber's
+ * digit groups alike. Terms are squeezed the same way, so a term that holds
+ * one (a katakana word with ー) still matches itself. */
+bool kn_fold_is_filler(int cp);
+
 #endif

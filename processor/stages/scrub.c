@@ -447,13 +447,11 @@ static size_t match_ip(const char *s, size_t len, size_t i)
 }
 
 /* Letters that people write between digit groups as a dash, bar or dot:
- * ー (katakana long vowel), 丨 (the CJK stroke), ㅡ (Hangul, U+1173 after
- * NFKC), ㄧ (Bopomofo), ˉ (modifier macron), and the words 点 (dot), 杠
- * (dash), 转 (extension). */
+ * fold's fillers (ー, 丨, ㅡ, ...) and the words 点 (dot), 杠 (dash), 转
+ * (extension). */
 static bool dash_letter(UChar32 cp)
 {
-	return cp == 0x30FC || cp == 0x4E28 || cp == 0x3161 || cp == 0x1173 || cp == 0x3127 ||
-	       cp == 0x02C9 || cp == 0x70B9 || cp == 0x6760 || cp == 0x8F6C;
+	return kn_fold_is_filler(cp) || cp == 0x70B9 || cp == 0x6760 || cp == 0x8F6C;
 }
 
 /* Bytes of the separator at k, or 0: anything that is neither a letter nor

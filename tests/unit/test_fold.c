@@ -54,6 +54,8 @@ static void test_squeeze(void)
 	KT_STREQ(fold("艾<br>滋</b>病", SQ), "艾滋病");
 	KT_STREQ(fold("h<br/>i<span class=\"x\">v", SQ), "hiv");
 	KT_STREQ(fold("艾丨滋ー病", SQ), "艾滋病");
+	KT_STREQ(fold("艾ㅡ滋丶病", SQ), "艾滋病"); /* ㅡ is U+1173 after NFKC */
+	KT_STREQ(fold("艾丿滋亅病ˉ", SQ), "艾滋病");
 	KT_STREQ(fold("ab<cd and ef", SQ), "ab cd and ef");		/* no tag: a '<' alone */
 	KT_STREQ(fold("<gay> bar <hiv test>", SQ), "gay bar hiv test"); /* words, not tags */
 	KT_STREQ(fold("<i have hiv> <a gay bar>", SQ), "i have hiv a gay bar");

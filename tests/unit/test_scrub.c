@@ -177,6 +177,7 @@ static void test_review_spellings(void)
 {
 	static const char *const c[][2] = {
 		{"138丨0013丨8000", "<PHONE>"},
+		{"138丶0013丿8000", "<PHONE>"}, /* every filler of fold's squeeze */
 		{"138点0013点8000", "<PHONE>"},
 		{"010ㅡ1234ㅡ5678", "<NUM>"},
 		{"138<br>0013<br>8000", "<PHONE>"},
