@@ -15,6 +15,7 @@
 
 #include "fold.h"
 #include "kn_alloc.h"
+#include "url.h"
 
 /* A string literal into out (which holds at least the literal): the hot
  * paths use no printf. */
@@ -519,55 +520,20 @@ static int host_char(unsigned char c)
 	       c == '_' || c >= 0x80;
 }
 
-static size_t skip_scheme(const char *u, size_t len)
-{
-	size_t i = 0;
-
-	if (len >= 2 && u[0] == '/' && u[1] == '/')
-		return 2;
-	if (!len || !((u[0] | 0x20) >= 'a' && (u[0] | 0x20) <= 'z'))
-		return 0;
-	while (i < len &&
-	       (((u[i] | 0x20) >= 'a' && (u[i] | 0x20) <= 'z') || (u[i] >= '0' && u[i] <= '9') ||
-		u[i] == '+' || u[i] == '-' || u[i] == '.'))
-		i++;
-	if (i + 3 <= len && u[i] == ':' && u[i + 1] == '/' && u[i + 2] == '/')
-		return i + 3;
-	return 0;
-}
-
 int kn_url_host(const char *url, size_t len, char *out)
 {
 	size_t a, e, n = 0;
 
-	while (len && (*url == ' ' || *url == '\t')) {
-		url++;
-		len--;
-	}
-	a = skip_scheme(url, len);
-	e = a;
-	while (e < len && !strchr("/?#\\", url[e]))
-		e++;
-	/* userinfo ends at the last '@' of the authority */
-	for (size_t i = e; i > a; i--) {
-		if (url[i - 1] == '@') {
-			a = i;
-			break;
-		}
-	}
+	e = kn_url_host_span(url, len, &a);
+	e += a;
 	if (a < e && url[a] == '[') {
 		SET_LIT(out, "ip-literal");
 		return 0;
 	}
-	for (size_t i = a; i < e; i++) {
-		if (url[i] == ':') { /* port: the rest must be digits */
-			for (size_t j = i + 1; j < e; j++)
-				if (url[j] < '0' || url[j] > '9')
-					return -EINVAL;
-			e = i;
-			break;
-		}
-	}
+	if (e < len && url[e] == ':') /* a port: digits up to the path */
+		for (size_t j = e + 1; j < len && !strchr("/\\?#", url[j]); j++)
+			if (url[j] < '0' || url[j] > '9')
+				return -EINVAL;
 	while (e > a && url[e - 1] == '.')
 		e--;
 	if (e == a || e - a > KN_HOST_MAX)

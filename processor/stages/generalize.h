@@ -62,7 +62,8 @@ void kn_os_parse(const char *os, size_t len, char family[KN_FAMILY_MAX], int32_t
 void kn_app_version(const char *v, size_t len, char out[KN_VERSION_MAX]);
 
 /* Writes the lower-cased host of url[0..len) to out (KN_HOST_MAX + 1 bytes).
- * Accepts "scheme://host...", "//host..." and bare "host/path". Returns 0, or
+ * The host is found as browsers find it (url.h: "http:\\host" and "http:/host"
+ * too), and bare "host/path" is read as well. Returns 0, or
  * -EINVAL when there is no valid DNS host (empty, bad characters, too long). */
 int kn_url_host(const char *url, size_t len, char *out);
 /* What a URL's host may tell (see the top): writes its registrable domain,

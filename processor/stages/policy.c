@@ -9,6 +9,7 @@
 #include "embedded.h"
 #include "fold.h"
 #include "kn_alloc.h"
+#include "url.h"
 
 #define MAX_TEXT 4096
 
@@ -546,36 +547,6 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 	return 0;
 }
 
-/* The host of URL u[0..n) (scheme optional): *at and its length, without
- * userinfo or port. */
-static size_t url_host(const char *u, size_t n, size_t *at)
-{
-	const char *s = u, *e, *ui;
-
-	/* a scheme: a letter, then letters, digits, '+', '-', '.', then "://" */
-	if (n && ((*u | 0x20) >= 'a' && (*u | 0x20) <= 'z')) {
-		const char *c = u + 1;
-		while (c < u + n && (ascii_alnum(*c) || *c == '+' || *c == '-' || *c == '.'))
-			c++;
-		if (u + n - c >= 3 && !memcmp(c, "://", 3))
-			s = c + 3;
-	}
-	if (s == u && n >= 2 && u[0] == '/' && u[1] == '/')
-		s = u + 2;
-	for (e = s; e < u + n && *e != '/' && *e != '\\'; e++)
-		;
-	if ((ui = memrchr(s, '@', (size_t)(e - s))))
-		s = ui + 1;
-	for (const char *c = e; c > s; c--) /* a port; not inside an [IPv6] literal */
-		if (c[-1] == ':' || c[-1] == ']') {
-			if (c[-1] == ':')
-				e = c - 1;
-			break;
-		}
-	*at = (size_t)(s - u);
-	return (size_t)(e - s);
-}
-
 /* Does a URL name something sensitive before its query string? All of it
  * is read as text (userinfo, host and path: "http://pornhub.com@x/" too),
  * and its host once more as a host name (term_at: its labels glue words).
@@ -592,7 +563,7 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 		n++;
 	if ((cat = sensitive_in(p, v->s.p, n, KN_FOLD_URL, false)))
 		return cat;
-	hn = url_host(v->s.p, n, &at);
+	hn = kn_url_host_span(v->s.p, n, &at);
 	return hn ? sensitive_in(p, v->s.p + at, hn, KN_FOLD_URL, true) : NULL;
 }
 

@@ -207,6 +207,15 @@ static size_t to_space(const char *s, size_t len, size_t j)
 
 /* ---- the matchers: each returns the match's length, 0 for none ---- */
 
+/* The schemes a browser reads "scheme:" + any slashes or backslashes after
+ * (url.h); s is folded, so lower case. */
+static bool special_scheme(const char *s, size_t n)
+{
+	return (n == 4 && !memcmp(s, "http", 4)) || (n == 5 && !memcmp(s, "https", 5)) ||
+	       (n == 2 && !memcmp(s, "ws", 2)) || (n == 3 && !memcmp(s, "wss", 3)) ||
+	       (n == 3 && !memcmp(s, "ftp", 3)) || (n == 4 && !memcmp(s, "file", 4));
+}
+
 static size_t match_url(const char *s, size_t len, size_t i)
 {
 	size_t j = i, h;
@@ -219,6 +228,14 @@ static size_t match_url(const char *s, size_t len, size_t i)
 		j++;
 	if (j > i && is_alpha(s[i]) && len - j >= 3 && !memcmp(s + j, "://", 3))
 		return to_space(s, len, j + 3) - i;
+	/* what a browser opens as well: "http:\\host", "http:/host", "http:host" */
+	if (j < len && s[j] == ':' && special_scheme(s + i, j - i)) {
+		size_t k = j + 1;
+		while (k < len && (s[k] == '/' || s[k] == '\\'))
+			k++;
+		if (k > j + 1 || host_at(s, len, k, false))
+			return to_space(s, len, k) - i;
+	}
 	if (len - i >= 4 && !memcmp(s + i, "www.", 4) && host_at(s, len, i, false))
 		return to_space(s, len, i + 4) - i;
 	/* host/path, host?query, host#fragment, host:port (no scheme); the one

@@ -48,6 +48,7 @@ container)
 	;;
 text)
 	$CLANG "${flags[@]}" "$root/tests/fuzz/fuzz_text.c" "$root/processor/stages/fold.c" \
+		"$root/processor/stages/url.c" \
 		"$root/processor/stages/scrub.c" "$root/processor/stages/normalize.c" \
 		"$root/processor/stages/generalize.c" "$root/processor/stages/policy.c" \
 		"$root/processor/core/kn_alloc.c" -I"$build/generated" \

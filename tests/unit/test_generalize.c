@@ -195,7 +195,16 @@ static void test_url_host(void)
 	KT_STREQ(host("http://exa mple.com/"), "<invalid>");
 	KT_STREQ(host("http://a..b/"), "<invalid>");
 	KT_STREQ(host("https://host:abc/"), "<invalid>");
-	KT_STREQ(host("https:///path"), "<invalid>");
+	/* hosts as a browser finds them (the WHATWG URL Standard) */
+	KT_STREQ(host("https:///Example.com/path"), "example.com");
+	KT_STREQ(host("http:\\\\example.com\\p"), "example.com");
+	KT_STREQ(host("http:/\\example.com?x"), "example.com");
+	KT_STREQ(host("HTTP:example.com"), "example.com");
+	KT_STREQ(host("  http://example.com:443\\x"), "example.com");
+	KT_STREQ(host("http://example.com:44x/"), "<invalid>");
+	KT_STREQ(host("example.com:8080/x"), "example.com");
+	KT_STREQ(host("https://"), "<invalid>");
+	KT_STREQ(host("mailto:someone"), "<invalid>");
 	KT_STREQ(host(""), "<invalid>");
 	KT_STREQ(host("/relative/path"), "<invalid>");
 	char longhost[400] = "http://";

@@ -297,6 +297,10 @@ static void test_sensitive_spellings(void)
 		"https://www.aidsmap.com/",
 		"https://user:pw@www.ivfclinic.com:8443/x",
 		"//gaytimes.co.uk/",
+		/* hosts as a browser finds them: backslashes, odd slashes */
+		"http:\\\\www.gayhealth.com\\x",
+		"https:/\\sexshop.com",
+		"http:///ivfclinic.com",
 		"jailhouse.example.net/inmates",
 	};
 	/* ...and not before the words it begins only by chance */

@@ -86,6 +86,12 @@ static void test_urls(void)
 		{"www.example.com/a?b=c", "<URL>"},
 		{"https://example.com/about", "<URL>"},
 		{"https://user:secret@host.example.com/x", "<URL>"},
+		/* what a browser opens too (the WHATWG URL Standard) */
+		{"see http:\\\\zhangsan-blog.com\\x now", "see <URL> now"},
+		{"see HTTP:/zhangsan-blog.com now", "see <URL> now"},
+		{"https:zhangsan-blog.com", "<URL>"},
+		{"file:\\\\C:\\Users\\zhangsan", "<URL>"},
+		{"http: the protocol", "http: the protocol"},
 		{"example.com/login?user=zhangsan", "<URL>"},
 		{"去 例子.中国/path?x=1 看", "去 <URL> 看"},
 		{"jd.com:8080", "<URL>"},
