@@ -3,9 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <idn2.h>
-#include <libpsl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -555,17 +553,6 @@ int kn_url_host(const char *url, size_t len, char *out)
 
 /* ---- URL domain: what a host may tell ---- */
 
-static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
-static const psl_ctx_t *psl;
-
-static void psl_load(void)
-{
-	/* The newest of libpsl's built-in list and Debian's publicsuffix. */
-	psl = psl_latest(NULL);
-	if (!psl)
-		psl = psl_builtin();
-}
-
 static bool all_digits(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -715,26 +702,6 @@ static bool valid_alabels(const char *reg, char **uni)
 	return idn2_to_unicode_8z8z(reg, uni, 0) == IDN2_OK;
 }
 
-/* The registrable domain of an ASCII (A-label) host, by the ICANN section
- * of the Public Suffix List only: a private suffix (github.io, blogspot)
- * counts as its owner's domain, so name.github.io is github.io. NULL when
- * the host is itself a public suffix, a single label, or ends in no listed
- * suffix (no implicit "*" rule: zhangsans-macbook.local is not a domain). */
-static const char *registrable(const char *host)
-{
-	const char *prev = NULL;
-
-	for (const char *p = host; p;) {
-		if (psl_is_public_suffix2(psl, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE))
-			return prev;
-		prev = p;
-		p = strchr(p, '.');
-		if (p)
-			p++;
-	}
-	return NULL;
-}
-
 /* Whether any label of a dotted name carries an identifier (under a
  * wildcard suffix such as *.ck the registrable domain has three labels, and
  * the middle one is as free as the first). */
@@ -782,7 +749,7 @@ static bool ldh_name(const char *s, size_t n)
  * (and allocates): the common ASCII host costs no allocation. */
 static void emit_domain(const char *ascii, char *out)
 {
-	const char *reg = registrable(ascii);
+	const char *reg = kn_url_registrable(ascii);
 	size_t n = reg ? strlen(reg) : 0;
 	char *uni = NULL;
 	bool id;
@@ -812,7 +779,6 @@ int kn_url_domain(const char *url, size_t len, char *out)
 
 	if (err)
 		return err;
-	pthread_once(&psl_once, psl_load);
 	if (!strcmp(host, "ip-literal") || ip_in_host(host))
 		return SET_LIT(out, "ip-literal"), 0;
 	for (const char *p = host; *p && plain; p++)

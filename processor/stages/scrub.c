@@ -14,6 +14,7 @@
 #include <unicode/utf8.h>
 
 #include "fold.h"
+#include "url.h"
 
 #define MAX_DIGITS 64
 
@@ -216,6 +217,48 @@ static bool special_scheme(const char *s, size_t n)
 	       (n == 3 && !memcmp(s, "ftp", 3)) || (n == 4 && !memcmp(s, "file", 4));
 }
 
+static size_t at_sign(const char *s, size_t len, size_t j, bool spaced);
+
+/* Whether an "@" in any spelling follows j, past spaces: what looked like a
+ * host is a local part ("zhang.san @ example.com"), for the email matcher. */
+static bool at_after(const char *s, size_t len, size_t j)
+{
+	while (j < len && s[j] == ' ')
+		j++;
+	return at_sign(s, len, j, true) > 0;
+}
+
+/* Whether the bare host s[0..n) is more than a registered name: a label in
+ * front of its registrable domain ("zhangsan.github.io",
+ * "zhangsan1990.lofter.com") names a person as often as a service, so only
+ * a few service labels may stand there ("m.taobao.com"). A name that ends in
+ * no listed suffix ("jquery.min.js") is no host. */
+static bool bare_subdomain(const char *s, size_t n)
+{
+	static const char *const services[] = {"m",	"wap",	"mobile",    "mail",   "news",
+					       "map",	"maps", "image",     "images", "video",
+					       "music", "docs", "translate", "en",     "zh"};
+	char host[256];
+	const char *reg;
+
+	if (n >= sizeof(host))
+		return true;
+	for (size_t k = 0; k < n; k++) {
+		if (!is_alnum(s[k]) && s[k] != '-' && s[k] != '.')
+			return false; /* a spelled or IDN dot: not a name to look up */
+		host[k] = s[k];
+	}
+	host[n] = '\0';
+	if (!(reg = kn_url_registrable(host)) || reg == host)
+		return false;
+	for (size_t w = 0; w < sizeof(services) / sizeof(services[0]); w++) {
+		size_t k = strlen(services[w]);
+		if ((size_t)(reg - host) == k + 1 && !memcmp(host, services[w], k))
+			return false;
+	}
+	return true;
+}
+
 static size_t match_url(const char *s, size_t len, size_t i)
 {
 	size_t j = i, h;
@@ -247,6 +290,9 @@ static size_t match_url(const char *s, size_t len, size_t i)
 	     (i + h + 1 < len && s[i + h] == '#' && !is_space(s[i + h + 1])) ||
 	     (i + h + 1 < len && s[i + h] == ':' && is_digit(s[i + h + 1]))))
 		return to_space(s, len, i + h) - i;
+	if (h && (i + h == len || !is_alnum(s[i + h])) && !at_after(s, len, i + h) &&
+	    bare_subdomain(s + i, h))
+		return h;
 	return 0;
 }
 

@@ -8,7 +8,9 @@
  * replaced by a typed placeholder:
  *   <URL>    anything with a scheme (userinfo included), www. addresses, and
  *            scheme-less host/path or host?query ("example.com/login?u=1",
- *            IDN hosts too)
+ *            IDN hosts too), what a browser opens ("http:\\host"), and bare
+ *            hosts with a label before their registered name
+ *            ("zhangsan.github.io"; url.h) but for a few service labels
  *   <EMAIL>  local@domain.tld (a non-ASCII local part too), local@provider
  *            without its TLD (zhangsan@qq, @163), local@IPv4, user:pw@host;
  *            "@" also written [at] (at) {at} <at> _at_ [@] (@), " at ", 艾特,

@@ -1,6 +1,8 @@
 /* url: the host of a URL, as WHATWG's URL Standard finds it (url.h). */
 #include "url.h"
 
+#include <libpsl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -75,4 +77,31 @@ size_t kn_url_host_span(const char *u, size_t n, size_t *at)
 		}
 	*at = lead + a;
 	return e - a;
+}
+
+static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
+static const psl_ctx_t *psl;
+
+static void psl_load(void)
+{
+	/* The newest of libpsl's built-in list and Debian's publicsuffix. */
+	psl = psl_latest(NULL);
+	if (!psl)
+		psl = psl_builtin();
+}
+
+const char *kn_url_registrable(const char *host)
+{
+	const char *prev = NULL;
+
+	pthread_once(&psl_once, psl_load);
+	for (const char *p = host; p;) {
+		if (psl_is_public_suffix2(psl, p, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE))
+			return prev;
+		prev = p;
+		p = strchr(p, '.');
+		if (p)
+			p++;
+	}
+	return NULL;
 }

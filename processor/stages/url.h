@@ -11,7 +11,7 @@
  *     '@'; a port is a ':' outside an [IPv6] literal;
  *   - other schemes have an authority only after "://"; "//host" and a
  *     bare "host/path" (no scheme, as logs often write them) are read too.
- * Pure: no allocation, thread-safe. */
+ * Thread-safe; nothing allocated per call. */
 #ifndef KN_URL_H
 #define KN_URL_H
 
@@ -21,5 +21,15 @@
  * there is none), without userinfo or port. The bytes are not checked:
  * callers validate the host as they need. */
 size_t kn_url_host_span(const char *u, size_t n, size_t *at);
+
+/* The registrable domain of host (lower-case ASCII, A-labels, no trailing
+ * dot), by the ICANN section of the Public Suffix List only: a private
+ * suffix (github.io, blogspot.com) counts as its owner's domain, so
+ * name.github.io is github.io. Returns a pointer into host, or NULL when
+ * the host is itself a public suffix, a single label, or ends in no listed
+ * suffix (no implicit "*" rule: zhangsans-macbook.local is no domain). The
+ * list is loaded on first use: the newest of libpsl's built-in one and
+ * Debian's publicsuffix package. */
+const char *kn_url_registrable(const char *host);
 
 #endif
