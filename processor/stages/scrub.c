@@ -1442,6 +1442,33 @@ static void put_placeholder(struct out *o, const char *ph, size_t n)
 }
 
 /* The next unmatched token: a run of ASCII letters, or one character. */
+/* A user's name as a directory: the path segment after home/, users/ or
+ * documents and settings/ ("/home/zhangsan/.ssh", "c:\\users\\张三\\desktop";
+ * the text is folded, so lower case), but for the accounts that are nobody's. */
+static size_t match_userdir(const char *s, size_t len, size_t i)
+{
+	static const char *const dirs[] = {"home", "users", "documents and settings"};
+	static const char *const shared[] = {"public", "shared", "default", "all users", "guest"};
+	bool after = false;
+	size_t j = i;
+
+	if (!i || (s[i - 1] != '/' && s[i - 1] != '\\'))
+		return 0;
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]) && !after; d++) {
+		size_t k = strlen(dirs[d]), b = i - 1 - k;
+		after = i - 1 >= k && !memcmp(s + b, dirs[d], k) &&
+			(!b || s[b - 1] == '/' || s[b - 1] == '\\' || s[b - 1] == ' ');
+	}
+	if (!after)
+		return 0;
+	while (j < len && j - i < 64 && s[j] && !strchr("/\\ ?#\"'", s[j]))
+		j++;
+	for (size_t w = 0; w < sizeof(shared) / sizeof(shared[0]); w++)
+		if (j - i == strlen(shared[w]) && !memcmp(s + i, shared[w], j - i))
+			return 0;
+	return j - i;
+}
+
 static size_t token_len(const char *s, size_t len, size_t i)
 {
 	size_t j = i, n;
@@ -1488,6 +1515,8 @@ size_t kn_scrub_query(const char *in, size_t len, char *outbuf, struct kn_scrub_
 		if ((m = match_labeled(s, n, i, &lk)))
 			ph = lk == L_HANDLE || lk == L_SECRET ? (c->id++, "<ID>")
 							      : (c->num++, "<NUM>");
+		else if ((m = match_userdir(s, n, i)))
+			ph = "<ID>", c->id++;
 		else if ((m = match_url(s, n, i)))
 			ph = "<URL>", c->url++;
 		else if (at < n && at - i <= LOCAL_MAX + 2 && (m = match_email(s, n, i)))

@@ -23,6 +23,7 @@
  *            of 12+ hex digits mixing digits and letters (0x too, or after a
  *            label's letters); tokens of 20+ letters and digits with 4+ of
  *            each (API keys, JWT segments); @handles with a digit or '_';
+ *            a user's name as a directory (/home/zhangsan, c:\users\张三);
  *            Chinese licence plates (京A12345, 粤B·D12345) and passports
  *            (E/G + 8 digits)
  *   <CN_ID>  Chinese resident ID: 17 digits + digit/X, grouped or not, with

@@ -101,6 +101,13 @@ static void test_urls(void)
 		{"m.taobao.com", "m.taobao.com"},
 		{"jquery.min.js", "jquery.min.js"},
 		{"zhang.san@example.com", "<EMAIL>"},
+		/* a user's name as a directory */
+		{"ls /home/zhangsan/.ssh", "ls /home/<ID>/.ssh"},
+		{"C:\\Users\\张三\\Desktop\\a.txt", "c:\\users\\<ID>\\desktop\\a.txt"},
+		{"/Users/li.na", "/users/<ID>"},
+		{"C:\\Users\\Public\\x", "c:\\users\\public\\x"},
+		{"my home/ and users/ ", "my home/ and users/ "},
+		{"warehouse/x", "warehouse/x"},
 		{"example.com/login?user=zhangsan", "<URL>"},
 		{"去 例子.中国/path?x=1 看", "去 <URL> 看"},
 		{"jd.com:8080", "<URL>"},
