@@ -518,20 +518,59 @@ static int host_char(unsigned char c)
 	       c == '_' || c >= 0x80;
 }
 
+static int hex_val(char c)
+{
+	return c >= '0' && c <= '9'			? c - '0'
+	       : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
+							: -1;
+}
+
+/* A host's %XX escapes decoded into out (cap bytes), as browsers decode
+ * them before IDNA ("%65xample.com" is example.com). Returns the length, or
+ * 0 for a '%' that starts no escape (a forbidden host character). */
+static size_t host_unescape(const char *h, size_t n, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k < cap; i++) {
+		if (h[i] != '%') {
+			out[k++] = h[i];
+			continue;
+		}
+		if (i + 2 >= n)
+			return 0;
+		int hi = hex_val(h[i + 1]), lo = hex_val(h[i + 2]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		out[k++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	return k;
+}
+
 int kn_url_host(const char *url, size_t len, char *out)
 {
+	char clean[KN_URL_CLEAN_MAX], unesc[KN_HOST_MAX * 3 + 1];
+	const char *u;
 	size_t a, e, n = 0;
+	bool port_valid;
 
-	e = kn_url_host_span(url, len, &a);
+	len = kn_url_clean(url, len, clean, sizeof(clean), &u);
+	url = u;
+	e = kn_url_host_span(url, len, &a, &port_valid);
 	e += a;
 	if (a < e && url[a] == '[') {
 		SET_LIT(out, "ip-literal");
 		return 0;
 	}
-	if (e < len && url[e] == ':') /* a port: digits up to the path */
-		for (size_t j = e + 1; j < len && !strchr("/\\?#", url[j]); j++)
-			if (url[j] < '0' || url[j] > '9')
-				return -EINVAL;
+	if (!port_valid)
+		return -EINVAL;
+	if (memchr(url + a, '%', e - a)) {
+		if (e - a > sizeof(unesc) ||
+		    !(e = host_unescape(url + a, e - a, unesc, sizeof(unesc))))
+			return -EINVAL;
+		url = unesc, a = 0;
+	}
 	while (e > a && url[e - 1] == '.')
 		e--;
 	if (e == a || e - a > KN_HOST_MAX)

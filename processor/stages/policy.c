@@ -547,24 +547,41 @@ int kn_policy_admit(struct kn_policy *p, const struct kn_event *ev, bool *minor,
 	return 0;
 }
 
-/* Does a URL name something sensitive before its query string? All of it
- * is read as text (userinfo, host and path: "http://pornhub.com@x/" too),
- * and its host once more as a host name (term_at: its labels glue words).
- * The query string and fragment are not looked at: they were never going
- * to be emitted. */
+/* A URL's text up to its query string, as logged. */
+static const char *url_text_sensitive(struct kn_policy *p, const char *u, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && u[n] != '?' && u[n] != '#')
+		n++;
+	return sensitive_in(p, u, n, KN_FOLD_URL, false);
+}
+
+/* Does a URL name something sensitive before its query string? It is read
+ * as a browser reads it (url.h: tabs and newlines inside deleted,
+ * "http:\\host" and "x://a\\@host" hosts as a browser finds them). All of
+ * it is read as text (userinfo, host and path: "http://pornhub.com@x/"
+ * too), and its host once more as a host name (term_at: its labels glue
+ * words). The query string and fragment are not looked at: they were
+ * never going to be emitted. A URL too long to clean whole is read as
+ * logged, too. */
 static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 {
-	size_t n = 0, at, hn;
-	const char *cat;
+	char buf[KN_URL_CLEAN_MAX];
+	const char *u, *cat;
+	size_t n, cut = 0, at, hn;
 
 	if (v->type != KN_VAL_STR)
 		return NULL;
-	while (n < v->s.len && v->s.p[n] != '?' && v->s.p[n] != '#')
-		n++;
-	if ((cat = sensitive_in(p, v->s.p, n, KN_FOLD_URL, false)))
+	n = kn_url_clean(v->s.p, v->s.len, buf, sizeof(buf), &u);
+	if (u == buf && n == sizeof(buf) && (cat = url_text_sensitive(p, v->s.p, v->s.len)))
 		return cat;
-	hn = kn_url_host_span(v->s.p, n, &at);
-	return hn ? sensitive_in(p, v->s.p + at, hn, KN_FOLD_URL, true) : NULL;
+	while (cut < n && u[cut] != '?' && u[cut] != '#')
+		cut++;
+	if ((cat = sensitive_in(p, u, cut, KN_FOLD_URL, false)))
+		return cat;
+	hn = kn_url_host_span(u, cut, &at, NULL);
+	return hn ? sensitive_in(p, u + at, hn, KN_FOLD_URL, true) : NULL;
 }
 
 /* A query is checked decoded (kn_policy_sensitive: people paste URLs, and

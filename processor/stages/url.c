@@ -29,40 +29,101 @@ static bool special(const char *s, size_t n)
 	return false;
 }
 
-/* The offset where the authority of u[0..n) starts. */
-static size_t authority_start(const char *u, size_t n)
+/* Whether u[i..n) is ':' and a port: digits up to the path, "host:8080/x"
+ * (a scheme-less host, not a scheme). */
+static bool port_follows(const char *u, size_t n, size_t i)
+{
+	size_t j = i + 1;
+
+	while (j < n && u[j] >= '0' && u[j] <= '9')
+		j++;
+	return j > i + 1 && (j == n || u[j] == '/' || u[j] == '\\' || u[j] == '?' || u[j] == '#');
+}
+
+/* Where the authority of u[0..n) starts (*at) and whether '\' ends it as '/'
+ * does (*bs). False when the URL has no host: a scheme without "//"
+ * ("mailto:a@b.de", "tel:..."), or file: without exactly two slashes. */
+static bool authority_start(const char *u, size_t n, size_t *at, bool *bs)
 {
 	size_t i = 0;
 
-	if (n >= 2 && u[0] == '/' && u[1] == '/')
-		return 2;
+	*at = 0;
+	*bs = true;
+	if (n >= 2 && u[0] == '/' && u[1] == '/') {
+		*at = 2;
+		return true;
+	}
 	if (!n || !alpha(u[0]))
-		return 0;
+		return true; /* no scheme: "host/path" */
 	while (i < n && (alpha(u[i]) || (u[i] >= '0' && u[i] <= '9') || u[i] == '+' ||
 			 u[i] == '-' || u[i] == '.'))
 		i++;
-	if (i == n || u[i] != ':')
-		return 0; /* no scheme: "host/path" */
+	if (i == n || u[i] != ':' || port_follows(u, n, i))
+		return true; /* "host/path", "host:8080/path" */
+	size_t a = i + 1;
 	if (special(u, i)) {
-		size_t a = i + 1;
 		while (a < n && (u[a] == '/' || u[a] == '\\'))
 			a++;
-		return a;
+		if (i == 4 && (u[0] | 0x20) == 'f' && (u[1] | 0x20) == 'i' && a != i + 3)
+			return false; /* file: has a host only after exactly two */
+		*at = a;
+		return true;
 	}
-	if (n - i >= 3 && u[i + 1] == '/' && u[i + 2] == '/')
-		return i + 3;
-	return 0; /* "host:port/path", or a scheme without an authority */
+	if (n - a >= 2 && u[a] == '/' && u[a + 1] == '/') {
+		*at = a + 2;
+		*bs = false;
+		return true;
+	}
+	return false;
 }
 
-size_t kn_url_host_span(const char *u, size_t n, size_t *at)
+size_t kn_url_clean(const char *u, size_t n, char *buf, size_t cap, const char **clean)
 {
-	size_t lead = 0, a, e;
+	size_t a = 0, b = n, k = 0;
 
-	while (lead < n && (u[lead] == ' ' || u[lead] == '\t')) /* as logs pad them */
-		lead++;
-	u += lead, n -= lead;
-	a = authority_start(u, n);
-	for (e = a; e < n && !strchr("/\\?#", u[e]); e++)
+	while (a < b && (unsigned char)u[a] <= 0x20)
+		a++;
+	while (b > a && (unsigned char)u[b - 1] <= 0x20)
+		b--;
+	if (!memchr(u + a, '\t', b - a) && !memchr(u + a, '\n', b - a) &&
+	    !memchr(u + a, '\r', b - a)) {
+		*clean = u + a;
+		return b - a;
+	}
+	for (size_t i = a; i < b && k < cap; i++)
+		if (u[i] != '\t' && u[i] != '\n' && u[i] != '\r')
+			buf[k++] = u[i];
+	*clean = buf;
+	return k;
+}
+
+/* Whether u[i..e) is a port WHATWG takes: empty, or a number up to 65535. */
+static bool port_ok(const char *u, size_t i, size_t e)
+{
+	unsigned long v = 0;
+
+	for (; i < e; i++) {
+		if (u[i] < '0' || u[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(u[i] - '0');
+		if (v > 65535)
+			return false;
+	}
+	return true;
+}
+
+size_t kn_url_host_span(const char *u, size_t n, size_t *at, bool *port_valid)
+{
+	size_t a, e;
+	bool bs;
+
+	*at = 0;
+	if (port_valid)
+		*port_valid = true;
+	if (!authority_start(u, n, &a, &bs))
+		return 0;
+	for (e = a; e < n && u[e] != '/' && u[e] != '?' && u[e] != '#' && !(bs && u[e] == '\\');
+	     e++)
 		;
 	for (size_t i = e; i > a; i--) /* userinfo ends at the last '@' */
 		if (u[i - 1] == '@') {
@@ -71,11 +132,14 @@ size_t kn_url_host_span(const char *u, size_t n, size_t *at)
 		}
 	for (size_t i = e; i > a; i--) /* a port; not inside an [IPv6] literal */
 		if (u[i - 1] == ':' || u[i - 1] == ']') {
-			if (u[i - 1] == ':')
+			if (u[i - 1] == ':') {
+				if (port_valid)
+					*port_valid = port_ok(u, i, e);
 				e = i - 1;
+			}
 			break;
 		}
-	*at = lead + a;
+	*at = a;
 	return e - a;
 }
 

@@ -2,25 +2,40 @@
  *
  * The host of a URL decides both what kanon may emit (generalize.h: its
  * registrable domain) and what it must withhold (policy.h: a sensitive
- * site), so both read it through this one function, which follows the
- * WHATWG URL Standard where a lenient parser and a strict one disagree:
- *   - for the special schemes (http, https, ws, wss, ftp, file) any run of
- *     '/' and '\' after "scheme:" is skipped, so "http:\\host\p",
- *     "http:/host", "http:///host" and "http:host" all name "host";
- *   - the authority ends at '/', '\', '?' or '#'; userinfo ends at its last
- *     '@'; a port is a ':' outside an [IPv6] literal;
- *   - other schemes have an authority only after "://"; "//host" and a
- *     bare "host/path" (no scheme, as logs often write them) are read too.
+ * site), so both read it through these functions, which follow the WHATWG
+ * URL Standard where a lenient parser and a strict one disagree:
+ *   - leading and trailing C0 controls and spaces are trimmed, and every
+ *     tab, LF and CR is deleted, wherever it is ("http://p\tornhub.com");
+ *   - for the special schemes (http, https, ws, wss, ftp) any run of '/'
+ *     and '\' after "scheme:" is skipped, so "http:\\host\p", "http:/host",
+ *     "http:///host" and "http:host" all name "host"; file: has a host only
+ *     after exactly two;
+ *   - the authority ends at '/', '?' or '#', and at '\' for the special
+ *     schemes only; userinfo ends at its last '@'; a port is a ':' outside
+ *     an [IPv6] literal;
+ *   - another scheme has an authority only after "//": "mailto:a@b.de",
+ *     "tel:..." and "data:..." have no host; "//host", a bare "host/path"
+ *     and "host:8080/path" (no scheme, as logs often write them) are read.
  * Thread-safe; nothing allocated per call. */
 #ifndef KN_URL_H
 #define KN_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* The host of u[0..n): sets *at to its offset and returns its length (0 when
- * there is none), without userinfo or port. The bytes are not checked:
- * callers validate the host as they need. */
-size_t kn_url_host_span(const char *u, size_t n, size_t *at);
+#define KN_URL_CLEAN_MAX 4096 /* a buffer for kn_url_clean: the longest URL read whole */
+
+/* The URL u[0..n) as a browser reads it, before anything else: trimmed of
+ * C0 controls and spaces, tabs, LFs and CRs deleted. Sets *clean to a
+ * pointer into u when nothing inside needs deleting, else to buf, which
+ * holds the first cap bytes of the result. Returns the clean length. */
+size_t kn_url_clean(const char *u, size_t n, char *buf, size_t cap, const char **clean);
+
+/* The host of the clean URL u[0..n): sets *at to its offset and returns its
+ * length (0 when there is none), without userinfo or port. *port_valid
+ * (may be NULL) is false when a port is not a number up to 65535. The
+ * host's bytes are not checked: callers validate it as they need. */
+size_t kn_url_host_span(const char *u, size_t n, size_t *at, bool *port_valid);
 
 /* The registrable domain of host (lower-case ASCII, A-labels, no trailing
  * dot), by the ICANN section of the Public Suffix List only: a private

@@ -205,6 +205,29 @@ static void test_url_host(void)
 	KT_STREQ(host("example.com:8080/x"), "example.com");
 	KT_STREQ(host("https://"), "<invalid>");
 	KT_STREQ(host("mailto:someone"), "<invalid>");
+	/* tabs and newlines deleted, controls and spaces trimmed */
+	KT_STREQ(host("\x01 http://exa\tmple.com\r\n"), "example.com");
+	KT_STREQ(host("ht\ntp:/\t/example.com "), "example.com");
+	/* '\\' ends the authority of the special schemes only */
+	KT_STREQ(host("foo://evil.com\\@good.com/"), "good.com");
+	KT_STREQ(host("android-app://a.com\\@b.com:1/x"), "b.com");
+	/* no authority without "//" for the others; file: after exactly two */
+	KT_STREQ(host("mailto:zhangsan1990@qq.com"), "<invalid>");
+	KT_STREQ(host("tel:1@evil.com"), "<invalid>");
+	KT_STREQ(host("data:,x@evil.com"), "<invalid>");
+	KT_STREQ(host("file://host/x"), "host");
+	KT_STREQ(host("file:///evil.com/x"), "<invalid>");
+	KT_STREQ(host("file:/evil.com"), "<invalid>");
+	KT_STREQ(host("localhost:3000/u"), "localhost");
+	/* ports a browser takes; escapes in the host decoded */
+	KT_STREQ(host("http://example.com:65535/"), "example.com");
+	KT_STREQ(host("http://example.com:/"), "example.com");
+	KT_STREQ(host("http://example.com:65536/"), "<invalid>");
+	KT_STREQ(host("http://%65xample%2Ecom/"), "example.com");
+	KT_STREQ(host("http://%31%32%37.0.0.1/"), "ip-literal");
+	KT_STREQ(host("http://ex%2Fample.com/"), "<invalid>");
+	KT_STREQ(host("http://ex%zzample.com/"), "<invalid>");
+	KT_STREQ(host("http://example.com%/"), "<invalid>");
 	KT_STREQ(host(""), "<invalid>");
 	KT_STREQ(host("/relative/path"), "<invalid>");
 	char longhost[400] = "http://";

@@ -301,6 +301,16 @@ static void test_sensitive_spellings(void)
 		"http:\\\\www.gayhealth.com\\x",
 		"https:/\\sexshop.com",
 		"http:///ivfclinic.com",
+		/* tabs and newlines a browser deletes; controls it trims */
+		"http://p\tornhub.com",
+		"http://h\nivtest.org",
+		"http://G\tAY.com",
+		"\x01http://gayhealth.com",
+		"ht\ttp://gayhealth.com",
+		"http:/\t/lgbtnews.com",
+		"https\r://sexshop.de",
+		/* a non-special scheme's userinfo may hold a '\\' */
+		"android-app://evil.com\\@gayhealth.com/",
 		"jailhouse.example.net/inmates",
 	};
 	/* ...and not before the words it begins only by chance */
