@@ -557,7 +557,7 @@ int kn_url_host(const char *url, size_t len, char *out)
 
 	len = kn_url_clean(url, len, clean, sizeof(clean), &u);
 	url = u;
-	e = kn_url_host_span(url, len, &a, &port_valid);
+	e = kn_url_host_span(url, len, 0, &a, &port_valid);
 	e += a;
 	if (a < e && url[a] == '[') {
 		SET_LIT(out, "ip-literal");

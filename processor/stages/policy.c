@@ -559,7 +559,8 @@ static const char *url_text_sensitive(struct kn_policy *p, const char *u, size_t
 
 /* Does a URL name something sensitive before its query string? It is read
  * as a browser reads it (url.h: tabs and newlines inside deleted,
- * "http:\\host" and "x://a\\@host" hosts as a browser finds them). All of
+ * "http:\\host" and "x://a\\@host" hosts as a browser finds them; and
+ * "mailto:a@host" too). All of
  * it is read as text (userinfo, host and path: "http://pornhub.com@x/"
  * too), and its host once more as a host name (term_at: its labels glue
  * words). The query string and fragment are not looked at: they were
@@ -580,7 +581,7 @@ static const char *url_sensitive(struct kn_policy *p, const struct kn_val *v)
 		cut++;
 	if ((cat = sensitive_in(p, u, cut, KN_FOLD_URL, false)))
 		return cat;
-	hn = kn_url_host_span(u, cut, &at, NULL);
+	hn = kn_url_host_span(u, cut, KN_URL_ANY_HOST, &at, NULL);
 	return hn ? sensitive_in(p, u + at, hn, KN_FOLD_URL, true) : NULL;
 }
 

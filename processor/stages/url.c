@@ -43,7 +43,7 @@ static bool port_follows(const char *u, size_t n, size_t i)
 /* Where the authority of u[0..n) starts (*at) and whether '\' ends it as '/'
  * does (*bs). False when the URL has no host: a scheme without "//"
  * ("mailto:a@b.de", "tel:..."), or file: without exactly two slashes. */
-static bool authority_start(const char *u, size_t n, size_t *at, bool *bs)
+static bool authority_start(const char *u, size_t n, unsigned flags, size_t *at, bool *bs)
 {
 	size_t i = 0;
 
@@ -64,7 +64,8 @@ static bool authority_start(const char *u, size_t n, size_t *at, bool *bs)
 	if (special(u, i)) {
 		while (a < n && (u[a] == '/' || u[a] == '\\'))
 			a++;
-		if (i == 4 && (u[0] | 0x20) == 'f' && (u[1] | 0x20) == 'i' && a != i + 3)
+		if (i == 4 && (u[0] | 0x20) == 'f' && (u[1] | 0x20) == 'i' && a != i + 3 &&
+		    !(flags & KN_URL_ANY_HOST))
 			return false; /* file: has a host only after exactly two */
 		*at = a;
 		return true;
@@ -74,7 +75,7 @@ static bool authority_start(const char *u, size_t n, size_t *at, bool *bs)
 		*bs = false;
 		return true;
 	}
-	return false;
+	return flags & KN_URL_ANY_HOST; /* "mailto:a@b.de" reads as "a@b.de" */
 }
 
 size_t kn_url_clean(const char *u, size_t n, char *buf, size_t cap, const char **clean)
@@ -112,7 +113,7 @@ static bool port_ok(const char *u, size_t i, size_t e)
 	return true;
 }
 
-size_t kn_url_host_span(const char *u, size_t n, size_t *at, bool *port_valid)
+size_t kn_url_host_span(const char *u, size_t n, unsigned flags, size_t *at, bool *port_valid)
 {
 	size_t a, e;
 	bool bs;
@@ -120,7 +121,7 @@ size_t kn_url_host_span(const char *u, size_t n, size_t *at, bool *port_valid)
 	*at = 0;
 	if (port_valid)
 		*port_valid = true;
-	if (!authority_start(u, n, &a, &bs))
+	if (!authority_start(u, n, flags, &a, &bs))
 		return 0;
 	for (e = a; e < n && u[e] != '/' && u[e] != '?' && u[e] != '#' && !(bs && u[e] == '\\');
 	     e++)

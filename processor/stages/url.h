@@ -31,11 +31,17 @@
  * holds the first cap bytes of the result. Returns the clean length. */
 size_t kn_url_clean(const char *u, size_t n, char *buf, size_t cap, const char **clean);
 
+/* Flags of kn_url_host_span. KN_URL_ANY_HOST: a URL that has no host to a
+ * browser is read as if its scheme were not there ("mailto:a@b.de" names
+ * b.de, "file:///b.de/x" b.de), for a check that must err on the side of
+ * finding one (a sensitive site), never for what is emitted. */
+#define KN_URL_ANY_HOST 1u
+
 /* The host of the clean URL u[0..n): sets *at to its offset and returns its
  * length (0 when there is none), without userinfo or port. *port_valid
  * (may be NULL) is false when a port is not a number up to 65535. The
  * host's bytes are not checked: callers validate it as they need. */
-size_t kn_url_host_span(const char *u, size_t n, size_t *at, bool *port_valid);
+size_t kn_url_host_span(const char *u, size_t n, unsigned flags, size_t *at, bool *port_valid);
 
 /* The registrable domain of host (lower-case ASCII, A-labels, no trailing
  * dot), by the ICANN section of the Public Suffix List only: a private

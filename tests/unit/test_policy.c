@@ -311,6 +311,10 @@ static void test_sensitive_spellings(void)
 		"https\r://sexshop.de",
 		/* a non-special scheme's userinfo may hold a '\\' */
 		"android-app://evil.com\\@gayhealth.com/",
+		/* a host a browser would not visit, but a log may have cut */
+		"user:pw@gayhealth.com/x",
+		"mailto:x@sexshop.com",
+		"file:///hivclinic.org/x",
 		"jailhouse.example.net/inmates",
 	};
 	/* ...and not before the words it begins only by chance */
