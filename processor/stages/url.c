@@ -126,8 +126,11 @@ size_t kn_url_host_span(const char *u, size_t n, unsigned flags, size_t *at, boo
 	for (e = a; e < n && u[e] != '/' && u[e] != '?' && u[e] != '#' && !(bs && u[e] == '\\');
 	     e++)
 		;
+	bool schemeless = a <= 2;      /* "host/path", "//host": any scheme takes 3+ */
 	for (size_t i = e; i > a; i--) /* userinfo ends at the last '@' */
 		if (u[i - 1] == '@') {
+			if (schemeless && !(flags & KN_URL_ANY_HOST))
+				return 0; /* "a@b.com": an email, no URL */
 			a = i;
 			break;
 		}

@@ -15,7 +15,8 @@
  *     an [IPv6] literal;
  *   - another scheme has an authority only after "//": "mailto:a@b.de",
  *     "tel:..." and "data:..." have no host; "//host", a bare "host/path"
- *     and "host:8080/path" (no scheme, as logs often write them) are read.
+ *     and "host:8080/path" (no scheme, as logs often write them) are read,
+ *     but not "a@b.com" (an email, not a URL).
  * Thread-safe; nothing allocated per call. */
 #ifndef KN_URL_H
 #define KN_URL_H

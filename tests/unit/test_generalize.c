@@ -219,6 +219,8 @@ static void test_url_host(void)
 	KT_STREQ(host("file:///evil.com/x"), "<invalid>");
 	KT_STREQ(host("file:/evil.com"), "<invalid>");
 	KT_STREQ(host("localhost:3000/u"), "localhost");
+	KT_STREQ(host("zhangsan@example.com"), "<invalid>"); /* an email */
+	KT_STREQ(host("//a@example.com/"), "<invalid>");
 	/* ports a browser takes; escapes in the host decoded */
 	KT_STREQ(host("http://example.com:65535/"), "example.com");
 	KT_STREQ(host("http://example.com:/"), "example.com");
