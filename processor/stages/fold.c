@@ -195,35 +195,101 @@ static bool utf8_but_edges(const char *s, size_t n, bool head, bool tail)
 	return true;
 }
 
+/* Whether s[0..n) is UTF-8 of two-byte characters only (U+0080-U+07FF:
+ * Latin, Greek, Cyrillic, Hebrew, Arabic...), which GBK's Chinese can be
+ * too: 医院 in GBK, D2 BD D4 BA, is "ҽԺ" as UTF-8. */
+static bool two_byte_utf8(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i += 2) {
+		unsigned char a = (unsigned char)s[i], b = i + 1 < n ? (unsigned char)s[i + 1] : 0;
+		if (a < 0xc2 || a > 0xdf || (b & 0xc0) != 0x80)
+			return false;
+	}
+	return n > 0;
+}
+
+/* Whether u[0..m) (UTF-8) is Han throughout. */
+static bool all_han(const char *u, int32_t m)
+{
+	UErrorCode e = U_ZERO_ERROR;
+
+	for (int32_t i = 0; i < m;) {
+		UChar32 c;
+		U8_NEXT(u, i, m, c);
+		if (c < 0 || uscript_getScript(c, &e) != USCRIPT_HAN)
+			return false;
+	}
+	return m > 0;
+}
+
+/* s[0..n) read as GB18030 into u (cap bytes): its length, or 0 when it
+ * does not convert cleanly. */
+static int32_t from_gbk(const char *s, size_t n, char *u, size_t cap)
+{
+	UErrorCode e = U_ZERO_ERROR;
+	int32_t m = ucnv_convert("UTF-8", "GB18030", u, (int32_t)cap, s, (int32_t)n, &e);
+
+	if (U_FAILURE(e) || m <= 0 || (size_t)m > 3 * n / 2 || memchr(u, 0x1a, (size_t)m) ||
+	    memmem(u, (size_t)m, "\xef\xbf\xbd", 3))
+		return 0;
+	return m;
+}
+
 /* The bytes of a run of %XX escapes of 0x80 and above, out[from..n), when
  * they are GB18030 (GBK) rather than UTF-8, as a Chinese site may have
  * escaped its text (%B0%AC%D7%CC%B2%A1 is 艾滋病): as UTF-8, in place. Only
  * a run of an even number of bytes (GBK's characters are two or four) that
  * is not UTF-8 but for a character cut at the text's start or end
  * (utf8_but_edges; head, tail: the run touches them), and converts whole:
- * else it is left to UTF-8 (and U+FFFD). Returns the new end. UTF-8 takes
- * at most half the escapes' length, so the write position still never
- * passes the read position. */
-static size_t gbk_run(char *out, size_t from, size_t n, bool head, bool tail)
+ * else it is left to UTF-8 (and U+FFFD). With gbk (the second reading of an
+ * ambiguous run, kn_fold_gbk_ambiguous), also a run that is UTF-8 of
+ * two-byte characters and GB18030 of Han only. Returns the new end. UTF-8
+ * takes at most half the escapes' length, so the write position still
+ * never passes the read position. */
+static size_t gbk_run(char *out, size_t from, size_t n, bool head, bool tail, bool gbk)
 {
 	char u[KN_FOLD_IN_MAX];
-	UErrorCode e = U_ZERO_ERROR;
+	bool utf8;
+	int32_t m;
 
-	if (n - from < 2 || (n - from) % 2 || utf8_but_edges(out + from, n - from, head, tail))
+	if (n - from < 2 || (n - from) % 2)
 		return n;
-	int32_t m =
-		ucnv_convert("UTF-8", "GB18030", u, sizeof(u), out + from, (int32_t)(n - from), &e);
-	if (U_FAILURE(e) || m <= 0 || (size_t)m > 3 * (n - from) / 2 ||
-	    memchr(u, 0x1a, (size_t)m) || memmem(u, (size_t)m, "\xef\xbf\xbd", 3))
+	utf8 = utf8_but_edges(out + from, n - from, head, tail);
+	if (utf8 && !(gbk && two_byte_utf8(out + from, n - from)))
+		return n;
+	if (!(m = from_gbk(out + from, n - from, u, sizeof(u))) || (utf8 && !all_han(u, m)))
 		return n; /* not GB18030 either */
 	memcpy(out + from, u, (size_t)m);
 	return from + (size_t)m;
 }
 
+bool kn_fold_gbk_ambiguous(const char *in, size_t len)
+{
+	char run[KN_FOLD_IN_MAX / 3 + 1], u[KN_FOLD_IN_MAX];
+	size_t n = 0;
+
+	if (len > KN_FOLD_IN_MAX)
+		len = KN_FOLD_IN_MAX;
+	for (size_t i = 0; i <= len; i++) {
+		if (i + 2 < len && in[i] == '%' && hexval(in[i + 1]) >= 8 &&
+		    hexval(in[i + 2]) >= 0) {
+			run[n++] = (char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+			i += 2;
+			continue;
+		}
+		int32_t m;
+		if (n >= 2 && n % 2 == 0 && two_byte_utf8(run, n) &&
+		    (m = from_gbk(run, n, u, sizeof(u))) && all_han(u, m))
+			return true;
+		n = 0;
+	}
+	return false;
+}
+
 /* Decodes %XX, the %uXXXX some encoders still write, and HTML character
  * references into out (never longer than in; out may be in: the write
  * position never passes the read position). */
-static size_t percent_decode(const char *in, size_t len, char *out)
+static size_t percent_decode(const char *in, size_t len, char *out, bool gbk)
 {
 	size_t n = 0, rn, run = SIZE_MAX; /* run: where the current %XX run's bytes start */
 	bool head = false;		  /* ...and whether it is the text's start */
@@ -235,7 +301,7 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 			   hexval(in[i + 2]) >= 0;
 		/* a run: escaped bytes of 0x80 and above, side by side */
 		if (run != SIZE_MAX && !(esc && hexval(in[i + 1]) >= 8)) {
-			n = gbk_run(out, run, n, head, false);
+			n = gbk_run(out, run, n, head, false, gbk);
 			run = SIZE_MAX;
 		}
 		if (in[i] == '&' && (ref = char_ref(in, len, i, &rn)) >= 0) {
@@ -275,17 +341,17 @@ static size_t percent_decode(const char *in, size_t len, char *out)
 		}
 		out[n++] = in[i];
 	}
-	return run == SIZE_MAX ? n : gbk_run(out, run, n, head, true);
+	return run == SIZE_MAX ? n : gbk_run(out, run, n, head, true, gbk);
 }
 
 /* Percent-decoding until nothing changes (at most three rounds): a term
  * encoded twice (%25E8%2589...) is still the term. */
-static size_t percent_decode_all(const char *in, size_t len, char *out)
+static size_t percent_decode_all(const char *in, size_t len, char *out, bool gbk)
 {
-	size_t n = percent_decode(in, len, out);
+	size_t n = percent_decode(in, len, out, gbk);
 
 	for (int round = 1; round < 3 && (memchr(out, '%', n) || memchr(out, '&', n)); round++) {
-		size_t m = percent_decode(out, n, out);
+		size_t m = percent_decode(out, n, out, gbk);
 		if (m == n)
 			break;
 		n = m;
@@ -588,7 +654,7 @@ size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags
 		len = KN_FOLD_IN_MAX;
 	/* Most text has nothing to decode: two scans spare two copies. */
 	if ((flags & KN_FOLD_URL) && (memchr(in, '%', len) || memchr(in, '&', len))) {
-		len = percent_decode_all(in, len, tmp);
+		len = percent_decode_all(in, len, tmp, flags & KN_FOLD_GBK);
 		in = tmp;
 	}
 	if ((flags & KN_FOLD_URL) && has_punycode(in, len)) {

@@ -30,6 +30,7 @@
 
 #define KN_FOLD_URL	1u
 #define KN_FOLD_SQUEEZE 2u
+#define KN_FOLD_GBK	4u /* with KN_FOLD_URL: the second reading of a GBK-ambiguous text */
 
 #define KN_FOLD_IN_MAX 4096 /* longer input is folded up to here */
 
@@ -41,6 +42,13 @@ int kn_fold_init(char *errstr, size_t errstr_size);
 /* Folds in[0..len) into out (cap bytes, NUL-terminated, cut at a character
  * boundary). Returns the length written. kn_fold_init must have succeeded. */
 size_t kn_fold(const char *in, size_t len, char *out, size_t cap, unsigned flags);
+
+/* Whether in[0..len) holds a run of %XX escapes that reads two ways: as
+ * UTF-8 of two-byte characters (Latin, Cyrillic, ...) and as GB18030 of Han
+ * only (%D2%BD%D4%BA: "ҽԺ", or GBK's 医院). KN_FOLD_URL reads such a run as
+ * UTF-8; KN_FOLD_URL | KN_FOLD_GBK as GB18030: a matcher that must not miss
+ * a term folds it both ways. */
+bool kn_fold_gbk_ambiguous(const char *in, size_t len);
 
 /* True for code points of the CJK scripts (Han, Hiragana, Katakana,
  * Hangul): their text has no spaces, so matchers treat them apart. */

@@ -434,9 +434,19 @@ static int sensitive_fold(struct kn_policy *p, const char *text, size_t len, uns
 			  bool host, bool *cut)
 {
 	size_t n = kn_fold(text, len, p->folded, sizeof(p->folded), flags | KN_FOLD_SQUEEZE);
+	int i;
 
 	*cut = len > KN_FOLD_IN_MAX || n + 8 >= sizeof(p->folded);
-	return lexicon_match(&p->sensitive, p->folded, n, host);
+	i = lexicon_match(&p->sensitive, p->folded, n, host);
+	/* escapes that read as UTF-8 and as GBK alike: both ways */
+	if (i < 0 && (flags & KN_FOLD_URL) &&
+	    memchr(text, '%', len < KN_FOLD_IN_MAX ? len : KN_FOLD_IN_MAX) &&
+	    kn_fold_gbk_ambiguous(text, len)) {
+		n = kn_fold(text, len, p->folded, sizeof(p->folded),
+			    flags | KN_FOLD_GBK | KN_FOLD_SQUEEZE);
+		i = lexicon_match(&p->sensitive, p->folded, n, host);
+	}
+	return i;
 }
 
 /* The sensitive category folded text matches (read as a host name's, with

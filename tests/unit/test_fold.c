@@ -87,6 +87,14 @@ static void test_urls(void)
 	/* GBK that is also UTF-8 (医院 is D2BD D4BA) reads as UTF-8: no
 	 * byte says which it was. */
 	KT_STREQ(fold("%D2%BD%D4%BA", KN_FOLD_URL), "ҽժ"); /* case-folded */
+	/* ...and as GBK on the second reading, which a matcher asks for */
+	KT_CHECK(kn_fold_gbk_ambiguous("x/%D2%BD%D4%BA/", 15));
+	KT_STREQ(fold("x/%D2%BD%D4%BA/", KN_FOLD_URL | KN_FOLD_GBK), "x/医院/");
+	KT_CHECK(!kn_fold_gbk_ambiguous("%E5%8C%BB%E9%99%A2", 18)); /* 医院 as UTF-8 */
+	KT_CHECK(kn_fold_gbk_ambiguous("%D0%BC", 6));		    /* м, or GBK's 屑 */
+	KT_CHECK(!kn_fold_gbk_ambiguous("%41%42 %D0%BC%E5%8C%BB",
+					22)); /* no run of two-byte UTF-8 */
+	KT_STREQ(fold("%E5%8C%BB%E9%99%A2", KN_FOLD_URL | KN_FOLD_GBK), "医院");
 	/* UTF-8 with a byte cut off (logs cut URLs) stays UTF-8, and a Latin-1
 	 * byte before an escaped '@' does not swallow it. */
 	KT_STREQ(fold("/%E8%89%BE%E6%BB%8B%E7%97%85%E7", KN_FOLD_URL), "/艾滋病\xef\xbf\xbd");

@@ -285,6 +285,7 @@ static void test_sensitive_spellings(void)
 		"https://www.webmd.com/",
 		"https://example.com/%B0%AC%D7%CC%B2%A1/", /* 艾滋病 escaped as GBK */
 		"http://bbs.example.cn/tag/%B0%A9%D6%A2",  /* 癌症: B0 A9 looks like a cut */
+		"https://example.cn/%D2%BD%D4%BA/",	   /* 医院 as GBK, "ҽԺ" as UTF-8 */
 		/* the whole URL is read, whatever it holds before its host */
 		"porn.com/r/http://example.com/",
 		"http://pornhub.com@example.com/",
