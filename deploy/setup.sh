@@ -66,16 +66,17 @@ fi
 # Python tools used only by tests: an Avro reader that is not avro-c, OpenDP
 # as the independent oracle of the aggregates' noise and thresholds,
 # confluent-kafka's registry-aware AvroDeserializer as a Schema Registry peer,
-# PyYAML to cross-check the deployment manifests, and cramjam/backports.zstd so
+# PyYAML to cross-check the deployment manifests, phonenumbers (libphonenumber's
+# metadata) as the oracle of phone normalization, and cramjam/backports.zstd so
 # that fastavro writes snappy and zstandard container files for `kanon process`.
 # The marker names the package set, so a new set reinstalls.
 venv=$CACHE/venv
 pydeps=(fastavro pytest opendp==0.16.0 "confluent-kafka[avro]==2.6.1" pyyaml cramjam==2.14.0
-	backports.zstd==1.8.0)
-if [ ! -f "$venv/.complete-4" ]; then
+	backports.zstd==1.8.0 phonenumbers==9.0.43)
+if [ ! -f "$venv/.complete-5" ]; then
 	echo "setup: creating $venv"
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q --disable-pip-version-check "${pydeps[@]}"
-	touch "$venv/.complete-4"
+	touch "$venv/.complete-5"
 fi
 echo "setup: ok (cache $CACHE)"

@@ -16,6 +16,7 @@
 #include "embedded.h"
 #include "kn_alloc.h"
 #include "log.h"
+#include "normalize.h"
 #include "registry.h"
 
 enum opt_type {
@@ -1293,6 +1294,11 @@ static int check_whole(struct ctx *x)
 				      (long long)a->geo_precision,
 				      (long long)x->c->geohash_precision);
 	}
+	if (!kn_phone_region_valid(x->c->phone_region))
+		return err_at(x, 0, "pseudonymize.phone_region",
+			      "'%s' is no E.164 country calling code (86 for China, 1 for "
+			      "North America, 44 for the UK, ...)",
+			      x->c->phone_region);
 	int err = check_privacy(x);
 	if (err || (err = check_guarantee(x)) || (err = check_topology(x)) ||
 	    (err = check_registry(x)))

@@ -109,11 +109,14 @@ static void check_normalize(const char *in, size_t n)
 			continue;
 		/* Canonical forms are bytes for the PRF (opaque ids stay as they
 		 * were); the shapes the header promises: */
-		if (k == KN_ID_PHONE) { /* E.164: "+" and 8 to 15 digits */
-			if (out[0] != '+' || len < 9 || len > 16)
+		if (k == KN_ID_PHONE) { /* E.164: "+", 8 to 15 digits, ";ext=N" */
+			const char *ext = memchr(out, ';', (size_t)len);
+			int e164 = ext ? (int)(ext - out) : len;
+			if (out[0] != '+' || e164 < 9 || e164 > 16 ||
+			    (ext && (len - e164 < 6 || len - e164 > 12 || memcmp(ext, ";ext=", 5))))
 				abort();
 			for (int i = 1; i < len; i++)
-				if (out[i] < '0' || out[i] > '9')
+				if ((out[i] < '0' || out[i] > '9') && (i < e164 || i >= e164 + 5))
 					abort();
 		}
 		if (k == KN_ID_EMAIL) { /* local@domain, no space, lower case */

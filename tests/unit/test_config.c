@@ -115,6 +115,8 @@ static void test_errors_name_key_and_line(void)
 	expect_error(buf, "bad.yaml:9:", "validate.ts_min"); /* not March 2 */
 	snprintf(buf, sizeof(buf), "%sgeneralize:\n  ipv4_prefix: 32\n", minimal);
 	expect_error(buf, "bad.yaml:9:", "ipv4_prefix"); /* a full address is not a prefix */
+	snprintf(buf, sizeof(buf), "%spseudonymize:\n  phone_region: 999\n", minimal);
+	expect_error(buf, "pseudonymize.phone_region", "no E.164 country calling code");
 	expect_error("inputs: [\n", "bad.yaml:", "YAML syntax error");
 	expect_error("schemas:\n  - id: 1\n    type: device\n    file: a.avsc\n    roles: "
 		     "{event_id: e}\ninputs:\n  - {topic: t, type: device}\n",

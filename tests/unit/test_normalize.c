@@ -80,11 +80,55 @@ static void test_phone_cn(void)
 	KT_STREQ(norm(KN_ID_PHONE, "+44 20 7946 0958", &cn), "+442079460958");
 	/* Not phone numbers. */
 	KT_STREQ(norm(KN_ID_PHONE, "N/A", &cn), "<invalid>");
-	KT_STREQ(norm(KN_ID_PHONE, "138 0013 8000 ext 12", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "138 0013 8000 x", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "138 0013 8000 ext 12a", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "+8 (0)6 13800138000", &cn), "<invalid>"); /* no code 8 */
+	KT_STREQ(norm(KN_ID_PHONE, "+86 00000000000", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "0086 00000000", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_PHONE, "123456", &cn), "<invalid>");	    /* shorter than CN's */
+	KT_STREQ(norm(KN_ID_PHONE, "010-41571259-890", &cn), "<invalid>");  /* longer */
 	KT_STREQ(norm(KN_ID_PHONE, "+86 12345", &cn), "<invalid>");	    /* too short */
 	KT_STREQ(norm(KN_ID_PHONE, "+8613800138000123", &cn), "<invalid>"); /* > 15 digits */
 	KT_STREQ(norm(KN_ID_PHONE, "", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_PHONE, "1+3800138000", &cn), "<invalid>");
+}
+
+/* What the differential review against libphonenumber found: one number
+ * written so must be the one E.164 number. */
+static void test_phone_spellings(void)
+{
+	/* a trunk 0 written after the country code anyway */
+	const char *bj[] = {"+86 010 1234 5678", "0086-010-12345678", "+86 (010) 1234 5678",
+			    "010-1234-5678",	 "+86 10 1234 5678",  "+86 ( 0 ) 10 1234 5678"};
+	for (size_t i = 0; i < sizeof(bj) / sizeof(bj[0]); i++)
+		KT_STREQ(norm(KN_ID_PHONE, bj[i], &cn), "+861012345678");
+	KT_STREQ(norm(KN_ID_PHONE, "+86 0138 0013 8000", &cn), "+8613800138000");
+	KT_STREQ(norm(KN_ID_PHONE, "+44 020 7946 0958", &cn), "+442079460958");
+	/* ...but Italy's numbers start with 0 */
+	KT_STREQ(norm(KN_ID_PHONE, "+39 06 1234 5678", &cn), "+390612345678");
+	/* dashes of word processors and input methods, labels, tel: URIs */
+	const char *m[] = {"138–0013–8000",   /* U+2013 */
+			   "138−0013−8000",   /* U+2212 */
+			   "138ー0013ー8000", /* U+30FC */
+			   "Tel: 138 0013 8000", "tel:+86-138-0013-8000",
+			   "电话：13800138000",	 "phone 13800138000"};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		KT_STREQ(norm(KN_ID_PHONE, m[i], &cn), "+8613800138000");
+	/* an extension is the desk, not the switchboard: another person */
+	const char *ext[] = {"010-6552-9988 ext 12", "010 6552 9988 x12", "010-6552-9988#12",
+			     "tel:+86-10-6552-9988;ext=12",
+			     "010-65529988\xe8\xbd\xac"
+			     "12"};
+	for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
+		KT_STREQ(norm(KN_ID_PHONE, ext[i], &cn), "+861065529988;ext=12");
+	KT_STREQ(norm(KN_ID_PHONE, "86 10 1234 5678", &cn), "+861012345678");
+	static const struct kn_norm_opts ru = {.phone_cc = "7"};
+	KT_STREQ(norm(KN_ID_PHONE, "8 495 123 45 67", &ru), "+74951234567"); /* trunk 8 */
+	KT_STREQ(norm(KN_ID_PHONE, "7 495 123 45 67", &ru), "+74951234567");
+	KT_CHECK(kn_phone_region_valid("86") && kn_phone_region_valid("1") &&
+		 kn_phone_region_valid("852"));
+	KT_CHECK(!kn_phone_region_valid("8") && !kn_phone_region_valid("999") &&
+		 !kn_phone_region_valid("") && !kn_phone_region_valid("8x"));
 }
 
 static void test_phone_region(void)
@@ -96,8 +140,36 @@ static void test_phone_region(void)
 	KT_STREQ(norm(KN_ID_PHONE, "011 86 138 0013 8000", &us), "<invalid>");
 }
 
+static void test_email_forms(void)
+{
+	/* IDN domains in one form, IDNA's A-labels */
+	const char *idn[] = {"user@b\xc3\xbc"
+			     "cher.de",
+			     "user@xn--bcher-kva.de",
+			     "USER@B\xc3\x9c"
+			     "CHER.DE",
+			     "user@bu\xcc\x88"
+			     "cher.de",
+			     "user@b\xc3\xbc"
+			     "cher\xe3\x80\x82"
+			     "de"};
+	for (size_t i = 0; i < sizeof(idn) / sizeof(idn[0]); i++)
+		KT_STREQ(norm(KN_ID_EMAIL, idn[i], &cn), "user@xn--bcher-kva.de");
+	KT_STREQ(norm(KN_ID_EMAIL, "Zhang San <Zhang@QQ.com>", &cn), "zhang@qq.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "\"Zhang San\" <zhang@qq.com>", &cn), "zhang@qq.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "\"user\"@qq.com", &cn), "user@qq.com");
+	KT_STREQ(norm(KN_ID_EMAIL, "\"a b\"@qq.com", &cn), "<invalid>"); /* a space */
+}
+
 static void test_device(void)
 {
+	/* wrapped, full-width: one device */
+	const char *g[] = {"{6F9619FF-8B86-D011-B42D-00C04FC964FF}",
+			   "urn:uuid:6f9619ff-8b86-d011-b42d-00c04fc964ff",
+			   "6f9619ff8b86d011b42d00c04fc964ff",
+			   "６f9619ff-8b86-d011-b42d-00c04fc964ff"};
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+		KT_STREQ(norm(KN_ID_DEVICE, g[i], &cn), "6f9619ff8b86d011b42d00c04fc964ff");
 	KT_STREQ(norm(KN_ID_DEVICE, "341452C5-4D7C-33F2-1A83-D752F35EBA75", &cn),
 		 "341452c54d7c33f21a83d752f35eba75");
 	KT_STREQ(norm(KN_ID_DEVICE, "341452c54d7c33f21a83d752f35eba75", &cn),
@@ -158,6 +230,12 @@ static void test_placeholders(void)
 	KT_STREQ(norm(KN_ID_DEVICE, "9774D56D682E549C", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_DEVICE, "ffffffff-ffff-ffff-ffff-ffffffffffff", &cn), "<invalid>");
 	KT_STREQ(norm(KN_ID_DEVICE, "02:00:00:00:00:01", &cn), "020000000001");
+	/* ...wrapped or typed with a sign, too */
+	KT_STREQ(norm(KN_ID_DEVICE, "{00000000-0000-0000-0000-000000000000}", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, "{02:00:00:00:00:00}", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, "{}", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, " -1 ", &cn), "<invalid>");
+	KT_STREQ(norm(KN_ID_DEVICE, "1", &cn), "1");
 	/* f's are a device placeholder only: "ff" may be someone's user name */
 	KT_STREQ(norm(KN_ID_USER, "ff", &cn), "ff");
 	KT_STREQ(norm(KN_ID_USER, "9774d56d682e549c", &cn), "9774d56d682e549c");
@@ -172,7 +250,9 @@ int main(void)
 {
 	KT_RUN(test_email);
 	KT_RUN(test_phone_cn);
+	KT_RUN(test_phone_spellings);
 	KT_RUN(test_phone_region);
+	KT_RUN(test_email_forms);
 	KT_RUN(test_device);
 	KT_RUN(test_device_every_byte);
 	KT_RUN(test_opaque);
