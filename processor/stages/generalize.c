@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <idn2.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -249,24 +250,56 @@ static char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
 }
 
-/* Crawlers announce themselves with "bot", "spider" or "crawl" in any case.
- * One pass, comparing only where the first letter matches. */
+static char lower_at(const char *s, size_t len, size_t i)
+{
+	return i < len ? lower(s[i]) : '\0';
+}
+
+static bool letter_at(const char *s, size_t len, size_t i)
+{
+	char c = lower_at(s, len, i);
+	return c >= 'a' && c <= 'z';
+}
+
+/* Crawlers announce themselves with "bot" or "bots" (at a word's end:
+ * Googlebot/, PetalBot;, yandex.com/bots, not "bottle"), "spider" or "crawl", in any case; link
+ * previewers and archivers with their own names. A phone brand that ends in
+ * "bot" (CUBOT) is none. One pass, comparing only where the first letter
+ * may match. */
+static const char *const bot_words[] = {
+	"bot",	     "spider",	 "crawl",	  "slurp",    "archiver",
+	"preview",   "heritrix", "findlinks",	  "qwantify", "facebookexternalhit",
+	"whatsapp/", "teoma",	 "inspectiontool"};
+static uint16_t bot_starts[26]; /* per first letter, a bit per word that starts so */
+static pthread_once_t bot_once = PTHREAD_ONCE_INIT;
+
+static void bot_index(void)
+{
+	for (size_t w = 0; w < sizeof(bot_words) / sizeof(bot_words[0]); w++)
+		bot_starts[bot_words[w][0] - 'a'] |= (uint16_t)(1u << w);
+}
+
 static bool is_bot(const char *ua, size_t len)
 {
-	static const char *words[] = {"bot", "spider", "crawl"};
-
-	for (size_t i = 0; i < len; i++) {
+	pthread_once(&bot_once, bot_index);
+	for (size_t i = 0; i + 3 <= len; i++) {
 		char c = lower(ua[i]);
-		if (c != 'b' && c != 's' && c != 'c')
+		if (c < 'a' || c > 'z' || !bot_starts[c - 'a'])
 			continue;
-		for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
-			size_t n = strlen(words[w]), k = 0;
-			if (words[w][0] != c || i + n > len)
+		for (unsigned m = bot_starts[c - 'a']; m; m &= m - 1) {
+			const char *word = bot_words[__builtin_ctz(m)];
+			size_t n = strlen(word), k = 1;
+			if (i + n > len || lower(ua[i + 1]) != word[1])
 				continue;
-			while (k < n && lower(ua[i + k]) == words[w][k])
+			while (k < n && lower(ua[i + k]) == word[k])
 				k++;
-			if (k == n)
-				return true;
+			if (k < n)
+				continue;
+			if (word == bot_words[0] &&
+			    (letter_at(ua, len, i + 3 + (lower_at(ua, len, i + 3) == 's')) ||
+			     (i >= 2 && lower(ua[i - 2]) == 'c' && lower(ua[i - 1]) == 'u')))
+				continue; /* "bottle", "CUBOT"; "bots" is one */
+			return true;
 		}
 	}
 	return false;
@@ -289,7 +322,10 @@ static int32_t major_at(const char *p, const char *end)
 
 static void set_family(char *dst, const char *name)
 {
-	size_t n = strnlen(name, KN_FAMILY_MAX - 1);
+	size_t n = strlen(name); /* one of the vocabulary's literals */
+
+	if (n >= KN_FAMILY_MAX)
+		n = KN_FAMILY_MAX - 1;
 
 	memcpy(dst, name, n);
 	dst[n] = '\0';
@@ -310,13 +346,20 @@ static const struct {
 	B("Edg", "Edge"),
 	B("EdgA", "Edge"),
 	B("EdgiOS", "Edge"),
+	B("Edge", "Edge"), /* EdgeHTML: Windows 10, Xbox */
 	B("OPR", "Opera"),
+	B("OPiOS", "Opera"),
+	B("OPT", "Opera"),   /* Opera Touch */
+	B("Opera", "Opera"), /* Presto, Opera Mini */
 	B("SamsungBrowser", "Samsung Internet"),
 	B("MicroMessenger", "WeChat"),
 	B("MQQBrowser", "QQ Browser"),
 	B("QQBrowser", "QQ Browser"),
 	B("UCBrowser", "UC Browser"),
 	B("baiduboxapp", "Baidu"),
+	B("baidubrowser", "Baidu"),
+	B("BIDUBrowser", "Baidu"),
+	B("UBrowser", "UC Browser"), /* UC's desktop browser */
 	B("HuaweiBrowser", "Huawei Browser"),
 	B("MiuiBrowser", "MIUI Browser"),
 	B("YaBrowser", "Yandex"),
@@ -371,11 +414,27 @@ static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 	}
 	b = best_browser(ua, len, &ver);
 	if (b < N_BROWSERS) {
-		/* An app's embedded view says Chrome and marks itself "; wv)". */
-		bool wv = !strcmp(browsers[b].family, "Chrome") && find(ua, len, "; wv)");
+		/* An app's embedded view says Chrome and marks itself "; wv)",
+		 * or, on Android, "Version/4.0" beside it as the old stock
+		 * views did (the Chrome app never does). */
+		bool chrome = !strcmp(browsers[b].family, "Chrome");
+		bool wv = chrome && (find(ua, len, "; wv)") ||
+				     (find(ua, len, "Android") && find(ua, len, "Version/")));
 
 		set_family(a->browser, wv ? "Android WebView" : browsers[b].family);
+		/* Presto's Opera says Opera/9.80 and its version after */
+		if (!strcmp(browsers[b].family, "Opera") && (p = find(ua, len, "Version/")) &&
+		    ver[-2] == 'a')
+			ver = p;
 		a->browser_major = major_at(ver, end);
+		return;
+	}
+	/* names that come without "/version" right after them */
+	if (find(ua, len, "UCWEB") || find(ua, len, "baidubrowser") ||
+	    find(ua, len, "Opera Mini")) {
+		set_family(a->browser, find(ua, len, "UCWEB")	       ? "UC Browser"
+				       : find(ua, len, "baidubrowser") ? "Baidu"
+								       : "Opera");
 		return;
 	}
 	if ((p = find(ua, len, "MSIE ")) ||
@@ -397,13 +456,19 @@ static void ua_os(const char *ua, size_t len, struct kn_agent *a)
 {
 	const char *end = ua + len, *p;
 
-	if ((p = find(ua, len, "HarmonyOS"))) {
+	/* "HarmonyOS 4" and "OpenHarmony 4.1": one search */
+	if ((p = find(ua, len, "Harmony")) && ((end - p >= 2 && p[0] == 'O' && p[1] == 'S') ||
+					       (p - ua >= 11 && !memcmp(p - 11, "Open", 4)))) {
+		p += p[0] == 'O' && p[1] == 'S' ? 2 : 0;
 		set_family(a->os, "HarmonyOS");
 		a->os_major = (p < end && *p == ' ') ? major_at(p + 1, end) : -1;
 	} else if ((p = find(ua, len, "Android"))) {
-		set_family(a->os, "Android");
-		a->os_major = (p < end && *p == ' ') ? major_at(p + 1, end) : -1;
-	} else if ((p = find(ua, len, "iPhone OS ")) || (p = find(ua, len, "CPU OS "))) {
+		/* Windows Phone 10 says Android too */
+		bool wp = find(ua, len, "Windows Phone");
+		set_family(a->os, wp ? "Windows" : "Android");
+		a->os_major = !wp && p < end && *p == ' ' ? major_at(p + 1, end) : -1;
+	} else if ((p = find(ua, len, "iPhone OS ")) || (p = find(ua, len, "CPU OS ")) ||
+		   (p = find(ua, len, "; iOS ")) || (p = find(ua, len, "(iOS "))) {
 		set_family(a->os, "iOS");
 		a->os_major = major_at(p, end);
 	} else if ((p = find(ua, len, "Windows NT "))) {
@@ -414,8 +479,10 @@ static void ua_os(const char *ua, size_t len, struct kn_agent *a)
 		a->os_major = major_at(p, end);
 	} else if (find(ua, len, "CrOS ")) {
 		set_family(a->os, "ChromeOS");
-	} else if (find(ua, len, "Linux")) {
+	} else if (find(ua, len, "Linux") || find(ua, len, "linux")) {
 		set_family(a->os, "Linux");
+	} else if (find(ua, len, "Windows")) {
+		set_family(a->os, "Windows");
 	} else {
 		set_family(a->os, "other");
 	}

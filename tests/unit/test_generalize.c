@@ -412,6 +412,52 @@ static void test_user_agent(void)
 	KT_STREQ(a.browser, "Dalvik"); /* Android's HTTP client, no web view */
 	KT_STREQ(a.os, "Android");
 	KT_CHECK(a.os_major == 11);
+	/* what a differential review against uap-core found */
+	UA("Mozilla/5.0 (Linux; U; Android 13; zh-CN; V2219A) AppleWebKit/537.36 (KHTML, like "
+	   "Gecko) Version/4.0 Chrome/76.0.3809.89 Mobile Safari/537.36 Quark/6.4.5");
+	KT_STREQ(a.browser, "Android WebView"); /* Version/4.0: no Chrome app says it */
+	UA("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/70.0 "
+	   "Safari/537.36 Edge/18.19582");
+	KT_STREQ(a.browser, "Edge");
+	KT_CHECK(a.browser_major == 18);
+	UA("Mozilla/5.0 (iPhone; CPU iPhone OS 16_0 like Mac OS X) AppleWebKit/605.1.15 "
+	   "OPiOS/16.0.14 Mobile/15E148 Safari/9537.53");
+	KT_STREQ(a.browser, "Opera");
+	UA("Opera/9.80 (Windows NT 6.1; WOW64) Presto/2.12.388 Version/12.18");
+	KT_STREQ(a.browser, "Opera");
+	KT_CHECK(a.browser_major == 12); /* Presto's version is after Version/ */
+	UA("Mozilla/5.0 (Linux; Android 9) AppleWebKit/537.36 Chrome/66.0 Mobile Safari/537.36 "
+	   "T7/11.20 baidubrowser/7.19.13.0");
+	KT_STREQ(a.browser, "Baidu");
+	UA("NOKIA5700/ UCWEB7.0.2.37/28/999");
+	KT_STREQ(a.browser, "UC Browser");
+	UA("Mozilla/5.0 (Linux; Android 13; CUBOT P60 Build/TP1A) AppleWebKit/537.36 Chrome/120.0 "
+	   "Mobile Safari/537.36");
+	KT_STREQ(a.browser, "Chrome"); /* a phone brand, not a bot */
+	const char *bots[] = {
+		"facebookexternalhit/1.1", "WhatsApp/2.19.308 A",
+		"Mozilla/5.0 (compatible; Yahoo! Slurp)",
+		"Mozilla/5.0 (compatible; YandexMetrika/3.0; +http://yandex.com/bots)",
+		"Mozilla/5.0 (Windows NT 6.1; Trident/6.0; BingPreview/1.0b)"};
+	for (size_t i = 0; i < sizeof(bots) / sizeof(bots[0]); i++) {
+		UA(bots[i]);
+		KT_STREQ(a.browser, "bot");
+	}
+	UA("Mozilla/5.0 (Linux; Android 10; K) Chrome/120.0 Mobile Safari/537.36 (bottle)");
+	KT_STREQ(a.browser, "Chrome"); /* "bot" only at a word's end */
+	UA("MyApp/1.2.3 (iPhone; iOS 16.6; Scale/3.00)");
+	KT_STREQ(a.os, "iOS");
+	KT_CHECK(a.os_major == 16);
+	UA("Mozilla/5.0 (Phone; OpenHarmony 4.1) AppleWebKit/537.36 Chrome/114.0 Mobile "
+	   "Safari/537.36 ArkWeb/4.1.6.1");
+	KT_STREQ(a.os, "HarmonyOS");
+	UA("Mozilla/5.0 (Windows Phone 10.0; Android 6.0.1; Microsoft; Lumia 950) "
+	   "AppleWebKit/537.36 Chrome/52.0 Mobile Safari/537.36 Edge/15.15063");
+	KT_STREQ(a.os, "Windows");
+	UA("Mozilla/5.0 (compatible; PRTG Network Monitor (www.paessler.com); Windows)");
+	KT_STREQ(a.os, "Windows");
+	UA("Mozilla/5.0 (linux amd64; rv:1.0) Gecko/20100101 Firefox/1.0");
+	KT_STREQ(a.os, "Linux");
 	UA("");
 	KT_STREQ(a.browser, "other");
 	KT_STREQ(a.os, "other");
