@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "phone_plan.h"
+
 static int is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -160,8 +162,6 @@ static int norm_email(const char *raw, size_t len, char *out)
 		out[o++] = lower(in[i]);
 	return (int)o;
 }
-
-#include "phone_plan.h"
 
 /* The plan of the country calling code at d[0..n) (E.164's codes are
  * prefix-free: at most one of d's first 1, 2 or 3 digits is one), or NULL;
