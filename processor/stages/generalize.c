@@ -169,8 +169,13 @@ static bool embedded_v4(const uint8_t a[16], uint8_t v4[4])
 			v4[i] = (uint8_t)~a[12 + i];
 		return true;
 	}
-	if (!memcmp(a, nat64_local, 6)) {
-		v4[0] = a[6], v4[1] = a[7], v4[2] = a[9], v4[3] = a[10];
+	/* RFC 8215's local-use block: RFC 6052's layouts within it, the /48
+	 * one (bits 64-71, the u-octet, zero) or the /96 one (after zeros) */
+	if (!memcmp(a, nat64_local, 6) && !a[8]) {
+		if (zeros(a + 6, 6))
+			memcpy(v4, a + 12, 4);
+		else
+			v4[0] = a[6], v4[1] = a[7], v4[2] = a[9], v4[3] = a[10];
 		return true;
 	}
 	return false;
@@ -194,11 +199,45 @@ static int v6_block_bits(const uint8_t *a)
 	return 3;	  /* reserved blocks */
 }
 
+/* The address in what access logs write around one: blanks, a port
+ * ("1.2.3.4:8080", "[2001:db8::1]:443"), brackets, an IPv6 zone ("%eth0",
+ * which names an interface, not a host). Narrows ip[0..*len). */
+static void unwrap_ip(const char **ip, size_t *len)
+{
+	const char *s = *ip, *e = s + *len, *c;
+
+	while (s < e && (*s == ' ' || *s == '\t'))
+		s++;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (s < e && *s == '[' && (c = memchr(s, ']', (size_t)(e - s)))) {
+		const char *p = c + 1; /* nothing, or ":port" */
+		if (p < e && *p == ':')
+			for (p++; p < e && *p >= '0' && *p <= '9'; p++)
+				;
+		if (p == e)
+			s++, e = c;
+	} else if ((c = memchr(s, ':', (size_t)(e - s))) &&
+		   !memchr(c + 1, ':', (size_t)(e - c - 1)) &&
+		   memchr(s, '.', (size_t)(c - s))) { /* one ':' after a dotted IPv4 */
+		const char *p = c + 1;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+		if (p == e && p - c >= 2 && p - c <= 6)
+			e = c;
+	}
+	if ((c = memchr(s, '%', (size_t)(e - s))) && memchr(s, ':', (size_t)(c - s)))
+		e = c;
+	*ip = s;
+	*len = (size_t)(e - s);
+}
+
 int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out)
 {
 	char buf[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
 	uint8_t a[16], v4[4];
 
+	unwrap_ip(&ip, &len);
 	if (len == 0 || len >= sizeof(buf))
 		return -EINVAL;
 	if (!memchr(ip, ':', len)) {
