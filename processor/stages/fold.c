@@ -412,13 +412,6 @@ static size_t punycode_decode(const char *in, size_t len, char *out, size_t cap)
 
 /* ---- the squeeze ---- */
 
-bool kn_fold_is_filler(int c)
-{
-	return c == 0x4E28 /* 丨 */ || c == 0x4E36 /* 丶 */ || c == 0x4E3F /* 丿 */ ||
-	       c == 0x4E85 /* 亅 */ || c == 0x30FC /* ー */ || c == 0x3127 /* ㄧ */ ||
-	       c == 0x3161 /* ㅡ */ || c == 0x1173 /* ㅡ after NFKC */ || c == 0x02C9 /* ˉ */;
-}
-
 /* The length of an HTML tag of inline text ("<br>", "</b>", "<span
  * class=x>") at s[i], or 0: markup between the letters of a word is a
  * separator. Only these names: "<gay> bar" or "<hiv test>" is a word in

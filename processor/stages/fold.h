@@ -63,6 +63,11 @@ bool kn_fold_is_numeral(int cp);
  * (丨 丶 丿 亅 ー ㄧ ㅡ ˉ): separators to the squeeze and to the scrubber's
  * digit groups alike. Terms are squeezed the same way, so a term that holds
  * one (a katakana word with ー) still matches itself. */
-bool kn_fold_is_filler(int cp);
+static inline bool kn_fold_is_filler(int c)
+{
+	return c == 0x4E28 /* 丨 */ || c == 0x4E36 /* 丶 */ || c == 0x4E3F /* 丿 */ ||
+	       c == 0x4E85 /* 亅 */ || c == 0x30FC /* ー */ || c == 0x3127 /* ㄧ */ ||
+	       c == 0x3161 /* ㅡ */ || c == 0x1173 /* ㅡ after NFKC */ || c == 0x02C9 /* ˉ */;
+}
 
 #endif
