@@ -136,6 +136,7 @@ static int norm_email(const char *raw, size_t len, char *out)
 			return -EINVAL;
 		if (in[i] == '@')
 			at = i, n_at++;
+		high |= n_at && (in[i] & 0x80); /* in the domain (one '@' at most) */
 	}
 	if (n_at != 1 || at == 0 || at == len - 1)
 		return -EINVAL;
@@ -147,8 +148,6 @@ static int norm_email(const char *raw, size_t len, char *out)
 		if (plain)
 			la = 1, lb--;
 	}
-	for (size_t i = at + 1; i < len; i++)
-		high |= (in[i] & 0x80) != 0;
 	if (lb - la + 1 > KN_ID_MAX)
 		return -EINVAL;
 	for (size_t i = la; i < lb; i++)
@@ -192,17 +191,17 @@ static const struct phone_plan *plan_at(const char *d, size_t n, size_t *cc_len)
  * E.164 national plans), below the plan's longest, which counts rare
  * service numbers: a national-looking number longer than this already
  * carries the country code ("86 10 1234 5678", "7 495 123 45 67"). */
-static size_t usual_max(const char *cc, const struct phone_plan *plan)
+static size_t usual_max(const struct phone_plan *plan)
 {
 	static const struct {
-		const char *cc;
-		size_t max;
-	} t[] = {{"86", 11}, {"1", 10},	 {"44", 10}, {"81", 10}, {"82", 10}, {"852", 8},
-		 {"853", 8}, {"886", 9}, {"91", 10}, {"49", 11}, {"33", 9},  {"65", 8},
-		 {"60", 10}, {"61", 9},	 {"7", 10},  {"855", 9}, {"66", 9},  {"84", 10}};
+		uint16_t cc;
+		uint8_t max;
+	} t[] = {{86, 11}, {1, 10},  {44, 10}, {81, 10}, {82, 10}, {852, 8},
+		 {853, 8}, {886, 9}, {91, 10}, {49, 11}, {33, 9},  {65, 8},
+		 {60, 10}, {61, 9},  {7, 10},  {855, 9}, {66, 9},  {84, 10}};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
-		if (!strcmp(t[i].cc, cc))
+		if (t[i].cc == plan->cc)
 			return t[i].max;
 	return plan->max;
 }
@@ -250,6 +249,9 @@ static size_t phone_label(const char *in, size_t len)
 {
 	static const char *const labels[] = {"tel", "phone", "mobile", "电话", "手机"};
 	size_t k = 0;
+
+	if (!len || (in[0] >= '0' && in[0] <= '9') || in[0] == '+' || in[0] == '(')
+		return 0; /* most numbers: no label */
 
 	for (size_t w = 0; w < sizeof(labels) / sizeof(labels[0]) && !k; w++) {
 		size_t n = strlen(labels[w]);
@@ -386,8 +388,7 @@ static int norm_phone(const char *raw, size_t len, char *out, const struct kn_no
 		size_t rn = strlen(o->phone_cc), tn;
 		if (!(plan = plan_at(o->phone_cc, rn, &cc_len)))
 			return -EINVAL;
-		if (!(n > usual_max(o->phone_cc, plan) && n > rn &&
-		      !memcmp(num, o->phone_cc, rn))) {
+		if (!(n > usual_max(plan) && n > rn && !memcmp(num, o->phone_cc, rn))) {
 			tn = strlen(plan->trunk);
 			if (tn && n > tn && !memcmp(num, plan->trunk, tn))
 				num += tn, n -= tn; /* the trunk prefix */
@@ -421,7 +422,7 @@ static const uint16_t dev_class[256] = {DEV64(0), DEV64(64), DEV64(128), DEV64(1
 static void unwrap_device(const char **p, size_t *len)
 {
 	trim(p, len);
-	if (*len > 9 && !strncasecmp(*p, "urn:uuid:", 9))
+	if (*len > 9 && ((*p)[0] | 0x20) == 'u' && !strncasecmp(*p, "urn:uuid:", 9))
 		*p += 9, *len -= 9;
 	if (*len >= 2 && (*p)[0] == '{' && (*p)[*len - 1] == '}')
 		(*p)++, *len -= 2;
