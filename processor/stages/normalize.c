@@ -217,12 +217,14 @@ bool kn_phone_region_valid(const char *cc)
 }
 
 /* Whether the digits so far are an international prefix and a country
- * code, where "(0)" marks the trunk prefix not dialled. */
+ * code, where "(0)" marks the trunk prefix not dialled; not for a code
+ * whose numbers start with 0 (Italy's "+39 (0)6..." dials the 0). */
 static bool after_country_code(int plus, const char *d, size_t nd)
 {
 	size_t cc = plus ? nd : nd >= 2 && d[0] == '0' && d[1] == '0' ? nd - 2 : 0, k;
+	const struct phone_plan *plan = cc >= 1 && cc <= 3 ? plan_at(d + nd - cc, cc, &k) : NULL;
 
-	return cc >= 1 && cc <= 3 && plan_at(d + nd - cc, cc, &k) && k == cc;
+	return plan && k == cc && !plan->zero;
 }
 
 /* Bytes of a separator people put between digit groups at in[i], or 0:

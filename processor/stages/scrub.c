@@ -235,9 +235,13 @@ static bool at_after(const char *s, size_t len, size_t j)
  * no listed suffix ("jquery.min.js") is no host. */
 static bool bare_subdomain(const char *s, size_t n)
 {
-	static const char *const services[] = {"m",	"wap",	"mobile",    "mail",   "news",
-					       "map",	"maps", "image",     "images", "video",
-					       "music", "docs", "translate", "en",     "zh"};
+	static const char *const services[] = {
+		"m",	  "wap",       "3g",	  "h5",	   "mobile", "mail",  "news",	"map",
+		"maps",	  "image",     "images",  "img",   "video",  "music", "docs",	"translate",
+		"fanyi",  "en",	       "zh",	  "s",	   "search", "item",  "detail", "baike",
+		"zhidao", "tieba",     "pan",	  "wenku", "bbs",    "blog",  "help",	"support",
+		"login",  "passport",  "account", "pay",   "cloud",  "api",   "app",	"open",
+		"dev",	  "developer", "static",  "cdn"};
 	char host[256];
 	const char *reg;
 

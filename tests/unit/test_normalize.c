@@ -106,6 +106,7 @@ static void test_phone_spellings(void)
 	KT_STREQ(norm(KN_ID_PHONE, "+44 020 7946 0958", &cn), "+442079460958");
 	/* ...but Italy's numbers start with 0 */
 	KT_STREQ(norm(KN_ID_PHONE, "+39 06 1234 5678", &cn), "+390612345678");
+	KT_STREQ(norm(KN_ID_PHONE, "+39 (0)6 1234 5678", &cn), "+390612345678");
 	/* dashes of word processors and input methods, labels, tel: URIs */
 	const char *m[] = {"138–0013–8000",   /* U+2013 */
 			   "138−0013−8000",   /* U+2212 */

@@ -99,6 +99,8 @@ static void test_urls(void)
 		{"taobao.com", "taobao.com"},
 		{"github.io pages", "github.io pages"},
 		{"m.taobao.com", "m.taobao.com"},
+		{"baike.baidu.com 词条", "baike.baidu.com 词条"},
+		{"zhangsan.blog.sina.com.cn", "<URL>"},
 		{"jquery.min.js", "jquery.min.js"},
 		{"zhang.san@example.com", "<EMAIL>"},
 		/* a user's name as a directory */
