@@ -300,11 +300,11 @@ static bool letter_at(const char *s, size_t len, size_t i)
 	return c >= 'a' && c <= 'z';
 }
 
-/* Crawlers announce themselves with "bot" or "bots" (at a word's end:
- * Googlebot/, PetalBot;, yandex.com/bots, not "bottle"), "spider" or "crawl", in any case; link
- * previewers and archivers with their own names. A phone brand that ends in
- * "bot" (CUBOT) is none. One pass, comparing only where the first letter
- * may match. */
+/* Crawlers announce themselves with "bot" or "bots" at a word's end
+ * (Googlebot/, PetalBot;, yandex.com/bots, not "bottle"), "spider" or
+ * "crawl", in any case; link previewers and archivers with their own
+ * names. A phone brand that ends in "bot" (CUBOT) is none. One pass,
+ * comparing only where a word's first two letters match. */
 static const char *const bot_words[] = {
 	"bot",	     "spider",	 "crawl",	  "slurp",    "archiver",
 	"preview",   "heritrix", "findlinks",	  "qwantify", "facebookexternalhit",
@@ -462,8 +462,8 @@ static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 
 		set_family(a->browser, wv ? "Android WebView" : browsers[b].family);
 		/* Presto's Opera says Opera/9.80 and its version after */
-		if (!strcmp(browsers[b].family, "Opera") && (p = find(ua, len, "Version/")) &&
-		    ver[-2] == 'a')
+		if (browsers[b].len == 5 && !memcmp(browsers[b].token, "Opera", 5) &&
+		    (p = find(ua, len, "Version/")))
 			ver = p;
 		a->browser_major = major_at(ver, end);
 		return;
