@@ -71,7 +71,8 @@ static void on_delivery(void *opaque, const struct kn_delivery *d)
 		kn_trace_delivered(e->trace, (uint32_t)d->token);
 }
 
-/* A failure of the transport, as the run's result: fenced stays fenced,
+/* A failure of the transport, as the run's result: fenced stays fenced
+ * (the producer's or the consumer's, whichever call met it first),
  * everything else but a stop is -EIO; e->err says why. */
 static int failed(struct kn_engine *e, int err)
 {
@@ -80,7 +81,10 @@ static int failed(struct kn_engine *e, int err)
 	if (!e->err[0])
 		snprintf(e->err, sizeof(e->err), "%s",
 			 kn_producer_error(e->out) ? kn_producer_error(e->out) : "producer failed");
-	return err == KN_KAFKA_FENCED ? KN_RUN_FENCED : -EIO;
+	return err == KN_KAFKA_FENCED || kn_producer_fenced(e->out) ||
+			       (e->in && kn_consumer_fenced(e->in))
+		       ? KN_RUN_FENCED
+		       : -EIO;
 }
 
 /* ---- restart state in offset-commit metadata ---- */

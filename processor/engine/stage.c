@@ -187,7 +187,10 @@ int kn_topology_check(const struct kn_config *c, char *errstr, size_t errsz)
 
 /* ---- failures ---- */
 
-/* A failure of the transport, as the run's result (e.g. in eos.c). */
+/* A failure of the transport, as the run's result (e.g. in eos.c): fenced
+ * when the producer or the consumer ever was, whichever call failed first
+ * (a send_offsets refused for a fenced group member, then an abort that
+ * fails as the fenced producer's does). */
 static int failed(struct stage *s, int err)
 {
 	if (err == -ECANCELED)
@@ -195,7 +198,10 @@ static int failed(struct stage *s, int err)
 	if (!s->err[0])
 		snprintf(s->err, sizeof(s->err), "%s stage: %s", s->name,
 			 kn_producer_error(s->out) ? kn_producer_error(s->out) : "producer failed");
-	return err == KN_KAFKA_FENCED ? KN_RUN_FENCED : -EIO;
+	return err == KN_KAFKA_FENCED || kn_producer_fenced(s->out) ||
+			       (s->in && kn_consumer_fenced(s->in))
+		       ? KN_RUN_FENCED
+		       : -EIO;
 }
 
 static int consumer_failed(struct stage *s)

@@ -26,6 +26,7 @@ struct kn_producer {
 	int64_t txn_timeout_ms; /* the producer's transaction.timeout.ms */
 	char txn_id[256];	/* its transactional.id */
 	bool orphaned;
+	bool fenced; /* fatal() saw another producer take the transactional.id */
 	char error[512];
 };
 
@@ -74,6 +75,7 @@ static int fatal(struct kn_producer *p, rd_kafka_resp_err_t code)
 		 "fenced: another kanon took over transactional.id '%s' (two instances with "
 		 "one id? give each its own --instance); this one has stopped processing",
 		 p->txn_id);
+	p->fenced = true;
 	return KN_KAFKA_FENCED;
 }
 
@@ -288,6 +290,11 @@ int kn_producer_queued(const struct kn_producer *p)
 const char *kn_producer_error(const struct kn_producer *p)
 {
 	return p->error[0] ? p->error : NULL;
+}
+
+bool kn_producer_fenced(const struct kn_producer *p)
+{
+	return p->fenced;
 }
 
 bool kn_producer_orphaned(const struct kn_producer *p)

@@ -104,6 +104,10 @@ int kn_producer_queued(const struct kn_producer *p);
 /* Non-NULL after a failure that ends the producer's usefulness (a fatal
  * error, a refused record): a description. */
 const char *kn_producer_error(const struct kn_producer *p);
+/* Whether a fatal error said another producer took the transactional.id,
+ * whichever call met it first (a delivery report, the error callback, a
+ * transaction call that then failed otherwise). */
+bool kn_producer_fenced(const struct kn_producer *p);
 
 /* ---- transactions ---- */
 
