@@ -412,16 +412,31 @@ static int txn_failed(struct kn_producer *p, enum kn_txn_op op, rd_kafka_error_t
 {
 	bool abort = op != KN_TXN_ABORT && rd_kafka_error_txn_requires_abort(e);
 	bool is_fatal = rd_kafka_error_is_fatal(e);
+	/* send_offsets refused because another consumer joined the group
+	 * under this instance's group.instance.id: fenced as surely as by a
+	 * producer, though librdkafka reports it as abortable. */
+	bool member_fenced = rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
 	int err = is_fatal ? fatal(p, rd_kafka_error_code(e)) : -EIO;
 	char why[512];
 
 	snprintf(why, sizeof(why), "%s: %s%s", txn_name(op), rd_kafka_error_string(e),
 		 is_fatal ? " (fatal)" : "");
 	rd_kafka_error_destroy(e);
+	if (member_fenced && err == -EIO) {
+		snprintf(p->error, sizeof(p->error),
+			 "fenced: another kanon joined the consumer group as this one's "
+			 "group.instance.id (two instances with one id? give each its own "
+			 "--instance); this one has stopped processing");
+		p->fenced = true;
+		err = KN_KAFKA_FENCED;
+	}
 	if (!is_fatal && abort) {
 		kn_warn("producer", "%s: aborting the transaction", why);
-		if (!kn_producer_txn(p, KN_TXN_ABORT, NULL, 0, NULL))
+		int a = kn_producer_txn(p, KN_TXN_ABORT, NULL, 0, NULL);
+		if (!a && err == -EIO)
 			return KN_KAFKA_TXN_ABORTED;
+		if (a == KN_KAFKA_FENCED)
+			err = a; /* the abort met the fence: say that, not "-EIO" */
 	}
 	if (err == -EIO && !p->error[0])
 		snprintf(p->error, sizeof(p->error), "%s", why);

@@ -20,7 +20,8 @@
  * uses must stay alive too.
  *
  * Errors are translated here: KN_KAFKA_FENCED when another producer took
- * the transactional.id, KN_KAFKA_TXN_EXPIRED when the broker aborted a
+ * the transactional.id (or, in KN_TXN_SEND_OFFSETS, another group member
+ * the group.instance.id), KN_KAFKA_TXN_EXPIRED when the broker aborted a
  * transaction that outlived transaction.timeout.ms (told apart from fencing
  * by how long ours was open: the broker reports both alike), -EIO for the
  * rest, with kn_producer_error saying why. */
@@ -104,9 +105,9 @@ int kn_producer_queued(const struct kn_producer *p);
 /* Non-NULL after a failure that ends the producer's usefulness (a fatal
  * error, a refused record): a description. */
 const char *kn_producer_error(const struct kn_producer *p);
-/* Whether a fatal error said another producer took the transactional.id,
- * whichever call met it first (a delivery report, the error callback, a
- * transaction call that then failed otherwise). */
+/* Whether this producer was fenced (see the file comment), whichever call
+ * met it first (a delivery report, the error callback, a transaction call
+ * that then failed otherwise). */
 bool kn_producer_fenced(const struct kn_producer *p);
 
 /* ---- transactions ---- */

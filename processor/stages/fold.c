@@ -105,13 +105,6 @@ bool kn_fold_is_numeral(int cp)
 
 /* ---- URLs: %XX and punycode first ---- */
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9'			? c - '0'
-	       : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
-							: -1;
-}
-
 /* Appends code point cp as UTF-8 at out; returns the bytes written. */
 static size_t put_utf8(char *out, int32_t cp)
 {
@@ -154,8 +147,8 @@ static int32_t char_ref(const char *in, size_t len, size_t i, size_t *n)
 	}
 	bool hex = ++j < len && (in[j] | 0x20) == 'x';
 	for (j += hex; j < len && digits < 7; j++, digits++) {
-		if ((h = hex ? hexval(in[j]) : (in[j] >= '0' && in[j] <= '9' ? in[j] - '0' : -1)) <
-		    0)
+		if ((h = hex ? kn_hexval(in[j])
+			     : (in[j] >= '0' && in[j] <= '9' ? in[j] - '0' : -1)) < 0)
 			break;
 		cp = cp * (hex ? 16 : 10) + h;
 	}
@@ -271,9 +264,9 @@ bool kn_fold_gbk_ambiguous(const char *in, size_t len)
 	if (len > KN_FOLD_IN_MAX)
 		len = KN_FOLD_IN_MAX;
 	for (size_t i = 0; i <= len; i++) {
-		if (i + 2 < len && in[i] == '%' && hexval(in[i + 1]) >= 8 &&
-		    hexval(in[i + 2]) >= 0) {
-			run[n++] = (char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+		if (i + 2 < len && in[i] == '%' && kn_hexval(in[i + 1]) >= 8 &&
+		    kn_hexval(in[i + 2]) >= 0) {
+			run[n++] = (char)(kn_hexval(in[i + 1]) << 4 | kn_hexval(in[i + 2]));
 			i += 2;
 			continue;
 		}
@@ -297,10 +290,10 @@ static size_t percent_decode(const char *in, size_t len, char *out, bool gbk)
 	for (size_t i = 0; i < len; i++) {
 		int h, l, cp = 0, k;
 		int32_t ref;
-		bool esc = in[i] == '%' && i + 2 < len && hexval(in[i + 1]) >= 0 &&
-			   hexval(in[i + 2]) >= 0;
+		bool esc = in[i] == '%' && i + 2 < len && kn_hexval(in[i + 1]) >= 0 &&
+			   kn_hexval(in[i + 2]) >= 0;
 		/* a run: escaped bytes of 0x80 and above, side by side */
-		if (run != SIZE_MAX && !(esc && hexval(in[i + 1]) >= 8)) {
+		if (run != SIZE_MAX && !(esc && kn_hexval(in[i + 1]) >= 8)) {
 			n = gbk_run(out, run, n, head, false, gbk);
 			run = SIZE_MAX;
 		}
@@ -310,8 +303,8 @@ static size_t percent_decode(const char *in, size_t len, char *out, bool gbk)
 			continue;
 		}
 		if (esc) {
-			h = hexval(in[i + 1]);
-			l = hexval(in[i + 2]);
+			h = kn_hexval(in[i + 1]);
+			l = kn_hexval(in[i + 2]);
 			if (run == SIZE_MAX && h >= 8)
 				run = n, head = i == 0;
 			out[n++] = (char)(h << 4 | l);
@@ -319,12 +312,12 @@ static size_t percent_decode(const char *in, size_t len, char *out, bool gbk)
 			continue;
 		}
 		if (in[i] == '%' && i + 5 < len && (in[i + 1] | 0x20) == 'u') {
-			for (k = 2; k < 6 && (h = hexval(in[i + k])) >= 0; k++)
+			for (k = 2; k < 6 && (h = kn_hexval(in[i + k])) >= 0; k++)
 				cp = cp << 4 | h;
 			int lo = 0, m = 0;
 			if (k == 6 && U_IS_LEAD(cp) && i + 11 < len && in[i + 6] == '%' &&
 			    (in[i + 7] | 0x20) == 'u') { /* %uD83D%uDE00: one character */
-				for (m = 8; m < 12 && (h = hexval(in[i + m])) >= 0; m++)
+				for (m = 8; m < 12 && (h = kn_hexval(in[i + m])) >= 0; m++)
 					lo = lo << 4 | h;
 				if (m == 12 && U_IS_TRAIL(lo)) {
 					n += put_utf8(out + n,

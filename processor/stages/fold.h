@@ -59,6 +59,15 @@ bool kn_fold_is_cjk(int cp);
  * sees: 一三八..., 幺二三..., 壹贰叁..., 洞拐勾 (radio-style 0, 7, 9). */
 bool kn_fold_is_numeral(int cp);
 
+/* The value of hex digit c, or -1: %XX escapes are read in fold.c and in
+ * the host finder alike. */
+static inline int kn_hexval(char c)
+{
+	return c >= '0' && c <= '9'			? c - '0'
+	       : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
+							: -1;
+}
+
 /* True for the letters people write between characters as a dash or a bar
  * (丨 丶 丿 亅 ー ㄧ ㅡ ˉ): separators to the squeeze and to the scrubber's
  * digit groups alike. Terms are squeezed the same way, so a term that holds

@@ -624,13 +624,6 @@ static int host_char(unsigned char c)
 	       c == '_' || c >= 0x80;
 }
 
-static int hex_val(char c)
-{
-	return c >= '0' && c <= '9'			? c - '0'
-	       : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
-							: -1;
-}
-
 /* A host's %XX escapes decoded into out (cap bytes), as browsers decode
  * them before IDNA ("%65xample.com" is example.com). Returns the length, or
  * 0 for a '%' that starts no escape (a forbidden host character). */
@@ -645,7 +638,7 @@ static size_t host_unescape(const char *h, size_t n, char *out, size_t cap)
 		}
 		if (i + 2 >= n)
 			return 0;
-		int hi = hex_val(h[i + 1]), lo = hex_val(h[i + 2]);
+		int hi = kn_hexval(h[i + 1]), lo = kn_hexval(h[i + 2]);
 		if (hi < 0 || lo < 0)
 			return 0;
 		out[k++] = (char)(hi << 4 | lo);
