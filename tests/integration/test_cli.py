@@ -41,6 +41,8 @@ def test_help_and_usage_errors():
     # COMMAND --help is that command's entry of the usage text, and the
     # options every command shares.
     full = run("--help").stdout
+    # It reads in an 80-column terminal.
+    assert max(len(l) for l in full.decode().splitlines()) <= 80, full
     for cmd in ("run", "process", "gen", "demo", "check", "policy", "keys", "keygen"):
         r = run(cmd, "--help")
         assert r.returncode == 0 and r.stdout.startswith(b"usage:\n  " + cmd.encode() + b" "), (cmd, r)
