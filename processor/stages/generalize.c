@@ -135,6 +135,44 @@ static void put_v4_prefix(char *out, const uint8_t a[4], int bits)
 	put_bits(out, n, bits);
 }
 
+/* a as RFC 5952 text (what inet_ntop writes for every address that is not
+ * one with an IPv4 inside, which embedded_v4 takes first), then "/" bits:
+ * lower-case hex groups, the first longest run of two or more zero groups
+ * as "::". No printf on the hot path. */
+static void put_v6_prefix(char *out, const uint8_t a[16], int bits)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned g[8];
+	int best = -1, best_len = 1, n = 0;
+
+	for (int i = 0; i < 8; i++)
+		g[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+	for (int i = 0, run; i < 8; i += run ? run : 1) {
+		for (run = 0; i + run < 8 && !g[i + run]; run++)
+			;
+		if (run > best_len)
+			best = i, best_len = run;
+	}
+	for (int i = 0; i < 8; i++) {
+		if (i == best) {
+			out[n++] = ':';
+			out[n++] = ':';
+			i += best_len - 1;
+			continue;
+		}
+		if (i && i != best + best_len)
+			out[n++] = ':';
+		for (int sh = 12, lead = 1; sh >= 0; sh -= 4) {
+			unsigned d = g[i] >> sh & 15;
+			if (lead && !d && sh)
+				continue;
+			lead = 0;
+			out[n++] = hex[d];
+		}
+	}
+	put_bits(out, (size_t)n, bits);
+}
+
 static bool zeros(const uint8_t *a, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -234,7 +272,7 @@ static void unwrap_ip(const char **ip, size_t *len)
 
 int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out)
 {
-	char buf[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
+	char buf[INET6_ADDRSTRLEN + 1];
 	uint8_t a[16], v4[4];
 
 	unwrap_ip(&ip, &len);
@@ -251,10 +289,7 @@ int kn_ip_prefix(const char *ip, size_t len, int v4_bits, int v6_bits, char *out
 		if (!embedded_v4(a, v4)) {
 			int bits = v6_bits < v6_block_bits(a) ? v6_bits : v6_block_bits(a);
 			mask_bits(a, 16, bits);
-			inet_ntop(AF_INET6, a, net, sizeof(net));
-			size_t n = strlen(net);
-			memcpy(out, net, n);
-			put_bits(out, n, bits);
+			put_v6_prefix(out, a, bits);
 			return 0;
 		}
 		memcpy(a, v4, 4); /* generalized as the IPv4 it carries */

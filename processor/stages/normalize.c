@@ -41,6 +41,10 @@ static size_t basic_fold(const char *in, size_t len, char *out)
 
 	for (size_t i = 0; i < len; i++) {
 		const uint8_t *u = (const uint8_t *)in + i;
+		if (u[0] < 0x80) { /* ASCII, nearly every byte */
+			out[n++] = in[i];
+			continue;
+		}
 		bool three = len - i >= 3 && (u[1] & 0xc0) == 0x80 && (u[2] & 0xc0) == 0x80;
 		if (three && u[0] == 0xef && u[1] == 0xbc && u[2] >= 0x81) {
 			out[n++] = (char)(0x21 + u[2] - 0x81), i += 2; /* U+FF01..U+FF3F */
@@ -463,14 +467,25 @@ static int norm_opaque(const char *in, size_t len, char *out)
  * reports the all-zero IDFA); for device ids also all f's and the ids many
  * devices share. Hashed, each would make every person without an
  * identifier one pseudonymous person. */
+struct word {
+	const char *s;
+	int n;
+};
+#define WORD(lit)                                                                                  \
+	{                                                                                          \
+		lit, sizeof(lit) - 1                                                               \
+	}
+
 static bool placeholder(const char *s, int n, bool device)
 {
-	static const char *const words[] = {"-",      "--",	   "-1",      "n/a",   "na",
-					    "nan",    "nil",	   "none",    "null",  "(null)",
-					    "<null>", "undefined", "unknown", "empty", "anonymous"};
+	static const struct word words[] = {WORD("-"),	     WORD("--"),     WORD("-1"),
+					    WORD("n/a"),     WORD("na"),     WORD("nan"),
+					    WORD("nil"),     WORD("none"),   WORD("null"),
+					    WORD("(null)"),  WORD("<null>"), WORD("undefined"),
+					    WORD("unknown"), WORD("empty"),  WORD("anonymous")};
 	/* Constant device ids many devices report: the MAC Android 6+ gives
 	 * apps, and the Android ID of a batch of Android 2.2 devices. */
-	static const char *const shared[] = {"020000000000", "9774d56d682e549c"};
+	static const struct word shared[] = {WORD("020000000000"), WORD("9774d56d682e549c")};
 	int same = 0;
 
 	while (same < n && (s[same] == '0' || (device && (s[same] | 0x20) == 'f')) &&
@@ -478,14 +493,16 @@ static bool placeholder(const char *s, int n, bool device)
 		same++;
 	if (same == n) /* all zeros (IDFA with tracking limited), all f */
 		return true;
+	if (n > 16) /* longer than every word below: the common case */
+		return false;
 	for (size_t w = 0; device && w < sizeof(shared) / sizeof(shared[0]); w++)
-		if ((size_t)n == strlen(shared[w]) && !strncasecmp(s, shared[w], (size_t)n))
+		if (n == shared[w].n && !strncasecmp(s, shared[w].s, (size_t)n))
 			return true;
-	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
-		size_t k = strlen(words[w]);
-		if ((size_t)n == k && !strncasecmp(s, words[w], k))
+	/* the first letter first ('|' 0x20 keeps '-', '(' and '<' as they are) */
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		if (n == words[w].n && (s[0] | 0x20) == words[w].s[0] &&
+		    !strncasecmp(s, words[w].s, (size_t)n))
 			return true;
-	}
 	return false;
 }
 

@@ -158,6 +158,48 @@ static void ip_oracle(const char *ip, int bits)
 	KT_STREQ(got, want);
 }
 
+/* The IPv6 prefix is printed without libc too: it must read as inet_ntop
+ * writes it (RFC 5952: the first longest zero run as "::", no leading
+ * zeros), for global unicast addresses with zero groups anywhere and every
+ * prefix length. */
+static void test_ipv6_against_libc(void)
+{
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	uint8_t a[16];
+	char text[INET6_ADDRSTRLEN], want[INET6_ADDRSTRLEN + 4], got[KN_PREFIX_MAX];
+
+	for (int t = 0; t < 20000; t++) {
+		for (int i = 0; i < 16; i += 2) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			unsigned v = x % 3 == 0	  ? 0
+				     : x % 3 == 1 ? (unsigned)(x >> 8 & 0xf) << (x >> 20 & 12)
+						  : (unsigned)(x >> 24);
+			a[i] = (uint8_t)(v >> 8), a[i + 1] = (uint8_t)v;
+		}
+		a[0] = (uint8_t)(0x20 | (a[0] & 0x1f)); /* 2000::/3 */
+		if ((a[0] == 0x20 && a[1] == 0x02) || (a[0] == 0x20 && a[1] == 0x01))
+			a[1] = 0x03; /* not 6to4 nor Teredo: those carry IPv4 */
+		/* the config's range, 0 to 64, and the formatter's whole one */
+		int bits = (int)((x >> 40) % (t % 2 ? 65 : 129));
+		inet_ntop(AF_INET6, a, text, sizeof(text));
+		KT_CHECK(kn_ip_prefix(text, strlen(text), 24, bits, got) == 0);
+		for (int i = 0; i < 16; i++) {
+			int keep = bits - 8 * i;
+			a[i] &= keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep));
+		}
+		inet_ntop(AF_INET6, a, want, INET6_ADDRSTRLEN);
+		snprintf(want + strlen(want), 5, "/%d", bits);
+		if (strcmp(got, want))
+			fprintf(stderr, "ipv6 %s /%d: got %s, inet_ntop says %s\n", text, bits, got,
+				want);
+		KT_STREQ(got, want);
+	}
+	KT_STREQ(pfx("2001:db8:0:1::1", 24, 64), "2001:db8:0:1::/64");
+	KT_STREQ(pfx("2400:0:0:1:2::", 24, 64), "2400:0:0:1::/64");
+	KT_STREQ(pfx("2400:0:1:0:1::", 24, 64), "2400:0:1::/64");
+	KT_STREQ(pfx("2a00:1:0:0::", 24, 0), "::/0");
+}
+
 static void test_ip_against_libc(void)
 {
 	static const char *parts[] = {"0",   "00",  "1",   "01",  "9",	 "10",	"99",
@@ -565,6 +607,7 @@ int main(void)
 	KT_RUN(test_geohash_matches_bisection);
 	KT_RUN(test_ip);
 	KT_RUN(test_ip_against_libc);
+	KT_RUN(test_ipv6_against_libc);
 	KT_RUN(test_url_host);
 	KT_RUN(test_url_domain);
 	KT_RUN(test_time_bucket);

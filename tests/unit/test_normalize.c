@@ -217,8 +217,10 @@ static void test_opaque(void)
  * without one would be one pseudonymous person. */
 static void test_placeholders(void)
 {
-	static const char *const none[] = {"N/A",  " null ",	"NULL",	  "-", "unknown",
-					   "None", "undefined", "(null)", "0", "000000"};
+	static const char *const none[] = {"N/A",    "null",	  " null ", "NULL",	 "-",
+					   "--",     "unknown",	  "None",   "undefined", "(null)",
+					   "<NULL>", "Anonymous", "EMPTY",  "NaN",	 "nil",
+					   "na",     "0",	  "000000"};
 	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
 		KT_STREQ(norm(KN_ID_USER, none[i], &cn), "<invalid>");
 		KT_STREQ(norm(KN_ID_COOKIE, none[i], &cn), "<invalid>");
