@@ -944,6 +944,38 @@ static void emit_domain(const char *ascii, char *out)
 		memcpy(out, reg, n + 1);
 }
 
+/* Whether url is an Android app's referrer, "android-app://com.tencent.mm/":
+ * its host is the app's package name, a domain written backwards. */
+static bool android_app(const char *url, size_t len)
+{
+	static const char scheme[] = "android-app:";
+	const size_t k = sizeof(scheme) - 1;
+
+	while (len && (unsigned char)*url <= 0x20)
+		url++, len--;
+	return len > k && !strncasecmp(url, scheme, k);
+}
+
+/* host's labels in the other order, in place: com.tencent.mm is mm.tencent.com. */
+static void reverse_labels(char *host)
+{
+	char tmp[KN_HOST_MAX + 1];
+	size_t n = strlen(host), k = 0;
+
+	for (size_t e = n; e > 0;) {
+		size_t b = e;
+		while (b > 0 && host[b - 1] != '.')
+			b--;
+		if (k)
+			tmp[k++] = '.';
+		memcpy(tmp + k, host + b, e - b);
+		k += e - b;
+		e = b ? b - 1 : 0;
+	}
+	memcpy(host, tmp, k);
+	host[k] = '\0';
+}
+
 int kn_url_domain(const char *url, size_t len, char *out)
 {
 	char host[KN_HOST_MAX + 1], *ascii = NULL;
@@ -952,6 +984,8 @@ int kn_url_domain(const char *url, size_t len, char *out)
 
 	if (err)
 		return err;
+	if (android_app(url, len) && strcmp(host, "ip-literal"))
+		reverse_labels(host);
 	if (!strcmp(host, "ip-literal") || ip_in_host(host))
 		return SET_LIT(out, "ip-literal"), 0;
 	for (const char *p = host; *p && plain; p++)

@@ -309,6 +309,14 @@ static void test_url_domain(void)
 	KT_STREQ(domain("https://13812345678.example.cn/"), "example.cn");
 	KT_STREQ(domain("https://zhangsan-hn0031k.github.io/"), "github.io");
 	KT_STREQ(domain("https://a.b.c.bbc.co.uk/"), "bbc.co.uk");
+	/* An Android app's referrer names its package: a domain backwards
+	 * (not "android.gm", Gambia's). */
+	KT_STREQ(domain("android-app://com.google.android.gm/"), "google.com");
+	KT_STREQ(domain(" Android-App://com.tencent.mm"), "tencent.com");
+	KT_STREQ(domain("android-app://com.example.app/https/www.example.com/x"), "example.com");
+	KT_STREQ(domain("android-app://cn.zhangsan13812345678.app/"), "other");
+	KT_STREQ(domain("android-app://mm/"), "other");
+	KT_STREQ(domain("android-app://192.168.0.1/"), "ip-literal");
 	/* '_' in a host's own label, not in a registered domain (no registry
 	 * issues one: found by fuzz_text). */
 	KT_STREQ(domain("http://my_host.example.com/x"), "example.com");
