@@ -526,6 +526,30 @@ static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 	set_family(a->browser, "other");
 }
 
+/* An app's own HTTP client on Apple's systems says "CFNetwork/x Darwin/N":
+ * iOS, whose release Darwin N ships (uap-core's table to N = 22; 17, 18 and
+ * 26 for 23 to 25, Apple's releases, where uap-core gives none), or macOS
+ * 10 for N = 15 to 17 on x86_64, as uap-core reads them. d points past
+ * "Darwin/". */
+static void darwin_os(const char *ua, size_t len, const char *d, struct kn_agent *a)
+{
+	static const int8_t ios[] = {
+		[9] = 1,   [10] = 4,  [11] = 5,	 [13] = 6,  [14] = 8,  [15] = 9,
+		[16] = 10, [17] = 11, [18] = 12, [19] = 13, [20] = 14, [21] = 15,
+		[22] = 16, [23] = 17, [24] = 18, [25] = 26};
+	int32_t n = major_at(d, ua + len);
+
+	if (n >= 15 && n <= 17 && find(ua, len, "(x86_64)")) {
+		set_family(a->os, "macOS");
+		a->os_major = 10;
+		return;
+	}
+	set_family(a->os, "iOS");
+	a->os_major = n >= 0 && n < (int32_t)sizeof(ios) && ios[n] ? ios[n] : -1;
+	if (n == 14 && find(ua, len, "CFNetwork/6"))
+		a->os_major = 7;
+}
+
 static void ua_os(const char *ua, size_t len, struct kn_agent *a)
 {
 	const char *end = ua + len, *p;
@@ -545,12 +569,16 @@ static void ua_os(const char *ua, size_t len, struct kn_agent *a)
 		   (p = find(ua, len, "; iOS ")) || (p = find(ua, len, "(iOS "))) {
 		set_family(a->os, "iOS");
 		a->os_major = major_at(p, end);
+	} else if (find(ua, len, "CFNetwork/") && (p = find(ua, len, " Darwin/"))) {
+		darwin_os(ua, len, p, a);
 	} else if ((p = find(ua, len, "Windows NT "))) {
 		set_family(a->os, "Windows");
 		a->os_major = major_at(p, end);
 	} else if ((p = find(ua, len, "Mac OS X "))) {
 		set_family(a->os, "macOS");
 		a->os_major = major_at(p, end);
+	} else if (find(ua, len, "iPhone") || find(ua, len, "iPad") || find(ua, len, "iPod")) {
+		set_family(a->os, "iOS"); /* an app's "(iPhone; ...)" without a version */
 	} else if (find(ua, len, "CrOS ")) {
 		set_family(a->os, "ChromeOS");
 	} else if (find(ua, len, "Linux") || find(ua, len, "linux")) {

@@ -452,6 +452,30 @@ static void test_user_agent(void)
 	UA("Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/120.0 Safari/537.36 "
 	   "Edg/120.0.2210.91");
 	KT_STREQ(a.browser, "Edge"); /* not Chrome, though it says so */
+	/* Apps' own HTTP clients on Apple's systems: the Darwin release says
+	 * which iOS (as uap-core reads them; ua_parser 1.0.2 agrees on all) */
+	{
+		static const struct {
+			const char *ua, *os;
+			int major;
+		} apple[] = {
+			{"com.tencent.xin/8.0.40 CFNetwork/1410.0.3 Darwin/22.6.0", "iOS", 16},
+			{"MyApp/1 CFNetwork/1494.0.7 Darwin/23.4.0", "iOS", 17},
+			{"App/1 CFNetwork/3826.500.111.2.2 Darwin/24.4.0", "iOS", 18},
+			{"Spotify/8 CFNetwork/978.0.7 Darwin/18.7.0", "iOS", 12},
+			{"App/1 CFNetwork/672.0.8 Darwin/14.0.0", "iOS", 7},
+			{"App/1 CFNetwork/711.1.16 Darwin/14.0.0", "iOS", 8},
+			{"App/1 CFNetwork/811.5.4 Darwin/16.5.0 (x86_64)", "macOS", 10},
+			{"App/1 CFNetwork/1 Darwin/12.0.0", "iOS", -1},
+			{"WeChat/8.0 (iPhone; build 1)", "iOS", -1},
+			{"App/2.1 (iPad; Scale/2.00)", "iOS", -1},
+		};
+		for (size_t i = 0; i < sizeof(apple) / sizeof(apple[0]); i++) {
+			UA(apple[i].ua);
+			KT_STREQ(a.os, apple[i].os);
+			KT_CHECK(a.os_major == apple[i].major);
+		}
+	}
 	UA("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
 	   "like Gecko) Version/17.1 Mobile/15E148 Safari/604.1");
 	KT_STREQ(a.browser, "Safari");
