@@ -1,5 +1,6 @@
 """The command line as a user meets it: help, check, keygen, errors."""
 import os
+import re
 import stat
 import subprocess
 import time
@@ -392,3 +393,27 @@ def test_no_core_dumps_unless_allowed():
                     assert owner == (65534 if dumps else 0), (extra, owner)
     finally:
         resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+
+def test_demo_runs_end_to_end():
+    """The README's first command (deploy/demo.sh ends in it): `kanon demo`,
+    on the embedded config and librdkafka's mock cluster, accounts for every
+    input, fills the topics it says it fills, and shows no identifier it was
+    given in what it shows as output."""
+    r = subprocess.run([KANON, "demo"], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout.decode()
+    assert "every input accounted for: yes" in out, out
+    for what in ("de-identified", "dead-lettered"):
+        m = re.search(what + r"\s+(\d+) \(topic \S+ holds (\d+)\)", out)
+        assert m and int(m.group(1)) > 0 and m.group(1) == m.group(2), (what, out)
+    m = re.search(r"aggregate rows released: (\d+) .* window summaries: (\d+)", out)
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, out
+    shown = [l.split(None, 2) for l in out.splitlines() if l.startswith("  in  ")]
+    raw = {v.strip() for _, field, v in shown
+           if field in ("user_id", "device_id", "phone", "email", "cookie_id", "ip") and len(v.strip()) > 4}
+    assert len(raw) >= 5, shown
+    outs = "\n".join(l for l in out.splitlines() if l.startswith("  out "))
+    assert outs
+    for v in raw:
+        assert v not in outs, v
