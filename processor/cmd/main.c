@@ -110,8 +110,8 @@ static const char usage[] =
 	"exit status: 0 success (or stopped with everything committed), 1 runtime\n"
 	"  failure, 2 usage or configuration error (before any network I/O), 3 stopped\n"
 	"  with uncommitted work (the next run redoes it: nothing is lost), 4\n"
-	"  exactly-once instance fenced by another with the same transactional.id (same\n"
-	"  role and --instance)\n";
+	"  exactly-once instance fenced by another with the same transactional.id or\n"
+	"  group.instance.id (the same role and --instance)\n";
 
 /* COMMAND --help: that command's entry of the usage text, then what every
  * command shares (the text after the command list). One text, so the two

@@ -40,7 +40,9 @@ enum kn_client {
 };
 
 /* Errors the transport names besides plain errnos. */
-#define KN_KAFKA_FENCED (-ESTALE) /* another producer took the transactional.id */
+/* another producer took the transactional.id, or another group member the
+ * group.instance.id */
+#define KN_KAFKA_FENCED (-ESTALE)
 #define KN_KAFKA_TXN_EXPIRED                                                                       \
 	(-ETIME) /* the broker aborted a transaction that outlived
 					  transaction.timeout.ms (an outage) */

@@ -26,7 +26,8 @@ struct kn_producer {
 	int64_t txn_timeout_ms; /* the producer's transaction.timeout.ms */
 	char txn_id[256];	/* its transactional.id */
 	bool orphaned;
-	bool fenced; /* fatal() saw another producer take the transactional.id */
+	bool fenced; /* another producer took the transactional.id, or another
+		      * group member the group.instance.id (txn_failed) */
 	char error[512];
 };
 
@@ -435,8 +436,8 @@ static int txn_failed(struct kn_producer *p, enum kn_txn_op op, rd_kafka_error_t
 		int a = kn_producer_txn(p, KN_TXN_ABORT, NULL, 0, NULL);
 		if (!a && err == -EIO)
 			return KN_KAFKA_TXN_ABORTED;
-		if (a == KN_KAFKA_FENCED)
-			err = a; /* the abort met the fence: say that, not "-EIO" */
+		if (a == KN_KAFKA_FENCED || a == KN_KAFKA_TXN_EXPIRED)
+			err = a; /* what the abort met, not "-EIO" (p->error says it) */
 	}
 	if (err == -EIO && !p->error[0])
 		snprintf(p->error, sizeof(p->error), "%s", why);

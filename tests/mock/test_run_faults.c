@@ -9,7 +9,11 @@
  *      within the stop budget, says it abandoned work, commits none of it,
  *      and a restart delivers every event;
  *   4. the transport under the run loop: a consumer waiting for input serves
- *      the delivery reports of the loop's producer meanwhile. */
+ *      the delivery reports of the loop's producer meanwhile;
+ *   5. exactly-once, the broker refusing the offsets of a transaction because
+ *      another member took this instance's group.instance.id: the run says
+ *      it was fenced (KN_RUN_FENCED), whatever its abort then does, and
+ *      commits nothing more. */
 #include <avro.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -29,9 +33,10 @@
 #include "run.h"
 #include "stop.h"
 
-#define N	4000
-#define PARTS	2
-#define PRODUCE 0 /* Kafka ApiKey of Produce */
+#define N		  4000
+#define PARTS		  2
+#define PRODUCE		  0  /* Kafka ApiKey of Produce */
+#define TXN_OFFSET_COMMIT 28 /* ...and of TxnOffsetCommit */
 
 static rd_kafka_t *mock;
 static rd_kafka_mock_cluster_t *mc;
@@ -341,6 +346,26 @@ static void test_poll_serves_deliveries_while_waiting(void)
 	kn_config_destroy(c);
 }
 
+static void test_member_fenced_in_send_offsets(void)
+{
+	struct kn_config *c = load("member", "run.guarantee=exactly-once");
+	struct kn_pipeline_stats st;
+	struct kn_run_opts o = {.until_eof = true, .stats = &st};
+	char err[512] = "";
+
+	/* librdkafka reports this refusal as abortable, not fatal, and the
+	 * mock's abort goes through: only the code says "fenced". */
+	rd_kafka_mock_push_request_errors(mc, TXN_OFFSET_COMMIT, 1,
+					  RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+	int rc = kn_run(c, &o, err, sizeof(err));
+	printf("member fenced: %d: %s\n", rc, err);
+	KT_CHECK(rc == KN_RUN_FENCED);
+	KT_CHECK(strstr(err, "fenced") != NULL);
+	KT_CHECK(strstr(err, "group.instance.id") != NULL);
+	KT_CHECK(committed(c) == 0); /* its first transaction was aborted */
+	kn_config_destroy(c);
+}
+
 int main(void)
 {
 	char err[512], dir[] = "/tmp/kt-faults.XXXXXX";
@@ -373,6 +398,7 @@ int main(void)
 	KT_RUN(test_permanent_error_commits_nothing_past_it);
 	KT_RUN(test_stop_while_broker_sits_on_produce);
 	KT_RUN(test_poll_serves_deliveries_while_waiting);
+	KT_RUN(test_member_fenced_in_send_offsets);
 	unlink(keyfile);
 	unlink(config_path);
 	rmdir(dir);
