@@ -526,33 +526,45 @@ static void ua_browser(const char *ua, size_t len, struct kn_agent *a)
 	set_family(a->browser, "other");
 }
 
-/* An app's own HTTP client on Apple's systems says "CFNetwork/x Darwin/N":
- * iOS, whose release Darwin N ships (uap-core's table to N = 22; 17, 18 and
- * 26 for 23 to 25, Apple's releases, where uap-core gives none), or macOS
- * 10 for N = 15 to 17 on x86_64, as uap-core reads them. d points past
- * "Darwin/". */
-static void darwin_os(const char *ua, size_t len, const char *d, struct kn_agent *a)
+/* An app's own HTTP client on Apple's systems says "CFNetwork/c Darwin/N":
+ * as uap-core reads it, macOS 10 for an old Mac (Darwin 9 to 13 on i386 or
+ * x86_64, CFNetwork 720 and 760, Darwin 15 to 17 on x86_64), else iOS in
+ * the release that ships Darwin N (uap-core's table, where Darwin 14 to 19
+ * also ask for the CFNetwork of that release; 17, 18 and 26 for Darwin 23
+ * to 25, Apple's releases, where uap-core 0.18 gives none). cf and d point
+ * past "CFNetwork/" and "Darwin/". */
+static void darwin_os(const char *ua, size_t len, const char *cf, const char *d, struct kn_agent *a)
 {
-	static const int8_t ios[] = {
-		[9] = 1,   [10] = 4,  [11] = 5,	 [13] = 6,  [14] = 8,  [15] = 9,
-		[16] = 10, [17] = 11, [18] = 12, [19] = 13, [20] = 14, [21] = 15,
-		[22] = 16, [23] = 17, [24] = 18, [25] = 26};
-	int32_t n = major_at(d, ua + len);
+	static const int8_t ios[] = {[9] = 1,	[10] = 4,  [11] = 5,  [13] = 6,	 [20] = 14,
+				     [21] = 15, [22] = 16, [23] = 17, [24] = 18, [25] = 26};
+	static const struct {
+		int16_t darwin, cf_lo, cf_hi, ios;
+	} by_cf[] = {{14, 600, 699, 7},	  {14, 700, 799, 8},  {15, 700, 799, 9},
+		     {16, 800, 899, 10},  {17, 800, 999, 11}, {18, 900, 999, 12},
+		     {19, 1000, 1199, 13}};
+	const char *end = ua + len;
+	int32_t n = major_at(d, end), c = 0;
+	bool x86 = find(ua, len, "(x86_64)") || find(ua, len, "(i386)");
 
-	if (n >= 15 && n <= 17 && find(ua, len, "(x86_64)")) {
+	for (const char *p = cf; p < end && *p >= '0' && *p <= '9' && c < 100000; p++)
+		c = c * 10 + (*p - '0');
+	if ((x86 && n >= 9 && n <= 13) ||
+	    (c != 808 && (c == 720 || c == 760 ||
+			  (x86 && (n == 16 || n == 17 || (n == 15 && c / 100 == 8)))))) {
 		set_family(a->os, "macOS");
 		a->os_major = 10;
 		return;
 	}
 	set_family(a->os, "iOS");
-	a->os_major = n >= 0 && n < (int32_t)sizeof(ios) && ios[n] ? ios[n] : -1;
-	if (n == 14 && find(ua, len, "CFNetwork/6"))
-		a->os_major = 7;
+	a->os_major = c == 808 ? 10 : n >= 0 && n < (int32_t)sizeof(ios) && ios[n] ? ios[n] : -1;
+	for (size_t i = 0; i < sizeof(by_cf) / sizeof(by_cf[0]) && c != 808; i++)
+		if (n == by_cf[i].darwin && c >= by_cf[i].cf_lo && c <= by_cf[i].cf_hi)
+			a->os_major = by_cf[i].ios;
 }
 
 static void ua_os(const char *ua, size_t len, struct kn_agent *a)
 {
-	const char *end = ua + len, *p;
+	const char *end = ua + len, *p, *cf;
 
 	/* "HarmonyOS 4" and "OpenHarmony 4.1": one search */
 	if ((p = find(ua, len, "Harmony")) && ((end - p >= 2 && p[0] == 'O' && p[1] == 'S') ||
@@ -569,8 +581,8 @@ static void ua_os(const char *ua, size_t len, struct kn_agent *a)
 		   (p = find(ua, len, "; iOS ")) || (p = find(ua, len, "(iOS "))) {
 		set_family(a->os, "iOS");
 		a->os_major = major_at(p, end);
-	} else if (find(ua, len, "CFNetwork/") && (p = find(ua, len, " Darwin/"))) {
-		darwin_os(ua, len, p, a);
+	} else if ((cf = find(ua, len, "CFNetwork/")) && (p = find(ua, len, " Darwin/"))) {
+		darwin_os(ua, len, cf, p, a);
 	} else if ((p = find(ua, len, "Windows NT "))) {
 		set_family(a->os, "Windows");
 		a->os_major = major_at(p, end);
@@ -973,22 +985,33 @@ static void emit_domain(const char *ascii, char *out)
 }
 
 /* Whether url is an Android app's referrer, "android-app://com.tencent.mm/":
- * its host is the app's package name, a domain written backwards. */
+ * its host is the app's package name, a domain written backwards. The
+ * scheme read as kn_url_clean reads it (tabs and newlines anywhere gone). */
 static bool android_app(const char *url, size_t len)
 {
 	static const char scheme[] = "android-app:";
-	const size_t k = sizeof(scheme) - 1;
+	size_t i = 0, k = 0;
 
-	while (len && (unsigned char)*url <= 0x20)
-		url++, len--;
-	return len > k && !strncasecmp(url, scheme, k);
+	while (i < len && (unsigned char)url[i] <= 0x20)
+		i++;
+	for (; i < len && k < sizeof(scheme) - 1; i++) {
+		if (url[i] == '\t' || url[i] == '\n' || url[i] == '\r')
+			continue;
+		if ((url[i] | 0x20) != scheme[k++])
+			return false;
+	}
+	return k == sizeof(scheme) - 1;
 }
 
-/* host's labels in the other order, in place: com.tencent.mm is mm.tencent.com. */
-static void reverse_labels(char *host)
+/* host's labels in the other order, in place: com.tencent.mm is
+ * mm.tencent.com. false (host untouched) when it is too long to be a name. */
+static bool reverse_labels(char *host)
 {
 	char tmp[KN_HOST_MAX + 1];
 	size_t n = strlen(host), k = 0;
+
+	if (n > KN_HOST_MAX)
+		return false;
 
 	for (size_t e = n; e > 0;) {
 		size_t b = e;
@@ -1002,23 +1025,24 @@ static void reverse_labels(char *host)
 	}
 	memcpy(host, tmp, k);
 	host[k] = '\0';
+	return true;
 }
 
 int kn_url_domain(const char *url, size_t len, char *out)
 {
 	char host[KN_HOST_MAX + 1], *ascii = NULL;
 	int err = kn_url_host(url, len, host);
-	bool plain = true;
+	bool plain = true, app = android_app(url, len);
 
 	if (err)
 		return err;
-	if (android_app(url, len) && strcmp(host, "ip-literal"))
-		reverse_labels(host);
 	if (!strcmp(host, "ip-literal") || ip_in_host(host))
 		return SET_LIT(out, "ip-literal"), 0;
 	for (const char *p = host; *p && plain; p++)
 		plain = !((unsigned char)*p & 0x80);
 	if (plain) { /* already lower case, LDH and '_' (kn_url_host) */
+		if (app && !reverse_labels(host))
+			return SET_LIT(out, "other"), 0;
 		emit_domain(host, out);
 		return 0;
 	}
@@ -1038,6 +1062,8 @@ int kn_url_domain(const char *url, size_t len, char *out)
 		 * only show now. */
 		if (ip_in_host(ascii))
 			SET_LIT(out, "ip-literal");
+		else if (app && !reverse_labels(ascii)) /* after IDNA: 。 is a dot now */
+			SET_LIT(out, "other");
 		else
 			emit_domain(ascii, out);
 	} else {

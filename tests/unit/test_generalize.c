@@ -317,6 +317,9 @@ static void test_url_domain(void)
 	KT_STREQ(domain("android-app://cn.zhangsan13812345678.app/"), "other");
 	KT_STREQ(domain("android-app://mm/"), "other");
 	KT_STREQ(domain("android-app://192.168.0.1/"), "ip-literal");
+	KT_STREQ(domain("android-app://com。google。android．gm/"), "google.com"); /* IDNA's dots */
+	KT_STREQ(domain("andr\toid-app://com.google.android.gm/"), "google.com");
+	KT_STREQ(domain("android-ap://com.google.android.gm/"), "android.gm"); /* no app */
 	/* '_' in a host's own label, not in a registered domain (no registry
 	 * issues one: found by fuzz_text). */
 	KT_STREQ(domain("http://my_host.example.com/x"), "example.com");
@@ -453,7 +456,8 @@ static void test_user_agent(void)
 	   "Edg/120.0.2210.91");
 	KT_STREQ(a.browser, "Edge"); /* not Chrome, though it says so */
 	/* Apps' own HTTP clients on Apple's systems: the Darwin release says
-	 * which iOS (as uap-core reads them; ua_parser 1.0.2 agrees on all) */
+	 * which iOS (as uap-core reads them; ua_parser 1.0.2 with its 202610
+	 * rules agrees on all of these) */
 	{
 		static const struct {
 			const char *ua, *os;
@@ -466,6 +470,12 @@ static void test_user_agent(void)
 			{"App/1 CFNetwork/672.0.8 Darwin/14.0.0", "iOS", 7},
 			{"App/1 CFNetwork/711.1.16 Darwin/14.0.0", "iOS", 8},
 			{"App/1 CFNetwork/811.5.4 Darwin/16.5.0 (x86_64)", "macOS", 10},
+			{"App/1 CFNetwork/673.2.1 Darwin/13.1.0 (x86_64) (MacBookPro11,1)", "macOS",
+			 10},
+			{"App/1 CFNetwork/720.5.7 Darwin/14.5.0 (x86_64)", "macOS", 10},
+			{"App/1 CFNetwork/808.3 Darwin/16.3.0 (x86_64)", "iOS", 10},
+			{"App/1 CFNetwork/1474 Darwin/14.0.0", "iOS", -1}, /* no such pair */
+			{"App/1 CFNetwork/1 Darwin/999.0", "iOS", -1},
 			{"App/1 CFNetwork/1 Darwin/12.0.0", "iOS", -1},
 			{"WeChat/8.0 (iPhone; build 1)", "iOS", -1},
 			{"App/2.1 (iPad; Scale/2.00)", "iOS", -1},
