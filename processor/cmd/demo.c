@@ -86,22 +86,29 @@ static struct kn_consumer *reader(const struct kn_config *c)
 	return kn_consumer_new(c, &o, &k, err, sizeof(err)) ? NULL : k;
 }
 
-/* Reads from the start of partition part of topic until a record (*m,
- * release it) or the partition's end, at most 5 s. Returns 1 or 0. */
-static int first_record(struct kn_consumer *k, const char *topic, int32_t part, struct kn_msg *m)
+/* Reads from the start of partition part of topic until the end of the
+ * partition, at most 5 s and 500 records, and processes each with pipe
+ * until one is de-identified (out, *v). Returns 1 then, else 0. */
+static int first_kept(struct kn_consumer *k, const char *topic, int32_t part, int type,
+		      struct kn_pipeline *pipe, uint8_t *out, struct kn_verdict *v)
 {
 	struct kn_tp tp = {topic, part, KN_OFFSET_BEGINNING};
+	struct kn_msg m;
 	char err[256];
+	int seen = 0;
 
 	if (kn_consumer_assign(k, &tp, 1, err, sizeof(err)))
 		return 0;
-	for (int64_t until = kn_mono_ms() + 5000; kn_mono_ms() < until;) {
-		if (kn_consumer_poll(k, m, 1, 200) != 1)
+	for (int64_t until = kn_mono_ms() + 5000; kn_mono_ms() < until && seen < 500;) {
+		if (kn_consumer_poll(k, &m, 1, 200) != 1)
 			continue;
-		if (!m->eof)
-			return 1;
-		kn_consumer_release(k, m, 1);
-		return 0;
+		bool eof = m.eof;
+		bool kept =
+			!eof && kn_pipeline_process(pipe, m.payload, m.len, type, m.ts_ms, out, v);
+		kn_consumer_release(k, &m, 1);
+		if (kept || eof)
+			return kept;
+		seen++;
 	}
 	return 0;
 }
@@ -140,9 +147,12 @@ static void print_record(const struct kn_event *ev, const struct kn_deid *d)
 		printf("  out referrer_domain=%s\n", d->referrer_domain);
 	if (d->http_status >= 0)
 		printf("  out http_status=%d\n", d->http_status);
+	if (d->query_category[0])
+		printf("  out query_category=%s\n", d->query_category);
 }
 
-/* Prints "field: input -> output" for the first message of each input topic. */
+/* Prints "field: input -> output" for the first record of each input topic
+ * that the policy lets through. */
 static void show_side_by_side(const struct kn_config *c)
 {
 	uint8_t out[KN_FRAME_LEN + KN_DEID_MAX_BYTES];
@@ -160,21 +170,19 @@ static void show_side_by_side(const struct kn_config *c)
 	for (int i = 0; i < c->n_inputs; i++) {
 		int32_t part = 0;
 		int64_t lo, hi;
-		struct kn_msg m;
 		/* The generator's sticky partitioner may leave a partition empty. */
 		while (part < 2 &&
 		       !kn_consumer_watermarks(rd, c->inputs[i].topic, part, &lo, &hi,
 					       kn_mono_ms() + 2000) &&
 		       hi == lo)
 			part++;
-		if (!first_record(rd, c->inputs[i].topic, part, &m))
-			continue;
 		printf("\n== %s log: %s -> %s ==\n", kn_event_type_name(c->inputs[i].type),
 		       c->inputs[i].topic, c->topic_output);
-		if (kn_pipeline_process(st.pipe, m.payload, m.len, c->inputs[i].type, m.ts_ms, out,
-					&v))
+		if (first_kept(rd, c->inputs[i].topic, part, c->inputs[i].type, st.pipe, out, &v))
 			print_record(kn_pipeline_last_event(st.pipe), kn_pipeline_last(st.pipe));
-		kn_consumer_release(rd, &m, 1);
+		else
+			printf("  (no record of the first 500 reaches the output: the policy "
+			       "withheld them)\n");
 	}
 	kn_stack_close(&st);
 	kn_consumer_close(rd, false, 0);

@@ -83,7 +83,8 @@ static const char usage[] =
 	"           validate the config, every Kafka client's properties, the schemas,\n"
 	"           the policy files and the key file, as 'run' with the same options\n"
 	"           does before connecting; print the effective config, when valid, with\n"
-	"           secrets masked (--describe: every option); --kafka also asks the\n"
+	"           secrets masked; --describe then lists every option with its range\n"
+	"           and default (without -c, only that); --kafka also asks the\n"
 	"           brokers about the aggregation's internal topics (partitions,\n"
 	"           cleanup.policy, retention.ms) and, with schema_registry.url, the\n"
 	"           registry whether kanon's output schemas fit their <topic>-value\n"
@@ -430,12 +431,17 @@ static int cmd_check(const struct args *a)
 	char errstr[1024];
 	int rc, err = 0;
 
-	if (a->describe) {
+	/* Without a config, --describe is the reference alone; with one, the
+	 * config is checked as ever and the reference follows. */
+	if (a->describe && !a->config) {
 		kn_config_describe(stdout);
 		return 0;
 	}
-	if ((rc = load_config(a, &c)))
+	if ((rc = load_config(a, &c))) {
+		if (a->describe)
+			kn_config_describe(stdout);
 		return rc;
+	}
 	if (kn_run_preflight(c, a->metrics_addr, errstr, sizeof(errstr))) {
 		say("config error: ", errstr);
 		rc = KN_EXIT_CONFIG;
@@ -461,6 +467,8 @@ static int cmd_check(const struct args *a)
 		warn_weaknesses(c, false);
 		fprintf(stderr, "kanon: %s is valid\n", a->config);
 	}
+	if (a->describe)
+		kn_config_describe(stdout);
 	kn_config_destroy(c);
 	return rc;
 }

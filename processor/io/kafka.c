@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "clock.h"
@@ -71,6 +72,7 @@ static const struct client {
 	bool consumer, tx;
 	const char *defaults[12]; /* name, value pairs, NULL-terminated */
 	const char *forced[8];
+	const char *forced_why; /* what the forced settings keep */
 } clients[KN_CLIENTS] = {
 	[KN_CLIENT_CONSUMER] = {"consumer",
 				true,
@@ -79,30 +81,33 @@ static const struct client {
 				 "client.id", "kanon-consumer", FETCH_WAIT},
 				/* at-least-once: only offsets.c decides what is committed */
 				{"enable.auto.commit", "false", "enable.auto.offset.store", "false",
-				 "enable.partition.eof", "true"}},
+				 "enable.partition.eof", "true"},
+				"only offsets of delivered records are committed"},
 	[KN_CLIENT_PRODUCER] = {"producer",
 				false,
 				false,
 				{"linger.ms", "20", "batch.size", "1000000", "compression.type",
 				 "lz4", "client.id", "kanon-producer", KEYED},
 				/* no duplicates from retries */
-				{"enable.idempotence", "true"}},
-	[KN_CLIENT_TX_CONSUMER] = {"exactly-once consumer",
-				   true,
-				   false,
-				   /* Static members (the instance's name): a session
+				{"enable.idempotence", "true"},
+				"no duplicates from retries"},
+	[KN_CLIENT_TX_CONSUMER] =
+		{"exactly-once consumer",
+		 true,
+		 false,
+		 /* Static members (the instance's name): a session
 				    * that outlives a 5-minute outage, as the transactions
 				    * do; shorter, a member whose session expired while the
 				    * broker was away can be fenced by its own rejoin
 				    * (librdkafka#3437). A restart under the same name
 				    * takes its partitions back at once whatever this is. */
-				   {"auto.offset.reset", "earliest", "client.id",
-				    "kanon-tx-consumer", "session.timeout.ms", "300000",
-				    FETCH_WAIT},
-				   /* offsets go through the transactions; aborted input
+		 {"auto.offset.reset", "earliest", "client.id", "kanon-tx-consumer",
+		  "session.timeout.ms", "300000", FETCH_WAIT},
+		 /* offsets go through the transactions; aborted input
 				    * is never read */
-				   {"enable.auto.commit", "false", "enable.partition.eof", "true",
-				    "isolation.level", "read_committed"}},
+		 {"enable.auto.commit", "false", "enable.partition.eof", "true", "isolation.level",
+		  "read_committed"},
+		 "offsets go through the transactions; aborted input is never read"},
 	[KN_CLIENT_TX_PRODUCER] = {"exactly-once producer",
 				   false,
 				   true,
@@ -110,7 +115,8 @@ static const struct client {
 				    * allows up to transaction.max.timeout.ms (15 min). */
 				   {"linger.ms", "20", "compression.type", "lz4", "client.id",
 				    "kanon-tx-producer", "transaction.timeout.ms", "300000", KEYED},
-				   {"enable.idempotence", "true"}},
+				   {"enable.idempotence", "true"},
+				   "transactions need it"},
 	[KN_CLIENT_ERASURE_CONSUMER] = {"erasure consumer",
 					true,
 					false,
@@ -118,24 +124,29 @@ static const struct client {
 					/* every request ever made, committed by kanon only
 					 * once its state record is durable */
 					{"enable.auto.commit", "false", "auto.offset.reset",
-					 "earliest", "enable.auto.offset.store", "true"}},
+					 "earliest", "enable.auto.offset.store", "true"},
+					"every erasure request is read, and committed once its "
+					"state is durable"},
 	[KN_CLIENT_ERASURE_PRODUCER] = {"erasure producer",
 					false,
 					false,
 					{"client.id", "kanon-erasure"},
-					{"enable.idempotence", "true"}},
+					{"enable.idempotence", "true"},
+					"no duplicates from retries"},
 	[KN_CLIENT_GEN_PRODUCER] = {"generator producer",
 				    false,
 				    false,
 				    {"linger.ms", "20", "client.id", "kanon-gen"},
-				    {"enable.idempotence", "true"}},
+				    {"enable.idempotence", "true"},
+				    "no duplicates from retries"},
 	[KN_CLIENT_READER] = {"reader",
 			      true,
 			      false,
 			      {"client.id", "kanon-reader", FETCH_WAIT},
 			      /* reads what a downstream consumer would see, commits nothing */
 			      {"enable.auto.commit", "false", "enable.partition.eof", "true",
-			       "isolation.level", "read_committed"}},
+			       "isolation.level", "read_committed"},
+			      "it reads what a downstream consumer would see"},
 };
 
 /* The input consumers' prefetch, derived from run.prefetch_memory_mb and
@@ -275,6 +286,30 @@ static bool run_makes(const struct kn_config *c, enum kn_client r)
 	}
 }
 
+/* An operator's property that a client of role r would have overridden:
+ * refused, since `check` would otherwise print a setting that is not in
+ * effect. The same value is fine. */
+static int check_forced(const struct kn_config *c, enum kn_client r, char *errstr,
+			size_t errstr_size)
+{
+	const struct client *cl = &clients[r];
+	const struct kn_kv *props = cl->consumer ? c->consumer : c->producer;
+	int n = cl->consumer ? c->n_consumer : c->n_producer;
+
+	for (int i = 0; i < n; i++)
+		for (int f = 0; cl->forced[f]; f += 2)
+			if (!strcmp(props[i].key, cl->forced[f]) &&
+			    strcasecmp(props[i].value, cl->forced[f + 1])) {
+				snprintf(errstr, errstr_size,
+					 "kafka.%s.%s: kanon's %s sets it to %s (%s); remove "
+					 "it",
+					 cl->consumer ? "consumer" : "producer", props[i].key,
+					 cl->name, cl->forced[f + 1], cl->forced_why);
+				return -EINVAL;
+			}
+	return 0;
+}
+
 int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_size)
 {
 	char why[512];
@@ -286,6 +321,10 @@ int kn_kafka_check_conf(const struct kn_config *c, char *errstr, size_t errstr_s
 		if (!run_makes(c, r)) {
 			rd_kafka_conf_destroy(conf);
 			continue;
+		}
+		if (check_forced(c, r, errstr, errstr_size)) {
+			rd_kafka_conf_destroy(conf);
+			return -EINVAL;
 		}
 		if (try_client(conf, clients[r].consumer, why, sizeof(why))) {
 			snprintf(errstr, errstr_size, "%s (kafka.%s.*): %s", clients[r].name,

@@ -72,6 +72,20 @@ def test_check_masks_secrets_and_validates(tmp_path):
     r = run("check", "-c", EXAMPLE, "--set", "generalize.geohash_precision=99", env=env)
     assert r.returncode == 2 and b"generalize.geohash_precision" in r.stderr
     assert run("check", "--describe").returncode == 0
+    # --describe with a config checks it all the same: the exit says whether it is valid.
+    r = run("check", "-c", EXAMPLE, "--describe", "--set", "generalize.geohash_precision=99", env=env)
+    assert r.returncode == 2 and b"generalize.geohash_precision" in r.stderr and b"Options" in r.stdout
+    assert run("check", "-c", "/nonexistent.yaml", "--describe").returncode == 2
+    assert run("check", "-c", EXAMPLE, "--describe", env=env).returncode == 0
+    # A librdkafka property that kanon's guarantee sets itself is refused, not
+    # shown as in effect; the value kanon sets is accepted.
+    for prop, ok in (("kafka.producer.enable.idempotence=false", False),
+                     ("kafka.consumer.isolation.level=read_uncommitted", False),
+                     ("kafka.consumer.enable.auto.commit=true", False),
+                     ("kafka.producer.enable.idempotence=true", True)):
+        r = run("check", "-c", EXAMPLE, "--set", prop, env=env)
+        assert (r.returncode == 0) == ok, (prop, r.stderr)
+        assert ok or (prop.split("=")[0].encode() + b": kanon's") in r.stderr, r.stderr
     # A metrics port another process holds would fail `run`: check says so (1).
     import socket
     with socket.socket() as held:
@@ -412,9 +426,9 @@ def test_demo_runs_end_to_end():
     shown = [l.split(None, 2) for l in out.splitlines() if l.startswith("  in  ")]
     raw = {(field, v.strip()) for _, field, v in shown
            if field in ("user_id", "device_id", "phone", "email", "cookie_id", "ip") and len(v.strip()) > 4}
-    assert len(raw) >= 5 and "phone" in {f for f, _ in raw}, shown
+    assert len(raw) >= 4, shown  # each log shows a record that reached the output
     outs = "\n".join(l for l in out.splitlines() if l.startswith("  out "))
-    assert outs
+    assert outs.count("time_bucket=") == 3, out
     for field, v in raw:  # as given, and as the normalizer would write it
         forms = {v, v.lower()}
         if field == "phone":
