@@ -82,7 +82,9 @@ def test_check_masks_secrets_and_validates(tmp_path):
     for prop, ok in (("kafka.producer.enable.idempotence=false", False),
                      ("kafka.consumer.isolation.level=read_uncommitted", False),
                      ("kafka.consumer.enable.auto.commit=true", False),
-                     ("kafka.producer.enable.idempotence=true", True)):
+                     ("kafka.producer.enable.idempotence=true", True),
+                     # the input consumer's choice, though the erasure consumer reads from the earliest
+                     ("kafka.consumer.auto.offset.reset=latest", True)):
         r = run("check", "-c", EXAMPLE, "--set", prop, env=env)
         assert (r.returncode == 0) == ok, (prop, r.stderr)
         assert ok or (prop.split("=")[0].encode() + b": kanon's") in r.stderr, r.stderr
