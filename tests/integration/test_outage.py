@@ -179,8 +179,8 @@ def test_until_eof_names_missing_topics(pb, tmp_path):
     """Nothing to assign because the input topics do not exist: said so, and
     after run.assignment_wait, not a generic time-out."""
     env = env_for(tmp_path, "missing", "at-least-once", pb.addr)
-    r = env.kanon("run", "-c", env.config, "--until-eof", "--set", "run.assignment_wait=3s",
-                  timeout=120, check=False)
+    r = env.kanon("run", "-c", env.config, "--until-eof", "--set", "run.assignment_wait=7s",
+                  "--set", "kafka.consumer.session.timeout.ms=6000", timeout=120, check=False)
     err = r.stderr.decode()
     assert r.returncode == 1, err
     assert "input topic(s) missing" in err and env.topics["device"] in err, err
@@ -194,8 +194,9 @@ def test_broker_down_at_start(pb, tmp_path, comes_back):
     env = env_for(tmp_path, "down-at-start-%s" % comes_back, "at-least-once", pb.addr)
     env.kanon("gen", "-c", env.config, "--seed", "8", "--count", "3000", "--users", "500", "--types", "device")
     pb.kill()
-    wait = "40s" if comes_back else "8s"
-    p = env.popen("run", "-c", env.config, "--until-eof", "--set", "run.assignment_wait=" + wait)
+    wait = "40s" if comes_back else "8s"  # longer than the session, as check demands
+    p = env.popen("run", "-c", env.config, "--until-eof", "--set", "run.assignment_wait=" + wait,
+                  "--set", "kafka.consumer.session.timeout.ms=6000")
     t0 = time.monotonic()
     if comes_back:
         time.sleep(15)  # longer than any one start-up call's own time-out

@@ -331,6 +331,19 @@ static void test_duplicates_refused(void)
 		 "45000\n",
 		 minimal);
 	expect_error(buf, "run.assignment_wait", "session.timeout.ms");
+	/* ...librdkafka's 45 s when none is set (at least once: a crashed
+	 * member's partitions wait it out) */
+	snprintf(buf, sizeof(buf), "%srun:\n  assignment_wait: 40s\n", minimal);
+	expect_error(buf, "run.assignment_wait", "librdkafka's default");
+	snprintf(buf, sizeof(buf), "%srun:\n  assignment_wait: 46s\n", minimal);
+	KT_CHECK(kn_config_load(write_cfg("wait46.yaml", buf), NULL, 0, &c, err, sizeof(err)) == 0);
+	kn_config_destroy(c);
+	/* ...and none for an exactly-once instance, a static member whose
+	 * restart takes its partitions back at once */
+	const char *eos[] = {"run.guarantee=exactly-once"};
+	snprintf(buf, sizeof(buf), "%srun:\n  assignment_wait: 5s\n", minimal);
+	KT_CHECK(kn_config_load(write_cfg("wait5.yaml", buf), eos, 1, &c, err, sizeof(err)) == 0);
+	kn_config_destroy(c);
 }
 
 /* librdkafka checks every client's properties before anything connects. */
