@@ -48,10 +48,12 @@ static const char lat_usage[] =
 	"  -j, --json             one JSON object per interval, one per line\n"
 	"  -v, --verbose          libbpf's own messages\n"
 	"\n"
-	"Needs root (or CAP_BPF and CAP_PERFMON), kernel BTF (/sys/kernel/btf/vmlinux)\n"
-	"and uprobes: the kernel's uprobe PMU, or else tracefs mounted at\n"
-	"/sys/kernel/tracing. Exit status: 0, 1 (could not attach: the reason is\n"
-	"printed), 2 (usage).\n";
+	"Needs root: CAP_SYS_ADMIN (the probes have semaphores; CAP_BPF with\n"
+	"CAP_PERFMON may do on kernels that allow those uprobes to them) and\n"
+	"CAP_SYS_PTRACE (kanon makes itself non-dumpable); kernel BTF\n"
+	"(/sys/kernel/btf/vmlinux) and uprobes: the kernel's uprobe PMU, or else\n"
+	"tracefs mounted at /sys/kernel/tracing. Exit status: 0, 1 (could not attach:\n"
+	"the reason is printed), 2 (usage).\n";
 
 struct lat_opts {
 	pid_t pid;
@@ -142,7 +144,12 @@ static int preflight(pid_t pid)
 		return -1;
 	}
 	if (readable(path, R_OK)) {
-		fprintf(stderr, "kanon lat: cannot read %s: %s\n", path, strerror(errno));
+		int e = errno;
+		fprintf(stderr, "kanon lat: cannot read %s: %s%s\n", path, strerror(e),
+			e == EACCES || e == EPERM
+				? " (kanon makes itself non-dumpable: reading it takes "
+				  "CAP_SYS_PTRACE; run kanon lat as root, with sudo)"
+				: "");
 		return -1;
 	}
 	return 0;
@@ -207,8 +214,12 @@ static int attach(struct kanon_lat_bpf *s, pid_t pid)
 					"(0.1 or later)?\n",
 					(int)pid, probe_names[i]);
 			else
-				fprintf(stderr, "kanon lat: attaching to kanon:%s in %d: %s\n",
-					probe_names[i], (int)pid, strerror(-err));
+				fprintf(stderr, "kanon lat: attaching to kanon:%s in %d: %s%s\n",
+					probe_names[i], (int)pid, strerror(-err),
+					err == -EPERM || err == -EACCES
+						? " (uprobes with semaphores take CAP_SYS_ADMIN "
+						  "here; run kanon lat as root, with sudo)"
+						: "");
 			return err;
 		}
 	}
