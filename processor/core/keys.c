@@ -470,7 +470,14 @@ static int write_keyfile(const char *path, int64_t base, const uint8_t chain[KEY
 	fd = mkstemp(tmp);
 	if (fd < 0) {
 		err = -errno;
-		snprintf(errstr, errsz, "cannot write beside %s: %s", path, strerror(errno));
+		if (errno == ENOENT) /* keygen into a directory not made yet */
+			snprintf(errstr, errsz,
+				 "cannot write %s: its directory does not exist (make it "
+				 "first, e.g. install -d -m 700 DIR)",
+				 path);
+		else
+			snprintf(errstr, errsz, "cannot write beside %s: %s", path,
+				 strerror(errno));
 		goto out;
 	}
 	sodium_bin2hex(hex, 2 * KEY_BYTES + 1, chain, KEY_BYTES);

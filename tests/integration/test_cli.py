@@ -116,6 +116,8 @@ def test_keygen_mode_and_refusals(tmp_path):
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     r = run("keygen", key)
     assert r.returncode == 1 and b"never overwrites" in r.stderr
+    r = run("keygen", str(tmp_path / "not-made" / "k.key"))
+    assert r.returncode == 1 and b"its directory does not exist" in r.stderr, r.stderr
     os.chmod(key, 0o644)
     env = dict(os.environ, KANON_KEY_FILE=key)
     r = run("check", "-c", EXAMPLE, env=env)
