@@ -588,6 +588,9 @@ static int cmd_gen(const struct args *a)
 		return fail_usage("--span takes a duration such as 6h or 2d");
 	if (a->pool && (!a->rate || a->out_dir))
 		return fail_usage("--pool goes with --rate, to Kafka (not with --out-dir)");
+	if (a->rate && a->out_dir)
+		return fail_usage("--rate paces records to Kafka: a file (--out-dir) is written "
+				  "at once");
 	if (a->malformed && a->out_dir)
 		return fail_usage("--malformed goes to Kafka only: a container file (--out-dir) "
 				  "holds only records of its schema");

@@ -116,6 +116,10 @@ def test_keygen_mode_and_refusals(tmp_path):
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     r = run("keygen", key)
     assert r.returncode == 1 and b"never overwrites" in r.stderr
+    # Kafka-only options of gen are refused with --out-dir, not ignored.
+    for opt in (("--rate", "10"), ("--malformed", "3"), ("--rate", "10", "--pool", "5")):
+        r = run("gen", "-c", EXAMPLE, "--out-dir", str(tmp_path / "gen"), *opt)
+        assert r.returncode == 2 and b"Kafka" in r.stderr, (opt, r.stderr)
     r = run("keygen", str(tmp_path / "not-made" / "k.key"))
     assert r.returncode == 1 and b"its directory does not exist" in r.stderr, r.stderr
     os.chmod(key, 0o644)
