@@ -114,9 +114,31 @@ static const char usage[] =
 	"  exactly-once instance fenced by another with the same transactional.id or\n"
 	"  group.instance.id (the same role and --instance)\n";
 
+static const char *cmd_reads(const char *cmd);
+
+/* The text after the command list, without the common options that cmd does
+ * not read (keygen reads none of them; --help is everyone's). */
+static void print_common(const char *cmd, const char *common)
+{
+	const char *reads = cmd_reads(cmd), *block = strstr(common, "common options:\n");
+	const char *end = strstr(block, "\n\n");
+	bool keep = true;
+
+	printf("%.*s", (int)(strchr(block, '\n') + 1 - common), common);
+	for (const char *l = strchr(block, '\n') + 1; l < end;) {
+		const char *nl = strchr(l, '\n') + 1;
+		if (l[2] == '-') /* "  -c, --config FILE ...": its own line, and what follows */
+			keep = l[3] == 'h' || strchr(reads, l[3]);
+		if (keep)
+			printf("%.*s", (int)(nl - l), l);
+		l = nl;
+	}
+	fputs(end + 1, stdout);
+}
+
 /* COMMAND --help: that command's entry of the usage text, then what every
- * command shares (the text after the command list). One text, so the two
- * never disagree. */
+ * command shares (the text after the command list), less the options it
+ * does not read. One text, so the two never disagree. */
 static int command_help(const char *cmd)
 {
 	const char *common = strstr(usage, "\ncommon options:");
@@ -132,7 +154,8 @@ static int command_help(const char *cmd)
 		while (end < common && (!strncmp(end, "     ", 5) ||
 					(!strncmp(end + 2, cmd, n) && end[2 + n] == ' ')))
 			end = strchr(end, '\n') + 1;
-		printf("usage:\n%.*s%s", (int)(end - l), l, common);
+		printf("usage:\n%.*s", (int)(end - l), l);
+		print_common(cmd, common);
 		return 0;
 	}
 	fputs(usage, stdout);
@@ -161,6 +184,15 @@ static const struct {
 } cmd_opts[] = {{"run", "cslEMArI"}, {"process", "cslioD"}, {"gen", "cslSnutmBPRQO"},
 		{"demo", "lnS"},     {"check", "csldAKrI"}, {"policy", "csl"},
 		{"keys", "csl"}};
+
+/* The getopt vals of the options cmd reads ("" for none: keygen). */
+static const char *cmd_reads(const char *cmd)
+{
+	for (size_t i = 0; i < sizeof(cmd_opts) / sizeof(cmd_opts[0]); i++)
+		if (!strcmp(cmd_opts[i].cmd, cmd))
+			return cmd_opts[i].opts;
+	return "";
+}
 
 /* 0, or -1 with a->bad naming the first option cmd does not read. */
 static int check_opts(const char *cmd, struct args *a, const struct option *opts)

@@ -53,6 +53,11 @@ def test_help_and_usage_errors():
         others = {b"  " + c + b" " for c in (b"run", b"process", b"gen", b"demo", b"check", b"keygen")}
         assert {o for o in others if o in body} == {b"  " + cmd.encode() + b" "} - ({b"  keys "} | {b"  policy "})
     assert b"keys status" in run("keys", "--help").stdout
+    # ...and lists only the common options the command reads.
+    assert b"--config" not in run("keygen", "--help").stdout
+    demo = run("demo", "--help").stdout
+    assert b"--config" not in demo and b"--set" not in demo and b"--log-level" in demo
+    assert b"--set KEY=VALUE" in run("run", "--help").stdout
 
 
 def test_check_masks_secrets_and_validates(tmp_path):
