@@ -257,7 +257,8 @@ static int parse_args(const char *cmd, int argc, char **argv, struct args *a)
 	enum kn_log_level lvl;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:s:l:h", opts, NULL)) != -1) {
+	opterr = 0; /* one line says what is wrong, ours (a->bad) */
+	while ((ch = getopt_long(argc, argv, ":c:s:l:h", opts, NULL)) != -1) {
 		size_t n = strlen(a->seen);
 		if (ch > 0 && ch != '?' && !strchr(a->seen, ch) && n + 1 < sizeof(a->seen))
 			a->seen[n] = (char)ch;
@@ -357,8 +358,13 @@ static int parse_args(const char *cmd, int argc, char **argv, struct args *a)
 		case 'A':
 			a->metrics_addr = optarg;
 			break;
+		case ':': /* argv[optind - 1] is the option that wants a value */
+			snprintf(a->bad, sizeof(a->bad), "%.100s needs a value", argv[optind - 1]);
+			return -1;
 		default:
-			return -1; /* getopt said what */
+			snprintf(a->bad, sizeof(a->bad), "unknown option '%.100s'",
+				 argv[optind - 1]);
+			return -1;
 		}
 	}
 	return check_opts(cmd, a, opts);
@@ -406,6 +412,14 @@ static int fail_usage(const char *msg)
 	return 2;
 }
 
+static int unexpected(const char *arg)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "unexpected argument '%.100s'", arg);
+	return fail_usage(msg);
+}
+
 static int load_config(const struct args *a, struct kn_config **c)
 {
 	char errstr[1024];
@@ -414,7 +428,18 @@ static int load_config(const struct args *a, struct kn_config **c)
 	if (!a->config)
 		return fail_usage("-c/--config FILE is required");
 	if (kn_config_load(a->config, a->sets, a->n_sets, c, errstr, sizeof(errstr))) {
-		say("config error: ", errstr);
+		/* --role and --instance reach the config as --set run.role=...:
+		 * the error names the option the operator typed. */
+		const char *opt =
+			!strncmp(errstr, "--set: run.role:", 16) && a->role_set[0] ? "--role"
+			: !strncmp(errstr, "--set: run.instance:", 20) && a->instance_set[0]
+				? "--instance"
+				: NULL;
+		char named[sizeof(errstr) + 16];
+		if (opt)
+			snprintf(named, sizeof(named), "%s:%s", opt,
+				 strchr(strchr(errstr, ':') + 1, ':') + 1);
+		say("config error: ", opt ? named : errstr);
 		return 2;
 	}
 	if (!kn_log_parse_level(a->log_level ? a->log_level : (*c)->log_level, &lvl))
@@ -815,7 +840,7 @@ int main(int argc, char **argv)
 		if (parse_args(cmd, argc - 2, argv + 2, &a))
 			return fail_usage(a.bad[0] ? a.bad : "bad option");
 		if (optind < argc - 2)
-			return fail_usage("unexpected argument");
+			return unexpected(argv[optind + 2]);
 		return cmd_keys(&a, verb, epoch_arg);
 	}
 	if (!strcmp(cmd, "policy")) {
@@ -826,7 +851,7 @@ int main(int argc, char **argv)
 	if (parse_args(cmd, argc - 1, argv + 1, &a))
 		return fail_usage(a.bad[0] ? a.bad : "bad option");
 	if (optind < argc - 1)
-		return fail_usage("unexpected argument");
+		return unexpected(argv[optind + 1]);
 	if (!strcmp(cmd, "run"))
 		return cmd_run(&a);
 	if (!strcmp(cmd, "process"))

@@ -34,7 +34,13 @@ def test_help_and_usage_errors():
         r = run(*args)
         assert r.returncode == 2 and opt + b" does not apply to " + args[0].encode() in r.stderr, (args, r.stderr)
     r = run("keys", "status", "-c", EXAMPLE, "extra")
-    assert r.returncode == 2 and b"unexpected argument" in r.stderr
+    assert r.returncode == 2 and b"unexpected argument 'extra'" in r.stderr
+    # One line says what is wrong (getopt's own message is not printed besides).
+    for args, says in ((("process", "--extra"), b"kanon: unknown option '--extra'\n"),
+                       (("run", "-c", EXAMPLE, "--max-messages"), b"kanon: --max-messages needs a value\n"),
+                       (("check", "-c", EXAMPLE, "--role", "foo"), b"kanon: config error: --role: 'foo'")):
+        r = run(*args)
+        assert r.returncode == 2 and r.stderr.startswith(says), (args, r.stderr)
     # A count of nothing is a usage error, not "no limit".
     for args in (("run", "-c", EXAMPLE, "--max-messages", "0"), ("gen", "-c", EXAMPLE, "--count", "0")):
         r = run(*args)
