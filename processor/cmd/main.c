@@ -582,14 +582,15 @@ static int cmd_process(const struct args *a)
 		return KN_EXIT_CONFIG;
 	}
 	warn_weaknesses(c, true);
-	if (kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr))) {
-		say("", errstr);
-		rc = 1;
-	}
+	rc = kn_filemode_process(c, a->input, a->output, a->dead, &r, errstr, sizeof(errstr)) ? 1
+											      : 0;
+	/* The counts, then the reason of a failure: the last line says why. */
 	fprintf(stderr,
 		"kanon: read %" PRId64 ", wrote %" PRId64 ", dead-lettered %" PRId64
 		", withheld by the policy %" PRId64 "\n",
 		r.read, r.written, r.dead, r.dropped);
+	if (rc)
+		say("", errstr);
 	kn_config_destroy(c);
 	return rc;
 }
