@@ -910,6 +910,19 @@ static int check_unique_keys(struct ctx *x, yaml_document_t *doc)
 	return 0;
 }
 
+/* The line of byte offset off in f (libyaml's reader errors, a control
+ * character or bad UTF-8, give an offset and no line). */
+static size_t line_at_offset(FILE *f, size_t off)
+{
+	size_t line = 1;
+	int ch;
+
+	rewind(f);
+	for (size_t i = 0; i < off && (ch = getc(f)) != EOF; i++)
+		line += ch == '\n';
+	return line;
+}
+
 static int load_yaml(struct ctx *x, FILE *f)
 {
 	yaml_parser_t parser;
@@ -921,8 +934,11 @@ static int load_yaml(struct ctx *x, FILE *f)
 		return -ENOMEM;
 	yaml_parser_set_input_file(&parser, f);
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(x->errstr, x->errsz, "%s:%zu: YAML syntax error: %s", x->file,
-			 parser.problem_mark.line + 1, parser.problem ? parser.problem : "?");
+		size_t line = parser.problem_mark.line + 1;
+		if (parser.error == YAML_READER_ERROR) /* no mark: a byte offset */
+			line = line_at_offset(f, parser.problem_offset);
+		snprintf(x->errstr, x->errsz, "%s:%zu: YAML syntax error: %s", x->file, line,
+			 parser.problem ? parser.problem : "?");
 		yaml_parser_delete(&parser);
 		return -EINVAL;
 	}
@@ -1187,6 +1203,17 @@ static int check_registry(struct ctx *x)
 	if (!c->registry_cert_file[0] != !c->registry_key_file[0])
 		return err_at(x, 0, "schema_registry.cert_file",
 			      "cert_file and key_file go together");
+	/* Read at the first request otherwise, as a TLS failure that looks
+	 * like an outage: a path that cannot be read is a config error now,
+	 * as librdkafka's ssl.ca.location is. */
+	const struct {
+		const char *key, *path;
+	} files[] = {{"schema_registry.ca_file", c->registry_ca_file},
+		     {"schema_registry.cert_file", c->registry_cert_file},
+		     {"schema_registry.key_file", c->registry_key_file}};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i].path[0] && access(files[i].path, R_OK))
+			return err_at(x, 0, files[i].key, "%s: %s", files[i].path, strerror(errno));
 	return 0;
 }
 

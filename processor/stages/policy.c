@@ -266,6 +266,18 @@ static int lexicon_load(struct lexicon *lx, const char *path, const char *builti
 	return err;
 }
 
+/* lexicon_load, its error naming the option (opt) that gave the path. */
+static int lexicon_load_opt(struct lexicon *lx, const char *opt, const char *path,
+			    const char *builtin, char *errstr, size_t errsz)
+{
+	char why[512];
+	int err = lexicon_load(lx, path, builtin, why, sizeof(why));
+
+	if (err)
+		snprintf(errstr, errsz, "%s: %s", opt, why);
+	return err;
+}
+
 static void lexicon_free(struct lexicon *lx)
 {
 	kn_free(lx->categories);
@@ -385,11 +397,11 @@ int kn_policy_new(const struct kn_config *c, struct kn_policy **out, char *errst
 	p->c = c;
 	err = kn_fold_init(errstr, errstr_size);
 	if (!err)
-		err = lexicon_load(&p->sensitive, c->sensitive_terms, KN_EMBED_SENSITIVE, errstr,
-				   errstr_size);
+		err = lexicon_load_opt(&p->sensitive, "policy.sensitive_terms", c->sensitive_terms,
+				       KN_EMBED_SENSITIVE, errstr, errstr_size);
 	if (!err)
-		err = lexicon_load(&p->taxonomy, c->query_taxonomy, KN_EMBED_TAXONOMY, errstr,
-				   errstr_size);
+		err = lexicon_load_opt(&p->taxonomy, "policy.query_taxonomy", c->query_taxonomy,
+				       KN_EMBED_TAXONOMY, errstr, errstr_size);
 	if (err) {
 		kn_policy_destroy(p);
 		return err;

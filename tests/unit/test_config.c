@@ -118,6 +118,9 @@ static void test_errors_name_key_and_line(void)
 	snprintf(buf, sizeof(buf), "%spseudonymize:\n  phone_region: 999\n", minimal);
 	expect_error(buf, "pseudonymize.phone_region", "no E.164 country calling code");
 	expect_error("inputs: [\n", "bad.yaml:", "YAML syntax error");
+	/* a control character: libyaml gives a byte offset, the error its line */
+	expect_error("log:\n  level: info\n\n\nkafka:\n  brokers: a\x01b\n",
+		     "bad.yaml:6:", "control characters");
 	expect_error("schemas:\n  - id: 1\n    type: device\n    file: a.avsc\n    roles: "
 		     "{event_id: e}\ninputs:\n  - {topic: t, type: device}\n",
 		     "bad.yaml:2:", "timestamp");
@@ -325,6 +328,11 @@ static void test_duplicates_refused(void)
 		KT_CHECK(c->n_producer == 1 && !strcmp(c->producer[0].value, "9"));
 		kn_config_destroy(c);
 	}
+	/* registry TLS files are read now, not at the first request */
+	snprintf(buf, sizeof(buf),
+		 "%sschema_registry:\n  url: https://127.0.0.1:1\n  ca_file: /nonexistent.pem\n",
+		 minimal);
+	expect_error(buf, "schema_registry.ca_file", "No such file");
 	/* run.assignment_wait must outlast the consumer's session. */
 	snprintf(buf, sizeof(buf),
 		 "%srun:\n  assignment_wait: 30s\nkafka:\n  consumer:\n    session.timeout.ms: "
