@@ -725,6 +725,11 @@ static int cmd_keys(const struct args *a, const char *verb, const char *epoch_ar
 		say("", errstr);
 		rc = 2;
 	} else if (!strcmp(verb, "retire")) {
+		if (epoch < kn_keys_first_epoch(k)) /* nothing left to destroy: said so */
+			fprintf(stderr,
+				"kanon: keys retire: epoch %lld was already retired; the key "
+				"file is unchanged\n",
+				(long long)epoch);
 		kn_keys_destroy(k);
 		k = NULL;
 		if ((err = kn_keys_retire(c->key_file, epoch + 1, c->epoch_ms, now, NULL, errstr,

@@ -445,7 +445,8 @@ static int read_keyfile(const char *path, struct keyfile *kf, char *errstr, size
 	return err;
 }
 
-/* Writes a key file atomically: a 0600 temporary beside it, fsync, rename.
+/* Writes a key file atomically: a temporary beside it, fsync, rename; mode
+ * 0600, or the old file's where it was narrower (an operator's 0400 stays).
  * When path is a symlink (kn_keys_load follows them) the target is
  * replaced, not the link. */
 static int write_keyfile(const char *path, int64_t base, const uint8_t chain[KEY_BYTES],
@@ -466,6 +467,9 @@ static int write_keyfile(const char *path, int64_t base, const uint8_t chain[KEY
 	}
 	if (target)
 		path = target;
+	struct stat old;
+	mode_t mode =
+		!exclusive && !stat(path, &old) && (old.st_mode & 0400) ? old.st_mode & 0600 : 0600;
 	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
@@ -482,7 +486,7 @@ static int write_keyfile(const char *path, int64_t base, const uint8_t chain[KEY
 	}
 	sodium_bin2hex(hex, 2 * KEY_BYTES + 1, chain, KEY_BYTES);
 	sodium_bin2hex(hex2, 2 * KEY_BYTES + 1, erase, KEY_BYTES);
-	if (fchmod(fd, 0600) ||
+	if (fchmod(fd, mode) ||
 	    dprintf(fd,
 		    "# kanon key chain: secret, keep mode 0600. Losing it changes every "
 		    "pseudonym;\n"

@@ -205,6 +205,14 @@ def test_keys_retire_shreds_old_epochs(tmp_path):
     assert b"first usable epoch 20760" in r.stdout
     assert stat.S_IMODE(os.stat(e.key).st_mode) == 0o600
     assert e.kanon("keys", "retire", "-c", e.config, check=False).returncode == 2
+    # Retiring what is retired changes nothing, and says so; an operator's
+    # narrower 0400 survives the rewrite of a later retire.
+    r = e.kanon("keys", "retire", "20700", "-c", e.config)
+    assert b"epoch 20700 was already retired" in r.stderr and b"first usable epoch 20760" in r.stdout
+    os.chmod(e.key, 0o400)
+    r = e.kanon("keys", "retire", "20760", "-c", e.config)
+    assert b"first usable epoch 20761" in r.stdout
+    assert stat.S_IMODE(os.stat(e.key).st_mode) == 0o400
 
 
 UNROUTABLE = "kafka.brokers=10.255.255.1:9"  # any attempt to connect would hang
