@@ -91,23 +91,22 @@ static const struct client {
 				/* no duplicates from retries */
 				{"enable.idempotence", "true"},
 				"no duplicates from retries"},
-	[KN_CLIENT_TX_CONSUMER] =
-		{"exactly-once consumer",
-		 true,
-		 false,
-		 /* Static members (the instance's name): a session
+	[KN_CLIENT_TX_CONSUMER] = {"exactly-once consumer",
+				   true,
+				   false,
+				   /* Static members (the instance's name): a session
 				    * that outlives a 5-minute outage, as the transactions
 				    * do; shorter, a member whose session expired while the
 				    * broker was away can be fenced by its own rejoin
 				    * (librdkafka#3437). A restart under the same name
 				    * takes its partitions back at once whatever this is. */
-		 {"auto.offset.reset", "earliest", "client.id", "kanon-tx-consumer",
-		  "session.timeout.ms", "300000", FETCH_WAIT},
-		 /* offsets go through the transactions; aborted input
-				    * is never read */
-		 {"enable.auto.commit", "false", "enable.partition.eof", "true", "isolation.level",
-		  "read_committed"},
-		 "offsets go through the transactions; aborted input is never read"},
+				   {"auto.offset.reset", "earliest", "client.id",
+				    "kanon-tx-consumer", "session.timeout.ms", "300000",
+				    FETCH_WAIT},
+				   {"enable.auto.commit", "false", "enable.partition.eof", "true",
+				    "isolation.level", "read_committed"},
+				   "offsets go through the transactions; aborted input "
+				   "is never read"},
 	[KN_CLIENT_TX_PRODUCER] = {"exactly-once producer",
 				   false,
 				   true,
