@@ -1461,12 +1461,23 @@ static size_t match_userdir(const char *s, size_t len, size_t i)
 	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]) && !after; d++) {
 		size_t k = strlen(dirs[d]), b = i - 1 - k;
 		after = i - 1 >= k && !memcmp(s + b, dirs[d], k) &&
-			(!b || s[b - 1] == '/' || s[b - 1] == '\\' || s[b - 1] == ' ');
+			(!b || s[b - 1] == '/' || s[b - 1] == '\\' ||
+			 (s[b - 1] == ' ' && !(b >= 4 && !memcmp(s + b - 4, "all ", 4))));
 	}
 	if (!after)
 		return 0;
 	while (j < len && j - i < 64 && s[j] && !strchr("/\\ ?#\"'", s[j]))
 		j++;
+	/* A name with spaces ("c:\users\zhang san\") runs on to the next
+	 * separator, when one ends it within the 64 bytes: words only between. */
+	for (size_t e = j; j > i && j < len && s[j] == ' ' && e < len && e - i < 64; e++) {
+		if (s[e] == '/' || s[e] == '\\') {
+			j = e;
+			break;
+		}
+		if (strchr("?#\"':;,", s[e]))
+			break;
+	}
 	for (size_t w = 0; w < sizeof(shared) / sizeof(shared[0]); w++)
 		if (j - i == strlen(shared[w]) && !memcmp(s + i, shared[w], j - i))
 			return 0;
