@@ -1012,7 +1012,6 @@ static bool reverse_labels(char *host)
 
 	if (n > KN_HOST_MAX)
 		return false;
-
 	for (size_t e = n; e > 0;) {
 		size_t b = e;
 		while (b > 0 && host[b - 1] != '.')

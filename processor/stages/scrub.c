@@ -1470,14 +1470,12 @@ static size_t match_userdir(const char *s, size_t len, size_t i)
 		j++;
 	/* A name with spaces ("c:\users\zhang san\") runs on to the next
 	 * separator, when one ends it within the 64 bytes: words only between. */
-	for (size_t e = j; j > i && j < len && s[j] == ' ' && e < len && e - i < 64; e++) {
-		if (s[e] == '/' || s[e] == '\\') {
-			j = e;
-			break;
-		}
-		if (strchr("?#\"':;,", s[e]))
-			break;
-	}
+	if (j > i && j < len && s[j] == ' ')
+		for (size_t e = j; e < len && e - i < 64 && !strchr("?#\"':;,", s[e]); e++)
+			if (s[e] == '/' || s[e] == '\\') {
+				j = e;
+				break;
+			}
 	for (size_t w = 0; w < sizeof(shared) / sizeof(shared[0]); w++)
 		if (j - i == strlen(shared[w]) && !memcmp(s + i, shared[w], j - i))
 			return 0;
