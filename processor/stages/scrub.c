@@ -219,8 +219,11 @@ static bool special_scheme(const char *s, size_t n)
 
 static size_t at_sign(const char *s, size_t len, size_t j, bool spaced);
 
+static size_t match_email(const char *s, size_t len, size_t i);
+
 /* Whether an "@" in any spelling follows j, past spaces: what looked like a
- * host is a local part ("zhang.san @ example.com"), for the email matcher. */
+ * host may be a local part ("zhang.san @ example.com"), for the email
+ * matcher, if an address follows ("zhangsan.github.io at home" has none). */
 static bool at_after(const char *s, size_t len, size_t j)
 {
 	while (j < len && s[j] == ' ')
@@ -294,8 +297,8 @@ static size_t match_url(const char *s, size_t len, size_t i)
 	     (i + h + 1 < len && s[i + h] == '#' && !is_space(s[i + h + 1])) ||
 	     (i + h + 1 < len && s[i + h] == ':' && is_digit(s[i + h + 1]))))
 		return to_space(s, len, i + h) - i;
-	if (h && (i + h == len || !is_alnum(s[i + h])) && !at_after(s, len, i + h) &&
-	    bare_subdomain(s + i, h))
+	if (h && (i + h == len || !is_alnum(s[i + h])) &&
+	    !(at_after(s, len, i + h) && match_email(s, len, i)) && bare_subdomain(s + i, h))
 		return h;
 	return 0;
 }
@@ -1445,17 +1448,38 @@ static void put_placeholder(struct out *o, const char *ph, size_t n)
 		put(o, ph, n);
 }
 
-/* The next unmatched token: a run of ASCII letters, or one character. */
-/* A user's name as a directory: the path segment after home/, users/ or
- * documents and settings/ ("/home/zhangsan/.ssh", "c:\\users\\张三\\desktop";
- * the text is folded, so lower case), but for the accounts that are nobody's. */
+/* A login name after a tilde, as a shell or a web server's user directories
+ * write it: "~zhangsan/" at the text's start or after a space, a slash or a
+ * colon ("scp a host:~li.na/x"). The slash after it is required: "~ten people"
+ * and "~5km" are approximations. i is just after the tilde. */
+static size_t match_tilde(const char *s, size_t len, size_t i)
+{
+	size_t j = i;
+
+	if (i >= 2 && (!s[i - 2] || !strchr(" /\\:", s[i - 2])))
+		return 0;
+	if (i >= len || !is_alpha(s[i]))
+		return 0;
+	while (j < len && j - i <= 32 && (is_alnum(s[j]) || (s[j] && strchr("._-", s[j]))))
+		j++;
+	return j < len && j - i <= 32 && s[j] == '/' ? j - i : 0;
+}
+
+/* A user's name as a directory: the path segment after home/, users/,
+ * documents and settings/ or a mail spool ("/home/zhangsan/.ssh",
+ * "c:\\users\\张三\\desktop", "/var/mail/zhangsan"; the text is folded, so
+ * lower case), or after a tilde ("~zhangsan/"), but for the accounts that
+ * are nobody's. */
 static size_t match_userdir(const char *s, size_t len, size_t i)
 {
-	static const char *const dirs[] = {"home", "users", "documents and settings"};
+	static const char *const dirs[] = {"home", "users", "documents and settings", "var/mail",
+					   "spool/mail"};
 	static const char *const shared[] = {"public", "shared", "default", "all users", "guest"};
 	bool after = false;
 	size_t j = i;
 
+	if (i && s[i - 1] == '~')
+		return match_tilde(s, len, i);
 	if (!i || (s[i - 1] != '/' && s[i - 1] != '\\'))
 		return 0;
 	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]) && !after; d++) {
@@ -1482,6 +1506,7 @@ static size_t match_userdir(const char *s, size_t len, size_t i)
 	return j - i;
 }
 
+/* The next unmatched token: a run of ASCII letters, or one character. */
 static size_t token_len(const char *s, size_t len, size_t i)
 {
 	size_t j = i, n;
