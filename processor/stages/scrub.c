@@ -146,8 +146,8 @@ static size_t label_at(const char *s, size_t len, size_t i, bool *alpha)
  * ("example。com"; "上海。中国" is a sentence). */
 static size_t dot_at(const char *s, size_t len, size_t i, bool spelled)
 {
-	static const char *const words[] = {"[dot]", "(dot)", "{dot}", "<dot>",
-					    "_dot_", "点",    "。"};
+	static const char *const words[] = {"[dot]",   "(dot)", "{dot}", "<dot>",
+					    "【dot】", "_dot_", "点",	 "。"};
 	size_t j = i;
 
 	if (j < len && s[j] == '.')
@@ -247,15 +247,22 @@ static bool bare_subdomain(const char *s, size_t n)
 		"dev",	  "developer", "static",  "cdn"};
 	char host[256];
 	const char *reg;
+	size_t m = 0;
 
 	if (n >= sizeof(host))
 		return true;
-	for (size_t k = 0; k < n; k++) {
-		if (!is_alnum(s[k]) && s[k] != '-' && s[k] != '.')
-			return false; /* a spelled or IDN dot: not a name to look up */
-		host[k] = s[k];
+	for (size_t k = 0; k < n; k++, m++) {
+		size_t d = s[k] == '.' ? 1 : dot_at(s, n, k, false); /* "[.]", "。" */
+		if (d) {
+			host[m] = '.';
+			k += d - 1;
+		} else if (is_alnum(s[k]) || s[k] == '-') {
+			host[m] = s[k];
+		} else {
+			return false; /* an IDN: not a name to look up */
+		}
 	}
-	host[n] = '\0';
+	host[m] = '\0';
 	if (!(reg = kn_url_registrable(host)) || reg == host)
 		return false;
 	for (size_t w = 0; w < sizeof(services) / sizeof(services[0]); w++) {
@@ -314,9 +321,10 @@ static bool local_char(char c)
 /* "@" in its spellings; words (" at ") only with a space before and after. */
 static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 {
-	static const char *const signs[] = {"@",   "[at]", "(at)", "{at}", "<at>", "_at_",
-					    "[@]", "(@)",  "{@}",  "艾特", "圈",   "#"};
-	static const char first[] = "@[({<_\xe8\xe5#a"; /* what each of them starts with */
+	static const char *const signs[] = {"@",   "[at]", "(at)", "{at}",   "<at>",  "_at_",
+					    "[@]", "(@)",  "{@}",  "【at】", "【@】", "(艾特)",
+					    "(a)", "艾特", "圈",   "#"};
+	static const char first[] = "@[({<_\xe3\xe8\xe5#a"; /* what each of them starts with */
 
 	if (j >= len || !memchr(first, s[j], sizeof(first) - 1))
 		return 0;
@@ -911,7 +919,10 @@ enum label_kind {
 	L_HANDLE, /* a handle: 6-20 of [a-z0-9_-] from a letter, with a digit, '_' or '-'
 		   * (any handle after a colon), so that "wechat download" stays */
 	L_SECRET, /* a password or token: 4+ bytes up to a space, not all letters
-		   * unless after ':' or '=' ("password reset" stays) */
+		   * unless after ':' or '=' ("password reset" stays); 3 digits
+		   * after ':' or '=' ("pwd=123") */
+	L_PASS,	  /* a word that labels a password only before ':' or '=':
+		   * L_SECRET then ("pass=123456"; "pass 2024" stays) */
 	L_CODE,	  /* a card's CVV or expiry, a one-time code: 3-6 digits or MM/YY */
 	L_DATE	  /* a date of birth in any form */
 };
@@ -925,6 +936,7 @@ enum label_kind {
 #define S L_SECRET
 #define C L_CODE
 #define D L_DATE
+#define Q L_PASS
 static const struct {
 	const char *w;
 	size_t n;
@@ -940,6 +952,10 @@ static const struct {
 	W("微博", H),	  W("weibo", H),	W("skype", H),	   W("telegram", H),
 	W("line", H),	  W("ins", H),		W("instagram", H), W("github", H),
 	W("twitter", H),  W("facebook", H),	W("护照", H),	   W("passport", H),
+	W("用户名", H),	  W("用户", H),		W("登录名", H),	   W("昵称", H),
+	W("user", H),	  W("username", H),	W("account", H),   W("login", H),
+	W("钉钉号", H),	  W("加微", H),		W("+v", H),	   W("tg", H),
+	W("discord", H),  W("nickname", H),	W("口令", S),	   W("pass", Q),
 	W("password", S), W("passwd", S),	W("pw", S),	   W("pwd", S),
 	W("密码", S),	  W("passcode", S),	W("pin", S),	   W("pin码", S),
 	W("token", S),	  W("access_token", S), W("api_key", S),   W("apikey", S),
@@ -955,6 +971,7 @@ static const struct {
 #undef S
 #undef C
 #undef D
+#undef Q
 
 /* The label that ends at j, a word of its own (no ASCII letter before an
  * ASCII label), or L_NONE. */
@@ -980,8 +997,8 @@ static size_t label_filler(const char *s, size_t j)
 		for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
 			if (!memcmp(s + j - 3, words[w], 3))
 				return 3;
-	if (j >= 3 && (!memcmp(s + j - 2, "id", 2) || !memcmp(s + j - 2, "is", 2)) &&
-	    !is_alnum(s[j - 3]))
+	if (j >= 2 && (!memcmp(s + j - 2, "id", 2) || !memcmp(s + j - 2, "is", 2)) &&
+	    (j == 2 || !is_alnum(s[j - 3])))
 		return 2; /* "wechat id: zs", "my password is x" */
 	return 0;
 }
@@ -1000,20 +1017,27 @@ static bool colon_before(const char *s, size_t i)
 }
 
 /* The label that ends right before i, past its fillers (which may be the
- * label's own: 抖音号); *colon: one of them was a colon or '='. */
+ * label's own: 抖音号); *colon: one of them was a colon or '='. An "id" with
+ * no label before it is one ("id: zhangsan_1990"), a handle's; "qq id" is
+ * still QQ's. L_PASS is L_SECRET after a colon, else none. */
 static enum label_kind label_before(const char *s, size_t i, bool *colon)
 {
 	enum label_kind k;
 	size_t j = i, f;
+	bool id = false;
 
 	*colon = false;
 	while (j > 0 && i - j < 8 && (f = label_filler(s, j))) {
 		if (f > 1 && (k = label_ending_at(s, j)))
-			return k;
+			break;
 		*colon |= s[j - 1] == ':' || s[j - 1] == '=';
+		id |= f == 2 && s[j - 1] == 'd';
 		j -= f;
 	}
-	return label_ending_at(s, j);
+	k = label_ending_at(s, j);
+	if (k == L_PASS)
+		return *colon ? L_SECRET : L_NONE;
+	return k ? k : id ? L_HANDLE : L_NONE;
 }
 
 /* Digits (and the separators within), from i: their count, *end. */
@@ -1057,7 +1081,7 @@ static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kin
 {
 	char d[9] = "";
 	size_t end, n = digit_run(s, len, i, " -/", d, &end);
-	bool colon, glued = i && is_alnum(s[i - 1]);
+	bool colon = false, glued = i && is_alnum(s[i - 1]);
 
 	if (n < 3 || n > 8 || (end < len && is_alnum(s[end])))
 		return 0; /* no labelled value is this short or long */
@@ -1066,8 +1090,11 @@ static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kin
 		return end - i; /* longer ones are typed as every number is */
 	if (*kind == L_PHONE && n == 8 && is_date8(d))
 		return end - i;
-	if ((*kind == L_CODE && n >= 3 && n <= 6) || (*kind == L_SECRET && n >= 4))
-		return end - i; /* a PIN, a password of digits: 密码123456 */
+	if (*kind == L_PASS)
+		*kind = L_NONE; /* glued: "pass123" is no label */
+	if ((*kind == L_CODE && n >= 3 && n <= 6) ||
+	    (*kind == L_SECRET && (n >= 4 || (n == 3 && !glued && colon))))
+		return end - i; /* a PIN, a password of digits: 密码123456, pwd=123 */
 	if (*kind == L_DATE && !glued)
 		return date_at(s, len, i);
 	return 0;
@@ -1092,13 +1119,15 @@ static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind
 		return 0;
 	if (*kind == L_SECRET) /* "password reset" stays; "pwd: hunter", "pwd Zs@1" go */
 		return marked || colon ? j - i : 0;
-	if (*kind != L_HANDLE || !is_alpha(s[i]))
+	/* "twitter: @zhangsan": the handle's own "@" goes with it */
+	size_t h = i + (s[i] == '@');
+	if (*kind != L_HANDLE || !is_alpha(s[h]))
 		return 0;
-	for (j = i, marked = false;
-	     j < len && j - i <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
+	for (j = h, marked = false;
+	     j < len && j - h <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
 		marked |= !is_alpha(s[j]);
 	/* a whole token, and not an address's local part or a host's label */
-	if (j - i < 6 || j - i > 20 ||
+	if (j - h < 6 || j - h > 20 ||
 	    (j < len && (is_alnum(s[j]) || s[j] == '_' || s[j] == '@' ||
 			 (s[j] == '.' && j + 1 < len && is_alnum(s[j + 1])))))
 		return 0;
@@ -1465,39 +1494,68 @@ static size_t match_tilde(const char *s, size_t len, size_t i)
 	return j < len && j - i <= 32 && s[j] == '/' ? j - i : 0;
 }
 
-/* A user's name as a directory: the path segment after home/, users/,
- * documents and settings/ or a mail spool ("/home/zhangsan/.ssh",
- * "c:\\users\\张三\\desktop", "/var/mail/zhangsan"; the text is folded, so
- * lower case), or after a tilde ("~zhangsan/"), but for the accounts that
- * are nobody's. */
+/* Where the separator before i starts (i if there is none): slashes and
+ * backslashes, doubled too as escaped strings write them ("c:\\\\users"),
+ * or a breadcrumb's " > " (此电脑 > 本地磁盘 (c:) > 用户 > 张三). */
+static size_t sep_start(const char *s, size_t i)
+{
+	size_t b = i;
+
+	while (b > 0 && i - b < 4 && (s[b - 1] == '/' || s[b - 1] == '\\'))
+		b--;
+	if (b == i && i >= 3 && s[i - 1] == ' ' && s[i - 2] == '>' && s[i - 3] == ' ')
+		b = i - 3;
+	return b;
+}
+
+/* Whether the directory that ends at e holds users' homes: home, homes,
+ * home2, users, users$ and profiles$ (Windows shares), 用户 (Windows in
+ * Chinese), documents and settings, a mail spool, /media and /run/media
+ * (where a desktop mounts a user's disks under the login name). */
+static bool homes_dir(const char *s, size_t e)
+{
+	static const char *const dirs[] = {
+		"home",	    "homes",	  "users", "profiles", "documents and settings",
+		"var/mail", "spool/mail", "用户",  "/media",   "run/media"};
+
+	for (int d = 0; d < 2 && e > 0 && is_digit(s[e - 1]); d++)
+		e--;
+	if (e > 0 && s[e - 1] == '$')
+		e--;
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		size_t k = strlen(dirs[d]), b = e - k;
+		if (e < k || memcmp(s + b, dirs[d], k))
+			continue;
+		if (!b || s[b - 1] == '/' || s[b - 1] == '\\' ||
+		    (s[b - 1] == ' ' && !(b >= 4 && !memcmp(s + b - 4, "all ", 4))))
+			return true;
+	}
+	return false;
+}
+
+/* A user's name as a directory: the path segment after a directory of homes
+ * ("/home/zhangsan/.ssh", "c:\\users\\张三\\desktop", "/var/mail/zhangsan",
+ * "\\\\fs01\\home$\\zhangsan"; the text is folded, so lower case), or after a
+ * tilde ("~zhangsan/"), but for the accounts that are nobody's. */
 static size_t match_userdir(const char *s, size_t len, size_t i)
 {
-	static const char *const dirs[] = {"home", "users", "documents and settings", "var/mail",
-					   "spool/mail"};
 	static const char *const shared[] = {"public", "shared", "default", "all users", "guest"};
-	bool after = false;
-	size_t j = i;
+	size_t j = i, e;
 
 	if (i && s[i - 1] == '~')
 		return match_tilde(s, len, i);
-	if (!i || (s[i - 1] != '/' && s[i - 1] != '\\'))
-		return 0;
-	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]) && !after; d++) {
-		size_t k = strlen(dirs[d]), b = i - 1 - k;
-		after = i - 1 >= k && !memcmp(s + b, dirs[d], k) &&
-			(!b || s[b - 1] == '/' || s[b - 1] == '\\' ||
-			 (s[b - 1] == ' ' && !(b >= 4 && !memcmp(s + b - 4, "all ", 4))));
-	}
-	if (!after)
+	if (!i || (e = sep_start(s, i)) == i || !homes_dir(s, e))
 		return 0;
 	while (j < len && j - i < 64 && s[j] && !strchr("/\\ ?#\"'", s[j]))
 		j++;
-	/* A name with spaces ("c:\users\zhang san\") runs on to the next
+	while (j > i && j < len && ((unsigned char)s[j] & 0xc0) == 0x80)
+		j--; /* the 64 bytes' end falls inside a character: before it */
+	/* A name with spaces ("c:\\users\\zhang san\\") runs on to the next
 	 * separator, when one ends it within the 64 bytes: words only between. */
 	if (j > i && j < len && s[j] == ' ')
-		for (size_t e = j; e < len && e - i < 64 && !strchr("?#\"':;,", s[e]); e++)
-			if (s[e] == '/' || s[e] == '\\') {
-				j = e;
+		for (size_t k = j; k < len && k - i < 64 && !strchr("?#\"':;,>", s[k]); k++)
+			if (s[k] == '/' || s[k] == '\\') {
+				j = k;
 				break;
 			}
 	for (size_t w = 0; w < sizeof(shared) / sizeof(shared[0]); w++)

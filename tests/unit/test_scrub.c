@@ -36,6 +36,9 @@ static void test_emails(void)
 		{"write to x at example.com now", "write to <EMAIL> now"},
 		{"x[at]qq.com", "<EMAIL>"},
 		{"x(at)qq(dot)com", "<EMAIL>"},
+		{"zhangsan【at】qq【dot】com", "<EMAIL>"},
+		{"zhangsan(艾特)qq.com", "<EMAIL>"},
+		{"zhangsan(a)163.com", "<EMAIL>"},
 		{"x @ example.com", "<EMAIL>"},
 		{"x＠qq．com", "<EMAIL>"}, /* full-width */
 		{"zhang艾特qq点com", "<EMAIL>"},
@@ -95,6 +98,8 @@ static void test_urls(void)
 		/* a bare host: a label before its registered name may be a person */
 		{"my blog zhangsan.github.io", "my blog <URL>"},
 		{"zhangsan.github.io at home", "<URL> at home"},
+		{"zhangsan[.]github[.]io", "<URL>"}, /* dots as a browser would not read them */
+		{"zhangsan。github。io 主页", "<URL> 主页"},
 		{"zhang.san.github.io at github.com", "<EMAIL>"},
 		{"zhangsan1990.lofter.com 的照片", "<URL> 的照片"},
 		{"li-na.netlify.app, new", "<URL>, new"},
@@ -125,6 +130,19 @@ static void test_urls(void)
 		{"about ~5km/h", "about ~5km/h"},
 		{"cd ~/docs", "cd ~/docs"},
 		{"a~zhangsan/x", "a~zhangsan/x"},
+		/* escaped, shared, numbered and localized homes */
+		{"'C:\\\\Users\\\\liwei\\\\AppData'", "'c:\\\\users\\\\<ID>\\\\appdata'"},
+		{"\\\\fs01\\home$\\zhangsan", "\\\\fs01\\home$\\<ID>"},
+		{"\\\\fs01\\profiles$\\zhangsan.v6", "\\\\fs01\\profiles$\\<ID>"},
+		{"\\\\nas\\homes\\liuyang\\photos", "\\\\nas\\homes\\<ID>\\photos"},
+		{"/home2/liming/public_html", "/home2/<ID>/public_html"},
+		{"C:\\用户\\张伟\\桌面", "c:\\用户\\<ID>\\桌面"},
+		{"此电脑 > 本地磁盘 (C:) > 用户 > 张三 > 桌面",
+		 "此电脑 > 本地磁盘 (c:) > 用户 > <ID> > 桌面"},
+		{"/run/media/liwei/KINGSTON", "/run/media/<ID>/kingston"},
+		{"/media/zhangsan/U盘", "/media/<ID>/u盘"},
+		{"/home/<user>/.ssh", "/home/<ID>/.ssh"},
+		{"word/media/image1.png", "word/media/image1.png"},
 		{"warehouse/x", "warehouse/x"},
 		{"example.com/login?user=zhangsan", "<URL>"},
 		{"去 例子.中国/path?x=1 看", "去 <URL> 看"},
@@ -206,6 +224,26 @@ static void test_labeled(void)
 		{"wechat download", "wechat download"},
 		{"微信 zhangsanfeng", "微信 zhangsanfeng"},
 		{"qq音乐 下载", "qq音乐 下载"},
+		/* the fourth review: user names, logins, passwords, "@" after a label */
+		{"用户名:zhangsan_1990", "用户名:<ID>"},
+		{"用户名是zhangsan1990", "用户名是<ID>"},
+		{"昵称 zhangsan_1990", "昵称 <ID>"},
+		{"user: zhangsan_1990", "user: <ID>"},
+		{"login: zhangsan", "login: <ID>"},
+		{"ID：zhangsan1990", "id:<ID>"},
+		{"my id is zhangsan_1990", "my id is <ID>"},
+		{"qq id: 123456", "qq id: <NUM>"}, /* QQ's, not a handle's */
+		{"?username=zhangsan&password=hunter2", "?username=<ID>&password=<ID>"},
+		{"user=zhangsan&pass=123456", "user=<ID>&pass=<ID>"},
+		{"口令 123456", "口令 <ID>"},
+		{"pwd=123", "pwd=<ID>"},
+		{"twitter: @zhangsan", "twitter: <ID>"},
+		{"加微 zhangsan_88", "加微 <ID>"},
+		{"pass 2024", "pass 2024"}, /* "pass" labels only before ':' or '=' */
+		{"boarding pass 2024", "boarding pass 2024"},
+		{"twitter @zhangsan", "twitter @zhangsan"}, /* letters only, no colon */
+		{"user guide", "user guide"},
+		{"apple id 忘记了", "apple id 忘记了"},
 	};
 	EXPECT(c);
 }
@@ -572,6 +610,15 @@ static void test_counts_and_truncation(void)
 			KT_CHECK(n < KN_SCRUB_MAX && utf8_whole(out, n));
 			KT_CHECK(!strstr(out, "<PH") || strstr(out, "<PHONE>"));
 		}
+	/* A user's name longer than the 64 bytes a path segment is read for
+	 * ends on a character's boundary too: wherever the 64th byte falls. */
+	for (size_t pad = 0; pad < 3; pad++) {
+		size_t k = (size_t)snprintf(big, sizeof(big), "/home/%.*s", (int)pad, "ab");
+		for (int r = 0; r < 30; r++, k += 3)
+			memcpy(big + k, "张", 3);
+		n = kn_scrub_query(big, k, out, NULL);
+		KT_CHECK(utf8_whole(out, n) && !strncmp(out, "/home/<ID>", 10));
+	}
 }
 
 int main(void)
