@@ -668,12 +668,14 @@ static const char *classify(struct digits *g, struct kn_scrub_counts *c)
 		return NULL;
 	if ((g->n == 17 && g->x) || (g->n == 18 && !g->plus && kn_cn_id_ok(g->d)))
 		return c->cn_id++, "<CN_ID>";
-	if (card(g))
-		return c->card++, "<CARD>";
+	/* a phone before a card: Luhn passes one "86" and mobile in ten, and no
+	 * card is written with a "+" */
 	if ((g->plus && g->n >= 8 && g->n <= 15) || (g->n == 11 && mobile(g->d)) ||
 	    (g->n == 13 && !memcmp(g->d, "86", 2) && mobile(g->d + 2)) ||
 	    (g->n == 15 && !memcmp(g->d, "0086", 4) && mobile(g->d + 4)))
 		return c->phone++, "<PHONE>";
+	if (card(g))
+		return c->card++, "<CARD>";
 	return c->num++, "<NUM>";
 }
 

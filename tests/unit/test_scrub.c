@@ -395,6 +395,10 @@ static void test_phones(void)
 {
 	static const char *const c[][2] = {
 		{"电话13800138000", "电话<PHONE>"},
+		/* Luhn-valid with their 86: still phones */
+		{"+86 138 1234 5678", "<PHONE>"},
+		{"8613912345677", "<PHONE>"},
+		{"+86 (0) 138 0013 8000", "<PHONE>"},
 		{"call 138 0013 8000", "call <PHONE>"},
 		{"call 138-0013-8000 now", "call <PHONE> now"},
 		{"138.0013.8000", "<PHONE>"},
