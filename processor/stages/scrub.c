@@ -1324,15 +1324,17 @@ static size_t triple(const char *s, size_t len, size_t i, size_t j)
 
 /* A house, building or room number: digits before 号楼, 号院, 栋, 幢, 单元,
  * 室 (three digits or more) or 弄, before 号 right after a road (路 街 道
- * 巷 弄 村 里), or a room's 3-4 digits right after 单元, 栋, 幢, 楼 or 层;
- * or a triple (see triple). Returns the digits' length; the unit stays. */
+ * 巷 弄 村 里), or a room's 3-4 digits right after (or a space after) a
+ * numbered or lettered 单元, 栋, 幢, 楼, 号楼, 层, 号 or 座 (12号1203,
+ * 5号楼 412, b座 2305, 12#楼 305); or a triple (see triple). Returns the
+ * digits' length; the unit stays. */
 static size_t match_house(const char *s, size_t len, size_t i)
 {
 	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元", "室", "弄"};
 	static const char roads[] = "路街道巷弄村里",
 			  measures[] = "年月日元米平个人万块次天岁分点克斤";
-	static const char *const numbered[] = {"单元", "栋", "幢", "楼", "层"};
-	size_t j = i;
+	static const char *const numbered[] = {"单元", "栋", "幢", "号楼", "楼", "层", "号", "座"};
+	size_t j = i, sp = i && s[i - 1] == ' ';
 
 	if (i && is_alnum(s[i - 1]))
 		return 0;
@@ -1360,9 +1362,14 @@ static size_t match_house(const char *s, size_t len, size_t i)
 	if (j - i >= 3 && j - i <= 4 && (j == len || !is_alnum(s[j])) &&
 	    !(len - j >= 3 && memmem(measures, sizeof(measures) - 1, s + j, 3)))
 		for (size_t k = 0; k < sizeof(numbered) / sizeof(numbered[0]); k++) {
-			size_t u = strlen(numbered[k]);
-			if (i > u && !memcmp(s + i - u, numbered[k], u) && is_digit(s[i - u - 1]))
-				return j - i;
+			size_t u = strlen(numbered[k]), b = i - sp - u, d = b;
+			if (i <= sp + u || memcmp(s + b, numbered[k], u) ||
+			    !(is_alnum(s[b - 1]) || s[b - 1] == '#'))
+				continue;
+			while (d > 0 && is_digit(s[d - 1]))
+				d--;
+			if (!(!strcmp(numbered[k], "号") && d >= 3 && !memcmp(s + d - 3, "月", 3)))
+				return j - i; /* but a day's 号: 12月5号 1800 */
 		}
 	return triple(s, len, i, j);
 }

@@ -285,6 +285,12 @@ static void test_review_spellings(void)
 		{"朝阳区xx小区3-2-501", "朝阳区xx小区<NUM>"},
 		{"5楼502怎么走", "5楼<NUM>怎么走"},
 		{"大楼2024年竣工", "大楼2024年竣工"}, /* a year, not a room */
+		{"张江路1388弄12号1203", "张江路<NUM>弄<NUM>号<NUM>"},
+		{"宿舍 5号楼 412", "宿舍 <NUM>号楼 <NUM>"},
+		{"公寓 B座 2305", "公寓 b座 <NUM>"},
+		{"宿舍 12#楼 305", "宿舍 12#楼 <NUM>"},
+		{"12月5号 1800", "12月5号 1800"}, /* a day's 号 */
+		{"3号线 1203", "3号线 1203"},
 		{"比分3-2-1", "比分3-2-1"},
 		{"221B Baker Street London", "<NUM> baker street london"},
 		{"deliver to 42 W 34th St.", "deliver to <NUM> w 34th st."},
