@@ -427,6 +427,9 @@ static size_t match_email(const char *s, size_t len, size_t i)
 			word |= s[j] != '.' && s[j] != ':';
 			colon |= s[j] == ':';
 			j++;
+		} else if (!wide && word && (n = dot_at(s, len, j, true)) > 1 && j + n < len &&
+			   is_alnum(s[j + n])) {
+			j += n; /* "john dot smith at gmail", "john(dot)smith(at)..." */
 		} else if ((unsigned char)s[j] >= 0x80 && j - i < 64 && !colon &&
 			   !at_sign(s, len, j, false) && local_cp(cp_at(s, len, j, &n))) {
 			j += n;

@@ -39,6 +39,9 @@ static void test_emails(void)
 		{"zhangsan【at】qq【dot】com", "<EMAIL>"},
 		{"zhangsan(艾特)qq.com", "<EMAIL>"},
 		{"zhangsan(a)163.com", "<EMAIL>"},
+		{"john dot smith at gmail", "<EMAIL>"}, /* the whole local part */
+		{"john(dot)smith(at)gmail(dot)com", "<EMAIL>"},
+		{"node dot js tutorial", "node dot js tutorial"},
 		{"x @ example.com", "<EMAIL>"},
 		{"x＠qq．com", "<EMAIL>"}, /* full-width */
 		{"zhang艾特qq点com", "<EMAIL>"},
