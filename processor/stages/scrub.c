@@ -321,9 +321,9 @@ static bool local_char(char c)
 /* "@" in its spellings; words (" at ") only with a space before and after. */
 static size_t at_sign(const char *s, size_t len, size_t j, bool spaced)
 {
-	static const char *const signs[] = {"@",   "[at]", "(at)", "{at}",   "<at>",  "_at_",
-					    "[@]", "(@)",  "{@}",  "【at】", "【@】", "(艾特)",
-					    "(a)", "艾特", "圈",   "#"};
+	static const char *const signs[] = {"@",     "[at]",   "(at)", "{at}", "<at>",
+					    "_at_",  "[@]",    "(@)",  "{@}",  "【at】",
+					    "【@】", "(艾特)", "艾特", "圈",   "#"};
 	static const char first[] = "@[({<_\xe3\xe8\xe5#a"; /* what each of them starts with */
 
 	if (j >= len || !memchr(first, s[j], sizeof(first) - 1))
@@ -926,8 +926,15 @@ enum label_kind {
 	L_SECRET, /* a password or token: 4+ bytes up to a space, not all letters
 		   * unless after ':' or '=' ("password reset" stays); 3 digits
 		   * after ':' or '=' ("pwd=123") */
-	L_PASS,	  /* a word that labels a password only before ':' or '=':
-		   * L_SECRET then ("pass=123456"; "pass 2024" stays) */
+	L_PASS,	  /* a word that labels a password only before ':' or '=', and
+		   * a value with a digit or a sign: then L_SECRET ("pass=x1";
+		   * "pass 2024", "pass: true" stay) */
+	L_ACCT,	  /* a word that labels a handle only before ':' or '=': then
+		   * L_HANDLE ("user: zhangsan"; "user sign-up", "用户 iphone15"
+		   * stay) */
+	L_ID,	  /* "id" with no other label: L_ACCT, and the handle has a digit
+		   * or '_' ("id: zhangsan_1990"; "id=container", "id: number",
+		   * "id=main-content" stay) */
 	L_CODE,	  /* a card's CVV or expiry, a one-time code: 3-6 digits or MM/YY */
 	L_DATE	  /* a date of birth in any form */
 };
@@ -942,6 +949,7 @@ enum label_kind {
 #define C L_CODE
 #define D L_DATE
 #define Q L_PASS
+#define A L_ACCT
 static const struct {
 	const char *w;
 	size_t n;
@@ -957,10 +965,10 @@ static const struct {
 	W("微博", H),	  W("weibo", H),	W("skype", H),	   W("telegram", H),
 	W("line", H),	  W("ins", H),		W("instagram", H), W("github", H),
 	W("twitter", H),  W("facebook", H),	W("护照", H),	   W("passport", H),
-	W("用户名", H),	  W("用户", H),		W("登录名", H),	   W("昵称", H),
-	W("user", H),	  W("username", H),	W("account", H),   W("login", H),
-	W("钉钉号", H),	  W("加微", H),		W("+v", H),	   W("tg", H),
-	W("discord", H),  W("nickname", H),	W("口令", S),	   W("pass", Q),
+	W("用户名", H),	  W("用户", A),		W("登录名", H),	   W("昵称", H),
+	W("user", A),	  W("username", H),	W("account", A),   W("login", A),
+	W("钉钉号", H),	  W("加微", H),		W("+v", H),	   W("tg", A),
+	W("discord", H),  W("nickname", H),	W("口令", Q),	   W("pass", Q),
 	W("password", S), W("passwd", S),	W("pw", S),	   W("pwd", S),
 	W("密码", S),	  W("passcode", S),	W("pin", S),	   W("pin码", S),
 	W("token", S),	  W("access_token", S), W("api_key", S),   W("apikey", S),
@@ -977,6 +985,7 @@ static const struct {
 #undef C
 #undef D
 #undef Q
+#undef A
 
 /* The label that ends at j, a word of its own (no ASCII letter before an
  * ASCII label), or L_NONE. */
@@ -1024,12 +1033,13 @@ static bool colon_before(const char *s, size_t i)
 /* The label that ends right before i, past its fillers (which may be the
  * label's own: 抖音号); *colon: one of them was a colon or '='. An "id" with
  * no label before it is one ("id: zhangsan_1990"), a handle's; "qq id" is
- * still QQ's. L_PASS is L_SECRET after a colon, else none. */
+ * still QQ's: L_ID. L_PASS, L_ACCT and L_ID come back only after a colon,
+ * '=' or a word for "is" (口令是123456, "my id is zs_1990"). */
 static enum label_kind label_before(const char *s, size_t i, bool *colon)
 {
 	enum label_kind k;
 	size_t j = i, f;
-	bool id = false;
+	bool id = false, said = false; /* 是, 为, "is": as good as a colon here */
 
 	*colon = false;
 	while (j > 0 && i - j < 8 && (f = label_filler(s, j))) {
@@ -1037,12 +1047,14 @@ static enum label_kind label_before(const char *s, size_t i, bool *colon)
 			break;
 		*colon |= s[j - 1] == ':' || s[j - 1] == '=';
 		id |= f == 2 && s[j - 1] == 'd';
+		said |= (f == 3 && (!memcmp(s + j - 3, "是", 3) || !memcmp(s + j - 3, "为", 3))) ||
+			(f == 2 && s[j - 1] == 's');
 		j -= f;
 	}
 	k = label_ending_at(s, j);
-	if (k == L_PASS)
-		return *colon ? L_SECRET : L_NONE;
-	return k ? k : id ? L_HANDLE : L_NONE;
+	if (!k && id)
+		k = L_ID;
+	return k == L_PASS || k == L_ACCT || k == L_ID ? (*colon || said ? k : L_NONE) : k;
 }
 
 /* Digits (and the separators within), from i: their count, *end. */
@@ -1095,8 +1107,8 @@ static size_t labeled_number(const char *s, size_t len, size_t i, enum label_kin
 		return end - i; /* longer ones are typed as every number is */
 	if (*kind == L_PHONE && n == 8 && is_date8(d))
 		return end - i;
-	if (*kind == L_PASS)
-		*kind = L_NONE; /* glued: "pass123" is no label */
+	if (*kind == L_PASS) /* after a colon: "pass=123456"; glued, "pass123" is none */
+		*kind = glued ? L_NONE : L_SECRET;
 	if ((*kind == L_CODE && n >= 3 && n <= 6) ||
 	    (*kind == L_SECRET && (n >= 4 || (n == 3 && !glued && colon))))
 		return end - i; /* a PIN, a password of digits: 密码123456, pwd=123 */
@@ -1122,21 +1134,26 @@ static size_t match_labeled(const char *s, size_t len, size_t i, enum label_kind
 	/* a word of letters only is a value only after ':' or '=' */
 	if (j - i < 4 || (!marked && !colon_before(s, i)) || !(*kind = label_before(s, i, &colon)))
 		return 0;
+	if (*kind == L_PASS && marked) /* after a colon, with a digit or a sign */
+		*kind = L_SECRET;
 	if (*kind == L_SECRET) /* "password reset" stays; "pwd: hunter", "pwd Zs@1" go */
 		return marked || colon ? j - i : 0;
+	bool strict = *kind == L_ID;	      /* a digit or '_' */
+	if (*kind == L_ACCT || *kind == L_ID) /* after a colon */
+		*kind = L_HANDLE;
 	/* "twitter: @zhangsan": the handle's own "@" goes with it */
 	size_t h = i + (s[i] == '@');
 	if (*kind != L_HANDLE || !is_alpha(s[h]))
 		return 0;
 	for (j = h, marked = false;
 	     j < len && j - h <= 20 && (is_alnum(s[j]) || s[j] == '_' || s[j] == '-'); j++)
-		marked |= !is_alpha(s[j]);
+		marked |= strict ? s[j] == '_' || is_digit(s[j]) : !is_alpha(s[j]);
 	/* a whole token, and not an address's local part or a host's label */
 	if (j - h < 6 || j - h > 20 ||
 	    (j < len && (is_alnum(s[j]) || s[j] == '_' || s[j] == '@' ||
 			 (s[j] == '.' && j + 1 < len && is_alnum(s[j + 1])))))
 		return 0;
-	return marked || colon ? j - i : 0;
+	return marked || (colon && !strict) ? j - i : 0;
 }
 
 /* ---- device and advertising identifiers ---- */
@@ -1329,13 +1346,14 @@ static size_t triple(const char *s, size_t len, size_t i, size_t j)
  * 室 (three digits or more) or 弄, before 号 right after a road (路 街 道
  * 巷 弄 村 里), or a room's 3-4 digits right after (or a space after) a
  * numbered or lettered 单元, 栋, 幢, 楼, 号楼, 层, 号 or 座 (12号1203,
- * 5号楼 412, b座 2305, 12#楼 305); or a triple (see triple). Returns the
- * digits' length; the unit stays. */
+ * 5号楼 412, b座 2305, 12#楼 305; not after a space a day's 号, seats' 座
+ * or a year); or a triple (see triple). Returns the digits' length; the
+ * unit stays. */
 static size_t match_house(const char *s, size_t len, size_t i)
 {
 	static const char *const units[] = {"号楼", "号院", "栋", "幢", "单元", "室", "弄"};
 	static const char roads[] = "路街道巷弄村里",
-			  measures[] = "年月日元米平个人万块次天岁分点克斤";
+			  measures[] = "年月日元米平个人万块次天岁分点克斤款";
 	static const char *const numbered[] = {"单元", "栋", "幢", "号楼", "楼", "层", "号", "座"};
 	size_t j = i, sp = i && s[i - 1] == ' ';
 
@@ -1371,8 +1389,14 @@ static size_t match_house(const char *s, size_t len, size_t i)
 				continue;
 			while (d > 0 && is_digit(s[d - 1]))
 				d--;
-			if (!(!strcmp(numbered[k], "号") && d >= 3 && !memcmp(s + d - 3, "月", 3)))
-				return j - i; /* but a day's 号: 12月5号 1800 */
+			if (!strcmp(numbered[k], "号") &&
+			    (sp || (d >= 3 && !memcmp(s + d - 3, "月", 3))))
+				continue; /* a day's 号: 12月5号1800, 周六 5号 1900 */
+			if (sp &&
+			    ((!strcmp(numbered[k], "座") && d < b) ||
+			     (j - i == 4 && (!memcmp(s + i, "19", 2) || !memcmp(s + i, "20", 2)))))
+				continue; /* seats (7座 2024款), a year after a space */
+			return j - i;
 		}
 	return triple(s, len, i, j);
 }
@@ -1520,26 +1544,41 @@ static size_t sep_start(const char *s, size_t i)
 	return b;
 }
 
-/* Whether the directory that ends at e holds users' homes: home, homes,
- * home2, users, users$ and profiles$ (Windows shares), 用户 (Windows in
- * Chinese), documents and settings, a mail spool, /media and /run/media
- * (where a desktop mounts a user's disks under the login name). */
-static bool homes_dir(const char *s, size_t e)
+/* Whether the directory that ends at e holds users' homes: home, users,
+ * documents and settings (after a separator or a space: "ls home/x"), and
+ * after a separator homes, home2, home$, users$ and profiles$ (Windows
+ * shares), a mail spool, run/media (where a desktop mounts a user's disks),
+ * and 用户 on a drive (Windows in Chinese: "c:\\用户", "本地磁盘 (c:)\\用户"),
+ * the one a breadcrumb's " > " may follow. */
+static bool homes_dir(const char *s, size_t e, bool crumb)
 {
-	static const char *const dirs[] = {
-		"home",	    "homes",	  "users", "profiles", "documents and settings",
-		"var/mail", "spool/mail", "用户",  "/media",   "run/media"};
+	enum {
+		SEP,
+		SPACED,
+		DRIVE
+	}; /* what may stand before the directory */
+	static const struct {
+		const char *name;
+		int before;
+	} dirs[] = {{"home", SPACED},	{"users", SPACED}, {"documents and settings", SPACED},
+		    {"homes", SEP},	{"home$", SEP},	   {"users$", SEP},
+		    {"profiles$", SEP}, {"var/mail", SEP}, {"spool/mail", SEP},
+		    {"run/media", SEP}, {"用户", DRIVE}};
 
 	for (int d = 0; d < 2 && e > 0 && is_digit(s[e - 1]); d++)
-		e--;
-	if (e > 0 && s[e - 1] == '$')
-		e--;
+		e--; /* home2 */
 	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
-		size_t k = strlen(dirs[d]), b = e - k;
-		if (e < k || memcmp(s + b, dirs[d], k))
+		size_t k = strlen(dirs[d].name), b = e - k, p;
+		if (e < k || memcmp(s + b, dirs[d].name, k) || (crumb && dirs[d].before != DRIVE))
 			continue;
-		if (!b || s[b - 1] == '/' || s[b - 1] == '\\' ||
-		    (s[b - 1] == ' ' && !(b >= 4 && !memcmp(s + b - 4, "all ", 4))))
+		if (dirs[d].before == DRIVE) /* after "c:", "(c:)" or 本地磁盘 and a separator */
+			return (p = sep_start(s, b)) < b && p &&
+			       (s[p - 1] == ':' || s[p - 1] == ')' ||
+				(p >= 3 && !memcmp(s + p - 3, "盘", 3)));
+		if ((!b && dirs[d].before == SPACED) ||
+		    (b && (s[b - 1] == '/' || s[b - 1] == '\\')) ||
+		    (b && dirs[d].before == SPACED && s[b - 1] == ' ' &&
+		     !(b >= 4 && !memcmp(s + b - 4, "all ", 4))))
 			return true;
 	}
 	return false;
@@ -1548,15 +1587,19 @@ static bool homes_dir(const char *s, size_t e)
 /* A user's name as a directory: the path segment after a directory of homes
  * ("/home/zhangsan/.ssh", "c:\\users\\张三\\desktop", "/var/mail/zhangsan",
  * "\\\\fs01\\home$\\zhangsan"; the text is folded, so lower case), or after a
- * tilde ("~zhangsan/"), but for the accounts that are nobody's. */
+ * tilde ("~zhangsan/"), but for the accounts that are nobody's or a
+ * system's. */
 static size_t match_userdir(const char *s, size_t len, size_t i)
 {
-	static const char *const shared[] = {"public", "shared", "default", "all users", "guest"};
+	/* nobody's, or a system's */
+	static const char *const shared[] = {"public",	  "shared",	   "default",
+					     "all users", "guest",	   "公用",
+					     "root",	  "administrator", "www-data"};
 	size_t j = i, e;
 
 	if (i && s[i - 1] == '~')
 		return match_tilde(s, len, i);
-	if (!i || (e = sep_start(s, i)) == i || !homes_dir(s, e))
+	if (!i || (e = sep_start(s, i)) == i || !homes_dir(s, e, s[e] == ' '))
 		return 0;
 	while (j < len && j - i < 64 && s[j] && !strchr("/\\ ?#\"'", s[j]))
 		j++;

@@ -38,8 +38,8 @@ static void test_emails(void)
 		{"x(at)qq(dot)com", "<EMAIL>"},
 		{"zhangsan【at】qq【dot】com", "<EMAIL>"},
 		{"zhangsan(艾特)qq.com", "<EMAIL>"},
-		{"zhangsan(a)163.com", "<EMAIL>"},
-		{"john dot smith at gmail", "<EMAIL>"}, /* the whole local part */
+		{"如图(a)中点p的坐标", "如图(a)中点p的坐标"}, /* (a) is no "@" */
+		{"john dot smith at gmail", "<EMAIL>"},	      /* the whole local part */
 		{"john(dot)smith(at)gmail(dot)com", "<EMAIL>"},
 		{"node dot js tutorial", "node dot js tutorial"},
 		{"x @ example.com", "<EMAIL>"},
@@ -143,7 +143,13 @@ static void test_urls(void)
 		{"此电脑 > 本地磁盘 (C:) > 用户 > 张三 > 桌面",
 		 "此电脑 > 本地磁盘 (c:) > 用户 > <ID> > 桌面"},
 		{"/run/media/liwei/KINGSTON", "/run/media/<ID>/kingston"},
-		{"/media/zhangsan/U盘", "/media/<ID>/u盘"},
+		{"用户/角色/权限 设计", "用户/角色/权限 设计"}, /* 用户 only on a drive */
+		{"home > electronics > phones", "home > electronics > phones"},
+		{"c:\\用户\\公用\\桌面", "c:\\用户\\公用\\桌面"},
+		{"firefox profiles/default-release", "firefox profiles/default-release"},
+		{"new homes/condos", "new homes/condos"},
+		{"homes/for_sale", "homes/for_sale"},
+		{"cat /var/mail/root", "cat /var/mail/root"},
 		{"/home/<user>/.ssh", "/home/<ID>/.ssh"},
 		{"word/media/image1.png", "word/media/image1.png"},
 		{"warehouse/x", "warehouse/x"},
@@ -234,11 +240,17 @@ static void test_labeled(void)
 		{"user: zhangsan_1990", "user: <ID>"},
 		{"login: zhangsan", "login: <ID>"},
 		{"ID：zhangsan1990", "id:<ID>"},
+		{"my id: zhangsan_1990", "my id: <ID>"},
 		{"my id is zhangsan_1990", "my id is <ID>"},
+		{"口令是123456", "口令是<ID>"},
+		{"html id main_content", "html id main_content"}, /* "id" needs a colon */
+		{"<div id=container>", "<div id=container>"},	  /* and a digit or '_' */
+		{"id: number", "id: number"},
+		{"tg bot_api", "tg bot_api"},
 		{"qq id: 123456", "qq id: <NUM>"}, /* QQ's, not a handle's */
 		{"?username=zhangsan&password=hunter2", "?username=<ID>&password=<ID>"},
 		{"user=zhangsan&pass=123456", "user=<ID>&pass=<ID>"},
-		{"口令 123456", "口令 <ID>"},
+		{"口令: 123456", "口令: <ID>"}, /* 淘口令 2024 is a share code's */
 		{"pwd=123", "pwd=<ID>"},
 		{"twitter: @zhangsan", "twitter: <ID>"},
 		{"加微 zhangsan_88", "加微 <ID>"},
@@ -246,6 +258,12 @@ static void test_labeled(void)
 		{"boarding pass 2024", "boarding pass 2024"},
 		{"twitter @zhangsan", "twitter @zhangsan"}, /* letters only, no colon */
 		{"user guide", "user guide"},
+		/* user, login, account, 用户 label a handle only before ':' or '=' */
+		{"user sign-up flow", "user sign-up flow"},
+		{"login office365", "login office365"},
+		{"用户 iphone15 体验", "用户 iphone15 体验"},
+		{"pass: true", "pass: true"},
+		{"淘口令 2024年最新", "淘口令 2024年最新"},
 		{"apple id 忘记了", "apple id 忘记了"},
 	};
 	EXPECT(c);
@@ -293,6 +311,9 @@ static void test_review_spellings(void)
 		{"公寓 B座 2305", "公寓 b座 <NUM>"},
 		{"宿舍 12#楼 305", "宿舍 12#楼 <NUM>"},
 		{"12月5号 1800", "12月5号 1800"}, /* a day's 号 */
+		{"周六 5号 1900 演唱会", "周六 5号 1900 演唱会"},
+		{"汉兰达 7座 2024款", "汉兰达 7座 2024款"},
+		{"5号楼 2024 新生", "<NUM>号楼 2024 新生"},
 		{"3号线 1203", "3号线 1203"},
 		{"比分3-2-1", "比分3-2-1"},
 		{"221B Baker Street London", "<NUM> baker street london"},
