@@ -926,12 +926,12 @@ enum label_kind {
 	L_SECRET, /* a password or token: 4+ bytes up to a space, not all letters
 		   * unless after ':' or '=' ("password reset" stays); 3 digits
 		   * after ':' or '=' ("pwd=123") */
-	L_PASS,	  /* a word that labels a password only before ':' or '=', and
-		   * a value with a digit or a sign: then L_SECRET ("pass=x1";
-		   * "pass 2024", "pass: true" stay) */
-	L_ACCT,	  /* a word that labels a handle only before ':' or '=': then
-		   * L_HANDLE ("user: zhangsan"; "user sign-up", "用户 iphone15"
-		   * stay) */
+	L_PASS,	  /* a word that labels a password only before ':', '=' or a word
+		   * for "is", and a value with a digit or a sign: then L_SECRET
+		   * ("pass=x1"; "pass 2024", "pass: true" stay) */
+	L_ACCT,	  /* a word that labels a handle only before ':', '=' or a word
+		   * for "is": then L_HANDLE ("user: zhangsan"; "user sign-up",
+		   * "用户 iphone15" stay) */
 	L_ID,	  /* "id" with no other label: L_ACCT, and the handle has a digit
 		   * or '_' ("id: zhangsan_1990"; "id=container", "id: number",
 		   * "id=main-content" stay) */
@@ -1552,11 +1552,12 @@ static size_t sep_start(const char *s, size_t i)
  * the one a breadcrumb's " > " may follow. */
 static bool homes_dir(const char *s, size_t e, bool crumb)
 {
+	/* what may stand before the directory */
 	enum {
 		SEP,
 		SPACED,
 		DRIVE
-	}; /* what may stand before the directory */
+	};
 	static const struct {
 		const char *name;
 		int before;
